@@ -1,0 +1,119 @@
+# PersonaOps task list. `make help` lists every target; pre-commit and CI call these.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3.11
+VENV := .venv
+VENV_MAGE := .venv-mage
+BIN := $(VENV)/bin
+MONTH ?= 2025-03
+REFERENCE ?=
+PYTEST_ARGS ?=
+
+.PHONY: help venv venv-mage lint format typecheck check test test-fast demo data ingest \
+	bootstrap run-month monitor label serve predict mlflow-ui mage up down status \
+	tf_init tf_plan tf_apply tf_destroy tf_fmt bench evaluate-policy clean
+
+help: ## List every target with a line of help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml requirements/app.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements/app.lock -e ".[dev]"
+	@touch $@
+
+venv: $(VENV)/.installed ## Create/refresh the app env .venv (pinned, with dev tools)
+
+$(VENV_MAGE)/.installed: 02_pipeline/requirements-mage.txt
+	@test -x $(VENV_MAGE)/bin/python || $(PYTHON) -m venv $(VENV_MAGE)
+	$(VENV_MAGE)/bin/pip install -q --upgrade pip
+	$(VENV_MAGE)/bin/pip install -q -r 02_pipeline/requirements-mage.txt
+	@touch $@
+
+venv-mage: $(VENV_MAGE)/.installed ## Create/refresh the Mage env .venv-mage (its own pins)
+
+lint: venv ## Ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv ## Ruff format and auto-fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: venv ## Mypy on src/persona
+	$(BIN)/mypy
+
+check: lint typecheck ## Lint + types (what pre-commit runs)
+
+test: venv venv-mage ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, full stack)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: venv ## Run the tests that need no Mage env and no full stack
+	$(BIN)/pytest -m "not mage and not stack" $(PYTEST_ARGS)
+
+demo: venv ## The main job: generate Jan-May 2025, run the monthly cycle, serve, summarise (embedded default)
+	$(BIN)/python scripts/demo.py
+
+data: venv ## Generate the synthetic 2025 survey months under var/data
+	$(BIN)/persona data generate
+
+ingest: venv ## Ingest every generated month into DATABASE_URL
+	$(BIN)/persona data ingest var/data
+
+bootstrap: venv ## Register the catalog model (v1) and make it champion
+	$(BIN)/persona model bootstrap
+
+run-month: venv ## Run the monthly cycle for MONTH (REFERENCE optional)
+	$(BIN)/persona run-month --month $(MONTH) $(if $(REFERENCE),--reference $(REFERENCE))
+
+monitor: venv ## Drift + persona-fit check for MONTH (REFERENCE optional)
+	$(BIN)/persona monitor --month $(MONTH) $(if $(REFERENCE),--reference $(REFERENCE))
+
+label: venv ## Label MONTH with the champion model
+	$(BIN)/persona label --month $(MONTH)
+
+serve: venv ## Serve the champion under gunicorn on API_HOST:API_PORT
+	$(BIN)/gunicorn -c 03_deployment/gunicorn.conf.py --chdir 03_deployment wsgi:app
+
+predict: venv ## Send sample respondents to the running API
+	$(BIN)/python 03_deployment/predict_client.py
+
+mlflow-ui: venv ## MLflow UI on the embedded store (http://127.0.0.1:5000)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///var/mlflow.db --default-artifact-root var/mlartifacts --port 5000
+
+mage: venv venv-mage ## Mage UI on MAGE_PORT (6789) against the same settings
+	bash 02_pipeline/start_mage.sh
+
+up: venv venv-mage ## Start the production stack as local processes (no Docker)
+	bash scripts/stack.sh up
+
+down: ## Stop exactly what `make up` started
+	bash scripts/stack.sh down
+
+status: ## Show the processes `make up` started
+	bash scripts/stack.sh status
+
+tf_init: ## terraform init in 05_iac
+	terraform -chdir=05_iac init
+
+tf_plan: ## terraform plan in 05_iac
+	terraform -chdir=05_iac plan
+
+tf_apply: ## terraform apply in 05_iac
+	terraform -chdir=05_iac apply
+
+tf_destroy: ## terraform destroy in 05_iac
+	terraform -chdir=05_iac destroy
+
+tf_fmt: ## terraform fmt -check in 05_iac
+	terraform -chdir=05_iac fmt -check -recursive
+
+evaluate-policy: venv ## Print the drift-policy evaluation table (50 seeded months per scenario)
+	$(BIN)/python 04_monitoring/evaluate_policy.py
+
+bench: venv ## Run every benchmark (minutes; writes benchmarks/out/ and prints ratios)
+	for b in ingest training monitoring serving batch_labeling; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+
+clean: ## Remove local state (var/) and caches; keeps the envs
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

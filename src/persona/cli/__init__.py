@@ -1,0 +1,36 @@
+"""The `persona` command: one sub-command per job, `--json` for machines.
+
+Each sub-module holds the commands of one job and only parses options, calls the package
+and prints; no logic lives here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from persona.cli import catalog, data, flow, label, model, monitor, serve
+from persona.cli._common import setup_logging
+
+app = typer.Typer(
+    name="persona",
+    help="PersonaOps: label survey respondents with personas, monitor drift, retrain, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data", help="Generate, ingest and list monthly survey data.")
+app.add_typer(catalog.app, name="catalog", help="Show the vendor persona catalog.")
+app.add_typer(model.app, name="model", help="Bootstrap, train, promote, roll back models.")
+app.command("monitor")(monitor.monitor)
+app.command("label")(label.label)
+app.command("run-month")(flow.run_month)
+app.command("serve")(serve.serve)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    setup_logging(verbose)
+
+
+def main() -> None:
+    """Entry point of the `persona` console script."""
+    app()

@@ -1,0 +1,74 @@
+"""Shared CLI plumbing: settings, JSON vs human output, errors as exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from persona.errors import DataValidationError, PersonaError
+from persona.settings import Settings, get_settings
+
+# Human output and logs go to stderr; stdout carries only the --json document, so a
+# caller (Mage block, script) can parse stdout without filtering.
+console = Console(stderr=True)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+
+
+def settings() -> Settings:
+    """Return the process settings (fails with exit code 2 on a bad setting)."""
+    with errors_to_exit():
+        return get_settings()
+
+
+def emit(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], None]) -> None:
+    """Print a command's result as JSON on stdout or through `render` for people.
+
+    Args:
+        result: JSON-ready result of the command.
+        as_json: Whether --json was given.
+        render: Function that prints the result for a person (to `console`).
+    """
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        sys.stdout.flush()
+    else:
+        render(result)
+
+
+@contextmanager
+def errors_to_exit(as_json: bool = False) -> Iterator[None]:
+    """Turn a `PersonaError` into a clear message and exit code 2 (no traceback).
+
+    Args:
+        as_json: Also print the error as a JSON document on stdout.
+    """
+    try:
+        yield
+    except PersonaError as exc:
+        payload: dict[str, Any] = (
+            exc.to_dict() if isinstance(exc, DataValidationError) else {"error": str(exc)}
+        )
+        payload["type"] = type(exc).__name__
+        if as_json:
+            sys.stdout.write(json.dumps(payload, default=str) + "\n")
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        raise typer.Exit(code=2) from None
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Configure logging to stderr once for the command."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("alembic", "urllib3", "git", "matplotlib", "httpx", "mlflow.store"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

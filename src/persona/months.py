@@ -1,0 +1,49 @@
+"""Survey months: the one format (`YYYY-MM`) and the arithmetic on it."""
+
+from __future__ import annotations
+
+import re
+
+from persona.errors import PersonaError
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+class MonthError(PersonaError):
+    """A survey month is not in `YYYY-MM` form."""
+
+
+def parse_month(value: str) -> str:
+    """Validate a survey month.
+
+    Args:
+        value: A month such as ``"2025-03"``.
+
+    Returns:
+        The same month, stripped.
+
+    Raises:
+        MonthError: The value is not a `YYYY-MM` month.
+    """
+    text = str(value).strip()
+    if not _MONTH.match(text):
+        raise MonthError(f"invalid month {value!r}: expected YYYY-MM, e.g. 2025-03")
+    return text
+
+
+def add_months(month: str, delta: int) -> str:
+    """Return the month `delta` months after (or before, if negative) `month`."""
+    year, mon = (int(part) for part in parse_month(month).split("-"))
+    index = year * 12 + (mon - 1) + delta
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def month_range(first: str, last: str) -> list[str]:
+    """Return every month from `first` to `last` inclusive (empty if last < first)."""
+    months = []
+    current = parse_month(first)
+    end = parse_month(last)
+    while current <= end:
+        months.append(current)
+        current = add_months(current, 1)
+    return months

@@ -1,0 +1,177 @@
+"""Settings: one frozen object read from the environment and `.env`.
+
+Nothing here touches the disk or the network on import. `get_settings()` builds the object
+once per process; a bad value raises `SettingsError` naming the variable, so a run fails at
+start instead of half-way through.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from persona.errors import SettingsError
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
+
+_URL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2")
+
+
+class Settings(BaseSettings):
+    """Every setting of the platform; the defaults are the embedded (no-server) deployment.
+
+    Each field is read from the environment variable of the same name in upper case
+    (``database_url`` from ``DATABASE_URL``) or from `.env` in the working directory.
+    `.env.example` documents every one of them.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        frozen=True,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # --- storage -----------------------------------------------------------------------
+    var_dir: Path = Path("var")
+    database_url: str = "sqlite:///var/persona.db"
+    persona_catalog: Path = Path("01_model/personas.yaml")
+    feature_min: float = -100.0
+    feature_max: float = 100.0
+    ingest_error_limit: PositiveInt = 20
+
+    # --- MLflow ------------------------------------------------------------------------
+    mlflow_tracking_uri: str = "sqlite:///var/mlflow.db"
+    mlflow_artifact_root: str = "var/mlartifacts"
+    mlflow_experiment: str = "persona"
+    model_name: str = "persona-classifier"
+
+    # --- model and training ------------------------------------------------------------
+    radius_quantile: Probability = 0.999
+    radius_scale: Annotated[float, Field(ge=1.0)] = 1.25
+    k_min: Annotated[int, Field(ge=2)] = 2
+    k_max: Annotated[int, Field(ge=2)] = 10
+    selection_metric: Literal[
+        "silhouette", "calinski_harabasz", "davies_bouldin", "silhouette_inertia_ratio"
+    ] = "silhouette"
+    silhouette_sample_rows: PositiveInt = 10_000
+    kmeans_n_init: PositiveInt = 3
+    random_seed: int = 42
+    gate_min_label_stability: Probability = 0.95
+    gate_metric_tolerance: NonNegativeFloat = 0.0
+    auto_promote: bool = True
+
+    # --- monitoring --------------------------------------------------------------------
+    reports_dir: Path = Path("var/reports")
+    drift_sample_rows: PositiveInt = 5_000
+    drift_feature_threshold: Probability = 0.05
+    drift_share_retrain: Probability = 0.5
+    drift_share_watch: Probability = 0.2
+    min_month_rows: PositiveInt = 50
+    unassigned_rate_retrain: Probability = 0.05
+    distance_ratio_retrain: Annotated[float, Field(gt=1.0)] = 1.2
+    psi_watch: NonNegativeFloat = 0.1
+    psi_retrain: NonNegativeFloat = 0.25
+    centroid_shift_retrain: NonNegativeFloat = 1.0
+
+    # --- alerts ------------------------------------------------------------------------
+    alert_telegram_bot_token: str = ""
+    alert_telegram_chat_id: str = ""
+    alert_telegram_api_base: str = "https://api.telegram.org"
+    alert_slack_webhook_url: str = ""
+    alert_webhook_url: str = ""
+    alert_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+
+    # --- serving -----------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: Annotated[int, Field(gt=0, lt=65536)] = 8000
+    api_workers: PositiveInt = 2
+    api_token: str = ""
+    api_max_records: PositiveInt = 10_000
+    api_max_body_bytes: PositiveInt = 8 * 1024 * 1024
+    model_uri: str = ""
+    model_alias: str = "champion"
+    model_reload_interval_s: Annotated[float, Field(gt=0)] = 30.0
+
+    # --- production stack --------------------------------------------------------------
+    gcs_bucket: str = "persona-mlflow-artifacts"
+    mage_port: Annotated[int, Field(gt=0, lt=65536)] = 6789
+    mage_api_token: str = ""
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in _URL_SCHEMES or not rest:
+            raise ValueError(
+                f"expected sqlite:///path or postgresql+psycopg2://user@host/db, got {value!r}"
+            )
+        return value
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _check_tracking_uri(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or not rest or not scheme.replace("+", "").isalnum():
+            raise ValueError(f"expected a URI such as sqlite:///var/mlflow.db, got {value!r}")
+        return value
+
+    @field_validator("k_max")
+    @classmethod
+    def _check_k_max(cls, value: int, info: Any) -> int:
+        k_min = info.data.get("k_min", 2)
+        if value < k_min:
+            raise ValueError(f"must be >= K_MIN ({k_min}), got {value}")
+        return value
+
+    @field_validator("feature_max")
+    @classmethod
+    def _check_bounds(cls, value: float, info: Any) -> float:
+        low = info.data.get("feature_min")
+        if low is not None and value <= low:
+            raise ValueError(f"must be greater than FEATURE_MIN ({low}), got {value}")
+        return value
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether the survey store is PostgreSQL (else the embedded SQLite file)."""
+        return self.database_url.startswith("postgresql")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, `.env` and explicit overrides.
+
+    Args:
+        **overrides: Field values that win over the environment (used by tests and flows).
+
+    Returns:
+        The frozen settings.
+
+    Raises:
+        SettingsError: A value is invalid; the message names the environment variable.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("invalid setting: " + "; ".join(problems)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once.
+
+    Returns:
+        The frozen settings of this process.
+    """
+    return load_settings()

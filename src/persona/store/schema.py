@@ -1,0 +1,127 @@
+"""SQLAlchemy Core tables of the survey store (PostgreSQL or SQLite, same schema).
+
+Bump `SCHEMA_VERSION` whenever a table changes; `engine.init_db` records it in
+`schema_info` and refuses a database written by a newer version.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from persona.features import FEATURE_NAMES
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+# An auto-incrementing 64-bit key on PostgreSQL that stays SQLite's INTEGER PRIMARY KEY.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+schema_info = Table(
+    "schema_info",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+ingest_batches = Table(
+    "ingest_batches",
+    metadata,
+    Column("batch_id", String(36), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False, unique=True),
+    Column("survey_month", String(7), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("rows_new", Integer, nullable=False),
+    Column("ingested_at", DateTime(timezone=True), nullable=False),
+)
+
+survey_responses = Table(
+    "survey_responses",
+    metadata,
+    Column("response_id", _BigId, primary_key=True, autoincrement=True),
+    Column("respondent_id", String(64), nullable=False),
+    Column("survey_month", String(7), nullable=False),
+    *[Column(name, Float, nullable=False) for name in FEATURE_NAMES],
+    Column("batch_id", String(36), ForeignKey("ingest_batches.batch_id"), nullable=False),
+    Column("ingested_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("respondent_id", "survey_month", name="uq_respondent_month"),
+    Index("ix_survey_responses_month", "survey_month"),
+)
+
+persona_assignments = Table(
+    "persona_assignments",
+    metadata,
+    Column("assignment_id", _BigId, primary_key=True, autoincrement=True),
+    Column("response_id", _BigId, ForeignKey("survey_responses.response_id"), nullable=False),
+    Column("survey_month", String(7), nullable=False),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("persona_id", String(64), nullable=False),
+    Column("persona_name", String(128), nullable=False),
+    Column("nearest_persona_id", String(64), nullable=False),
+    Column("distance", Float, nullable=False),
+    Column("margin", Float, nullable=False),
+    Column("assigned_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("response_id", "model_name", "model_version", name="uq_assignment_model"),
+    Index("ix_assignments_month_model", "survey_month", "model_name", "model_version"),
+)
+
+monitoring_runs = Table(
+    "monitoring_runs",
+    metadata,
+    Column("run_id", _BigId, primary_key=True, autoincrement=True),
+    Column("survey_month", String(7), nullable=False),
+    Column("reference_months", String(64), nullable=False),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("data_hash", String(64), nullable=False),
+    Column("n_current", Integer, nullable=False),
+    Column("n_reference", Integer, nullable=False),
+    Column("drift_share", Float, nullable=True),
+    Column("dataset_drift", Boolean, nullable=True),
+    Column("decision", String(32), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("feature_results", JSON, nullable=False),
+    Column("persona_fit", JSON, nullable=False),
+    Column("action_taken", String(64), nullable=True),
+    Column("report_path", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint(
+        "survey_month",
+        "reference_months",
+        "model_name",
+        "model_version",
+        "data_hash",
+        name="uq_monitoring_check",
+    ),
+)
+
+model_events = Table(
+    "model_events",
+    metadata,
+    Column("event_id", _BigId, primary_key=True, autoincrement=True),
+    Column("model_name", String(128), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("from_version", String(32), nullable=True),
+    Column("to_version", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,74 @@
+"""Shared fixtures: isolated settings per test and real PostgreSQL databases.
+
+PostgreSQL tests never skip: if the server is not reachable the fixture fails with a
+message saying how to start it (`.ci/run` starts it in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+
+from persona.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+CATALOG = REPO / "01_model" / "personas.yaml"
+PG_ADMIN_DSN = os.environ.get(
+    "TEST_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
+PG_URL_TEMPLATE = os.environ.get(
+    "TEST_PG_URL_TEMPLATE", "postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"
+)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Build settings isolated in `tmp_path` (SQLite store, local MLflow), ignoring `.env`."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "var_dir": tmp_path / "var",
+            "database_url": f"sqlite:///{tmp_path}/var/persona.db",
+            "mlflow_tracking_uri": f"sqlite:///{tmp_path}/var/mlflow.db",
+            "mlflow_artifact_root": str(tmp_path / "var" / "mlartifacts"),
+            "reports_dir": tmp_path / "var" / "reports",
+            "persona_catalog": CATALOG,
+        }
+        values.update(overrides)
+        return load_settings(_env_file=None, **values)
+
+    return build
+
+
+def _admin() -> Any:
+    try:
+        conn = psycopg2.connect(PG_ADMIN_DSN, connect_timeout=5)
+    except psycopg2.OperationalError as exc:  # pragma: no cover - environment failure
+        pytest.fail(
+            "PostgreSQL is not reachable at 127.0.0.1:5432 "
+            f"({exc}); start it with: pg_ctlcluster --skip-systemctl-redirect 15 main start",
+            pytrace=False,
+        )
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    name = f"persona_test_{uuid.uuid4().hex[:12]}"
+    conn = _admin()
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL_TEMPLATE.format(db=name)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
