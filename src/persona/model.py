@@ -236,3 +236,54 @@ def calibrate_radii(
             radii[index] = float(np.quantile(members, quantile)) * scale
     fallback = np.nanmax(radii) if np.isfinite(radii).any() else np.inf
     return np.where(np.isnan(radii), fallback, radii)
+
+
+MODEL_FORMAT = "persona-model/1"
+MODEL_JSON = "persona_model.json"
+
+
+def model_to_dict(model: PersonaModel) -> dict[str, Any]:
+    """Return the JSON form of a model (the artifact every deployment reads).
+
+    Args:
+        model: The model.
+
+    Returns:
+        A JSON-ready dict; infinite radii are written as null.
+    """
+    return {
+        "format": MODEL_FORMAT,
+        "persona_ids": list(model.persona_ids),
+        "persona_names": list(model.persona_names),
+        "centroids": model.centroids.tolist(),
+        "radii": [_finite_or_none(r) for r in model.radii],
+        "feature_names": list(model.feature_names),
+        "training": model.training,
+    }
+
+
+def model_from_dict(data: dict[str, Any]) -> PersonaModel:
+    """Build a model from its JSON form.
+
+    Args:
+        data: What `model_to_dict` returned (possibly after a JSON round trip).
+
+    Returns:
+        The model.
+
+    Raises:
+        ModelError: The document is not a persona model of a known format.
+    """
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+        raise ModelError(f"not a {MODEL_FORMAT} document")
+    try:
+        return PersonaModel(
+            persona_ids=tuple(data["persona_ids"]),
+            persona_names=tuple(data["persona_names"]),
+            centroids=np.asarray(data["centroids"], dtype=np.float64),
+            radii=np.array([np.inf if r is None else r for r in data["radii"]], dtype=np.float64),
+            feature_names=tuple(data["feature_names"]),
+            training=dict(data.get("training") or {}),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"malformed persona model document: {exc}") from None

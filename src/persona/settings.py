@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     kmeans_n_init: PositiveInt = 3
     random_seed: int = 42
     gate_min_label_stability: Probability = 0.95
-    gate_metric_tolerance: NonNegativeFloat = 0.0
+    gate_metric_tolerance: NonNegativeFloat = 0.02
+    training_window_months: PositiveInt = 3
     auto_promote: bool = True
 
     # --- monitoring --------------------------------------------------------------------
