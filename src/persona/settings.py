@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     ] = "silhouette"
     silhouette_sample_rows: PositiveInt = 10_000
     kmeans_n_init: PositiveInt = 3
+    k_selection_tolerance: NonNegativeFloat = 0.02
+    align_max_distance: Annotated[float, Field(gt=0)] = 8.0
     random_seed: int = 42
     gate_min_label_stability: Probability = 0.95
     gate_metric_tolerance: NonNegativeFloat = 0.02
