@@ -58,7 +58,9 @@ class MonthPlan:
     scenario: str = "stable"
 
 
-def default_year(year: int = 2025, months: Iterable[int] = range(1, 6), n: int = 500) -> list[MonthPlan]:
+def default_year(
+    year: int = 2025, months: Iterable[int] = range(1, 6), n: int = 500
+) -> list[MonthPlan]:
     """The original study's plan: Jan-May, 500 respondents a month, March drifted (`spread`).
 
     Args:

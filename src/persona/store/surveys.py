@@ -4,8 +4,9 @@ Ingest validates the whole input before writing anything; the write of one input
 transaction (batch row + responses), so a failure leaves nothing behind. The same content
 for the same month (sha256 of the file bytes, or of the frame's values, plus the month) is
 a no-op the second time; rows whose (respondent_id, survey_month) already exist are
-skipped and counted. PostgreSQL takes a COPY into a temporary staging table followed by
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; SQLite an ``executemany`` insert with
+skipped and counted. PostgreSQL: a month with no rows yet is COPYed straight into the
+table (a streamed CSV built by pyarrow); otherwise COPY into a temporary staging table then
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. SQLite: an ``executemany`` insert with
 ``ON CONFLICT DO NOTHING``. SQL text is built only from the schema objects' own names.
 
 Row numbers in errors: CSV files report file line numbers (line 1 is the header); Parquet
@@ -15,13 +16,11 @@ says which.
 
 from __future__ import annotations
 
-import csv
-import functools
 import hashlib
 import io
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,24 +29,53 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from sqlalchemy import Connection, Engine, func, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    MetaData,
+    Table,
+    Text,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from persona.errors import DataValidationError, IngestError, Issue, StoreError
-from persona.features import DEFAULT_BOUNDS, FEATURE_NAMES, Bounds, check_columns, validate_frame
+from persona.errors import IngestError, StoreError
+from persona.features import DEFAULT_BOUNDS, FEATURE_NAMES, Bounds
 from persona.months import parse_month
 from persona.store.engine import utcnow
-from persona.store.schema import ingest_batches, staging_table, survey_responses
+from persona.store.schema import ingest_batches, survey_responses
+from persona.store.survey_input import (
+    ID,
+    MONTH,
+    Renumber,
+    bytes_hash,
+    frame_hash,
+    read_csv_file,
+    read_parquet_file,
+    validate_survey_frame,
+)
 
-ID = "respondent_id"
-MONTH = "survey_month"
-MAX_ID_LENGTH = 64
-_KEYS = (ID, MONTH)
 _LOAD_COLUMNS = ("response_id", ID, MONTH, *FEATURE_NAMES)
 _SQLITE_CHUNK = 20_000
+
+# PostgreSQL staging table for COPY: temporary, dropped at commit (or gone on rollback).
+_staging = Table(
+    "persona_ingest_staging",
+    MetaData(),
+    Column("position", BigInteger, nullable=False),
+    Column(ID, Text, nullable=False),
+    *[Column(name, Float(precision=53), nullable=False) for name in FEATURE_NAMES],
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
 
 
 @dataclass(frozen=True)
@@ -81,122 +109,74 @@ class IngestResult:
         return asdict(self)
 
 
-Renumber = Callable[[int], int]
+class _CsvStream(io.RawIOBase):
+    """A readable file of CSV text produced batch by batch while PostgreSQL parses the last.
+
+    COPY reads it in chunks, so formatting the next rows in Python overlaps with the
+    server parsing and inserting the previous ones (two processes, two cores).
+    """
+
+    def __init__(self, table: pa.Table, batch_rows: int = 50_000) -> None:
+        super().__init__()
+        self._batches = iter(table.to_batches(max_chunksize=batch_rows))
+        self._pending = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        want = size if size is not None and size >= 0 else None
+        while want is None or len(self._pending) < want:
+            batch = next(self._batches, None)
+            if batch is None:
+                break
+            sink = io.BytesIO()
+            pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=False))
+            self._pending += sink.getvalue()
+        cut = len(self._pending) if want is None else want
+        out = bytes(self._pending[:cut])
+        del self._pending[:cut]
+        return out
 
 
-def _frame_hash(frame: pd.DataFrame, month: str) -> str:
-    digest = hashlib.sha256(f"frame|{month}|".encode())
-    hashed = pd.util.hash_pandas_object(frame.loc[:, [ID, *FEATURE_NAMES]], index=False)
-    digest.update(hashed.to_numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _bytes_hash(content: bytes, month: str) -> str:
-    return hashlib.sha256(f"file|{month}|".encode() + content).hexdigest()
-
-
-def _month_issues(frame: pd.DataFrame, month: str | None) -> tuple[str | None, list[Issue]]:
-    if MONTH not in frame.columns:
-        return month, []
-    values = frame[MONTH].astype("string").str.strip().fillna("").to_numpy(dtype=object)
-    uniques = pd.unique(values)
-    valid = {}
-    for value in uniques:
-        try:
-            valid[value] = parse_month(value)
-        except Exception:  # noqa: BLE001 - MonthError; reported per row below
-            valid[value] = None
-    if month is None:
-        good = [v for v in uniques if valid[v] is not None]
-        month = str(pd.Series(values).mode().iloc[0]) if len(good) else None
-    issues: list[Issue] = []
-    for value in uniques:
-        if valid[value] is None:
-            message = f"invalid month {value!r}: expected YYYY-MM, e.g. 2025-03"
-        elif month is not None and value != month:
-            message = f"survey_month {value!r} does not match the month being ingested ({month})"
-        else:
-            continue
-        issues += [Issue(int(p), MONTH, message) for p in np.flatnonzero(values == value)]
-    return month, issues
-
-
-def _id_issues(frame: pd.DataFrame) -> tuple[np.ndarray, list[Issue]]:
-    raw = frame[ID]
-    ids = raw.astype("string").str.strip()
-    issues = [Issue(int(p), ID, "respondent_id is empty") for p in np.flatnonzero(ids.isna() | (ids == ""))]
-    ids = ids.fillna("")
-    long = np.flatnonzero(ids.str.len().to_numpy() > MAX_ID_LENGTH)
-    issues += [Issue(int(p), ID, f"respondent_id longer than {MAX_ID_LENGTH} characters") for p in long]
-    dup = ids.duplicated(keep="first") & (ids != "")
-    if dup.any():
-        first = {v: i for i, v in reversed(list(enumerate(ids.to_numpy())))}
-        for p in np.flatnonzero(dup.to_numpy()):
-            value = ids.iloc[p]
-            message = f"duplicate respondent_id {value!r} (first at row {first[value]})"
-            issues.append(Issue(int(p), ID, message))
-    return ids.to_numpy(dtype=object), issues
-
-
-def _validate(
-    frame: pd.DataFrame,
-    month: str | None,
-    bounds: Bounds,
-    limit: int,
-    what: str,
-    renumber: Renumber,
-) -> tuple[str, np.ndarray, np.ndarray]:
-    """Validate a whole input; return (month, respondent ids, float64 features)."""
-    columns = [str(c) for c in frame.columns]
-    issues = [Issue(None, c, "duplicate column") for c in sorted({c for c in columns if columns.count(c) > 1})]
-    issues += check_columns(columns, allowed_extra=_KEYS)
-    if ID not in columns:
-        issues.append(Issue(None, ID, "missing column"))
-    if issues:
-        expected = ", ".join([ID, f"[{MONTH}]", *FEATURE_NAMES])
-        raise DataValidationError(f"invalid {what}: wrong columns (expected {expected})", issues[:limit])
-    if month is not None:
-        month = parse_month(month)
-    month, issues = _month_issues(frame, month)
-    if month is None:
-        raise IngestError(f"{what}: no survey month: give one (--month) or a survey_month column")
-    ids, id_issues = _id_issues(frame)
-    issues += id_issues
-    total = len(issues)
-    values = np.empty((0, len(FEATURE_NAMES)))
-    try:
-        values = validate_frame(frame, bounds, _KEYS, limit, what)
-    except DataValidationError as exc:
-        issues += exc.issues
-        total += exc.total
-    if total:
-        issues.sort(key=lambda i: (i.row if i.row is not None else -1, str(i.column)))
-        for i, found in enumerate(issues[:limit]):
-            if found.row is not None:
-                issues[i] = Issue(renumber(found.row), found.column, found.message)
-        raise DataValidationError(what, issues[:limit], total)
-    return month, ids, values
-
-
-def _copy_postgres(conn: Connection, ids: np.ndarray, values: np.ndarray, month: str, batch_id: str, now: Any) -> int:
-    staging = staging_table()
-    staging.create(conn, checkfirst=False)
-    table = pa.table(
-        [pa.array(np.arange(len(ids), dtype=np.int64)), pa.array(ids, type=pa.string())]
-        + [pa.array(values[:, j]) for j in range(values.shape[1])],
-        names=[c.name for c in staging.columns],
-    )
-    buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
-    buffer.seek(0)
+def _copy(conn: Connection, target: Table, arrays: list[pa.Array], names: list[str]) -> None:
+    """COPY arrays into `target` (column names from the schema objects) as streamed CSV."""
+    stream = _CsvStream(pa.table(arrays, names=names))
     quote = conn.dialect.identifier_preparer
-    names = ", ".join(quote.quote(c.name) for c in staging.columns)
-    statement = f"COPY {quote.format_table(staging)} ({names}) FROM STDIN WITH (FORMAT csv)"
+    columns = ", ".join(quote.quote(target.c[name].name) for name in names)
+    statement = f"COPY {quote.format_table(target)} ({columns}) FROM STDIN WITH (FORMAT csv)"
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.copy_expert(statement, buffer)
+        cursor.copy_expert(statement, stream, size=1 << 20)
     finally:
         cursor.close()
+
+
+def _copy_postgres(
+    conn: Connection,
+    ids: pa.Array,
+    values: np.ndarray,
+    month: str,
+    batch_id: str,
+    now: Any,
+    direct: bool = True,
+) -> int:
+    features = [pa.array(values[:, j]) for j in range(values.shape[1])]
+    id_array = ids
+    month_taken = select(survey_responses.c.response_id).where(survey_responses.c[MONTH] == month)
+    if direct and conn.execute(month_taken.limit(1)).first() is None:
+        # A month with no rows yet cannot conflict (ids are unique within the input): COPY
+        # straight into the table. A concurrent writer of the same month makes this fail
+        # with a unique violation; `_write` then retries through the staging table.
+        n = len(ids)
+        constants = [pa.repeat(month, n), pa.repeat(batch_id, n), pa.repeat(now.isoformat(), n)]
+        names = [ID, *FEATURE_NAMES, MONTH, "batch_id", "ingested_at"]
+        _copy(conn, survey_responses, [id_array, *features, *constants], names)
+        return n
+    staging = _staging
+    staging.create(conn, checkfirst=False)
+    position = pa.array(np.arange(len(ids), dtype=np.int64))
+    _copy(conn, staging, [position, id_array, *features], [c.name for c in staging.columns])
     source = select(
         staging.c[ID],
         literal(month, survey_responses.c[MONTH].type),
@@ -211,15 +191,37 @@ def _copy_postgres(conn: Connection, ids: np.ndarray, values: np.ndarray, month:
     return int(result.rowcount)
 
 
-def _insert_sqlite(conn: Connection, ids: np.ndarray, values: np.ndarray, month: str, batch_id: str, now: Any) -> int:
+def _insert_sqlite(
+    conn: Connection,
+    ids: pa.Array,
+    values: np.ndarray,
+    month: str,
+    batch_id: str,
+    now: Any,
+    direct: bool = True,
+) -> int:
     insert = sqlite_insert(survey_responses).on_conflict_do_nothing(index_elements=[ID, MONTH])
     for start in range(0, len(ids), _SQLITE_CHUNK):
         rows = [
-            {ID: rid, MONTH: month, "batch_id": batch_id, "ingested_at": now, **dict(zip(FEATURE_NAMES, row, strict=True))}
-            for rid, row in zip(ids[start : start + _SQLITE_CHUNK], values[start : start + _SQLITE_CHUNK].tolist(), strict=True)
+            {
+                ID: rid,
+                MONTH: month,
+                "batch_id": batch_id,
+                "ingested_at": now,
+                **dict(zip(FEATURE_NAMES, row, strict=True)),
+            }
+            for rid, row in zip(
+                ids.slice(start, _SQLITE_CHUNK).to_pylist(),
+                values[start : start + _SQLITE_CHUNK].tolist(),
+                strict=True,
+            )
         ]
         conn.execute(insert, rows)
-    count = select(func.count()).select_from(survey_responses).where(survey_responses.c.batch_id == batch_id)
+    count = (
+        select(func.count())
+        .select_from(survey_responses)
+        .where(survey_responses.c.batch_id == batch_id)
+    )
     return int(conn.execute(count).scalar_one())
 
 
@@ -229,10 +231,20 @@ def _existing_batch(conn: Connection, content_hash: str) -> str | None:
     return None if found is None else str(found)
 
 
-def _write(engine: Engine, ids: np.ndarray, values: np.ndarray, month: str, source: str, content_hash: str) -> tuple[str, int, bool]:
+def _write(
+    engine: Engine,
+    ids: pa.Array,
+    values: np.ndarray,
+    month: str,
+    source: str,
+    content_hash: str,
+    direct: bool = True,
+) -> tuple[str, int, bool]:
     batch_id = str(uuid.uuid4())
     now = utcnow()
     writer = _copy_postgres if engine.dialect.name == "postgresql" else _insert_sqlite
+    driver_error = getattr(engine.dialect.loaded_dbapi, "Error", SQLAlchemyError)
+    driver_integrity = getattr(engine.dialect.loaded_dbapi, "IntegrityError", IntegrityError)
     try:
         with engine.begin() as conn:
             earlier = _existing_batch(conn, content_hash)
@@ -240,31 +252,63 @@ def _write(engine: Engine, ids: np.ndarray, values: np.ndarray, month: str, sour
                 return earlier, 0, True
             conn.execute(
                 ingest_batches.insert().values(
-                    batch_id=batch_id, source=source[-2000:], content_hash=content_hash,
-                    survey_month=month, rows=len(ids), rows_new=0, ingested_at=now,
+                    batch_id=batch_id,
+                    source=source[-2000:],
+                    content_hash=content_hash,
+                    survey_month=month,
+                    rows=len(ids),
+                    rows_new=0,
+                    ingested_at=now,
                 )
             )
-            new = writer(conn, ids, values, month, batch_id, now)
-            conn.execute(update(ingest_batches).where(ingest_batches.c.batch_id == batch_id).values(rows_new=new))
-    except IntegrityError as exc:
+            new = writer(conn, ids, values, month, batch_id, now, direct)
+            conn.execute(
+                update(ingest_batches)
+                .where(ingest_batches.c.batch_id == batch_id)
+                .values(rows_new=new)
+            )
+    except (IntegrityError, driver_integrity) as exc:
         with engine.connect() as conn:
             earlier = _existing_batch(conn, content_hash)
         if earlier is not None:  # the same content was ingested concurrently
             return earlier, 0, True
-        raise StoreError(f"ingest of {source} failed, nothing written: {exc.orig}") from exc
-    except SQLAlchemyError as exc:
+        if direct:  # the month was filled concurrently: go through the staging table
+            return _write(engine, ids, values, month, source, content_hash, direct=False)
+        raise StoreError(f"ingest of {source} failed, nothing written: {exc}") from exc
+    except (SQLAlchemyError, driver_error) as exc:
         raise StoreError(f"ingest of {source} failed, nothing written: {exc}") from exc
     return batch_id, new, False
 
 
-def _ingest(engine: Engine, frame: pd.DataFrame, month: str | None, source: str, bounds: Bounds, error_limit: int, what: str, renumber: Renumber, content: bytes | None) -> IngestResult:
+def _ingest(
+    engine: Engine,
+    frame: pd.DataFrame,
+    month: str | None,
+    source: str,
+    limits: tuple[Bounds, int],
+    numbering: tuple[str, str, Renumber],
+    content: bytes | None,
+) -> IngestResult:
     started = time.perf_counter()
-    month, ids, values = _validate(frame, month, bounds, error_limit, what, renumber)
-    content_hash = _frame_hash(frame, month) if content is None else _bytes_hash(content, month)
+    what, note, renumber = numbering
+    month, ids, values = validate_survey_frame(
+        frame, month, limits[0], limits[1], what, note, renumber
+    )
+    content_hash = frame_hash(frame, month) if content is None else bytes_hash(content, month)
     batch_id, new, already = _write(engine, ids, values, month, source, content_hash)
     rows = len(ids)
-    skipped = 0 if already else rows - new
-    return IngestResult(source, month, content_hash, rows, new, skipped, already, batch_id, round(time.perf_counter() - started, 4))
+    skipped = rows - new
+    return IngestResult(
+        source,
+        month,
+        content_hash,
+        rows,
+        new,
+        skipped,
+        already,
+        batch_id,
+        round(time.perf_counter() - started, 4),
+    )
 
 
 def ingest_frame(
@@ -298,5 +342,132 @@ def ingest_frame(
     """
     if len(frame) == 0:
         raise IngestError(f"{source}: no rows to ingest")
-    what = f"invalid survey data {source} (rows are 0-based positions)"
-    return _ingest(engine, frame, month, source, bounds, error_limit, what, int, None)
+    numbering = (f"survey data {source}", "rows are 0-based positions", int)
+    return _ingest(engine, frame, month, source, (bounds, error_limit), numbering, None)
+
+
+def ingest_file(
+    engine: Engine,
+    path: str | Path,
+    *,
+    month: str | None = None,
+    bounds: Bounds = DEFAULT_BOUNDS,
+    error_limit: int = 20,
+) -> IngestResult:
+    """Validate and store one survey file (``.csv`` or ``.parquet``) in one transaction.
+
+    Args:
+        engine: The store engine (`open_store`).
+        path: The file; columns ``respondent_id``, optional ``survey_month``, ``x1..x10``.
+        month: The month; required unless the file has a ``survey_month`` column, and must
+            agree with it when both are given.
+        bounds: Allowed feature range.
+        error_limit: How many bad rows to list at most.
+
+    Returns:
+        What was written; ``already_ingested`` when the same bytes were stored for the
+        same month before.
+
+    Raises:
+        DataValidationError: Bad columns or rows: CSV rows are file line numbers (line 1
+            is the header), Parquet rows are 1-based. Nothing is written.
+        IngestError: Missing/empty/unreadable file, no month, unknown file type.
+        MonthError: `month` is not ``YYYY-MM``.
+        StoreError: The database write failed; nothing written.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise IngestError(f"survey file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame, content, renumber = read_csv_file(path, error_limit)
+        note = "rows are file line numbers; line 1 is the header"
+    elif suffix == ".parquet":
+        frame, content, renumber = read_parquet_file(path)
+        note = "rows are numbered from 1"
+    else:
+        raise IngestError(f"{path}: unsupported file type {suffix!r}: expected .csv or .parquet")
+    numbering = (f"survey file {path}", note, renumber)
+    return _ingest(engine, frame, month, str(path), (bounds, error_limit), numbering, content)
+
+
+def load_months(engine: Engine, months: Sequence[str]) -> pd.DataFrame:
+    """Load the responses of several months, ordered by month then response id.
+
+    Args:
+        engine: The store engine.
+        months: ``YYYY-MM`` months.
+
+    Returns:
+        Columns ``response_id, respondent_id, survey_month, x1..x10`` (empty if none).
+    """
+    wanted = sorted({parse_month(m) for m in months})
+    columns = [survey_responses.c[name] for name in _LOAD_COLUMNS]
+    query = (
+        select(*columns)
+        .where(survey_responses.c[MONTH].in_(wanted))
+        .order_by(survey_responses.c[MONTH], survey_responses.c.response_id)
+    )
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(query).fetchall()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read survey months {wanted}: {exc}") from exc
+    frame = pd.DataFrame(rows, columns=list(_LOAD_COLUMNS))
+    dtypes = {"response_id": "int64", ID: "object", MONTH: "object"}
+    return frame.astype({**dtypes, **dict.fromkeys(FEATURE_NAMES, "float64")})
+
+
+def load_month(engine: Engine, month: str) -> pd.DataFrame:
+    """Load one month's responses ordered by response id (file order).
+
+    Args:
+        engine: The store engine.
+        month: ``YYYY-MM``.
+
+    Returns:
+        Columns ``response_id, respondent_id, survey_month, x1..x10`` (empty if none).
+    """
+    return load_months(engine, [month])
+
+
+def list_months(engine: Engine) -> list[dict[str, Any]]:
+    """List the stored months with their row counts, oldest first.
+
+    Returns:
+        ``[{"month": "2025-01", "rows": 500}, ...]``.
+    """
+    month = survey_responses.c[MONTH]
+    query = select(month, func.count()).group_by(month).order_by(month)
+    try:
+        with engine.connect() as conn:
+            return [{"month": str(m), "rows": int(n)} for m, n in conn.execute(query)]
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot list survey months: {exc}") from exc
+
+
+def month_fingerprint(engine: Engine, months: Sequence[str]) -> str:
+    """A sha256 over the months' ingest batches (content hash and rows written).
+
+    Batches that wrote no new rows (a re-ingest of the same data in another format) do
+    not count, so the same stored data gives the same value.
+
+    Args:
+        engine: The store engine.
+        months: ``YYYY-MM`` months.
+
+    Returns:
+        Hex digest.
+    """
+    wanted = sorted({parse_month(m) for m in months})
+    batches = ingest_batches.c
+    query = (
+        select(batches.survey_month, batches.content_hash, batches.rows_new)
+        .where(batches.survey_month.in_(wanted), batches.rows_new > 0)
+        .order_by(batches.survey_month, batches.content_hash)
+    )
+    digest = hashlib.sha256(("months:" + ",".join(wanted) + "\n").encode())
+    with engine.connect() as conn:
+        for month, content_hash, rows in conn.execute(query):
+            digest.update(f"{month}:{content_hash}:{rows}\n".encode())
+    return digest.hexdigest()

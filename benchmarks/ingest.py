@@ -1,0 +1,203 @@
+"""Benchmark: survey ingest into PostgreSQL through the store vs pandas `to_sql`.
+
+Creates its own database, writes N synthetic respondents to a CSV, ingests it with
+`persona.store.surveys.ingest_file` (validation + COPY into a staging table + INSERT ...
+SELECT ... ON CONFLICT DO NOTHING, one transaction), then times pandas `DataFrame.to_sql`
+(method=None and method="multi") on a slice of the same frame into a plain table of the
+same columns, and extrapolates its rows/s. Prints a table, writes benchmarks/out/ingest.json,
+drops the database.
+
+Usage: python benchmarks/ingest.py [--rows 1000000] [--baseline-rows 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from sqlalchemy import create_engine, func, inspect, select, text
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from persona.catalog import load_catalog  # noqa: E402
+from persona.store import surveys  # noqa: E402
+from persona.store.engine import open_store  # noqa: E402
+from persona.store.schema import survey_responses  # noqa: E402
+from persona.synth import generate_month  # noqa: E402
+
+ADMIN_DSN = os.environ.get(
+    "BENCH_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
+URL = os.environ.get("BENCH_PG_URL_TEMPLATE", "postgresql+psycopg2://postgres@127.0.0.1:5432/{db}")
+
+
+def _admin(sql: str) -> None:
+    conn = psycopg2.connect(ADMIN_DSN)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql)
+    conn.close()
+
+
+def _to_sql(url: str, frame: Any, method: str | None, chunksize: int) -> float:
+    engine = create_engine(url)
+    started = time.perf_counter()
+    frame.to_sql(
+        "bench_to_sql", engine, if_exists="replace", index=False, method=method, chunksize=chunksize
+    )
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return seconds
+
+
+def _without_foreign_key(engine: Any, path: Path, rows: int) -> float:
+    """Time the same ingest again with survey_responses.batch_id's FOREIGN KEY dropped.
+
+    PostgreSQL checks a foreign key with one trigger call per inserted row; this variant
+    measures what dropping that constraint (a schema proposal) would gain.
+    """
+    (fk,) = inspect(engine).get_foreign_keys("survey_responses")
+    quote = engine.dialect.identifier_preparer
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE survey_responses, ingest_batches CASCADE"))
+        conn.execute(
+            text(f"ALTER TABLE survey_responses DROP CONSTRAINT {quote.quote(fk['name'])}")
+        )
+    started = time.perf_counter()
+    result = surveys.ingest_file(engine, path)
+    seconds = time.perf_counter() - started
+    assert result.rows_new == rows
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--baseline-rows", type=int, default=100_000, help="to_sql slice size")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "ingest.json")
+    args = parser.parse_args()
+
+    database = f"persona_bench_{uuid.uuid4().hex[:10]}"
+    _admin(f'CREATE DATABASE "{database}"')
+    url = URL.format(db=database)
+    try:
+        catalog = load_catalog(REPO / "01_model" / "personas.yaml")
+        survey, _ = generate_month(catalog, "2025-01", args.rows, seed=42)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "survey_2025-01.csv"
+            survey.to_csv(path, index=False)
+            size_mb = path.stat().st_size / 1e6
+            engine = open_store(url)
+            started = time.perf_counter()
+            result = surveys.ingest_file(engine, path)
+            store_s = time.perf_counter() - started
+            started = time.perf_counter()
+            again = surveys.ingest_file(engine, path)
+            noop_s = time.perf_counter() - started
+            with engine.connect() as conn:
+                stored = conn.execute(
+                    select(func.count()).select_from(survey_responses)
+                ).scalar_one()
+            nofk_s = _without_foreign_key(engine, path, args.rows)
+            engine.dispose()
+        assert result.rows_new == args.rows == stored and again.already_ingested
+        base_rows = min(args.baseline_rows, args.rows)
+        sample = survey.iloc[:base_rows]
+        baselines = {
+            "to_sql(method=None, chunksize=10000)": _to_sql(url, sample, None, 10_000),
+            "to_sql(method='multi', chunksize=1000)": _to_sql(url, sample, "multi", 1_000),
+        }
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    store_rate = args.rows / store_s
+    rows: list[dict[str, Any]] = [
+        {
+            "path": "store.ingest_file (COPY)",
+            "rows": args.rows,
+            "seconds": store_s,
+            "rows_per_s": store_rate,
+            "measured": "full",
+        },
+        {
+            "path": "store.ingest_file again (no-op)",
+            "rows": args.rows,
+            "seconds": noop_s,
+            "rows_per_s": args.rows / noop_s,
+            "measured": "full",
+        },
+        {
+            "path": "store.ingest_file, batch_id FK dropped",
+            "rows": args.rows,
+            "seconds": nofk_s,
+            "rows_per_s": args.rows / nofk_s,
+            "measured": "full (schema proposal)",
+        },
+    ]
+    for name, seconds in baselines.items():
+        rate = base_rows / seconds
+        measured = "full" if base_rows == args.rows else f"{base_rows} rows, extrapolated"
+        rows.append(
+            {
+                "path": f"pandas {name}",
+                "rows": base_rows,
+                "seconds": seconds,
+                "rows_per_s": rate,
+                "extrapolated_seconds_full": args.rows / rate,
+                "measured": measured,
+            }
+        )
+    best_baseline = max(r["rows_per_s"] for r in rows if r["path"].startswith("pandas"))
+    ratio = store_rate / best_baseline
+    print(
+        f"\ningest benchmark: {args.rows:,} respondents, CSV {size_mb:.1f} MB, "
+        "fresh PostgreSQL database"
+    )
+    if base_rows < args.rows:
+        print(
+            f"NOTE: to_sql timed on a {base_rows:,}-row slice; its full-size time is extrapolated"
+        )
+    print(f"{'path':44} {'rows':>10} {'seconds':>9} {'rows/s':>11}  measured")
+    for r in rows:
+        print(
+            f"{r['path']:44} {r['rows']:>10,} {r['seconds']:>9.2f} {r['rows_per_s']:>11,.0f}  "
+            f"{r['measured']}"
+        )
+    print(f"speed-up of the store over the best to_sql: {ratio:.1f}x (target >= 10x)")
+    print(f"  with the batch_id FK dropped: {args.rows / nofk_s / best_baseline:.1f}x")
+    report = {
+        "benchmark": "ingest",
+        "rows": args.rows,
+        "csv_mb": round(size_mb, 1),
+        "baseline_rows": base_rows,
+        "baseline_extrapolated": base_rows < args.rows,
+        "results": rows,
+        "store_rows_per_s": store_rate,
+        "best_to_sql_rows_per_s": best_baseline,
+        "ratio": ratio,
+        "ratio_without_fk": args.rows / nofk_s / best_baseline,
+        "target_ratio": 10.0,
+        "meets_target": ratio >= 10.0,
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg(),
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""store.surveys on the real PostgreSQL (COPY fast path): same behaviour as SQLite."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psycopg2
+import pytest
+from sqlalchemy import Engine, func, select
+
+from persona.errors import DataValidationError, StoreError
+from persona.store import surveys
+from persona.store.engine import open_store
+from persona.store.schema import ingest_batches, survey_responses
+from persona.synth import default_year, generate_month, write_month
+
+pytestmark = pytest.mark.postgres
+
+# The bad-input cases are shared with the SQLite tests (one definition of each case).
+_spec = importlib.util.spec_from_file_location(
+    "_survey_cases", Path(__file__).resolve().parents[1] / "unit" / "test_store_surveys.py"
+)
+assert _spec and _spec.loader
+cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cases)
+COLUMNS = cases.COLUMNS
+
+
+@pytest.fixture
+def engine(pg_url: str) -> Engine:
+    engine = open_store(pg_url)
+    assert engine.dialect.name == "postgresql"
+    yield engine
+    engine.dispose()
+
+
+def _counts(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(func.count()).select_from(survey_responses)).scalar_one()
+        batches = conn.execute(select(func.count()).select_from(ingest_batches)).scalar_one()
+    return int(rows), int(batches)
+
+
+def test_every_bad_input_is_a_clear_error_and_writes_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    for name, (path, error, message) in cases.bad_files(tmp_path).items():
+        with pytest.raises(error) as info:
+            surveys.ingest_file(engine, path)
+        assert message in str(info.value), name
+        assert _counts(engine) == (0, 0), name
+    with pytest.raises(DataValidationError, match="does not match"):
+        good = write_month(cases.CATALOG, "2025-03", 5, tmp_path / "ok", formats=("csv",))
+        surveys.ingest_file(engine, good["files"]["csv"], month="2025-04")
+    assert _counts(engine) == (0, 0)
+
+
+def test_generated_year_loads_back_equal_and_reingest_is_a_no_op(
+    engine: Engine, tmp_path: Path
+) -> None:
+    plan = default_year(n=300)
+    for p in plan:
+        info = write_month(cases.CATALOG, p.month, p.n, tmp_path, p.scenario, seed=42)
+        result = surveys.ingest_file(engine, info["files"]["csv"])
+        assert (result.rows_new, result.already_ingested) == (300, False)
+    assert surveys.list_months(engine) == [{"month": p.month, "rows": 300} for p in plan]
+    march = surveys.load_month(engine, "2025-03")
+    expected, _ = generate_month(cases.CATALOG, "2025-03", 300, "spread", seed=42)
+    pd.testing.assert_frame_equal(march[COLUMNS].reset_index(drop=True), expected)
+    assert march["response_id"].is_monotonic_increasing
+    fingerprint = surveys.month_fingerprint(engine, ["2025-01", "2025-02"])
+    again = surveys.ingest_file(engine, tmp_path / "survey_2025-03.csv")
+    assert again.already_ingested and again.rows_new == 0
+    parquet = surveys.ingest_file(engine, tmp_path / "survey_2025-03.parquet")
+    assert (parquet.already_ingested, parquet.rows_new, parquet.rows_skipped) == (False, 0, 300)
+    assert _counts(engine) == (1500, 6)
+    assert surveys.month_fingerprint(engine, ["2025-02", "2025-01"]) == fingerprint
+    window = surveys.load_months(engine, ["2025-01", "2025-02"])
+    assert window["survey_month"].value_counts().to_dict() == {"2025-01": 300, "2025-02": 300}
+
+
+def test_same_fingerprint_as_sqlite_for_the_same_files(engine: Engine, tmp_path: Path) -> None:
+    info = write_month(cases.CATALOG, "2025-01", 50, tmp_path, seed=1)
+    lite = open_store(f"sqlite:///{tmp_path}/lite.db")
+    for target in (engine, lite):
+        surveys.ingest_file(target, info["files"]["csv"])
+    assert surveys.month_fingerprint(engine, ["2025-01"]) == surveys.month_fingerprint(
+        lite, ["2025-01"]
+    )
+    pd.testing.assert_frame_equal(
+        surveys.load_month(engine, "2025-01")[COLUMNS], surveys.load_month(lite, "2025-01")[COLUMNS]
+    )
+
+
+def test_partial_overlap_skips_and_counts(engine: Engine) -> None:
+    survey, _ = generate_month(cases.CATALOG, "2025-02", 100, seed=3)
+    surveys.ingest_frame(engine, survey.iloc[:70])
+    result = surveys.ingest_frame(engine, survey.iloc[50:])
+    assert (result.rows, result.rows_new, result.rows_skipped) == (50, 30, 20)
+    assert surveys.list_months(engine) == [{"month": "2025-02", "rows": 100}]
+
+
+def test_a_failure_after_copy_rolls_everything_back(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    survey, _ = generate_month(cases.CATALOG, "2025-02", 40, seed=3)
+    real = surveys._copy_postgres
+
+    def copy_then_fail(*args: Any) -> int:
+        assert real(*args) == 40  # COPY + INSERT ... SELECT ran inside the transaction
+        raise psycopg2.OperationalError("connection lost (simulated)")
+
+    monkeypatch.setattr(surveys, "_copy_postgres", copy_then_fail)
+    with pytest.raises(StoreError, match=r"nothing written.*simulated"):
+        surveys.ingest_frame(engine, survey)
+    assert _counts(engine) == (0, 0)
+    monkeypatch.setattr(surveys, "_copy_postgres", real)
+    assert surveys.ingest_frame(engine, survey).rows_new == 40  # no staging table left over
+    with engine.connect() as conn:
+        left = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_class WHERE relname = 'persona_ingest_staging'"
+        ).scalar_one()
+    assert left == 0

@@ -1,0 +1,36 @@
+"""months: the YYYY-MM format and month arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+
+from persona.months import MonthError, add_months, month_range, parse_month
+
+
+@pytest.mark.parametrize("text", ["2025-01", "2025-12", " 2025-03 ", "1999-10"])
+def test_parse_month_accepts_yyyy_mm(text: str) -> None:
+    assert parse_month(text) == text.strip()
+
+
+@pytest.mark.parametrize(
+    "text", ["2025-1", "2025-13", "2025-00", "25-01", "2025/01", "", "2025-01-01"]
+)
+def test_parse_month_rejects_other_forms_with_the_value_in_the_message(text: str) -> None:
+    with pytest.raises(MonthError, match="expected YYYY-MM") as info:
+        parse_month(text)
+    assert repr(text) in str(info.value)
+
+
+def test_add_months_crosses_year_boundaries_both_ways() -> None:
+    assert add_months("2025-12", 1) == "2026-01"
+    assert add_months("2025-01", -1) == "2024-12"
+    assert add_months("2025-03", 0) == "2025-03"
+    assert add_months("2025-03", 25) == "2027-04"
+
+
+def test_month_range_is_inclusive_and_empty_when_reversed() -> None:
+    assert month_range("2024-11", "2025-02") == ["2024-11", "2024-12", "2025-01", "2025-02"]
+    assert month_range("2025-03", "2025-03") == ["2025-03"]
+    assert month_range("2025-05", "2025-01") == []
+    with pytest.raises(MonthError):
+        month_range("2025-5", "2025-06")
