@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     ] = "silhouette"
     silhouette_sample_rows: PositiveInt = 10_000
     kmeans_n_init: PositiveInt = 3
-    k_selection_tolerance: NonNegativeFloat = 0.02
+    k_selection_tolerance: NonNegativeFloat = 0.10
     align_max_distance: Annotated[float, Field(gt=0)] = 8.0
     random_seed: int = 42
     gate_min_label_stability: Probability = 0.95
@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     psi_watch: NonNegativeFloat = 0.1
     psi_retrain: NonNegativeFloat = 0.25
     centroid_shift_retrain: NonNegativeFloat = 1.0
+    persona_fit_alpha: Probability = 0.01
 
     # --- alerts ------------------------------------------------------------------------
     alert_telegram_bot_token: str = ""

@@ -1,0 +1,8 @@
+"""Thin entry point: same as `persona model rollback [options]`."""
+
+import sys
+
+from persona.cli import app
+
+if __name__ == "__main__":
+    app(args=["model", "rollback", *sys.argv[1:]], prog_name="persona")

@@ -1,0 +1,43 @@
+"""MLflow tracking and registry: experiments, logging, registration, aliases, gates.
+
+The registered model `MODEL_NAME` has aliases ``champion`` (served) and ``challenger``
+(candidate); no deprecated stages. MLflow is imported only in this package and in
+`persona.pyfunc`. Modules: `tracking` (configure, runs), `plots` (persona map),
+`versions` (register, aliases, load), `gates`, `lifecycle` (bootstrap, train_challenger),
+`promotion` (promote, rollback).
+"""
+
+from persona.registry.gates import GateResult, evaluate_gates
+from persona.registry.lifecycle import bootstrap, load_features, train_challenger, window_months
+from persona.registry.promotion import champion_history, gates_for, promote, rollback
+from persona.registry.tracking import configure
+from persona.registry.versions import (
+    CHALLENGER,
+    CHAMPION,
+    LoadedModel,
+    alias_version,
+    champion_reference_months,
+    list_versions,
+    load_model_for_serving,
+)
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "GateResult",
+    "LoadedModel",
+    "alias_version",
+    "bootstrap",
+    "champion_history",
+    "champion_reference_months",
+    "configure",
+    "evaluate_gates",
+    "gates_for",
+    "list_versions",
+    "load_features",
+    "load_model_for_serving",
+    "promote",
+    "rollback",
+    "train_challenger",
+    "window_months",
+]

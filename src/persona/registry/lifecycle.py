@@ -1,0 +1,247 @@
+"""Bootstrap (v1 = the catalog) and challenger training, each logged and registered."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from mlflow.entities.model_registry import ModelVersion
+from sqlalchemy import Engine
+
+from persona.catalog import load_catalog
+from persona.errors import ModelError, RegistryError
+from persona.features import FEATURE_NAMES
+from persona.model import PersonaModel, calibrate_radii, from_catalog
+from persona.months import add_months, month_range, parse_month
+from persona.pyfunc import log_pyfunc
+from persona.registry.gates import evaluate_gates
+from persona.registry.tracking import client, configure, log_model_run, log_sweep, parent_run
+from persona.registry.versions import (
+    CHALLENGER,
+    CHAMPION,
+    find_version,
+    load_model_for_serving,
+    register,
+    version_by_alias,
+)
+from persona.settings import Settings
+from persona.store import events, surveys
+from persona.training import TrainingParams, check_training_data, train
+
+
+def load_features(engine: Engine, months: Sequence[str]) -> np.ndarray:
+    """Load the feature rows of some months from the survey store.
+
+    Raises:
+        ModelError: The months hold no rows (or NaN values).
+    """
+    frame = surveys.load_months(engine, months)
+    if frame.empty:
+        raise ModelError(f"no survey rows for month(s) {', '.join(months)}: ingest them first")
+    return check_training_data(frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float64))
+
+
+def window_months(engine: Engine, month: str, size: int) -> list[str]:
+    """The stored months of the `size`-month window ending at `month` (oldest first).
+
+    Raises:
+        ModelError: `month` itself holds no rows.
+    """
+    last = parse_month(month)
+    wanted = set(month_range(add_months(last, 1 - max(size, 1)), last))
+    stored = [str(m["month"]) for m in surveys.list_months(engine) if m["month"] in wanted]
+    if last not in stored:
+        raise ModelError(f"no survey rows for month {last}: ingest it first")
+    return stored
+
+
+def _version_summary(mv: ModelVersion, created: bool) -> dict[str, Any]:
+    return {
+        "version": str(mv.version),
+        "created": created,
+        "aliases": sorted(mv.aliases or []),
+        "tags": dict(mv.tags),
+    }
+
+
+def _log_and_register(
+    settings: Settings,
+    exp_id: str,
+    model: PersonaModel,
+    features: np.ndarray,
+    run: Any,
+    tags: dict[str, str],
+    alias: str,
+) -> ModelVersion:
+    mlc = client(settings)
+    log_model_run(mlc, run.info.run_id, features, model, settings.random_seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        info = log_pyfunc(model, tmp)
+
+    def finish(mv: ModelVersion) -> None:
+        mlc.set_registered_model_alias(settings.model_name, alias, mv.version)
+
+    return register(mlc, settings.model_name, info, run.info.run_id, tags, finish)
+
+
+def bootstrap(
+    settings: Settings, engine: Engine, calibrate_month: str | None = None
+) -> dict[str, Any]:
+    """Register v1 = the catalog centroids (radii calibrated on a month) as champion.
+
+    Idempotent: when a champion exists it is returned unchanged.
+
+    Args:
+        settings: The settings.
+        engine: The survey store.
+        calibrate_month: Month to calibrate radii on (default: the earliest ingested).
+
+    Returns:
+        ``{"version", "created", "aliases", "tags"}``.
+
+    Raises:
+        RegistryError / ModelError: No data to calibrate on, MLflow unreachable.
+    """
+    exp_id = configure(settings)
+    mlc = client(settings)
+    existing = version_by_alias(mlc, settings.model_name, CHAMPION)
+    if existing is not None:
+        return _version_summary(existing, created=False)
+    if calibrate_month is None:
+        months = surveys.list_months(engine)
+        if not months:
+            raise RegistryError("no survey month ingested: ingest data before bootstrapping")
+        calibrate_month = str(months[0]["month"])
+    month = parse_month(calibrate_month)
+    features = load_features(engine, [month])
+    catalog = load_catalog(settings.persona_catalog)
+    draft = from_catalog(catalog)
+    radii = calibrate_radii(draft, features, settings.radius_quantile, settings.radius_scale)
+    data_hash = surveys.month_fingerprint(engine, [month])
+    model = from_catalog(catalog, radii)
+    model.training.update({"months": [month], "rows": len(features), "data_hash": data_hash})
+    tags = {
+        "kind": "catalog",
+        "training_months": month,
+        "data_hash": data_hash,
+        "reason": "bootstrap from the vendor catalog",
+        "candidate_personas": "",
+        "personas": ",".join(model.persona_ids),
+    }
+    with parent_run(exp_id, "bootstrap", {"kind": "catalog"}) as run:
+        mv = _log_and_register(settings, exp_id, model, features, run, tags, CHAMPION)
+    events.record_event(
+        engine, settings.model_name, "bootstrap", None, str(mv.version), tags["reason"], "system"
+    )
+    return _version_summary(mlc.get_model_version(settings.model_name, mv.version), True)
+
+
+def train_challenger(
+    settings: Settings,
+    engine: Engine,
+    months: Sequence[str],
+    reason: str = "",
+    drift_demanded: bool = False,
+) -> dict[str, Any]:
+    """Retrain on some months, evaluate the gates, register the version as `challenger`.
+
+    Idempotent: a version trained on the same months and data hash is returned instead.
+
+    Args:
+        settings: The settings (training parameters, gates, MLflow).
+        engine: The survey store.
+        months: Training months (``YYYY-MM``).
+        reason: Why (stored as a tag).
+        drift_demanded: Monitoring demanded a change (waives the stability gate).
+
+    Returns:
+        ``{"version", "created", "k", "personas", "candidates", "retired", "gates", ...}``.
+
+    Raises:
+        RegistryError: No champion; MLflow errors. ModelError: empty / bad data.
+    """
+    wanted = sorted({parse_month(m) for m in months})
+    if not wanted:
+        raise ModelError("no training months given")
+    exp_id = configure(settings)
+    mlc = client(settings)
+    data_hash = surveys.month_fingerprint(engine, wanted)
+    key = {"training_months": ",".join(wanted), "data_hash": data_hash, "kind": "kmeans"}
+    found = find_version(mlc, settings.model_name, key)
+    if found is not None:
+        return {**_version_summary(found, created=False), **_stored_result(found)}
+    champion = load_model_for_serving(settings, f"models:/{settings.model_name}@{CHAMPION}")
+    features = load_features(engine, wanted)
+    params = TrainingParams.from_settings(settings)
+    info = {"months": wanted, "data_hash": data_hash, "trained_from": champion.version}
+    result = train(features, champion.model, params, info)
+    ref_months = champion.tags.get("training_months", "").split(",")
+    try:
+        champion_data = load_features(engine, [m for m in ref_months if m])
+    except ModelError:
+        champion_data = features  # the champion's months are not in this store
+    gates = evaluate_gates(
+        champion.model, result.model, features, champion_data, settings, drift_demanded
+    )
+    candidates = [c["persona_id"] for c in result.alignment.candidates]
+    tags = {
+        **key,
+        "reason": reason or "retrain",
+        "trained_from_version": champion.version,
+        "k": str(result.k),
+        "personas": ",".join(result.model.persona_ids),
+        "selection_metric": result.selection_metric,
+        "selection_metric_value": f"{result.score:.6g}",
+        "label_stability_vs_champion": f"{gates.label_stability:.6f}",
+        "candidate_personas": ",".join(candidates),
+        "retired_candidates": ",".join(r["persona_id"] for r in result.alignment.retired),
+        "drift_demanded": str(drift_demanded).lower(),
+        "gates_passed": str(gates.passed).lower(),
+        "gates": json.dumps(gates.to_dict())[:4900],
+        "needs_review": str(bool(candidates or result.alignment.retired)).lower(),
+    }
+    with parent_run(exp_id, f"train {','.join(wanted)}", {"kind": "kmeans"}) as run:
+        run_id = run.info.run_id
+        mlc.log_batch(run_id, params=_params(result.k, params, wanted))
+        for name, value in (("selection_score", result.score), *_gate_metrics(gates)):
+            if np.isfinite(value):
+                mlc.log_metric(run_id, name, float(value))
+        mlc.log_dict(run_id, result.summary(), "training_result.json")
+        log_sweep(mlc, exp_id, run_id, features, result, settings.random_seed)
+        mv = _log_and_register(settings, exp_id, result.model, features, run, tags, CHALLENGER)
+    fetched = mlc.get_model_version(settings.model_name, mv.version)
+    out = {**_version_summary(fetched, True), **_stored_result(fetched)}
+    return {**out, "run_id": run_id, "sweep": result.summary()["sweep"]}
+
+
+def _params(k: int, params: TrainingParams, months: list[str]) -> list[Any]:
+    from mlflow.entities import Param
+
+    values = {"chosen_k": k, "months": ",".join(months), **params.__dict__}
+    return [Param(key, str(value)) for key, value in values.items()]
+
+
+def _gate_metrics(gates: Any) -> list[tuple[str, float]]:
+    return [
+        ("champion_score", gates.champion_score),
+        ("challenger_score", gates.challenger_score),
+        ("label_stability_vs_champion", gates.label_stability),
+    ]
+
+
+def _stored_result(mv: ModelVersion) -> dict[str, Any]:
+    tags = dict(mv.tags)
+    split = lambda key: [s for s in tags.get(key, "").split(",") if s]  # noqa: E731
+    return {
+        "training_months": split("training_months"),
+        "data_hash": tags.get("data_hash"),
+        "k": int(tags["k"]) if tags.get("k") else None,
+        "personas": split("personas"),
+        "candidates": split("candidate_personas"),
+        "retired": split("retired_candidates"),
+        "label_stability": float(tags.get("label_stability_vs_champion", "nan")),
+        "gates": json.loads(tags["gates"]) if tags.get("gates") else None,
+    }

@@ -1,0 +1,181 @@
+"""Promotion and rollback: move the `champion` alias, record it in model_events and tags."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Engine
+
+from persona.errors import ModelError, RegistryError
+from persona.registry.gates import GateResult, evaluate_gates
+from persona.registry.lifecycle import load_features
+from persona.registry.tracking import client, configure
+from persona.registry.versions import (
+    CHALLENGER,
+    CHAMPION,
+    get_version,
+    load_model_for_serving,
+    version_by_alias,
+)
+from persona.settings import Settings
+from persona.store import events
+from persona.store.engine import utcnow
+
+
+def gates_for(settings: Settings, engine: Engine, champion: str, version: str) -> GateResult:
+    """Evaluate the gates of `version` against `champion` on data from the survey store.
+
+    Current data = the version's training months; champion data = the champion's months.
+
+    Raises:
+        RegistryError: A version's training months are not in the store.
+    """
+    name = settings.model_name
+    old = load_model_for_serving(settings, f"models:/{name}/{champion}")
+    new = load_model_for_serving(settings, f"models:/{name}/{version}")
+
+    def months(tags: dict[str, str], which: str) -> list[str]:
+        found = [m for m in tags.get("training_months", "").split(",") if m]
+        if not found:
+            raise RegistryError(f"{which} version has no training_months tag; use --force")
+        return found
+
+    try:
+        current = load_features(engine, months(new.tags, f"version {version}"))
+        reference = load_features(engine, months(old.tags, f"champion {champion}"))
+    except ModelError as exc:
+        raise RegistryError(f"cannot evaluate the gates: {exc}; use --force to skip") from None
+    drift = new.tags.get("drift_demanded") == "true"
+    return evaluate_gates(old.model, new.model, current, reference, settings, drift)
+
+
+def _move_champion(
+    settings: Settings,
+    engine: Engine,
+    event: str,
+    previous: str | None,
+    target: str,
+    reason: str,
+    actor: str,
+) -> int:
+    mlc = client(settings)
+    name = settings.model_name
+    mlc.set_registered_model_alias(name, CHAMPION, target)
+    stamp = {"at": utcnow().isoformat(), "actor": actor, "reason": reason, "from": previous}
+    try:
+        event_id = events.record_event(engine, name, event, previous, target, reason, actor)
+    except Exception:
+        if previous is not None:
+            mlc.set_registered_model_alias(name, CHAMPION, previous)
+        raise
+    key = "promoted" if event == "promote" else "restored_by_rollback"
+    mlc.set_model_version_tag(name, target, key, json.dumps(stamp))
+    if previous is not None:
+        mlc.set_model_version_tag(
+            name, previous, "replaced_by", json.dumps({**stamp, "to": target})
+        )
+    return event_id
+
+
+def promote(
+    settings: Settings,
+    engine: Engine,
+    version: str | None = None,
+    reason: str = "",
+    actor: str = "cli",
+    force: bool = False,
+) -> dict[str, Any]:
+    """Make a version champion when the gates pass (or `force`).
+
+    A gate refusal is a verdict, not an error: ``{"promoted": False, "gates": ...}``.
+
+    Args:
+        settings: The settings.
+        engine: The survey store (model_events, gate data).
+        version: Version to promote (default: the current `challenger`).
+        reason: Why (recorded).
+        actor: Who (recorded).
+        force: Skip the gates.
+
+    Returns:
+        ``{"promoted", "version", "previous", "gates", "event_id"}``.
+
+    Raises:
+        RegistryError: No challenger, unknown version, no champion.
+    """
+    configure(settings)
+    mlc = client(settings)
+    name = settings.model_name
+    if version is None:
+        found = version_by_alias(mlc, name, CHALLENGER)
+        if found is None:
+            raise RegistryError(f"model {name!r} has no challenger to promote (give --version)")
+        version = str(found.version)
+    target = get_version(mlc, name, str(version))
+    version = str(target.version)
+    current = version_by_alias(mlc, name, CHAMPION)
+    previous = None if current is None else str(current.version)
+    out: dict[str, Any] = {"promoted": False, "version": version, "previous": previous}
+    if previous == version:
+        return {**out, "note": f"version {version} is already champion"}
+    gates = None
+    if previous is not None and not force:
+        gates = gates_for(settings, engine, previous, version)
+        if not gates.passed:
+            mlc.set_model_version_tag(name, version, "gates_passed", "false")
+            return {**out, "gates": gates.to_dict(), "note": "refused by the promotion gates"}
+    event_id = _move_champion(settings, engine, "promote", previous, version, reason, actor)
+    challenger = version_by_alias(mlc, name, CHALLENGER)
+    if challenger is not None and str(challenger.version) == version:
+        mlc.delete_registered_model_alias(name, CHALLENGER)
+    return {
+        **out,
+        "promoted": True,
+        "forced": force,
+        "gates": None if gates is None else gates.to_dict(),
+        "event_id": event_id,
+    }
+
+
+def champion_history(rows: list[dict[str, Any]]) -> list[str]:
+    """Replay model_events into the stack of champions (rollback pops)."""
+    stack: list[str] = []
+    for row in rows:
+        if row["event"] == "rollback":
+            if stack and stack[-1] == row["from_version"]:
+                stack.pop()
+            if not stack or stack[-1] != row["to_version"]:
+                stack.append(row["to_version"])
+        else:
+            stack.append(row["to_version"])
+    return stack
+
+
+def rollback(
+    settings: Settings, engine: Engine, reason: str = "", actor: str = "cli"
+) -> dict[str, Any]:
+    """Give the `champion` alias back to the previous champion (from model_events).
+
+    Returns:
+        ``{"rolled_back", "version", "previous", "event_id"}``.
+
+    Raises:
+        RegistryError: No champion, or no earlier champion to return to.
+    """
+    configure(settings)
+    mlc = client(settings)
+    name = settings.model_name
+    current = version_by_alias(mlc, name, CHAMPION)
+    if current is None:
+        raise RegistryError(f"model {name!r} has no champion to roll back")
+    now = str(current.version)
+    stack = champion_history(events.list_events(engine, name))
+    while stack and stack[-1] == now:
+        stack.pop()
+    if not stack:
+        raise RegistryError(f"no previous champion of {name!r} to roll back to (v{now} is first)")
+    target = stack[-1]
+    get_version(mlc, name, target)
+    event_id = _move_champion(settings, engine, "rollback", now, target, reason, actor)
+    return {"rolled_back": True, "version": target, "previous": now, "event_id": event_id}

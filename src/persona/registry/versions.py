@@ -1,0 +1,218 @@
+"""Registered model versions: register (all or nothing), aliases, lookup and loading."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from persona.errors import ModelError, RegistryError
+from persona.model import MODEL_JSON, PersonaModel, model_from_dict
+from persona.registry.tracking import client
+from persona.settings import Settings
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
+_VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A persona model with where it came from.
+
+    Attributes:
+        model: The model.
+        name: Registered model name ("local" for a folder).
+        version: Version number as a string ("local" for a folder).
+        alias: The alias it was loaded by, if any.
+        uri: The URI or path it was loaded from.
+        tags: The version's tags.
+    """
+
+    model: PersonaModel
+    name: str
+    version: str
+    alias: str | None
+    uri: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _not_found(exc: MlflowException) -> bool:
+    return exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+
+
+def get_version(mlc: MlflowClient, name: str, version: str) -> ModelVersion:
+    """Return one version or raise `RegistryError` saying it does not exist."""
+    try:
+        return mlc.get_model_version(name, str(version))
+    except MlflowException as exc:
+        if _not_found(exc):
+            raise RegistryError(f"model {name!r} has no version {version!r}") from None
+        raise RegistryError(f"cannot read version {version} of {name!r}: {exc}") from exc
+
+
+def version_by_alias(mlc: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """Return the version an alias points at, or None when unset / no such model."""
+    try:
+        return mlc.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise RegistryError(f"cannot resolve alias {alias!r} of {name!r}: {exc}") from exc
+
+
+def alias_version(settings: Settings, alias: str) -> str | None:
+    """The version number an alias of `MODEL_NAME` points at (None when unset)."""
+    found = version_by_alias(client(settings), settings.model_name, alias)
+    return None if found is None else str(found.version)
+
+
+def all_versions(mlc: MlflowClient, name: str) -> list[ModelVersion]:
+    """Every version of a registered model, oldest first (empty when it does not exist)."""
+    quoted = name.replace("'", "\\'")
+    found = mlc.search_model_versions(f"name='{quoted}'")
+    return sorted(found, key=lambda mv: int(mv.version))
+
+
+def find_version(mlc: MlflowClient, name: str, tags: dict[str, str]) -> ModelVersion | None:
+    """The newest version whose tags include all of `tags` (idempotency look-up)."""
+    for mv in reversed(all_versions(mlc, name)):
+        if all(mv.tags.get(k) == v for k, v in tags.items()):
+            return mlc.get_model_version(name, mv.version)  # search results lack aliases
+    return None
+
+
+def register(
+    mlc: MlflowClient,
+    name: str,
+    model_info: Any,
+    run_id: str,
+    tags: dict[str, str],
+    finish: Callable[[ModelVersion], None],
+) -> ModelVersion:
+    """Create a version and run `finish` on it (aliases, tags); delete it if anything fails.
+
+    Raises:
+        RegistryError: Registration failed; no version is left behind.
+    """
+    try:
+        mlc.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise RegistryError(f"cannot create registered model {name!r}: {exc}") from exc
+    mv = mlc.create_model_version(
+        name, model_info.model_uri, run_id=run_id, tags=tags, model_id=model_info.model_id
+    )
+    try:
+        finish(mv)
+    except BaseException:
+        mlc.delete_model_version(name, mv.version)
+        raise
+    return mv
+
+
+def list_versions(settings: Settings) -> list[dict[str, Any]]:
+    """Every version of `MODEL_NAME` with its aliases and tags, oldest first."""
+    mlc = client(settings)
+    versions = all_versions(mlc, settings.model_name)
+    aliases: dict[str, list[str]] = {}
+    if versions:
+        for alias, number in mlc.get_registered_model(settings.model_name).aliases.items():
+            aliases.setdefault(str(number), []).append(alias)
+    out = []
+    for mv in versions:
+        out.append(
+            {
+                "version": str(mv.version),
+                "aliases": sorted(aliases.get(str(mv.version), [])),
+                "created": mv.creation_timestamp,
+                "run_id": mv.run_id,
+                "source": mv.source,
+                "tags": dict(mv.tags),
+            }
+        )
+    return out
+
+
+def champion_reference_months(settings: Settings) -> list[str] | None:
+    """The months the champion was trained / calibrated on (its `training_months` tag)."""
+    mv = version_by_alias(client(settings), settings.model_name, CHAMPION)
+    if mv is None or not mv.tags.get("training_months"):
+        return None
+    return mv.tags["training_months"].split(",")
+
+
+def read_model_folder(folder: str | Path) -> PersonaModel:
+    """Read ``artifacts/persona_model.json`` from a downloaded / local pyfunc model folder.
+
+    Raises:
+        RegistryError: The folder has no persona model JSON or it is malformed.
+    """
+    path = Path(folder)
+    candidates = [path] if path.is_file() else [path / "artifacts" / MODEL_JSON, path / MODEL_JSON]
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                return model_from_dict(json.loads(candidate.read_text(encoding="utf-8")))
+            except (ValueError, ModelError) as exc:
+                raise RegistryError(f"{candidate}: not a persona model: {exc}") from None
+    raise RegistryError(f"{path}: no artifacts/{MODEL_JSON} (not a persona pyfunc model folder)")
+
+
+def load_model_for_serving(settings: Settings, uri: str | None = None) -> LoadedModel:
+    """Load a model by URI: ``models:/name@alias``, ``models:/name/3`` or a local folder.
+
+    Only the JSON artifact is read (no pyfunc import cost).
+
+    Args:
+        settings: The settings (tracking URI, `MODEL_URI`, `MODEL_NAME`, `MODEL_ALIAS`).
+        uri: Overrides `MODEL_URI`; the default is ``models:/{MODEL_NAME}@{MODEL_ALIAS}``.
+
+    Returns:
+        The model with its name, version, alias, uri and tags.
+
+    Raises:
+        RegistryError: Unknown alias or version, unreachable registry, or a bad artifact.
+    """
+    uri = uri or settings.model_uri or f"models:/{settings.model_name}@{settings.model_alias}"
+    by_alias, by_version = _ALIAS_URI.match(uri), _VERSION_URI.match(uri)
+    if not (by_alias or by_version):
+        if uri.startswith("models:/"):
+            raise RegistryError(f"bad model URI {uri!r}: use models:/NAME@ALIAS or models:/NAME/N")
+        folder = Path(uri.removeprefix("file://"))
+        return LoadedModel(read_model_folder(folder), "local", "local", None, uri, {})
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlc = client(settings)
+    alias = None
+    if by_alias:
+        name, alias = by_alias["name"], by_alias["alias"]
+        found = version_by_alias(mlc, name, alias)
+        if found is None:
+            raise RegistryError(
+                f"model {name!r} has no version with alias {alias!r} "
+                "(run `persona model bootstrap` first?)"
+            )
+        mv = found
+    else:
+        assert by_version is not None
+        name = by_version["name"]
+        mv = get_version(mlc, name, by_version["version"])
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{mv.version}", dst_path=tmp
+            )
+        except MlflowException as exc:
+            raise RegistryError(f"cannot download {uri} (version {mv.version}): {exc}") from exc
+        model = read_model_folder(local)
+    return LoadedModel(model, name, str(mv.version), alias, uri, dict(mv.tags))

@@ -1,0 +1,159 @@
+"""K-Means retraining that keeps persona ids and names stable.
+
+`train` is a pure function: feature rows + the current `PersonaModel` + `TrainingParams` in,
+a `TrainingResult` out (new model, chosen k, sweep table, alignment report). Same inputs and
+seed, same result.
+
+Steps:
+1. Sweep k in [k_min, k_max]. For k equal to the current model's k, K-Means starts from the
+   current centroids (one run); any other k uses k-means++ with `n_init` seeded restarts.
+2. Score every k: silhouette (on a seeded sample above `silhouette_sample_rows`),
+   Calinski-Harabasz, Davies-Bouldin (lower is better) and the original study's
+   ``silhouette_inertia_ratio`` = silhouette x 1000 / inertia.
+3. Select k on `selection_metric`. Every k whose score is within `selection_tolerance`
+   (relative to the best score's magnitude) of the best counts as tied. The current
+   model's k wins a tie (personas are client-defined: changing their number needs clear
+   evidence); otherwise the best-scoring k wins (the smallest k on an exact tie).
+4. Align the new clusters to the current personas with the Hungarian algorithm on centroid
+   distance. A pair farther apart than `align_max_distance` is not a match: the cluster
+   becomes a provisional persona ``candidate-N`` and the persona a retired-candidate.
+5. Calibrate radii on the training rows (`model.calibrate_radii`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from persona.errors import ModelError
+from persona.model import PersonaModel, calibrate_radii
+from persona.training.alignment import CANDIDATE_PREFIX, Alignment, align, label_stability
+from persona.training.sweep import (
+    LOWER_IS_BETTER,
+    METRICS,
+    TrainingParams,
+    check_training_data,
+    fit_k,
+    score_labels,
+    select_k,
+)
+
+__all__ = [
+    "CANDIDATE_PREFIX",
+    "LOWER_IS_BETTER",
+    "METRICS",
+    "Alignment",
+    "TrainingParams",
+    "TrainingResult",
+    "align",
+    "check_training_data",
+    "fit_k",
+    "label_stability",
+    "score_labels",
+    "select_k",
+    "train",
+]
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """Outcome of `train`.
+
+    Attributes:
+        model: The new model with aligned ids and calibrated radii.
+        k: The chosen number of personas.
+        sweep: One row per k: metrics, inertia, iterations, ``warm_start``, ``selected``.
+        alignment: The alignment report.
+        selection_metric: Metric that chose k.
+        score: Its value at the chosen k.
+    """
+
+    model: PersonaModel
+    k: int
+    sweep: list[dict[str, Any]]
+    alignment: Alignment
+    selection_metric: str
+    score: float
+
+    def summary(self) -> dict[str, Any]:
+        """Return a JSON-ready summary (no arrays)."""
+        return {
+            "k": self.k,
+            "selection_metric": self.selection_metric,
+            "score": self.score,
+            "personas": list(self.model.persona_ids),
+            "sweep": [{k: v for k, v in row.items() if k != "centroids"} for row in self.sweep],
+            "alignment": asdict(self.alignment),
+        }
+
+
+def train(
+    features: np.ndarray,
+    current: PersonaModel,
+    params: TrainingParams,
+    training: dict[str, Any] | None = None,
+) -> TrainingResult:
+    """Retrain: k sweep, selection, alignment to persona ids, radius calibration.
+
+    Args:
+        features: Training rows, shape (rows, 10), e.g. the last N months.
+        current: The current (champion) model: warm start and persona ids.
+        params: Sweep, selection, alignment and radius parameters.
+        training: Description of the data (months, data hash...) stored in the model.
+
+    Returns:
+        The result; `result.model` has matched personas first (current order), then
+        candidates.
+
+    Raises:
+        ModelError: Empty data, NaN/inf values, fewer rows than k_min, a bad k range.
+    """
+    if params.k_min < 1 or params.k_max < params.k_min:
+        raise ModelError(f"bad k range [{params.k_min}, {params.k_max}]")
+    x = check_training_data(features, params.k_min)
+    ks = [k for k in range(params.k_min, params.k_max + 1) if k < len(x)]
+    if not ks:
+        raise ModelError(f"training data has {len(x)} rows, too few for k >= {params.k_min}")
+    sweep = [fit_k(x, k, current, params) for k in ks]
+    k = select_k(sweep, params.selection_metric, params.selection_tolerance, current.k)
+    chosen = next(row for row in sweep if row["k"] == k)
+    for row in sweep:
+        row["selected"] = row["k"] == k
+    ids, names, report = align(chosen["centroids"], current, params.align_max_distance)
+    order = _persona_order(ids, current)
+    centroids = chosen["centroids"][order]
+    info = {
+        "kind": "kmeans",
+        "rows": len(x),
+        "k": k,
+        "seed": params.seed,
+        "selection_metric": params.selection_metric,
+        **(training or {}),
+    }
+    draft = PersonaModel(
+        tuple(ids[i] for i in order),
+        tuple(names[i] for i in order),
+        centroids,
+        np.full(k, np.inf),
+        training=info,
+    )
+    radii = calibrate_radii(draft, x, params.radius_quantile, params.radius_scale)
+    model = PersonaModel(draft.persona_ids, draft.persona_names, centroids, radii, training=info)
+    return TrainingResult(
+        model, k, sweep, report, params.selection_metric, float(chosen[params.selection_metric])
+    )
+
+
+def _persona_order(ids: list[str], current: PersonaModel) -> list[int]:
+    """Cluster indices ordered: current personas in their order, then candidates by number."""
+    rank = {pid: i for i, pid in enumerate(current.persona_ids)}
+
+    def key(i: int) -> tuple[int, int]:
+        pid = ids[i]
+        if pid in rank:
+            return (0, rank[pid])
+        return (1, int(pid[len(CANDIDATE_PREFIX) :]))
+
+    return sorted(range(len(ids)), key=key)

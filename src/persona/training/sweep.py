@@ -1,0 +1,156 @@
+"""The k sweep: data checks, K-Means per k (warm start at the current k), scores, selection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn import config_context
+from sklearn.cluster import KMeans
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
+from persona.errors import ModelError
+from persona.features import FEATURE_NAMES
+from persona.model import PersonaModel
+
+METRICS: tuple[str, ...] = (
+    "silhouette",
+    "calinski_harabasz",
+    "davies_bouldin",
+    "silhouette_inertia_ratio",
+)
+LOWER_IS_BETTER = frozenset({"davies_bouldin"})
+_SILHOUETTE_MEMORY_MIB = 64
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """Parameters of a retraining (see `from_settings` for the setting names)."""
+
+    k_min: int = 2
+    k_max: int = 10
+    selection_metric: str = "silhouette"
+    selection_tolerance: float = 0.10
+    silhouette_sample_rows: int = 10_000
+    n_init: int = 3
+    seed: int = 42
+    align_max_distance: float = 8.0
+    radius_quantile: float = 0.999
+    radius_scale: float = 1.25
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> TrainingParams:
+        """Build the parameters from `Settings`."""
+        return cls(
+            k_min=settings.k_min,
+            k_max=settings.k_max,
+            selection_metric=settings.selection_metric,
+            selection_tolerance=settings.k_selection_tolerance,
+            silhouette_sample_rows=settings.silhouette_sample_rows,
+            n_init=settings.kmeans_n_init,
+            seed=settings.random_seed,
+            align_max_distance=settings.align_max_distance,
+            radius_quantile=settings.radius_quantile,
+            radius_scale=settings.radius_scale,
+        )
+
+
+def check_training_data(features: np.ndarray, k: int = 1) -> np.ndarray:
+    """Check rows before clustering.
+
+    Args:
+        features: Array of shape (rows, 10).
+        k: Smallest number of clusters that will be fitted.
+
+    Returns:
+        The rows as a float64 array.
+
+    Raises:
+        ModelError: Empty data, wrong shape, NaN/inf values, or fewer rows than k.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != len(FEATURE_NAMES):
+        raise ModelError(
+            f"training data must have shape (rows, {len(FEATURE_NAMES)}), got {x.shape}"
+        )
+    if x.shape[0] == 0:
+        raise ModelError("training data is empty: no rows in the requested month(s)")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        raise ModelError(
+            f"training data has {int(bad.sum())} NaN/inf value(s), first at row {int(rows[0])} "
+            f"column {FEATURE_NAMES[int(cols[0])]}"
+        )
+    if x.shape[0] < k:
+        raise ModelError(f"training data has {x.shape[0]} rows, fewer than k={k}")
+    return x
+
+
+def score_labels(
+    features: np.ndarray, labels: np.ndarray, inertia: float, sample_rows: int, seed: int
+) -> dict[str, float]:
+    """Score a clustering with every metric of `METRICS`.
+
+    Args:
+        features: Rows, shape (n, 10).
+        labels: Cluster per row.
+        inertia: Sum of squared distances to the assigned centroids.
+        sample_rows: Silhouette runs on a seeded sample of this many rows above it.
+        seed: Sampling seed.
+
+    Returns:
+        Metric name -> value; NaN (worst) when fewer than 2 clusters are present.
+    """
+    if len(np.unique(labels)) < 2 or len(np.unique(labels)) >= len(labels):
+        return {name: float("nan") for name in METRICS}
+    sample = sample_rows if len(labels) > sample_rows else None
+    with config_context(working_memory=_SILHOUETTE_MEMORY_MIB):  # chunked pairwise distances
+        sil = float(silhouette_score(features, labels, sample_size=sample, random_state=seed))
+    return {
+        "silhouette": sil,
+        "calinski_harabasz": float(calinski_harabasz_score(features, labels)),
+        "davies_bouldin": float(davies_bouldin_score(features, labels)),
+        "silhouette_inertia_ratio": sil * 1000.0 / inertia if inertia > 0 else float("nan"),
+    }
+
+
+def fit_k(x: np.ndarray, k: int, current: PersonaModel, params: TrainingParams) -> dict[str, Any]:
+    """Fit K-Means for one k and score it (warm start when k equals the current k)."""
+    warm = k == current.k
+    kmeans = KMeans(
+        n_clusters=k,
+        init=current.centroids if warm else "k-means++",
+        n_init=1 if warm else params.n_init,
+        random_state=params.seed,
+    ).fit(x)
+    inertia = float(kmeans.inertia_)
+    metrics = score_labels(x, kmeans.labels_, inertia, params.silhouette_sample_rows, params.seed)
+    return {
+        "k": k,
+        "warm_start": warm,
+        "inertia": inertia,
+        "n_iter": int(kmeans.n_iter_),
+        **metrics,
+        "centroids": kmeans.cluster_centers_,
+    }
+
+
+def select_k(sweep: list[dict[str, Any]], metric: str, tolerance: float, current_k: int) -> int:
+    """Pick k from a sweep (the rule is in the module docstring).
+
+    Raises:
+        ModelError: Unknown metric or no k with a finite score.
+    """
+    if metric not in METRICS:
+        raise ModelError(f"unknown selection metric {metric!r}: expected one of {list(METRICS)}")
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    scored = [(row["k"], sign * row[metric]) for row in sweep if np.isfinite(row[metric])]
+    if not scored:
+        raise ModelError(f"no k in the sweep has a finite {metric}")
+    best = max(score for _, score in scored)
+    tied = {k for k, score in scored if score >= best - tolerance * abs(best)}
+    if current_k in tied:
+        return current_k
+    return min(k for k, score in scored if score == best)

@@ -1,0 +1,223 @@
+"""Registry on the embedded stores: SQLite MLflow + local artifacts + SQLite survey store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from persona import registry
+from persona.catalog import load_catalog
+from persona.errors import ModelError, RegistryError
+from persona.features import FEATURE_NAMES, validate_frame
+from persona.settings import get_settings
+from persona.store import events, surveys
+from persona.store.engine import open_store
+from persona.synth import generate_month
+from tests.conftest import CATALOG
+
+MONTHS = {"2025-01": "stable", "2025-02": "stable", "2025-03": "new_segment"}
+
+
+def ingest(engine: Any, months: dict[str, str], n: int = 400) -> None:
+    catalog = load_catalog(CATALOG)
+    for month, scenario in months.items():
+        frame, _ = generate_month(catalog, month, n, scenario, seed=5)
+        surveys.ingest_frame(engine, frame, month)
+
+
+@pytest.fixture
+def env(make_settings):  # type: ignore[no-untyped-def]
+    settings = make_settings(k_max=5)
+    engine = open_store(settings.database_url)
+    ingest(engine, MONTHS)
+    yield settings, engine
+    engine.dispose()
+
+
+def test_bootstrap_is_idempotent(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings, engine = env
+    first = registry.bootstrap(settings, engine)
+    assert first["created"] and first["version"] == "1" and first["aliases"] == ["champion"]
+    assert first["tags"]["training_months"] == "2025-01" and first["tags"]["kind"] == "catalog"
+    again = registry.bootstrap(settings, engine, calibrate_month="2025-02")
+    assert not again["created"] and again["version"] == "1"
+    assert registry.champion_reference_months(settings) == ["2025-01"]
+    assert registry.alias_version(settings, "champion") == "1"
+    assert registry.alias_version(settings, "challenger") is None
+    rows = events.list_events(engine, settings.model_name)
+    assert [(r["event"], r["from_version"], r["to_version"]) for r in rows] == [
+        ("bootstrap", None, "1")
+    ]
+    loaded = registry.load_model_for_serving(settings)
+    assert loaded.version == "1" and loaded.alias == "champion"
+    assert loaded.model.persona_ids == tuple(load_catalog(CATALOG).ids)
+    assert np.isfinite(loaded.model.radii).all()
+    exp = MlflowClient(settings.mlflow_tracking_uri).get_experiment_by_name("persona")
+    root = tmp_path / "var" / "mlartifacts"
+    assert exp.artifact_location == root.resolve().as_uri()
+    assert list(root.rglob("persona_model.json")) and list(root.rglob("persona_map.png"))
+
+
+def test_pyfunc_predictions_equal_in_process(env) -> None:  # type: ignore[no-untyped-def]
+    settings, engine = env
+    registry.bootstrap(settings, engine)
+    loaded = registry.load_model_for_serving(settings)
+    frame = surveys.load_month(engine, "2025-03").loc[:, list(FEATURE_NAMES)]
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
+    out = pyfunc.predict(frame)
+    pred = loaded.model.predict(validate_frame(frame))  # the in-process path of API/labeler
+    assert list(out.columns) == ["persona_id", "persona_name", "distance", "margin"]
+    assert list(out["persona_id"]) == list(pred.persona_id)
+    assert list(out["persona_name"]) == list(pred.persona_name)
+    np.testing.assert_array_equal(out["distance"].to_numpy(), pred.distance)
+    np.testing.assert_array_equal(out["margin"].to_numpy(), pred.margin)
+    assert (out["persona_id"] == "unassigned").sum() > 0  # the new segment is beyond radius
+    with pytest.raises(Exception, match="x10"):
+        pyfunc.predict(frame.drop(columns=["x10"]))
+    folder = mlflow.artifacts.download_artifacts(f"models:/{settings.model_name}/1")
+    local = registry.load_model_for_serving(settings, folder)
+    assert local.version == "local" and local.model.persona_ids == loaded.model.persona_ids
+
+
+def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
+    settings, engine = env
+    registry.bootstrap(settings, engine)
+    result = registry.train_challenger(settings, engine, ["2025-02"], "test retrain")
+    assert result["created"] and result["version"] == "2" and result["aliases"] == ["challenger"]
+    assert result["k"] == 3 and result["candidates"] == [] and result["label_stability"] >= 0.99
+    tags = result["tags"]
+    assert tags["training_months"] == "2025-02" and tags["gates_passed"] == "true"
+    assert tags["data_hash"] == surveys.month_fingerprint(engine, ["2025-02"])
+    assert tags["selection_metric"] == "silhouette" and float(tags["selection_metric_value"]) > 0
+    runs = mlflow.search_runs(experiment_names=["persona"], output_format="list")
+    nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == result["run_id"]]
+    assert sorted(r.data.params["k"] for r in nested) == ["2", "3", "4", "5"]
+    assert all("silhouette" in r.data.metrics for r in nested)
+
+    same = registry.train_challenger(settings, engine, ["2025-02"], "again")
+    assert not same["created"] and same["version"] == "2"
+
+    promoted = registry.promote(settings, engine, reason="ok", actor="tester")
+    assert promoted["promoted"] and promoted["previous"] == "1" and promoted["gates"]["passed"]
+    assert registry.alias_version(settings, "champion") == "2"
+    assert registry.alias_version(settings, "challenger") is None
+    assert registry.champion_reference_months(settings) == ["2025-02"]
+
+    back = registry.rollback(settings, engine, reason="bad", actor="tester")
+    assert back == {**back, "rolled_back": True, "version": "1", "previous": "2"}
+    assert registry.load_model_for_serving(settings).version == "1"
+    rows = events.list_events(engine, settings.model_name)
+    assert [(r["event"], r["from_version"], r["to_version"], r["actor"]) for r in rows] == [
+        ("bootstrap", None, "1", "system"),
+        ("promote", "1", "2", "tester"),
+        ("rollback", "2", "1", "tester"),
+    ]
+    versions = {v["version"]: v for v in registry.list_versions(settings)}
+    assert json.loads(versions["2"]["tags"]["promoted"])["actor"] == "tester"
+    assert "restored_by_rollback" in versions["1"]["tags"]
+    with pytest.raises(RegistryError, match="no previous champion"):
+        registry.rollback(settings, engine)
+
+
+def test_new_segment_window_registers_candidate(env) -> None:  # type: ignore[no-untyped-def]
+    settings, engine = env
+    registry.bootstrap(settings, engine)
+    months = registry.window_months(engine, "2025-03", 3)
+    assert months == ["2025-01", "2025-02", "2025-03"]
+    result = registry.train_challenger(settings, engine, months, "drift", drift_demanded=True)
+    assert result["candidates"] == ["candidate-1"] and result["tags"]["needs_review"] == "true"
+    assert result["personas"][-1] == "candidate-1" and len(result["personas"]) == 4
+
+
+def test_gates_refuse_a_worse_challenger(make_settings, env) -> None:  # type: ignore[no-untyped-def]
+    settings, engine = env
+    registry.bootstrap(settings, engine)
+    worse = make_settings(k_min=2, k_max=2, selection_metric="calinski_harabasz")
+    result = registry.train_challenger(worse, engine, ["2025-02"], "forced k=2")
+    gates = result["gates"]
+    assert not gates["passed"] and result["tags"]["gates_passed"] == "false"
+    assert {c["name"]: c["passed"] for c in gates["checks"]} == {
+        "metric": False,
+        "label_stability": False,
+    }
+    refused = registry.promote(worse, engine)
+    assert not refused["promoted"] and "refused" in refused["note"]
+    assert registry.alias_version(settings, "champion") == "1"
+    assert [r["event"] for r in events.list_events(engine)] == ["bootstrap"]
+    forced = registry.promote(worse, engine, force=True, reason="override")
+    assert forced["promoted"] and forced["forced"]
+    assert registry.alias_version(settings, "champion") == result["version"]
+
+
+def test_unknown_alias_version_and_bad_data(env) -> None:  # type: ignore[no-untyped-def]
+    settings, engine = env
+    with pytest.raises(RegistryError, match="alias 'champion'"):
+        registry.train_challenger(settings, engine, ["2025-02"])
+    registry.bootstrap(settings, engine)
+    with pytest.raises(RegistryError, match="no version with alias 'nope'"):
+        registry.load_model_for_serving(settings, f"models:/{settings.model_name}@nope")
+    with pytest.raises(RegistryError, match="no version '99'"):
+        registry.promote(settings, engine, version="99")
+    with pytest.raises(RegistryError, match="no challenger"):
+        registry.promote(settings, engine)
+    with pytest.raises(ModelError, match="no survey rows"):
+        registry.train_challenger(settings, engine, ["2024-12"])
+    with pytest.raises(RegistryError, match="not a persona pyfunc model folder"):
+        registry.load_model_for_serving(settings, "/nonexistent/folder")
+
+
+def test_no_half_registered_version(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    settings, engine = env
+    registry.bootstrap(settings, engine)
+
+    def boom(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("registry went away")
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", boom)
+    with pytest.raises(RuntimeError, match="went away"):
+        registry.train_challenger(settings, engine, ["2025-02"])
+    monkeypatch.undo()
+    assert [v["version"] for v in registry.list_versions(settings)] == ["1"]
+    retry = registry.train_challenger(settings, engine, ["2025-02"])
+    assert retry["created"] and retry["aliases"] == ["challenger"]
+
+
+def test_cli_model_commands(env, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from persona.cli import app
+
+    settings, _ = env
+    monkeypatch.chdir(tmp_path)
+    for key in ("database_url", "mlflow_tracking_uri", "mlflow_artifact_root", "k_max"):
+        monkeypatch.setenv(key.upper(), str(getattr(settings, key)))
+    monkeypatch.setenv("PERSONA_CATALOG", str(CATALOG))
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def run(*args: str) -> dict[str, Any]:
+        out = runner.invoke(app, ["model", *args, "--json"])
+        assert out.exit_code in (0, 2), out.output
+        return {"exit": out.exit_code, **json.loads(out.stdout.strip().splitlines()[-1])}
+
+    try:
+        assert run("bootstrap")["version"] == "1"
+        trained = run("train", "--month", "2025-02", "--window", "1")
+        assert trained["training_months"] == ["2025-02"] and trained["version"] == "2"
+        assert run("promote")["promoted"] is True
+        listed = run("list")
+        assert [v["aliases"] for v in listed["versions"]] == [[], ["champion"]]
+        assert run("rollback")["version"] == "1"
+        error = run("promote", "--version", "42")
+        assert error["exit"] == 2 and error["type"] == "RegistryError"
+        bad = run("train", "--months", "2025-13")
+        assert bad["exit"] == 2 and "YYYY-MM" in bad["error"]
+    finally:
+        get_settings.cache_clear()
+    assert isinstance(pd.DataFrame(listed["versions"]), pd.DataFrame)
