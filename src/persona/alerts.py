@@ -1,0 +1,134 @@
+"""Alerts: Telegram, Slack incoming webhook and a generic JSON webhook, chosen by settings.
+
+`send_alert` never raises: a channel that fails is logged and reported in the result, and
+the pipeline goes on. Secrets (the Telegram bot token, the Slack and webhook URLs, which
+carry their own secrets) never appear in logs or results: URLs are shown by host only and
+any occurrence of a secret in an error text is masked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from persona.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MASK = "***"
+
+
+def _channels(settings: Settings) -> list[tuple[str, str]]:
+    """Configured channels as (name, url) pairs."""
+    out = []
+    if settings.alert_telegram_bot_token and settings.alert_telegram_chat_id:
+        base = settings.alert_telegram_api_base.rstrip("/")
+        out.append(("telegram", f"{base}/bot{settings.alert_telegram_bot_token}/sendMessage"))
+    if settings.alert_slack_webhook_url:
+        out.append(("slack", settings.alert_slack_webhook_url))
+    if settings.alert_webhook_url:
+        out.append(("webhook", settings.alert_webhook_url))
+    return out
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [
+        settings.alert_telegram_bot_token,
+        settings.alert_slack_webhook_url,
+        settings.alert_webhook_url,
+    ]
+    return [v for v in values if v]
+
+
+def mask(text: str, secrets: list[str]) -> str:
+    """Replace every secret (longest first) in `text` by ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+
+
+def format_text(title: str, text: str, fields: Mapping[str, Any]) -> str:
+    """Plain-text body: title, text, then one ``key: value`` line per field."""
+    lines = [title, text] if text else [title]
+    lines += [f"{key}: {value}" for key, value in fields.items()]
+    return "\n".join(lines)
+
+
+def _payload(
+    channel: str, settings: Settings, title: str, text: str, fields: Mapping[str, Any]
+) -> dict[str, Any]:
+    if channel == "telegram":
+        return {
+            "chat_id": settings.alert_telegram_chat_id,
+            "text": format_text(title, text, fields)[:4096],
+            "disable_web_page_preview": True,
+        }
+    if channel == "slack":
+        return {"text": format_text(f"*{title}*", text, fields)}
+    return {"title": title, "text": text, "fields": dict(fields)}
+
+
+def _post(url: str, payload: dict[str, Any], timeout: float) -> int:
+    body = json.dumps(payload, default=str).encode("utf-8")
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return int(response.status)
+
+
+def send_alert(
+    settings: Settings, title: str, text: str, fields: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Send an alert to every configured channel; never raises.
+
+    Args:
+        settings: Alert settings (Telegram token + chat id, Slack URL, webhook URL, timeout).
+        title: One-line title, e.g. ``"Drift in 2025-03: retrain"``.
+        text: Body (the reasons).
+        fields: Extra ``key: value`` facts (month, model version, report path...).
+
+    Returns:
+        One ``{"channel", "target", "ok", "status", "error"}`` per configured channel
+        (empty when none is configured). ``target`` is the host only.
+    """
+    fields = dict(fields or {})
+    channels = _channels(settings)
+    if not channels:
+        log.info("alert not sent (no alert channel configured): %s", title)
+        return []
+    secrets = _secrets(settings)
+    results = []
+    for channel, url in channels:
+        target = _host(url)
+        outcome: dict[str, Any] = {
+            "channel": channel,
+            "target": target,
+            "ok": False,
+            "status": None,
+            "error": None,
+        }
+        try:
+            payload = _payload(channel, settings, title, text, fields)
+            outcome["status"] = _post(url, payload, settings.alert_timeout_s)
+            outcome["ok"] = 200 <= outcome["status"] < 300
+            log.info("alert sent via %s to %s: %s", channel, target, title)
+        except urllib.error.HTTPError as exc:
+            outcome["status"] = exc.code
+            outcome["error"] = mask(f"HTTP {exc.code} {exc.reason}", secrets)
+        except Exception as exc:  # an alert must never fail the pipeline
+            outcome["error"] = mask(f"{type(exc).__name__}: {exc}", secrets)
+        if not outcome["ok"]:
+            log.warning("alert via %s to %s failed: %s", channel, target, outcome["error"])
+        results.append(outcome)
+    return results

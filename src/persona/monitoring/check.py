@@ -1,0 +1,115 @@
+"""`check`: data drift + persona fit of a current month against a reference window (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from persona.errors import MonitoringError
+from persona.model import PersonaModel
+from persona.monitoring.drift import STATTEST, DriftResult, data_drift
+from persona.monitoring.fit import persona_fit
+from persona.settings import Settings
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Everything measured by one check.
+
+    Attributes:
+        n_current: Rows of the current month.
+        n_reference: Rows of the reference window.
+        drift: Evidently drift results (None when the current month is too small).
+        fit: Persona-fit metrics (None when the current month is empty).
+        seed: Seed used for sampling.
+        params: The thresholds and test the check ran with.
+    """
+
+    n_current: int
+    n_reference: int
+    drift: DriftResult | None
+    fit: dict[str, Any] | None
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (the Evidently snapshot is left out)."""
+        return {
+            "n_current": self.n_current,
+            "n_reference": self.n_reference,
+            "drift": self.drift.to_dict() if self.drift is not None else None,
+            "persona_fit": self.fit,
+            "seed": self.seed,
+            "params": self.params,
+        }
+
+
+def _as_matrix(x: Any, side: str, n_features: int) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 1 and arr.size == 0:
+        arr = arr.reshape(0, n_features)
+    if arr.ndim != 2 or arr.shape[1] != n_features:
+        raise MonitoringError(
+            f"{side} data has shape {arr.shape}; expected (rows, {n_features}) feature columns"
+        )
+    if not np.isfinite(arr).all():
+        raise MonitoringError(f"{side} data holds missing or non-finite values")
+    return arr
+
+
+def check(
+    current_x: np.ndarray,
+    reference_x: np.ndarray,
+    model: PersonaModel,
+    settings: Settings,
+    *,
+    seed: int,
+) -> CheckResult:
+    """Measure data drift and persona fit of the current rows against the reference rows.
+
+    Pure: no I/O. Evidently runs on at most `settings.drift_sample_rows` rows per side (a
+    seeded sample); the persona-fit metrics use every row. A current month below
+    `settings.min_month_rows` skips the drift test (the decision will be
+    ``insufficient_data``).
+
+    Args:
+        current_x: Current month, float64 (rows, features) in model feature order.
+        reference_x: Reference window, same columns.
+        model: The champion model that labels both sides.
+        settings: Thresholds and the sample limit.
+        seed: Seed of the sampling.
+
+    Returns:
+        The check result.
+
+    Raises:
+        MonitoringError: The reference is empty, or either side has the wrong columns.
+    """
+    n_features = len(model.feature_names)
+    cur = _as_matrix(current_x, "current", n_features)
+    ref = _as_matrix(reference_x, "reference", n_features)
+    if len(ref) == 0:
+        raise MonitoringError("the reference window has no rows; choose months with data")
+    params = {
+        "stattest": STATTEST,
+        "feature_threshold": settings.drift_feature_threshold,
+        "sample_rows": settings.drift_sample_rows,
+        "min_month_rows": settings.min_month_rows,
+    }
+    fit = None
+    if len(cur):
+        fit = persona_fit(cur, ref, model.predict(cur), model.predict(ref), model)
+    drift = None
+    if len(cur) >= settings.min_month_rows:
+        drift = data_drift(
+            cur,
+            ref,
+            sample_rows_limit=settings.drift_sample_rows,
+            threshold=settings.drift_feature_threshold,
+            drift_share=settings.drift_share_retrain,
+            seed=seed,
+            features=tuple(model.feature_names),
+        )
+    return CheckResult(len(cur), len(ref), drift, fit, seed, params)

@@ -1,0 +1,235 @@
+"""`run_check`: the stored, reported and logged monitoring check of one month."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from persona.errors import MonitoringError
+from persona.features import FEATURE_NAMES
+from persona.monitoring.check import CheckResult, check
+from persona.monitoring.policy import VERDICTS, Decision, decide
+from persona.monitoring.report import report_name, write_report
+from persona.months import parse_month
+from persona.settings import Settings
+from persona.store import monitoring as runs_store
+
+log = logging.getLogger(__name__)
+
+_POLICY_FIELDS = (
+    "drift_sample_rows",
+    "drift_feature_threshold",
+    "drift_share_retrain",
+    "drift_share_watch",
+    "min_month_rows",
+    "unassigned_rate_retrain",
+    "distance_ratio_retrain",
+    "psi_watch",
+    "psi_retrain",
+    "centroid_shift_retrain",
+    "persona_fit_alpha",
+)
+
+
+def _reference(settings: Settings, engine: Engine, given: list[str] | None) -> list[str]:
+    from persona import registry
+    from persona.store import surveys
+
+    if given:
+        return sorted({parse_month(m) for m in given})
+    champion = registry.champion_reference_months(settings)
+    if champion:
+        return sorted({parse_month(m) for m in champion})
+    months = surveys.list_months(engine)
+    if not months:
+        raise MonitoringError("no survey month is ingested; no reference window to compare with")
+    return [str(months[0]["month"])]
+
+
+def _data_hash(settings: Settings, engine: Engine, month: str, refs: list[str]) -> str:
+    from persona.store import surveys
+
+    policy = {name: getattr(settings, name) for name in _POLICY_FIELDS}
+    digest = hashlib.sha256()
+    digest.update(surveys.month_fingerprint(engine, [month]).encode())
+    digest.update(surveys.month_fingerprint(engine, refs).encode())
+    digest.update(json.dumps(policy, sort_keys=True, default=str).encode())
+    digest.update(str(settings.random_seed).encode())
+    return digest.hexdigest()
+
+
+def _load(engine: Engine, months: list[str], columns: tuple[str, ...]) -> Any:
+    from persona.store import surveys
+
+    frame = surveys.load_months(engine, months)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MonitoringError(f"stored months {months} lack model feature columns {missing}")
+    return frame[list(columns)].to_numpy(dtype="float64")
+
+
+def _metrics(result: CheckResult, decision: Decision) -> dict[str, float]:
+    metrics: dict[str, float] = {
+        "n_current": result.n_current,
+        "n_reference": result.n_reference,
+        "verdict_code": VERDICTS.index(decision.verdict),
+    }
+    if result.drift is not None:
+        metrics["drift_share"] = result.drift.drift_share
+        metrics["n_current_sampled"] = result.drift.n_current_used
+        metrics["n_reference_sampled"] = result.drift.n_reference_used
+        for f in result.drift.features:
+            metrics[f"ks_pvalue_{f.feature}"] = f.score
+    fit = result.fit or {}
+    for key in ("unassigned_rate", "mean_distance", "distance_ratio", "p95_distance_ratio"):
+        if fit.get(key) is not None:
+            metrics[key] = fit[key]
+    if fit.get("max_centroid_shift") is not None:
+        metrics["max_centroid_shift"] = fit["max_centroid_shift"]
+    if fit.get("mix"):
+        metrics["mix_psi"] = fit["mix"]["psi"]
+        metrics["mix_chi2_pvalue"] = fit["mix"]["chi2_pvalue"]
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def _log_mlflow(
+    settings: Settings, row: dict[str, Any], metrics: dict[str, float], report: Path | None
+) -> str | None:
+    """Log the check to MLflow; a failure is logged and does not fail the check."""
+    try:
+        import mlflow
+
+        from persona import registry
+
+        registry.configure(settings)
+        with mlflow.start_run(run_name=f"monitor-{row['survey_month']}") as run:
+            mlflow.set_tags({"kind": "monitoring", "verdict": row["decision"]})
+            mlflow.log_params(
+                {
+                    "month": row["survey_month"],
+                    "reference_months": row["reference_months"],
+                    "model_name": row["model_name"],
+                    "model_version": row["model_version"],
+                    "data_hash": row["data_hash"],
+                }
+            )
+            mlflow.log_metrics(metrics)
+            with tempfile.TemporaryDirectory() as tmp:
+                doc = Path(tmp) / "check.json"
+                doc.write_text(json.dumps(_public(row), indent=2, default=str), encoding="utf-8")
+                mlflow.log_artifact(str(doc), "monitoring")
+            if report is not None:
+                mlflow.log_artifact(str(report), "monitoring")
+            return str(run.info.run_id)
+    except Exception as exc:  # MLflow trouble must not lose the stored check
+        log.warning("could not log monitoring run to MLflow: %s", exc)
+        return None
+
+
+def _public(row: dict[str, Any], existing: bool = False) -> dict[str, Any]:
+    refs = row["reference_months"]
+    return {
+        "run_id": row.get("run_id"),
+        "month": row["survey_month"],
+        "reference_months": refs.split(",") if isinstance(refs, str) else list(refs),
+        "model_name": row["model_name"],
+        "model_version": str(row["model_version"]),
+        "data_hash": row["data_hash"],
+        "verdict": row["decision"],
+        "reasons": list(row["reasons"]),
+        "n_current": row["n_current"],
+        "n_reference": row["n_reference"],
+        "n_current_sampled": row.get("n_current_sampled"),
+        "n_reference_sampled": row.get("n_reference_sampled"),
+        "drift_share": row.get("drift_share"),
+        "dataset_drift": row.get("dataset_drift"),
+        "features": list(row["feature_results"]),
+        "persona_fit": row["persona_fit"],
+        "report_path": row.get("report_path"),
+        "mlflow_run_id": row.get("mlflow_run_id"),
+        "created_at": str(row["created_at"]) if row.get("created_at") else None,
+        "existing": existing,
+    }
+
+
+def run_check(
+    settings: Settings,
+    engine: Engine,
+    month: str,
+    reference_months: list[str] | None = None,
+    loaded: Any = None,
+) -> dict[str, Any]:
+    """Check one stored month against a reference window, then report, log and record it.
+
+    Idempotent: the same month, reference window, model version and data hash (stored
+    data fingerprints + policy settings) returns the stored run (``existing: true``).
+
+    Args:
+        settings: Thresholds, report folder, MLflow settings.
+        engine: The survey store.
+        month: Current month ``YYYY-MM``.
+        reference_months: Reference window; default the champion's training months, else
+            the earliest ingested month.
+        loaded: A `registry.LoadedModel`; default `registry.load_model_for_serving`.
+
+    Returns:
+        A JSON-ready dict: verdict, reasons, per-feature results, persona fit, report path,
+        MLflow run id, run id.
+
+    Raises:
+        MonitoringError: Empty reference window or mismatched feature columns.
+    """
+    month = parse_month(month)
+    refs = _reference(settings, engine, reference_months)
+    if loaded is None:
+        from persona import registry
+
+        loaded = registry.load_model_for_serving(settings)
+    model = loaded.model
+    if tuple(model.feature_names) != FEATURE_NAMES:
+        raise MonitoringError(
+            f"model {loaded.name} v{loaded.version} uses features {list(model.feature_names)}; "
+            f"the store holds {list(FEATURE_NAMES)}"
+        )
+    data_hash = _data_hash(settings, engine, month, refs)
+    found = runs_store.find_run(engine, month, refs, loaded.name, str(loaded.version), data_hash)
+    if found is not None:
+        log.info("monitoring %s vs %s: identical run %s exists", month, refs, found["run_id"])
+        return _public(found, existing=True)
+    ref_x = _load(engine, refs, model.feature_names)
+    if len(ref_x) == 0:
+        raise MonitoringError(f"reference months {refs} have no ingested rows")
+    cur_x = _load(engine, [month], model.feature_names)
+    result = check(cur_x, ref_x, model, settings, seed=settings.random_seed)
+    decision = decide(result, settings)
+    path = Path(settings.reports_dir) / report_name(month, refs, str(loaded.version), data_hash)
+    report = write_report(result, decision, month, refs, path)
+    drift = result.drift
+    row: dict[str, Any] = {
+        "survey_month": month,
+        "reference_months": runs_store.reference_key(refs),
+        "model_name": loaded.name,
+        "model_version": str(loaded.version),
+        "data_hash": data_hash,
+        "n_current": result.n_current,
+        "n_reference": result.n_reference,
+        "n_current_sampled": drift.n_current_used if drift else None,
+        "n_reference_sampled": drift.n_reference_used if drift else None,
+        "drift_share": drift.drift_share if drift else None,
+        "dataset_drift": drift.dataset_drift if drift else None,
+        "decision": decision.verdict,
+        "reasons": decision.reasons,
+        "feature_results": [f.to_dict() for f in drift.features] if drift else [],
+        "persona_fit": result.fit or {},
+        "report_path": str(report) if report else None,
+    }
+    row["mlflow_run_id"] = _log_mlflow(settings, row, _metrics(result, decision), report)
+    row["run_id"] = runs_store.record_run(engine, row)
+    log.info("monitoring %s vs %s: %s", month, refs, decision.verdict)
+    return _public(row)

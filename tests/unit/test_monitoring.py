@@ -1,0 +1,216 @@
+"""Monitoring: real Evidently drift on synthetic months, persona fit, the decision policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from persona.catalog import load_catalog
+from persona.errors import MonitoringError
+from persona.features import FEATURE_NAMES
+from persona.model import PersonaModel, calibrate_radii, from_catalog
+from persona.monitoring import CheckResult, check, decide
+from persona.monitoring.drift import sample_rows
+from persona.monitoring.fit import persona_mix
+from persona.monitoring.report import report_name, write_report
+from persona.settings import Settings
+from persona.synth import generate_month
+
+CATALOG = Path(__file__).resolve().parents[2] / "01_model" / "personas.yaml"
+
+
+def month_x(scenario: str, seed: int, n: int = 500, month: str = "2025-02") -> np.ndarray:
+    frame, _ = generate_month(load_catalog(CATALOG), month, n, scenario, seed=seed)
+    return frame[list(FEATURE_NAMES)].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    return month_x("stable", 1000, month="2025-01")
+
+
+@pytest.fixture(scope="module")
+def model(reference: np.ndarray) -> PersonaModel:
+    base = from_catalog(load_catalog(CATALOG))
+    return from_catalog(load_catalog(CATALOG), calibrate_radii(base, reference, 0.999, 1.25))
+
+
+@pytest.fixture
+def cfg(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+def test_stable_month_is_not_retrain(reference, model, cfg) -> None:
+    result = check(month_x("stable", 1), reference, model, cfg, seed=1)
+    decision = decide(result, cfg)
+    assert decision.verdict in ("no_drift", "watch")
+    assert result.drift is not None and len(result.drift.features) == 10
+    first = result.drift.features[0]
+    assert (first.feature, first.test, first.threshold) == ("x1", "ks", 0.05)
+    assert first.drifted == (first.score < 0.05)
+    assert result.fit is not None and result.fit["unassigned_rate"] < 0.01
+    assert 0.9 < result.fit["distance_ratio"] < 1.1
+    assert decision.reasons
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [
+        ("spread", "mean distance"),
+        ("shift", "moved"),
+        ("new_segment", "unassigned rate"),
+        ("mix", "persona mix shifted"),
+    ],
+)
+def test_drift_scenarios_trigger_retrain(reference, model, cfg, scenario, expected) -> None:
+    result = check(month_x(scenario, 3), reference, model, cfg, seed=3)
+    decision = decide(result, cfg)
+    assert decision.verdict == "retrain"
+    assert any(expected in reason for reason in decision.reasons), decision.reasons
+
+
+def test_shift_names_the_moved_persona(reference, model, cfg) -> None:
+    result = check(month_x("shift", 5), reference, model, cfg, seed=5)
+    shifts = result.fit["centroid_shift"]
+    assert result.fit["max_centroid_shift_persona"] == model.persona_ids[0]
+    assert shifts[model.persona_ids[0]]["shift"] > 2.0
+    assert all(shifts[p]["shift"] < 0.7 for p in model.persona_ids[1:])
+
+
+@pytest.mark.parametrize("rows", [0, 10, 49])
+def test_tiny_current_month_is_insufficient_data(reference, model, cfg, rows) -> None:
+    result = check(month_x("spread", 2)[:rows], reference, model, cfg, seed=0)
+    decision = decide(result, cfg)
+    assert decision.verdict == "insufficient_data"
+    assert result.drift is None
+    assert f"has {rows} rows" in decision.reasons[0]
+
+
+def test_empty_reference_is_an_error(model, cfg) -> None:
+    with pytest.raises(MonitoringError, match="reference window has no rows"):
+        check(month_x("stable", 1), np.empty((0, 10)), model, cfg, seed=0)
+
+
+def test_mismatched_columns_are_an_error(reference, model, cfg) -> None:
+    with pytest.raises(MonitoringError, match=r"current data has shape \(500, 9\)"):
+        check(month_x("stable", 1)[:, :9], reference, model, cfg, seed=0)
+    with pytest.raises(MonitoringError, match="reference data"):
+        check(month_x("stable", 1), reference[:, :9], model, cfg, seed=0)
+
+
+def test_large_sides_are_sampled_with_the_seed(model, make_settings) -> None:
+    cfg = make_settings(drift_sample_rows=300)
+    cur, ref = month_x("stable", 7, n=800), month_x("stable", 8, n=1200)
+    first = check(cur, ref, model, cfg, seed=11)
+    again = check(cur, ref, model, cfg, seed=11)
+    assert first.drift is not None and again.drift is not None
+    assert (first.drift.n_current_used, first.drift.n_reference_used) == (300, 300)
+    assert (first.drift.n_current, first.drift.n_reference) == (800, 1200)
+    assert first.drift.sampled
+    assert [f.score for f in first.drift.features] == [f.score for f in again.drift.features]
+    assert first.n_current == 800  # persona fit uses every row
+
+
+def test_sample_rows_keeps_small_arrays() -> None:
+    x = np.arange(20.0).reshape(10, 2)
+    rng = np.random.default_rng(0)
+    assert sample_rows(x, 10, rng) is x
+    sampled = sample_rows(x, 4, rng)
+    assert sampled.shape == (4, 2) and np.all(np.diff(sampled[:, 0]) > 0)
+
+
+def test_psi_is_finite_with_an_empty_bin(reference, model) -> None:
+    cur = model.predict(reference[:200])
+    ref = model.predict(reference)
+    mix = persona_mix(cur, ref, model)
+    assert mix["current_shares"]["unassigned"] == 0.0
+    assert np.isfinite(mix["psi"]) and mix["psi"] < 0.05
+    assert mix["chi2_pvalue"] > 0.05
+
+
+def _result(drift_share: float = 0.0, **fit: object) -> CheckResult:
+    from persona.monitoring.drift import DriftResult, FeatureDrift
+
+    drifted = round(drift_share * 10)
+    features = [FeatureDrift(f"x{i + 1}", "ks", 0.5, 0.05, i < drifted) for i in range(10)]
+    base = {
+        "unassigned_rate": 0.0,
+        "reference_unassigned_rate": 0.0,
+        "mean_distance": 6.0,
+        "reference_mean_distance": 6.0,
+        "distance_ratio": 1.0,
+        "mix": {"psi": 0.0, "chi2_pvalue": 1.0},
+        "centroid_shift": {},
+    }
+    base.update(fit)
+    return CheckResult(
+        500, 500, DriftResult(features, drift_share, False, 500, 500, 500, 500), base, 0
+    )
+
+
+def test_decide_thresholds(cfg) -> None:
+    assert decide(_result(), cfg).verdict == "no_drift"
+    assert decide(_result(0.2), cfg).verdict == "watch"
+    assert decide(_result(0.5), cfg).verdict == "retrain"
+    assert decide(_result(unassigned_rate=0.06), cfg).verdict == "retrain"
+    # already as high in the reference: not a change
+    assert decide(_result(unassigned_rate=0.06, reference_unassigned_rate=0.06), cfg).verdict == (
+        "no_drift"
+    )
+    assert decide(_result(distance_ratio=1.25, mean_distance=7.5), cfg).verdict == "retrain"
+    assert decide(_result(mix={"psi": 0.15, "chi2_pvalue": 0.001}), cfg).verdict == "watch"
+    assert decide(_result(mix={"psi": 0.3, "chi2_pvalue": 0.001}), cfg).verdict == "retrain"
+    # a large PSI that is not significant (tiny persona counts) is not an alarm
+    assert decide(_result(mix={"psi": 0.3, "chi2_pvalue": 0.2}), cfg).verdict == "no_drift"
+    moved = {"a": {"shift": 1.5, "pvalue": 1e-6}}
+    assert decide(_result(centroid_shift=moved), cfg).verdict == "retrain"
+    noisy = {"a": {"shift": 1.5, "pvalue": 0.3}}
+    assert decide(_result(centroid_shift=noisy), cfg).verdict == "no_drift"
+
+
+def test_report_states_samples_and_verdict(reference, model, make_settings, tmp_path) -> None:
+    cfg = make_settings(drift_sample_rows=400)
+    result = check(month_x("spread", 4), reference, model, cfg, seed=4)
+    decision = decide(result, cfg)
+    name = report_name("2025-02", ["2025-01"], "1", "abcdef0123456789")
+    assert name == "drift_2025-02_ref-2025-01_v1_abcdef01.html"
+    path = write_report(result, decision, "2025-02", ["2025-01"], tmp_path / name)
+    assert path is not None
+    page = path.read_text(encoding="utf-8")
+    assert "current 400 of 500, reference 400 of 500 (seeded samples)" in page
+    assert "<b>Verdict</b> retrain" in page
+    assert len(page) > 100_000  # the Evidently widgets are there
+
+
+def test_store_record_run_is_idempotent(make_settings) -> None:
+    from persona.store import monitoring as runs_store
+    from persona.store.engine import open_store
+
+    engine = open_store(make_settings().database_url)
+    row = {
+        "survey_month": "2025-03",
+        "reference_months": ["2025-02", "2025-01"],
+        "model_name": "m",
+        "model_version": 1,
+        "data_hash": "h" * 64,
+        "n_current": 500,
+        "n_reference": 1000,
+        "decision": "retrain",
+        "reasons": ["r"],
+        "feature_results": [],
+        "persona_fit": {},
+    }
+    first = runs_store.record_run(engine, row)
+    assert runs_store.record_run(engine, row) == first
+    found = runs_store.find_run(engine, "2025-03", ["2025-01", "2025-02"], "m", "1", "h" * 64)
+    assert found is not None and found["run_id"] == first
+    assert found["reference_months"] == "2025-01,2025-02" and found["reasons"] == ["r"]
+    runs_store.set_action(engine, first, "retrained")
+    assert [r["action_taken"] for r in runs_store.list_runs(engine, month="2025-03")] == [
+        "retrained"
+    ]
+    assert runs_store.list_runs(engine, month="2025-04") == []
+    engine.dispose()
