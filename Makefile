@@ -74,7 +74,7 @@ label: venv ## Label MONTH with the champion model
 	$(BIN)/persona label --month $(MONTH)
 
 serve: venv ## Serve the champion under gunicorn on API_HOST:API_PORT
-	$(BIN)/gunicorn -c 03_deployment/gunicorn.conf.py --chdir 03_deployment wsgi:app
+	$(BIN)/gunicorn -c 03_deployment/gunicorn.conf.py
 
 predict: venv ## Send sample respondents to the running API
 	$(BIN)/python 03_deployment/predict_client.py

@@ -1,10 +1,44 @@
-"""`persona serve` (placeholder until its issue lands)."""
+"""`persona serve`: run the API under gunicorn with `03_deployment/gunicorn.conf.py`."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+from pathlib import Path
+
 import typer
 
+from persona.cli._common import console, settings
 
-def serve() -> None:
-    """Not built yet."""
-    raise typer.Exit(code=3)
+_CONFIG = Path(__file__).resolve().parents[3] / "03_deployment" / "gunicorn.conf.py"
+
+
+def serve(
+    host: str = typer.Option(None, "--host", help="Bind address (default API_HOST)."),
+    port: int = typer.Option(None, "--port", help="Port (default API_PORT)."),
+    workers: int = typer.Option(None, "--workers", help="Worker processes (default API_WORKERS)."),
+    worker_class: str = typer.Option(
+        None, "--worker-class", help="sync (default) or gthread (GUNICORN_WORKER_CLASS)."
+    ),
+    print_only: bool = typer.Option(False, "--print", help="Print the command, do not run it."),
+) -> None:
+    """Serve the champion model over REST under gunicorn (replaces this process)."""
+    cfg = settings()
+    overrides = {"API_HOST": host, "API_PORT": port, "API_WORKERS": workers,
+                 "GUNICORN_WORKER_CLASS": worker_class}  # fmt: skip
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[name] = str(value)
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    command = [gunicorn, "-c", str(_CONFIG)]
+    if print_only or not _CONFIG.is_file():
+        if not _CONFIG.is_file():
+            console.print(f"[red]no gunicorn config at {_CONFIG}[/]; run from a source checkout:")
+        console.print(" ".join(command))
+        raise typer.Exit(0 if _CONFIG.is_file() else 2)
+    console.print(
+        f"serving on http://{host or cfg.api_host}:{port or cfg.api_port} "
+        f"({workers or cfg.api_workers} workers)"
+    )
+    os.execv(gunicorn, command)

@@ -1,0 +1,207 @@
+"""Batch labeling of a survey month into `persona_assignments`, with lineage.
+
+In-process by default: load the month, `PersonaModel.predict` on the float64 array, write
+the labels with the model name and version (store/assignments: COPY on PostgreSQL). The
+table is append-only and unique per (response, model name, version), so labeling a month
+again with the same model writes nothing; a new model version appends its own labels.
+`via_api` labels through the REST API instead (the original workflow), in chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from persona.errors import PersonaError, StoreError
+from persona.features import FEATURE_NAMES
+from persona.model import UNASSIGNED_ID, UNASSIGNED_NAME, Prediction
+from persona.months import parse_month
+from persona.settings import Settings
+from persona.store import assignments, surveys
+
+log = logging.getLogger(__name__)
+_API_CHUNK = 1_000
+
+
+class LabelingError(PersonaError):
+    """Labeling through the API failed (unreachable, refused, model changed mid-run)."""
+
+
+def label_month(
+    settings: Settings,
+    engine: Any,
+    month: str,
+    loaded: Any = None,
+    *,
+    via_api: str | None = None,
+    chunk: int = _API_CHUNK,
+) -> dict[str, Any]:
+    """Label every response of a month and store the labels with lineage.
+
+    Args:
+        settings: Settings (model source; API token for `via_api`).
+        engine: The survey store engine.
+        month: ``YYYY-MM``.
+        loaded: A `registry.LoadedModel` to use; default: the `MODEL_ALIAS` (champion).
+        via_api: Base URL of a running persona API (``http://127.0.0.1:8000``) to label
+            through instead of in-process.
+        chunk: Records per API request (`via_api` only).
+
+    Returns:
+        ``month, model_name, model_version, rows, written, skipped, persona_mix,
+        unassigned_rate, seconds, rows_per_s, via``.
+
+    Raises:
+        StoreError: The month has no responses.
+        RegistryError: No model to label with.
+        LabelingError: The API failed.
+    """
+    started = time.perf_counter()
+    month = parse_month(month)
+    rows = {m["month"]: m["rows"] for m in surveys.list_months(engine)}.get(month, 0)
+    if not rows:
+        raise StoreError(f"no survey responses for {month}: ingest the month first")
+    if via_api:
+        labeler: Any = ApiLabeler(via_api, settings.api_token, chunk)
+        name, version = labeler.model_identity()
+    else:
+        if loaded is None:
+            from persona.registry.versions import load_model_for_serving
+
+            loaded = load_model_for_serving(settings)
+        name, version = loaded.name, str(loaded.version)
+    existing = assignments.count_assignments(engine, month, name, version)
+    if existing >= rows:
+        mix = assignments.persona_mix(engine, month, name, version)
+        return _result(month, name, version, rows, 0, mix, started, via_api or "in-process")
+    frame = surveys.load_month(engine, month)
+    features = np.ascontiguousarray(frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float64))
+    pred = labeler.predict(features, version) if via_api else loaded.model.predict(features)
+    written = assignments.write_assignments(
+        engine, frame["response_id"].to_numpy(), month, name, version, pred
+    )
+    ids, counts = np.unique(pred.persona_id, return_counts=True)
+    mix = {str(i): int(n) for i, n in zip(ids, counts, strict=True)}
+    result = _result(
+        month, name, version, len(frame), written, mix, started, via_api or "in-process"
+    )
+    log.info(
+        "labelled %s with %s v%s: %d rows, %d written in %.2fs",
+        month, name, version, len(frame), written, result["seconds"],
+    )  # fmt: skip
+    return result
+
+
+def _result(
+    month: str,
+    name: str,
+    version: str,
+    rows: int,
+    written: int,
+    mix: dict[str, int],
+    started: float,
+    via: str,
+) -> dict[str, Any]:
+    seconds = time.perf_counter() - started
+    total = sum(mix.values()) or 1
+    return {
+        "month": month,
+        "model_name": name,
+        "model_version": version,
+        "rows": rows,
+        "written": written,
+        "skipped": rows - written,
+        "persona_mix": mix,
+        "unassigned_rate": mix.get(UNASSIGNED_ID, 0) / total,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
+        "via": via,
+    }
+
+
+def prediction_from_records(records: list[dict[str, Any]]) -> Prediction:
+    """Rebuild a `Prediction` from API response records (persona, distance, margin).
+
+    Args:
+        records: The ``predictions`` list of `/predict` responses, in request order.
+
+    Returns:
+        A prediction; `nearest_index` is -1 (the API does not expose model indices).
+    """
+    pid = np.array([r["persona_id"] for r in records], dtype=object)
+    names = np.array([r["persona_name"] for r in records], dtype=object)
+    nearest = np.array(
+        [r.get("nearest_persona_id", r["persona_id"]) for r in records], dtype=object
+    )
+    margin = np.array(
+        [np.inf if r["margin"] is None else r["margin"] for r in records], dtype=float
+    )
+    return Prediction(
+        persona_id=pid,
+        persona_name=names,
+        nearest_id=nearest,
+        distance=np.array([r["distance"] for r in records], dtype=np.float64),
+        margin=margin,
+        assigned=(pid != UNASSIGNED_ID) & (names != UNASSIGNED_NAME),
+        nearest_index=np.full(len(records), -1, dtype=np.int64),
+    )
+
+
+class ApiLabeler:
+    """Labels feature rows through a running persona API (`POST /predict` in chunks).
+
+    Args:
+        url: Base URL of the API.
+        token: Bearer token ('' when the API has none).
+        chunk: Records per request.
+    """
+
+    def __init__(self, url: str, token: str = "", chunk: int = _API_CHUNK) -> None:
+        import requests
+
+        self.url = url.rstrip("/")
+        self.chunk = max(1, chunk)
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        import requests
+
+        try:
+            response = self.session.request(method, self.url + path, timeout=60, **kwargs)
+        except requests.RequestException as exc:
+            raise LabelingError(f"cannot reach the persona API at {self.url}: {exc}") from None
+        if response.status_code != 200:
+            raise LabelingError(
+                f"{method} {self.url}{path} answered {response.status_code}: {response.text[:300]}"
+            )
+        data: dict[str, Any] = response.json()
+        return data
+
+    def model_identity(self) -> tuple[str, str]:
+        """Return the (name, version) the API serves now (`GET /model`)."""
+        info = self._call("GET", "/model")
+        return str(info["name"]), str(info["version"])
+
+    def predict(self, features: np.ndarray, version: str) -> Prediction:
+        """Label rows through the API; every answer must come from `version`.
+
+        Raises:
+            LabelingError: A request failed or the API swapped models during the run.
+        """
+        records: list[dict[str, Any]] = []
+        for start in range(0, len(features), self.chunk):
+            rows = features[start : start + self.chunk].tolist()
+            body = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in rows]
+            answer = self._call("POST", "/predict", json=body)
+            if str(answer["model_version"]) != version:
+                raise LabelingError(
+                    f"the API switched from version {version} to {answer['model_version']} "
+                    "during the run; label again"
+                )
+            records += answer["predictions"]
+        return prediction_from_records(records)

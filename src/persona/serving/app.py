@@ -1,0 +1,243 @@
+"""Flask app factory of the persona API.
+
+`create_app` builds a Flask app with `/predict`, `/health`, `/ready`, `/model` and
+`/metrics`. `POST /predict` is also served by a thin WSGI layer in front of Flask
+(`PersonaWsgi`) that calls the same handler without Flask's request dispatch: the
+hot path is bytes in, numpy, bytes out. Every route is counted in the metrics there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from persona.features import Bounds
+from persona.serving.holder import ModelHolder, ModelSource
+from persona.serving.metrics import Metrics
+from persona.serving.predict import (
+    ApiError,
+    Limits,
+    check_content_type,
+    check_token,
+    error_body,
+    parse_records,
+    render_prediction,
+)
+from persona.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_JSON = "application/json"
+_STATUS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+_ROUTES = {p: p for p in ("/predict", "/health", "/ready", "/model", "/metrics")}
+Headers = list[tuple[str, str]]
+StartResponse = Callable[..., Any]
+
+
+class PersonaWsgi:
+    """WSGI layer in front of Flask: serves `POST /predict` directly, counts every route.
+
+    Args:
+        flask_wsgi: The Flask app's original `wsgi_app`.
+        holder: The model holder.
+        metrics: The metrics.
+        limits: Request limits and token.
+    """
+
+    def __init__(
+        self, flask_wsgi: Callable[..., Any], holder: ModelHolder, metrics: Metrics, limits: Limits
+    ) -> None:
+        self.flask_wsgi = flask_wsgi
+        self.holder = holder
+        self.metrics = metrics
+        self.limits = limits
+        self.reloader = False
+        self._pid = -1
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one request."""
+        started = time.perf_counter()
+        if self.reloader and self._pid != os.getpid():
+            self._pid = os.getpid()
+            self.holder.ensure_started()
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "")
+        if path == "/predict" and method == "POST":
+            status, headers, body = self.predict(environ)
+            start_response(_STATUS[status], headers)
+            self.metrics.observe_request(path, method, status, time.perf_counter() - started)
+            return [body]
+        seen: list[str] = []
+
+        def capture(status: str, headers: Headers, exc_info: Any = None) -> Any:
+            seen.append(status)
+            return start_response(status, headers, exc_info)
+
+        result = self.flask_wsgi(environ, capture)
+        code = int(seen[0][:3]) if seen else 500
+        self.metrics.observe_request(
+            _ROUTES.get(path, "other"), method, code, time.perf_counter() - started
+        )
+        return result
+
+    def predict(self, environ: dict[str, Any]) -> tuple[int, Headers, bytes]:
+        """Handle `POST /predict` from a WSGI environ; never raises.
+
+        Returns:
+            Status code, headers and JSON body.
+        """
+        extra: Headers = []
+        try:
+            loaded = self.holder.current
+            check_token(self.limits, environ.get("HTTP_AUTHORIZATION"))
+            check_content_type(environ.get("CONTENT_TYPE"))
+            body = _read_body(environ, self.limits.max_body_bytes)
+            if loaded is None:
+                raise ApiError(503, "no model loaded yet; see GET /ready and the server log")
+            features = parse_records(body, self.limits)
+            out, pred = render_prediction(loaded, features)
+            self.metrics.count_personas(pred.persona_id)
+            status = 200
+        except ApiError as exc:
+            status, out, extra = exc.status, exc.body(), exc.headers
+        except Exception:
+            log.exception("unexpected error in /predict")
+            status, out = 500, error_body("internal error; see the server log")
+        headers = [("Content-Type", _JSON), ("Content-Length", str(len(out))), *extra]
+        return status, headers, out
+
+
+def _read_body(environ: dict[str, Any], limit: int) -> bytes:
+    raw = environ.get("CONTENT_LENGTH") or ""
+    stream = environ["wsgi.input"]
+    if raw:
+        try:
+            length = int(raw)
+        except ValueError:
+            raise ApiError(400, f"invalid Content-Length {raw!r}") from None
+        if length > limit:
+            raise ApiError(
+                413, f"request body too large: {length} > {limit} bytes (API_MAX_BODY_BYTES)"
+            )
+        return stream.read(length) if length > 0 else b""
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if not (chunked or environ.get("wsgi.input_terminated")):
+        return b""
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise ApiError(413, f"request body too large: more than {limit} bytes (API_MAX_BODY_BYTES)")
+    return bytes(body)
+
+
+def create_app(
+    settings: Settings, loader: ModelSource | None = None, *, start_reloader: bool = True
+) -> Flask:
+    """Build the API.
+
+    The model is loaded now; if that fails the app still starts (`/ready` answers 503) and
+    the reload thread keeps trying. The reload thread starts lazily in each process on its
+    first request (so it runs in every gunicorn worker, preloaded or not).
+
+    Args:
+        settings: Settings (limits, token, reload interval, model source).
+        loader: Where the model comes from; default: the MLflow registry
+            (`serving.source.registry_source`).
+        start_reloader: Run the background alias check (off in some tests).
+
+    Returns:
+        The Flask app; its `extensions["persona"]` holds the holder, metrics and limits.
+    """
+    if loader is None:
+        from persona.serving.source import registry_source
+
+        loader = registry_source(settings)
+    metrics = Metrics()
+    holder = ModelHolder(
+        loader,
+        settings.model_reload_interval_s,
+        on_loaded=lambda m: metrics.model_loaded(m.name, m.version, m.alias or ""),
+        on_failed=metrics.model_load_failed,
+    )
+    holder.refresh()
+    limits = Limits(
+        max_records=settings.api_max_records,
+        max_body_bytes=settings.api_max_body_bytes,
+        bounds=Bounds(settings.feature_min, settings.feature_max),
+        token=settings.api_token,
+    )
+    app = Flask("persona.serving")
+    app.config["MAX_CONTENT_LENGTH"] = settings.api_max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    wsgi = PersonaWsgi(app.wsgi_app, holder, metrics, limits)
+    wsgi.reloader = start_reloader
+    app.wsgi_app = wsgi  # type: ignore[method-assign]
+    app.extensions["persona"] = {"holder": holder, "metrics": metrics, "limits": limits}
+    _add_routes(app, wsgi)
+    return app
+
+
+def _add_routes(app: Flask, wsgi: PersonaWsgi) -> None:
+    holder, limits = wsgi.holder, wsgi.limits
+
+    @app.post("/predict")
+    def predict() -> Response:
+        status, headers, body = wsgi.predict(request.environ)
+        return Response(body, status, headers)
+
+    @app.get("/health")
+    def health() -> tuple[dict[str, Any], int]:
+        return {"status": "ok", "pid": os.getpid()}, 200
+
+    @app.get("/ready")
+    def ready() -> tuple[dict[str, Any], int]:
+        loaded = holder.current
+        if loaded is None:
+            return {
+                "status": "not ready",
+                "error": "no model loaded",
+                "issues": [],
+                "last_error": holder.last_error,
+            }, 503
+        return {"status": "ready", "model_name": loaded.name, "model_version": loaded.version}, 200
+
+    @app.get("/model")
+    def model() -> tuple[dict[str, Any], int]:
+        loaded = holder.current
+        if loaded is None:
+            return {"error": "no model loaded", "issues": [], "reload": holder.status()}, 503
+        return {
+            "name": loaded.name,
+            "version": loaded.version,
+            "alias": loaded.alias,
+            "uri": loaded.uri,
+            "tags": loaded.tags,
+            **loaded.model.describe(),
+            "bounds": {"low": limits.bounds.low, "high": limits.bounds.high},
+            "limits": {"max_records": limits.max_records, "max_body_bytes": limits.max_body_bytes},
+            "auth": bool(limits.token),
+            "reload": holder.status(),
+        }, 200
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        body, content_type = wsgi.metrics.exposition()
+        return Response(body, 200, content_type=content_type)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        response = exc.get_response()
+        response.set_data(error_body(f"{exc.name}: {exc.description}"))
+        response.content_type = _JSON
+        return response
+
+    @app.errorhandler(Exception)
+    def server_error(exc: Exception) -> Response:
+        log.exception("unexpected error on %s", request.path)
+        return Response(error_body("internal error; see the server log"), 500, content_type=_JSON)

@@ -1,0 +1,189 @@
+"""The model a worker serves, swapped atomically when the registry alias moves.
+
+`ModelHolder.current` is one attribute holding an immutable `LoadedModel`; a request reads
+it once and uses that object to the end, so a swap never mixes two versions in one
+response. A daemon thread (one per worker process, started lazily after fork) asks the
+`ModelSource` every `interval_s` which version the alias points at and loads it when it
+differs. A failed load keeps the old model serving and is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from persona.model import PersonaModel
+
+log = logging.getLogger(__name__)
+
+
+class Loaded(Protocol):
+    """What the holder needs of a loaded model (`registry.LoadedModel` satisfies it)."""
+
+    @property
+    def model(self) -> PersonaModel:
+        """The persona model."""
+
+    @property
+    def name(self) -> str:
+        """Registered model name."""
+
+    @property
+    def version(self) -> str:
+        """Registered version."""
+
+    @property
+    def alias(self) -> str | None:
+        """Alias it was loaded through, if any."""
+
+    @property
+    def uri(self) -> str:
+        """Where it was loaded from."""
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        """Version tags (training months, data hash...)."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the served model comes from.
+
+    Attributes:
+        load: Loads the model the source points at now (raises on failure).
+        target_version: Returns the version the alias points at now, or None when the
+            source is pinned (local folder, fixed version) and never changes.
+        description: Human-readable origin, for logs and `/model`.
+    """
+
+    load: Callable[[], Loaded]
+    target_version: Callable[[], str | None]
+    description: str
+
+
+class ModelHolder:
+    """Holds the live model of one worker and reloads it in the background.
+
+    Args:
+        source: Where to load from.
+        interval_s: Seconds between checks of the alias.
+        on_loaded: Called with each newly loaded model (metrics).
+        on_failed: Called after each failed load (metrics).
+    """
+
+    def __init__(
+        self,
+        source: ModelSource,
+        interval_s: float,
+        on_loaded: Callable[[Loaded], None] | None = None,
+        on_failed: Callable[[], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.interval_s = interval_s
+        self.current: Loaded | None = None
+        self.loaded_at: float | None = None
+        self.last_check: float | None = None
+        self.last_error: str | None = None
+        self._on_loaded = on_loaded
+        self._on_failed = on_failed
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_pid: int | None = None
+        self._failed_target: str | None = None
+
+    def refresh(self) -> bool:
+        """Check the source once and load a new model if the target version moved.
+
+        Never raises: a failure is logged, remembered in `last_error` and the current
+        model keeps serving.
+
+        Returns:
+            True when a new model was swapped in.
+        """
+        with self._lock:
+            self.last_check = time.time()
+            try:
+                target = self.source.target_version()
+            except Exception as exc:
+                self._failed(None, f"cannot read the model alias: {exc}")
+                return False
+            current = self.current
+            if current is not None and (target is None or target == current.version):
+                return False
+            try:
+                loaded = self.source.load()
+            except Exception as exc:
+                self._failed(
+                    target, f"cannot load version {target} ({self.source.description}): {exc}"
+                )
+                return False
+            self.current = loaded  # one reference assignment: atomic for readers
+            self.loaded_at = time.time()
+            self.last_error = None
+            self._failed_target = None
+            if self._on_loaded is not None:
+                self._on_loaded(loaded)
+            old = current.version if current is not None else None
+            log.warning(
+                "pid %s serving %s version %s (was %s)",
+                os.getpid(),
+                loaded.name,
+                loaded.version,
+                old,
+            )
+            return True
+
+    def _failed(self, target: str | None, message: str) -> None:
+        self.last_error = message
+        if self._on_failed is not None:
+            self._on_failed()
+        if target is not None and target == self._failed_target:
+            log.debug("%s (still failing)", message)
+            return
+        self._failed_target = target
+        keeping = self.current.version if self.current is not None else "none"
+        log.error("%s; keeping the model in use (version %s)", message, keeping)
+
+    def ensure_started(self) -> None:
+        """Start the reload thread in this process if it is not running here yet.
+
+        Safe to call from every request or after fork: threads do not survive fork, so
+        the thread is (re)started once per process id.
+        """
+        pid = os.getpid()
+        if self._thread_pid == pid and self._thread is not None and self._thread.is_alive():
+            return
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="persona-model-reload", daemon=True)
+        self._thread_pid = pid
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the reload thread (tests)."""
+        self._stop.set()
+        if self._thread is not None and self._thread_pid == os.getpid():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        stop = self._stop
+        while not stop.wait(self.interval_s):
+            try:
+                self.refresh()
+            except Exception:  # refresh never raises; belt and braces for the thread
+                log.exception("model reload check failed")
+
+    def status(self) -> dict[str, Any]:
+        """Return the reload state for `/model`."""
+        return {
+            "source": self.source.description,
+            "interval_s": self.interval_s,
+            "loaded_at": self.loaded_at,
+            "last_check": self.last_check,
+            "last_error": self.last_error,
+        }
