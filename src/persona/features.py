@@ -202,8 +202,10 @@ def _record_issues(record: Any, row: int, out: np.ndarray) -> list[Issue]:
     target = out[row]
     for col, name in enumerate(FEATURE_NAMES):
         value = record.get(name)
-        if type(value) is float or type(value) is int:
+        if type(value) is float:
             target[col] = value
+        elif type(value) is int:
+            target[col] = value if abs(value) < 1e300 else np.inf  # huge ints: out of range
         elif name in record:
             issues.append(Issue(row, name, f"expected a number, got {_kind(value)}"))
     return issues

@@ -140,3 +140,14 @@ def test_array_shape_and_values() -> None:
 
 def test_check_columns_allows_named_extras() -> None:
     assert check_columns([*FEATURE_NAMES, "respondent_id"], ["respondent_id"]) == []
+
+
+def test_validate_records_huge_integer_is_a_row_issue_not_a_crash() -> None:
+    from persona.errors import DataValidationError
+    from persona.features import FEATURE_NAMES, validate_records
+
+    record = {name: 1.0 for name in FEATURE_NAMES}
+    record["x3"] = 10**400
+    with pytest.raises(DataValidationError) as info:
+        validate_records([record])
+    assert [(i.row, i.column) for i in info.value.issues] == [(0, "x3")]
