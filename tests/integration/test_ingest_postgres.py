@@ -10,10 +10,11 @@ import pandas as pd
 import psycopg2
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 
 from persona.errors import DataValidationError, StoreError
 from persona.store import surveys
-from persona.store.engine import open_store
+from persona.store.engine import open_store, utcnow
 from persona.store.schema import ingest_batches, survey_responses
 from persona.synth import default_year, generate_month, write_month
 
@@ -124,3 +125,52 @@ def test_a_failure_after_copy_rolls_everything_back(
             "SELECT count(*) FROM pg_class WHERE relname = 'persona_ingest_staging'"
         ).scalar_one()
     assert left == 0
+
+
+def test_binary_copy_round_trips_ids_floats_and_time_on_both_paths(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persona.store import survey_write
+
+    monkeypatch.setattr(survey_write, "_COPY_BATCH_ROWS", 3)  # many COPY batches
+    survey, _ = generate_month(cases.CATALOG, "2025-02", 10, seed=5)
+    survey["respondent_id"] = ["z", "b" * 64, "émile-ß", "7", "a b", "ü" * 64, "10", "-", "q", "x"]
+    survey.loc[0, "x1"] = -0.0
+    survey.loc[1, "x2"] = 5e-324
+    survey.loc[2, "x3"] = -99.99999999999999
+    first = surveys.ingest_frame(engine, survey.iloc[:6])  # new month: straight COPY
+    second = surveys.ingest_frame(engine, survey.iloc[4:])  # month has rows: staging
+    assert (first.rows_new, second.rows_new, second.rows_skipped) == (6, 4, 2)
+    loaded = surveys.load_month(engine, "2025-02")
+    pd.testing.assert_frame_equal(loaded[COLUMNS].reset_index(drop=True), survey, check_exact=True)
+    assert str(loaded.loc[0, "x1"]) == "-0.0"
+    with engine.connect() as conn:
+        times = conn.execute(
+            select(survey_responses.c.ingested_at, ingest_batches.c.ingested_at)
+            .join(ingest_batches, ingest_batches.c.batch_id == survey_responses.c.batch_id)
+            .order_by(survey_responses.c.response_id)
+        ).all()
+    assert len(times) == 10 and all(row == batch for row, batch in times)
+    assert times[0][0].utcoffset() is not None
+
+
+def test_schema_has_no_batch_foreign_key_but_keeps_uniqueness_and_month_index(
+    engine: Engine,
+) -> None:
+    from sqlalchemy import inspect
+
+    found = inspect(engine)
+    assert found.get_foreign_keys("survey_responses") == []
+    assert [fk["referred_table"] for fk in found.get_foreign_keys("persona_assignments")] == [
+        "survey_responses"
+    ]
+    unique = found.get_unique_constraints("survey_responses")
+    assert [u["column_names"] for u in unique] == [["respondent_id", "survey_month"]]
+    indexes = found.get_indexes("survey_responses")
+    assert ["survey_month"] in [i["column_names"] for i in indexes]
+    survey, _ = generate_month(cases.CATALOG, "2025-02", 5, seed=3)
+    batch = surveys.ingest_frame(engine, survey).batch_id
+    row = {"respondent_id": survey.loc[0, "respondent_id"], "survey_month": "2025-02"}
+    row |= {f"x{i}": 0.0 for i in range(1, 11)} | {"batch_id": batch}
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # the database still refuses
+        conn.execute(survey_responses.insert().values(**row, ingested_at=utcnow()))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -259,3 +263,51 @@ def test_store_reports_an_unreachable_database(
     engine.dispose()
     with pytest.raises(StoreError):
         surveys.list_months(engine)
+
+
+@pytest.mark.parametrize(
+    ("ids", "duplicate"),
+    [
+        (["a-1", "a-2", "a-10", "a-11"], None),  # numbered past the padding: (length, bytes)
+        (["b", "a", "c"], None),  # unsorted: the hash-based check
+        (["a", "b", "b", "c"], "duplicate respondent_id 'b' (first at row 1)"),
+        (["a-9", "a-10", "a-9"], "duplicate respondent_id 'a-9' (first at row 0)"),
+    ],
+)
+def test_respondent_ids_sorted_or_not_are_checked_for_duplicates(
+    engine: Engine, ids: list[str], duplicate: str | None
+) -> None:
+    survey, _ = generate_month(CATALOG, "2025-02", len(ids), seed=3)
+    survey["respondent_id"] = ids
+    if duplicate is None:
+        assert surveys.ingest_frame(engine, survey).rows_new == len(ids)
+        assert surveys.load_month(engine, "2025-02")["respondent_id"].tolist() == ids
+    else:
+        with pytest.raises(DataValidationError) as info:
+            surveys.ingest_frame(engine, survey)
+        assert duplicate in str(info.value)
+        assert counts(engine) == (0, 0)
+
+
+def test_file_content_hash_is_sha256_of_month_and_bytes(engine: Engine, tmp_path: Path) -> None:
+    """The idempotence key must not change: databases already hold it."""
+    path = Path(write_month(CATALOG, "2025-03", 7, tmp_path, formats=("csv",))["files"]["csv"])
+    expected = hashlib.sha256(b"file|2025-03|" + path.read_bytes()).hexdigest()
+    assert surveys.ingest_file(engine, path).content_hash == expected
+    survey, _ = generate_month(CATALOG, "2025-03", 7)
+    no_month = tmp_path / "no_month.csv"
+    survey.drop(columns=["survey_month"]).to_csv(no_month, index=False)
+    expected = hashlib.sha256(b"file|2025-03|" + no_month.read_bytes()).hexdigest()
+    assert surveys.ingest_file(engine, no_month, month="2025-03").content_hash == expected
+
+
+def test_binary_copy_encoding_matches_the_postgresql_format() -> None:
+    from persona.store.survey_write import _encode_rows
+
+    ids = pa.chunked_array([["ab"], ["é"]])
+    values = np.arange(20, dtype=np.float64).reshape(2, 10)
+    data = _encode_rows(ids, values, 5, [b"2025-01"])
+    first = struct.pack(">hi", 13, 2) + b"ab" + struct.pack(">iq", 8, 5)
+    first += b"".join(struct.pack(">id", 8, v) for v in range(10)) + struct.pack(">i", 7)
+    assert data.startswith(first + b"2025-01" + struct.pack(">hi", 13, 2) + "é".encode())
+    assert len(data) == 2 * (2 + 6 + 12 + 10 * 12 + 11)

@@ -1,29 +1,29 @@
-"""Reading and validating survey input before anything is written (no database here).
+"""Validating and hashing survey input before anything is written (no database here).
 
-`read_csv_file` reads a CSV strictly (every line as many fields as the header, Arrow's
-multi-threaded parser; text cells fall back to a text read so validation can name them);
 `validate_survey_frame` checks columns, month, respondent ids and features of a whole
-input and reports the first N problems with their row numbers.
+input and reports the first N problems with their row numbers; `bytes_hash` and
+`frame_hash` are the idempotence keys. Reading files is in `survey_read`.
 """
 
 from __future__ import annotations
 
-import csv
-import functools
 import hashlib
-import io
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
 from persona.errors import DataValidationError, IngestError, Issue
-from persona.features import FEATURE_NAMES, Bounds, check_columns, validate_frame
+from persona.features import (
+    FEATURE_NAMES,
+    Bounds,
+    check_columns,
+    validate_array,
+    validate_frame,
+)
 from persona.months import MonthError, parse_month
 
 ID = "respondent_id"
@@ -31,7 +31,7 @@ MONTH = "survey_month"
 MAX_ID_LENGTH = 64
 KEYS = (ID, MONTH)
 # Text columns stay Arrow-backed: string checks on a million ids run in Arrow, not Python.
-_TEXT = pd.StringDtype("pyarrow")
+TEXT = pd.StringDtype("pyarrow")
 
 Renumber = Callable[[int], int]
 """Maps a 0-based row position to the number shown in errors (file line, 1-based row)."""
@@ -47,13 +47,15 @@ def frame_hash(frame: pd.DataFrame, month: str) -> str:
 
 def bytes_hash(content: bytes, month: str) -> str:
     """sha256 of a file's bytes plus the month (the idempotence key of files)."""
-    return hashlib.sha256(f"file|{month}|".encode() + content).hexdigest()
+    digest = hashlib.sha256(f"file|{month}|".encode())
+    digest.update(content)  # no concatenated copy of the file
+    return digest.hexdigest()
 
 
 def _month_issues(frame: pd.DataFrame, month: str | None) -> tuple[str | None, list[Issue]]:
     if MONTH not in frame.columns:
         return month, []
-    values = frame[MONTH].astype(_TEXT).str.strip().fillna("")
+    values = frame[MONTH].astype(TEXT).str.strip().fillna("")
     uniques = [str(v) for v in values.unique()]
     valid: dict[str, str | None] = {}
     for value in uniques:
@@ -80,8 +82,26 @@ def _month_issues(frame: pd.DataFrame, month: str | None) -> tuple[str | None, l
     return month, issues
 
 
+def _ordered_distinct(ids: pa.Array) -> bool:
+    """True when each id sorts after the one before, bytewise or by (length, bytes).
+
+    Either order makes all ids distinct; it covers the usual exports (sorted ids, also
+    numbered ids that outgrow their zero padding) in ~1/10 of a hash-based check.
+    """
+    if len(ids) < 2:
+        return True
+    before, after = ids[:-1], ids[1:]
+    later = pc.greater(after, before)
+    if pc.all(later).as_py():
+        return True
+    size_before, size_after = pc.binary_length(before), pc.binary_length(after)
+    longer = pc.greater(size_after, size_before)
+    same_size_later = pc.and_(pc.equal(size_after, size_before), later)
+    return bool(pc.all(pc.or_(longer, same_size_later)).as_py())
+
+
 def _id_issues(frame: pd.DataFrame, renumber: Renumber) -> tuple[pa.Array, list[Issue]]:
-    ids = frame[ID].astype(_TEXT).str.strip()
+    ids = frame[ID].astype(TEXT).str.strip()
     issues = [
         Issue(int(p), ID, "respondent_id is empty")
         for p in np.flatnonzero((ids.isna() | (ids == "")).to_numpy(dtype=bool))
@@ -91,6 +111,11 @@ def _id_issues(frame: pd.DataFrame, renumber: Renumber) -> tuple[pa.Array, list[
     issues += [
         Issue(int(p), ID, f"respondent_id longer than {MAX_ID_LENGTH} characters") for p in long
     ]
+    array = pa.array(ids, type=pa.string())
+    if isinstance(array, pa.ChunkedArray):  # one buffer for the checks and the COPY
+        array = array.combine_chunks()
+    if _ordered_distinct(array):  # sorted input: no duplicates, skip the hash-based check
+        return array, issues
     dup = (ids.duplicated(keep="first") & (ids != "")).to_numpy(dtype=bool)
     if dup.any():
         first = {v: i for i, v in reversed(list(enumerate(ids.to_numpy())))}
@@ -98,7 +123,19 @@ def _id_issues(frame: pd.DataFrame, renumber: Renumber) -> tuple[pa.Array, list[
             value = ids.iloc[p]
             message = f"duplicate respondent_id {value!r} (first at row {renumber(first[value])})"
             issues.append(Issue(int(p), ID, message))
-    return pa.array(ids, type=pa.string()), issues
+    return array, issues
+
+
+def _features(frame: pd.DataFrame, bounds: Bounds, limit: int, what: str) -> np.ndarray:
+    """`validate_frame`, with a fast path when every feature column is already float64.
+
+    The columns are then stacked into one C-ordered array and checked by `validate_array`
+    (same checks, same issues), instead of consolidating the frame's blocks (~0.3 s/1M rows).
+    """
+    if all(frame[name].dtype == np.float64 for name in FEATURE_NAMES):
+        stacked = np.column_stack([frame[name].to_numpy() for name in FEATURE_NAMES])
+        return validate_array(stacked, bounds, limit, what)
+    return validate_frame(frame, bounds, KEYS, limit, what)
 
 
 def validate_survey_frame(
@@ -152,7 +189,7 @@ def validate_survey_frame(
     total = len(issues)
     values = np.empty((0, len(FEATURE_NAMES)))
     try:
-        values = validate_frame(frame, bounds, KEYS, limit, what)
+        values = _features(frame, bounds, limit, what)
     except DataValidationError as exc:
         issues += exc.issues
         total += exc.total
@@ -165,104 +202,45 @@ def validate_survey_frame(
     return month, ids, values
 
 
-def _arrow_text(arrow_type: pa.DataType) -> Any:
-    return _TEXT if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) else None
+def _month_guess(frame: pd.DataFrame, month: str | None) -> str | None:
+    """The month the content hash will most likely use (known for sure after validation)."""
+    if month is not None or MONTH not in frame.columns or len(frame) == 0:
+        return month
+    first = frame[MONTH].iloc[0]
+    return first.strip() if isinstance(first, str) else None
 
 
-def _csv_line_numbers(content: bytes) -> np.ndarray:
-    """File line number (1-based) of each data row: non-blank lines after the header."""
-    lines = content.split(b"\n")
-    return np.array([i + 1 for i, line in enumerate(lines) if i and line.strip()], dtype=np.int64)
+def validate_and_hash(
+    frame: pd.DataFrame,
+    month: str | None,
+    content: bytes | None,
+    limits: tuple[Bounds, int],
+    numbering: tuple[str, str, Renumber],
+) -> tuple[str, pa.Array, np.ndarray, str]:
+    """`validate_survey_frame` plus the content hash (`bytes_hash`, or `frame_hash`).
 
-
-def _read_csv_table(
-    content: bytes, header: list[str], text_only: bool, threads: bool, bad: list[Any]
-) -> pa.Table:
-    def on_bad_row(row: Any) -> str:
-        bad.append(row)
-        return "skip"
-
-    types = {
-        name: pa.float64() if name in FEATURE_NAMES and not text_only else pa.string()
-        for name in header
-    }
-    return pacsv.read_csv(
-        io.BytesIO(content),
-        read_options=pacsv.ReadOptions(use_threads=threads),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
-        convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
-    )
-
-
-def read_csv_file(path: Path, error_limit: int = 20) -> tuple[pd.DataFrame, bytes, Renumber]:
-    """Read a survey CSV strictly: every line must have as many fields as the header.
+    The file bytes are hashed in a thread (sha256 releases the GIL) for the likely month
+    while the frame is validated; recomputed in the rare case the month turns out different.
 
     Args:
-        path: The CSV file.
-        error_limit: How many bad lines to list at most.
+        frame: The input.
+        month: Explicit month or None.
+        content: The file bytes, or None for a frame.
+        limits: ``(bounds, error limit)``.
+        numbering: ``(what, note, renumber)`` as in `validate_survey_frame`.
 
     Returns:
-        ``(frame, raw bytes, position -> file line number)``. Feature columns are float64
-        unless a cell is not a number, in which case every column is text (validation
-        then names the cell).
-
-    Raises:
-        IngestError: Empty file, header only, or unparseable CSV.
-        DataValidationError: Lines with the wrong number of fields ("line N has K fields,
-            expected M").
+        ``(month, ids, features, content hash)``.
     """
-    content = path.read_bytes()
-    first = content.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
-    if not first:
-        raise IngestError(f"{path}: the file is empty (no header line)")
-    header = next(csv.reader([first]))
-    bad: list[Any] = []
-    try:
-        try:
-            table = _read_csv_table(content, header, False, True, bad)
-        except pa.ArrowInvalid as exc:
-            if "conversion error" not in str(exc):
-                raise
-            bad.clear()
-            table = _read_csv_table(content, header, True, True, bad)
-        if bad:  # read again single-threaded: only then does Arrow know the line numbers
-            bad.clear()
-            _read_csv_table(content, header, True, False, bad)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise IngestError(f"{path}: cannot parse as CSV: {exc}") from None
-    if bad:
-        issues = [
-            Issue(
-                row.number,
-                None,
-                f"line {row.number} has {row.actual_columns} fields, "
-                f"expected {row.expected_columns}",
-            )
-            for row in bad[:error_limit]
-        ]
-        note = "rows are file line numbers; line 1 is the header"
-        raise DataValidationError(f"invalid survey file {path} ({note})", issues, len(bad))
-    if table.num_rows == 0:
-        raise IngestError(f"{path}: the file has a header but no data rows")
-    lines = functools.cache(lambda: _csv_line_numbers(content))
-    return (
-        table.to_pandas(types_mapper=_arrow_text),
-        content,
-        lambda position: int(lines()[position]),
-    )
-
-
-def read_parquet_file(path: Path) -> tuple[pd.DataFrame, bytes, Renumber]:
-    """Read a survey Parquet file; rows are numbered from 1 in errors.
-
-    Raises:
-        IngestError: Unreadable or without rows.
-    """
-    content = path.read_bytes()
-    try:
-        frame = pq.read_table(io.BytesIO(content)).to_pandas(types_mapper=_arrow_text)
-    except (pa.ArrowException, OSError) as exc:
-        raise IngestError(f"{path}: cannot read as Parquet: {exc}") from None
-    if len(frame) == 0:
-        raise IngestError(f"{path}: the file has no data rows")
-    return frame, content, lambda position: position + 1
+    what, note, renumber = numbering
+    guess = _month_guess(frame, month) if content is not None else None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = None if guess is None else pool.submit(bytes_hash, content or b"", guess)
+        month, ids, values = validate_survey_frame(
+            frame, month, limits[0], limits[1], what, note, renumber
+        )
+        if content is None:
+            return month, ids, values, frame_hash(frame, month)
+        if hashing is not None and guess == month:
+            return month, ids, values, hashing.result()
+    return month, ids, values, bytes_hash(content, month)
