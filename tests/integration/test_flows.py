@@ -1,0 +1,198 @@
+"""The monthly cycle end to end over Jan-May 2025 on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from persona import flows, registry
+from persona.catalog import load_catalog
+from persona.errors import RegistryError
+from persona.settings import Settings
+from persona.store import schema, surveys
+from persona.store.engine import open_store
+from persona.synth import default_year, generate_month
+
+MONTHS = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05"]
+N = 300
+
+
+def _setup(settings: Settings) -> None:
+    """Ingest the demo year (March drifted) and bootstrap v1 on January."""
+    catalog = load_catalog(settings.persona_catalog)
+    engine = open_store(settings.database_url)
+    try:
+        for plan in default_year(2025, range(1, 6), N):
+            frame, _truth = generate_month(catalog, plan.month, plan.n, plan.scenario, seed=7)
+            surveys.ingest_frame(engine, frame, plan.month, f"synth-{plan.month}")
+        registry.bootstrap(settings, engine)
+    finally:
+        engine.dispose()
+
+
+def _state(settings: Settings) -> dict[str, Any]:
+    """Everything the cycle writes: row counts, model versions and aliases."""
+    engine = open_store(settings.database_url)
+    counts = {}
+    try:
+        with engine.connect() as conn:
+            for table in (
+                schema.persona_assignments,
+                schema.monitoring_runs,
+                schema.model_events,
+            ):
+                counts[table.name] = conn.execute(select(func.count()).select_from(table)).scalar()
+            actions = conn.execute(
+                select(
+                    schema.monitoring_runs.c.survey_month, schema.monitoring_runs.c.action_taken
+                ).order_by(schema.monitoring_runs.c.run_id)
+            ).all()
+    finally:
+        engine.dispose()
+    versions = registry.list_versions(settings)
+    return {
+        "counts": counts,
+        "actions": [tuple(a) for a in actions],
+        "versions": sorted(str(v["version"]) for v in versions),
+        "champion": registry.alias_version(settings, registry.CHAMPION),
+        "challenger": registry.alias_version(settings, registry.CHALLENGER),
+    }
+
+
+def _labels_per_month(settings: Settings, version: str) -> dict[str, int]:
+    engine = open_store(settings.database_url)
+    t = schema.persona_assignments.c
+    r = schema.survey_responses.c
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(r.survey_month, func.count())
+                .select_from(
+                    schema.persona_assignments.join(
+                        schema.survey_responses, t.response_id == r.response_id
+                    )
+                )
+                .where(t.model_version == version)
+                .group_by(r.survey_month)
+            ).all()
+    finally:
+        engine.dispose()
+    return {str(m): int(n) for m, n in rows}
+
+
+def _check_year(settings: Settings) -> list[dict[str, Any]]:
+    _setup(settings)
+    summaries = flows.run_year(settings, MONTHS)
+    verdicts = {s["month"]: s["verdict"] for s in summaries}
+    assert verdicts["2025-03"] == "retrain", summaries[2]["reasons"]
+    assert [m for m, v in verdicts.items() if v == "retrain"] == ["2025-03"], verdicts
+    march = summaries[2]
+    assert march["model_version_before"] == "1"
+    assert march["challenger_version"] == "2"
+    assert march["training_months"] == ["2025-01", "2025-02", "2025-03"]
+    assert march["promoted"] is True and march["model_version_after"] == "2"
+    assert [s["model_version_after"] for s in summaries] == ["1", "1", "2", "2", "2"]
+    assert all(s["rows"] == N for s in summaries)
+    assert all(sum(s["persona_mix"].values()) == N for s in summaries)
+    # Every respondent of every month is labelled by the model that served that month.
+    assert _labels_per_month(settings, "1") == {m: N for m in MONTHS[:3]}
+    assert _labels_per_month(settings, "2") == {m: N for m in MONTHS[2:]}
+    state = _state(settings)
+    assert state["versions"] == ["1", "2"]
+    assert state["champion"] == "2" and state["challenger"] is None
+    assert state["counts"]["monitoring_runs"] == 5
+    assert state["counts"]["model_events"] == 2  # bootstrap + promote
+    # Rerunning any month changes nothing.
+    again = flows.run_month(settings, "2025-03")
+    assert again["labels_written"] == 0 and again["replayed"] is True
+    for key in ("verdict", "model_version_before", "model_version_after", "challenger_version"):
+        assert again[key] == march[key]
+    assert again["promoted"] is True
+    flows.run_month(settings, "2025-01")
+    assert _state(settings) == state
+    return summaries
+
+
+def _cli_env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "VAR_DIR": str(settings.var_dir),
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLFLOW_ARTIFACT_ROOT": settings.mlflow_artifact_root,
+        "REPORTS_DIR": str(settings.reports_dir),
+        "PERSONA_CATALOG": str(settings.persona_catalog),
+    }
+
+
+@pytest.mark.slow
+def test_year_on_sqlite(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_settings()
+    summaries = _check_year(settings)
+    assert all(s["report_path"] and Path(s["report_path"]).exists() for s in summaries)
+    before = _state(settings)
+    persona = [str(Path(sys.executable).parent / "persona")]
+    proc = subprocess.run(
+        [*persona, "run-month", "--month", "2025-04", "--json"],
+        env=_cli_env(settings), cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["month"] == "2025-04" and result["verdict"] == summaries[3]["verdict"]
+    assert result["labels_written"] == 0 and result["model_version_after"] == "2"
+    assert _state(settings) == before
+    human = subprocess.run(
+        [*persona, "run-month", "--month", "2025-13"],
+        env=_cli_env(settings), cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert human.returncode == 2 and "2025-13" in human.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_year_on_postgres(make_settings: Callable[..., Settings], pg_url: str) -> None:
+    _check_year(make_settings(database_url=pg_url))
+
+
+@pytest.mark.slow
+def test_failure_part_way_then_rerun_completes(
+    make_settings: Callable[..., Settings],
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clean = make_settings()
+    _setup(clean)
+    flows.run_year(clean, MONTHS[:3])
+    expected = _state(clean)
+
+    other = tmp_path_factory.mktemp("faulty")
+    broken = make_settings(
+        database_url=f"sqlite:///{other}/persona.db",
+        mlflow_tracking_uri=f"sqlite:///{other}/mlflow.db",
+        mlflow_artifact_root=str(other / "mlartifacts"),
+        reports_dir=other / "reports",
+    )
+    _setup(broken)
+    flows.run_year(broken, MONTHS[:2])
+    real_promote = registry.promote
+
+    def failing_promote(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise RegistryError("injected: MLflow went away during promotion")
+
+    monkeypatch.setattr(registry, "promote", failing_promote)
+    with pytest.raises(RegistryError, match="injected"):
+        flows.run_month(broken, "2025-03")
+    half = _state(broken)
+    assert half["champion"] == "1" and half["challenger"] == "2"
+    monkeypatch.setattr(registry, "promote", real_promote)
+    summary = flows.run_month(broken, "2025-03")
+    assert summary["promoted"] is True and summary["model_version_after"] == "2"
+    assert _state(broken) == expected
