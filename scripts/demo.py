@@ -67,10 +67,10 @@ def serve_and_predict(settings: Any, records: list[dict[str, float]]) -> dict[st
     """Start gunicorn briefly on a free port, wait for /ready, POST /predict, stop it."""
     port = free_port()
     env = {**os.environ, "API_PORT": str(port), "API_HOST": "127.0.0.1", "API_WORKERS": "1"}
-    cmd = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
-    proc = subprocess.Popen(
-        cmd, cwd=REPO / "03_deployment", env=env, start_new_session=True
-    )  # its own process group, stopped as a whole below
+    # Run from the repo root (like `make serve`) so relative settings such as the embedded
+    # sqlite:///var/mlflow.db resolve to the same files the cycle wrote.
+    cmd = [str(BIN / "gunicorn"), "-c", str(REPO / "03_deployment" / "gunicorn.conf.py")]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)  # own process group
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
