@@ -3,7 +3,7 @@
 Grafana cannot run here, so this test executes each `rawSql` of
 `04_monitoring/grafana/dashboards/persona.json` as Grafana would (no macros are used) on a
 store filled through the package: ingested months, the bootstrap champion, labels and
-monitoring runs. `fill_store` is the one place to swap for a full demo run.
+monitoring runs, written by the monthly cycle (`flows.run_year`) as in the demo.
 """
 
 from __future__ import annotations
@@ -18,18 +18,23 @@ import pytest
 import yaml
 from sqlalchemy import Engine, text
 
-from persona import registry
+from persona import flows, registry
 from persona.catalog import load_catalog
-from persona.labeling import label_month
-from persona.monitoring import run_check
 from persona.settings import Settings
+from persona.store import monitoring as store_monitoring
 from persona.store import surveys
 from persona.store.engine import open_store
 from persona.synth import generate_month
 
 GRAFANA = Path(__file__).resolve().parents[2] / "04_monitoring" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "persona.json"
-PLAN = {"2025-01": "stable", "2025-02": "stable", "2025-03": "spread"}
+PLAN = {
+    "2025-01": "stable",
+    "2025-02": "stable",
+    "2025-03": "spread",
+    "2025-04": "stable",
+    "2025-05": "stable",
+}
 
 # Expected column names of table panels (by title); time-series panels are checked by format.
 TABLE_COLUMNS = {
@@ -52,18 +57,18 @@ TABLE_COLUMNS = {
 
 
 def fill_store(cfg: Settings, engine: Engine) -> dict[str, Any]:
-    """Fill the store as a monthly cycle would: ingest, bootstrap, label, monitor."""
+    """Fill the store with a demo run: ingest Jan-May 2025, bootstrap, the monthly cycle."""
     catalog = load_catalog(cfg.persona_catalog)
     for month, scenario in PLAN.items():
         frame, _ = generate_month(catalog, month, 500, scenario, seed=11)
         surveys.ingest_frame(engine, frame, month, f"synth-{month}")
     registry.bootstrap(cfg, engine)
-    checks = {}
-    for month in PLAN:
-        label_month(cfg, engine, month)
-        if month != "2025-01":
-            checks[month] = run_check(cfg, engine, month)
-    return {"months": list(PLAN), "checks": checks}
+    summaries = flows.run_year(cfg, list(PLAN))
+    checks = {
+        run["survey_month"]: {"verdict": run["decision"], "drift_share": run["drift_share"]}
+        for run in store_monitoring.list_runs(engine)
+    }
+    return {"months": list(PLAN), "summaries": summaries, "checks": checks}
 
 
 @pytest.fixture
@@ -134,5 +139,7 @@ def test_panel_values_match_the_package(filled) -> None:
     for month in filled["months"]:
         total = sum(r[2] for r in mix if r[0].strftime("%Y-%m") == month)
         assert total == pytest.approx(1.0)
-    assert champion is not None and champion[0] == "1"
+    # March drifted: the cycle promoted v2, which is in production at the end of the run.
+    assert [s["verdict"] for s in filled["summaries"]].count("retrain") == 1
+    assert champion is not None and champion[0] == "2"
     assert len(feature_rows) == 10 * len(filled["checks"])
