@@ -1,0 +1,52 @@
+# syntax=docker/dockerfile:1.7
+# PersonaOps Mage image: two virtualenvs that cannot be merged (conflicting pins):
+#   /opt/app-venv   the `persona` package from this repo (requirements/app.lock)
+#   /opt/mage-venv  mage-ai from 02_pipeline/requirements-mage.txt
+# Mage blocks call $PERSONA_BIN (the app env's `persona`) as a subprocess.
+#   docker build -f 02_pipeline/mage.Dockerfile -t personaops-mage:0.1.0 .
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+
+# --- app env: the persona package --------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS app-build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/app-venv
+WORKDIR /src
+COPY requirements/app.lock requirements/app.lock
+COPY pyproject.toml README.m[d] ./
+COPY src/ src/
+RUN /opt/app-venv/bin/pip install -c requirements/app.lock . \
+ && /opt/app-venv/bin/persona --help >/dev/null
+
+# --- mage env: mage-ai with its own pins ---------------------------------------------------
+FROM ${PYTHON_IMAGE} AS mage-build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/mage-venv
+COPY 02_pipeline/requirements-mage.txt /tmp/requirements-mage.txt
+RUN /opt/mage-venv/bin/pip install -r /tmp/requirements-mage.txt
+
+# --- runtime ------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+ARG APP_UID=10001
+RUN groupadd --system --gid ${APP_UID} persona \
+ && useradd --system --uid ${APP_UID} --gid persona --home-dir /app --no-create-home \
+      --shell /usr/sbin/nologin persona
+COPY --from=app-build /opt/app-venv /opt/app-venv
+COPY --from=mage-build /opt/mage-venv /opt/mage-venv
+WORKDIR /app
+COPY 01_model/personas.yaml 01_model/personas.yaml
+# The Mage project (Mage writes block versions next to it, so the user owns it).
+COPY --chown=persona:persona 02_pipeline/ 02_pipeline/
+RUN mkdir -p /app/var/mage_data && chown -R persona:persona /app/var
+ENV PATH=/opt/mage-venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    PERSONA_BIN=/opt/app-venv/bin/persona \
+    MAGE_DATA_DIR=/app/var/mage_data \
+    VAR_DIR=/app/var \
+    PERSONA_CATALOG=/app/01_model/personas.yaml \
+    MAGE_PORT=6789
+USER persona
+EXPOSE 6789
+HEALTHCHECK --interval=20s --timeout=6s --start-period=90s --retries=5 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/status' % os.environ.get('MAGE_PORT', '6789'), timeout=5)"]
+CMD ["bash", "02_pipeline/start_mage.sh"]
