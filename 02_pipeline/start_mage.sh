@@ -5,11 +5,16 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
+# .env fills in only what the environment does not already set (as pydantic-settings does),
+# so `make up` and tests can point Mage at their own stack.
 if [[ -f .env ]]; then
-  set -a
-  # shellcheck disable=SC1091
-  source ./.env
-  set +a
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+    name="${BASH_REMATCH[1]}"
+    value="${BASH_REMATCH[2]}"
+    value="${value%\"}"; value="${value#\"}"; value="${value%\'}"; value="${value#\'}"
+    if [[ -z "${!name+x}" ]]; then export "$name=$value"; fi
+  done < .env
 fi
 export MAGE_DATA_DIR="${MAGE_DATA_DIR:-$REPO/var/mage_data}"
 export PERSONA_BIN="${PERSONA_BIN:-$REPO/.venv/bin/persona}"

@@ -132,3 +132,29 @@ def send_alert(
             log.warning("alert via %s to %s failed: %s", channel, target, outcome["error"])
         results.append(outcome)
     return results
+
+
+def alert_for_check(settings: Settings, month: str, check: dict[str, Any]) -> list[dict[str, Any]]:
+    """Send the alert of a monitoring check (its verdict, reasons and report).
+
+    Args:
+        settings: Alert settings.
+        month: The checked month.
+        check: What `monitoring.run_check` returned.
+
+    Returns:
+        One delivery result per configured channel (empty when none is configured).
+    """
+    verdict = check["verdict"]
+    title = f"PersonaOps: {verdict} for {month}"
+    text = "; ".join(check.get("reasons") or []) or verdict
+    log.warning("ALERT %s: %s", title, text)
+    fields = {
+        "month": month,
+        "verdict": verdict,
+        "reference": ",".join(check.get("reference_months") or []),
+        "model_version": check.get("model_version"),
+        "drift_share": check.get("drift_share"),
+        "report": check.get("report_path"),
+    }
+    return send_alert(settings, title, text, fields)

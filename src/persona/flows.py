@@ -50,19 +50,7 @@ def _label(settings: Settings, engine: Engine, month: str, version: str) -> dict
 
 
 def _alert(settings: Settings, month: str, check: dict[str, Any]) -> list[dict[str, Any]]:
-    verdict = check["verdict"]
-    title = f"PersonaOps: {verdict} for {month}"
-    text = "; ".join(check.get("reasons") or []) or verdict
-    log.warning("ALERT %s: %s", title, text)
-    fields = {
-        "month": month,
-        "verdict": verdict,
-        "reference": ",".join(check.get("reference_months") or []),
-        "model_version": check.get("model_version"),
-        "drift_share": check.get("drift_share"),
-        "report": check.get("report_path"),
-    }
-    return alerts.send_alert(settings, title, text, fields)
+    return alerts.alert_for_check(settings, month, check)
 
 
 def _retrain(

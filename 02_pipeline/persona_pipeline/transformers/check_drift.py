@@ -9,7 +9,8 @@ if "transformer" not in globals():
 @transformer
 def check_drift(survey_month, *args, **kwargs):
     month, reference = month_vars(kwargs)
-    cmd = ["monitor", "--month", month] + (["--reference", reference] if reference else [])
+    cmd = ["monitor", "--month", month, "--alert"]
+    cmd += ["--reference", reference] if reference else []
     result = run_persona(*cmd)
     result["preview_rows"] = len(survey_month)
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from persona.cli import catalog, data, flow, label, model, monitor, serve
-from persona.cli._common import setup_logging
+from persona.cli._common import reserve_stdout, setup_logging
 
 app = typer.Typer(
     name="persona",
@@ -29,6 +29,7 @@ app.command("serve")(serve.serve)
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     setup_logging(verbose)
+    reserve_stdout()
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TextIO
 
 import typer
 from rich.console import Console
@@ -20,6 +20,23 @@ from persona.settings import Settings, get_settings
 console = Console(stderr=True)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+
+_json_stream: list[TextIO] = []
+
+
+def reserve_stdout() -> None:
+    """Keep stdout for the --json document: anything else printed goes to stderr.
+
+    Libraries print to stdout on their own (MLflow's "View run ..." lines); once a command
+    starts, `sys.stdout` points at stderr and only `emit` writes to the real stdout.
+    """
+    if sys.stdout is not sys.stderr:
+        _json_stream[:] = [sys.stdout]
+    sys.stdout = sys.stderr
+
+
+def _out() -> TextIO:
+    return _json_stream[-1] if _json_stream else sys.stdout
 
 
 def settings() -> Settings:
@@ -37,8 +54,8 @@ def emit(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]
         render: Function that prints the result for a person (to `console`).
     """
     if as_json:
-        sys.stdout.write(json.dumps(result, default=str) + "\n")
-        sys.stdout.flush()
+        _out().write(json.dumps(result, default=str) + "\n")
+        _out().flush()
     else:
         render(result)
 
@@ -58,7 +75,8 @@ def errors_to_exit(as_json: bool = False) -> Iterator[None]:
         )
         payload["type"] = type(exc).__name__
         if as_json:
-            sys.stdout.write(json.dumps(payload, default=str) + "\n")
+            _out().write(json.dumps(payload, default=str) + "\n")
+            _out().flush()
         console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
         raise typer.Exit(code=2) from None
 

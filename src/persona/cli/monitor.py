@@ -34,6 +34,9 @@ def monitor(
     reference: str = typer.Option(
         None, "--reference", help="Reference months, e.g. 2025-01[,2025-02] (default: champion's)."
     ),
+    alert: bool = typer.Option(
+        False, "--alert", help="Send the configured alerts when the verdict is watch or retrain."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check a month against a reference window: drift per feature, persona fit, verdict."""
@@ -49,6 +52,10 @@ def monitor(
             result = run_check(cfg, engine, current, refs)
         finally:
             engine.dispose()
+        if alert and result["verdict"] in ("watch", "retrain"):
+            from persona.alerts import alert_for_check
+
+            result["alerts"] = alert_for_check(cfg, current, result)
     emit(result, as_json, render)
 
 
