@@ -1,7 +1,8 @@
 """Batch labeling of a survey month into `persona_assignments`, with lineage.
 
-In-process by default: load the month, `PersonaModel.predict` on the float64 array, write
-the labels with the model name and version (store/assignments: COPY on PostgreSQL). The
+In-process by default: load the month (a binary COPY on PostgreSQL), `PersonaModel.predict`
+on the float64 array, write the labels with the model name and version (store/assignments:
+a binary COPY on PostgreSQL). The
 table is append-only and unique per (response, model name, version), so labeling a month
 again with the same model writes nothing; a new model version appends its own labels.
 `via_api` labels through the REST API instead (the original workflow), in chunks.
@@ -21,6 +22,7 @@ from persona.model import UNASSIGNED_ID, UNASSIGNED_NAME, Prediction
 from persona.months import parse_month
 from persona.settings import Settings
 from persona.store import assignments, surveys
+from persona.store.survey_queries import count_month
 
 log = logging.getLogger(__name__)
 _API_CHUNK = 1_000
@@ -61,7 +63,7 @@ def label_month(
     """
     started = time.perf_counter()
     month = parse_month(month)
-    rows = {m["month"]: m["rows"] for m in surveys.list_months(engine)}.get(month, 0)
+    rows = count_month(engine, month)
     if not rows:
         raise StoreError(f"no survey responses for {month}: ingest the month first")
     if via_api:
@@ -83,8 +85,9 @@ def label_month(
     written = assignments.write_assignments(
         engine, frame["response_id"].to_numpy(), month, name, version, pred
     )
-    ids, counts = np.unique(pred.persona_id, return_counts=True)
-    mix = {str(i): int(n) for i, n in zip(ids, counts, strict=True)}
+    codes, ids = assignments.factorize(pred.persona_id)
+    counts = np.bincount(codes, minlength=len(ids))
+    mix = {str(i): int(n) for i, n in sorted(zip(ids, counts, strict=True))}
     result = _result(
         month, name, version, len(frame), written, mix, started, via_api or "in-process"
     )

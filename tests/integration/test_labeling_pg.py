@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from werkzeug.serving import make_server
 
 from persona.catalog import load_catalog
+from persona.errors import StoreError
 from persona.features import FEATURE_NAMES
 from persona.labeling import label_month
 from persona.model import PersonaModel, from_catalog
@@ -20,7 +22,7 @@ from persona.serving.app import create_app
 from persona.serving.holder import ModelSource
 from persona.settings import Settings
 from persona.store import assignments, surveys
-from persona.store.engine import open_store
+from persona.store.engine import open_store, utcnow
 from persona.synth import generate_month
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,4 +146,147 @@ def test_label_with_registered_champion(pg_url: str, make_settings: Any) -> None
     assert result["model_name"] == settings.model_name
     assert result["model_version"] == version and result["written"] == N
     assert assignments.count_assignments(engine, "2025-04", settings.model_name, version) == N
+    engine.dispose()
+
+
+# --- PostgreSQL fast paths: binary COPY month reads and label writes ---------------------
+
+
+def _frames() -> dict[str, Any]:
+    """Two months with respondent ids of mixed lengths and non-ASCII characters."""
+    catalog = load_catalog(CATALOG)
+    march, _ = generate_month(catalog, "2025-03", 60, seed=8)
+    march["respondent_id"] = [f"mär-{i}" + "x" * (i % 7) for i in range(60)]
+    april, _ = generate_month(catalog, "2025-04", 50, seed=9)
+    april["respondent_id"] = [f"a{i}" for i in range(50)]
+    late, _ = generate_month(catalog, "2025-03", 5, seed=10)
+    late["respondent_id"] = [f"late-émoji-✓-{i}" for i in range(5)]
+    return {"march": march, "april": april, "late": late}
+
+
+@pytest.mark.postgres
+def test_copy_month_read_matches_the_portable_read(pg_url: str, tmp_path: Path) -> None:
+    frames = _frames()
+    stores = [open_store(pg_url), open_store(f"sqlite:///{tmp_path}/lite.db")]
+    for engine in stores:  # April between March's two batches: ids interleave across months
+        for name in ("march", "april", "late"):
+            surveys.ingest_frame(engine, frames[name], frames[name]["survey_month"][0])
+    pg, lite = stores
+    for months in (["2025-03"], ["2025-04", "2025-03"], ["2025-04"], ["2024-01"]):
+        fast, portable = surveys.load_months(pg, months), surveys.load_months(lite, months)
+        pd.testing.assert_frame_equal(fast, portable)
+        assert fast["respondent_id"].map(type).eq(str).all()
+    window = surveys.load_months(pg, ["2025-03", "2025-04"])
+    assert window["survey_month"].tolist() == ["2025-03"] * 65 + ["2025-04"] * 50
+    assert window["respondent_id"].iloc[64] == "late-émoji-✓-4"
+    empty = surveys.load_month(pg, "2024-01")
+    assert empty.empty and list(empty.dtypes) == list(surveys.load_month(pg, "2025-04").dtypes)
+    for engine in stores:
+        engine.dispose()
+
+
+def _unicode_model(v1: LoadedModel) -> LoadedModel:
+    model = PersonaModel(
+        ("öko", "b-very-long-persona-identifier"),
+        ("Öko Olga ✓", "B"),
+        v1.model.centroids[:2],
+        np.array([4.0, np.inf]),
+    )
+    return LoadedModel(model, "persona-clässifier", "7-ünï", "champion", "test", {})
+
+
+@pytest.mark.postgres
+def test_copy_writes_exact_labels_on_both_paths(pg_url: str, make_settings: Any) -> None:
+    engine = _store(pg_url)
+    loaded = _unicode_model(_v1())
+    frame = surveys.load_month(engine, "2025-04")
+    features = np.ascontiguousarray(frame.loc[:, list(FEATURE_NAMES)].to_numpy())
+    expected = loaded.model.predict(features)  # the array label_month builds: same bits
+    assert len(set(zip(expected.persona_id, expected.nearest_id, strict=True))) == 3
+    ids = frame["response_id"].to_numpy()
+    # Partial earlier run (straight COPY), then the rest through staging + ON CONFLICT.
+    args = ("2025-04", loaded.name, loaded.version)
+    before = utcnow()
+    assert assignments.write_assignments(engine, ids[::3], *args, _take(expected, 3)) == 1000
+    result = label_month(make_settings(), engine, "2025-04", loaded=loaded)
+    assert (result["written"], result["skipped"]) == (N - 1000, 1000)
+    stored = assignments.load_assignments(engine, *args).set_index("response_id")
+    stored = stored.loc[frame["response_id"]]
+    assert stored["persona_id"].tolist() == expected.persona_id.tolist()
+    assert stored["persona_name"].tolist() == expected.persona_name.tolist()
+    assert stored["nearest_persona_id"].tolist() == expected.nearest_id.tolist()
+    np.testing.assert_array_equal(stored["distance"], expected.distance)
+    np.testing.assert_array_equal(stored["margin"], expected.margin)
+    assert stored["assigned_at"].nunique() == 2  # one time per write, in UTC
+    assert before <= stored["assigned_at"].min() <= stored["assigned_at"].max() <= utcnow()
+    assert label_month(make_settings(), engine, "2025-04", loaded=loaded)["written"] == 0
+    engine.dispose()
+
+
+def _take(pred: Any, step: int) -> Any:
+    from dataclasses import fields, replace
+
+    return replace(pred, **{f.name: getattr(pred, f.name)[::step] for f in fields(pred)})
+
+
+@pytest.mark.postgres
+def test_copy_write_guards(pg_url: str) -> None:
+    engine = _store(pg_url)
+    v1 = _v1()
+    frame = surveys.load_month(engine, "2025-04").iloc[:10]
+    pred = v1.model.predict(frame.loc[:, list(FEATURE_NAMES)].to_numpy())
+    ids = frame["response_id"].to_numpy()
+    # An unknown response id: the foreign key refuses the COPY and nothing is written.
+    with pytest.raises(StoreError, match="persona assignments of 2025-04"):
+        assignments.write_assignments(engine, ids + 10**9, "2025-04", v1.name, "1", pred)
+    assert assignments.count_assignments(engine, "2025-04", v1.name, "1") == 0
+    # A repeated id: the straight COPY meets its own row, falls back to ON CONFLICT.
+    twice = np.concatenate([ids, ids[:4]])
+    assert assignments.write_assignments(
+        engine, twice, "2025-04", v1.name, "1", _take_rows(pred, [*range(10), *range(4)])
+    ) == 10  # fmt: skip
+    # Rows stored under another month label still block a second copy of the same labels.
+    assert assignments.write_assignments(engine, ids, "2025-05", v1.name, "1", pred) == 0
+    assert assignments.count_assignments(engine, "2025-05", v1.name, "1") == 0
+    engine.dispose()
+
+
+def _take_rows(pred: Any, rows: list[int]) -> Any:
+    from dataclasses import fields, replace
+
+    return replace(pred, **{f.name: getattr(pred, f.name)[rows] for f in fields(pred)})
+
+
+@pytest.mark.postgres
+def test_labeling_a_version_2_database_needs_no_migration(pg_url: str, make_settings: Any) -> None:
+    """A store created before schema 3 keeps assignment_id + a unique constraint: still works."""
+    import psycopg2
+
+    dsn = pg_url.replace("postgresql+psycopg2://", "postgresql://")
+    engine = open_store(pg_url)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "DROP TABLE persona_assignments; CREATE TABLE persona_assignments ("
+            " assignment_id bigserial PRIMARY KEY,"
+            " response_id bigint NOT NULL REFERENCES survey_responses (response_id),"
+            " survey_month varchar(7) NOT NULL, model_name varchar(128) NOT NULL,"
+            " model_version varchar(32) NOT NULL, persona_id varchar(64) NOT NULL,"
+            " persona_name varchar(128) NOT NULL, nearest_persona_id varchar(64) NOT NULL,"
+            " distance float8 NOT NULL, margin float8 NOT NULL,"
+            " assigned_at timestamptz NOT NULL,"
+            " CONSTRAINT uq_assignment_model UNIQUE (response_id, model_name, model_version));"
+            "CREATE INDEX ix_assignments_month_model"
+            " ON persona_assignments (survey_month, model_name, model_version)"
+        )
+    conn.close()
+    engine.dispose()
+    engine = _store(pg_url)
+    v1 = _v1()
+    first = label_month(make_settings(), engine, "2025-04", loaded=v1)
+    assert first["written"] == N
+    assert label_month(make_settings(), engine, "2025-04", loaded=v1)["written"] == 0
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(DISTINCT assignment_id) FROM persona_assignments")
+        assert cur.fetchone() == (N,)
+    conn.close()
     engine.dispose()

@@ -1,18 +1,23 @@
 """`persona_assignments`: append-only persona labels with lineage (model name + version).
 
 A row is unique per (response, model name, model version): writing the same month with the
-same model again inserts nothing. PostgreSQL takes a binary COPY of the numeric columns
-(response id, label code, nearest code, distance, margin) into a temporary staging table,
-the few distinct persona ids/names into a second one, then one
-``INSERT ... SELECT ... JOIN ... ON CONFLICT DO NOTHING``. SQLite an ``executemany`` insert
-with ``ON CONFLICT DO NOTHING``. SQL text is built only from the schema objects' names.
+same model again inserts nothing. PostgreSQL writes one binary COPY built by numpy: the
+numeric columns (response id, distance, margin, time) are one fixed-width record per row
+and the text columns (month, model name, version, persona id/name, nearest id) come from
+a small table of pre-encoded byte strings, one per (label, nearest) combination. When the
+(month, model, version) has no rows yet (one count on the month index) the COPY goes
+straight into `persona_assignments`; otherwise (a partial earlier run) into a temporary
+table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. A straight COPY that meets an
+existing (response, model, version) row (a concurrent run, a repeated id) is rolled back
+to a savepoint and redone the second way. SQLite: an ``executemany`` insert with
+``ON CONFLICT DO NOTHING``. SQL text is built only from the schema objects' names.
 """
 
 from __future__ import annotations
 
-import io
+import datetime as dt
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,19 +26,18 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    DateTime,
     Engine,
     Float,
     MetaData,
-    SmallInteger,
     Table,
     Text,
     func,
-    literal,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from persona.errors import StoreError
 from persona.model import Prediction
@@ -43,35 +47,32 @@ from persona.store.schema import persona_assignments as pa_table
 
 _UNIQUE = ["response_id", "model_name", "model_version"]
 _SQLITE_CHUNK = 20_000
-_staging_meta = MetaData()
+_COPY_CHUNK = 1 << 17  # rows per piece of the COPY stream
+_UNIQUE_VIOLATION = "23505"
+# Numeric columns first (fixed width), then the text columns (one byte string per label pair).
+_COPY_COLUMNS = ("response_id", "distance", "margin", "assigned_at", "survey_month",
+                 "model_name", "model_version", "persona_id", "persona_name",
+                 "nearest_persona_id")  # fmt: skip
 _staging = Table(
     "persona_assign_staging",
-    _staging_meta,
+    MetaData(),
     Column("response_id", BigInteger, nullable=False),
-    Column("label", SmallInteger, nullable=False),
-    Column("nearest", SmallInteger, nullable=False),
     Column("distance", Float(precision=53), nullable=False),
     Column("margin", Float(precision=53), nullable=False),
-    prefixes=["TEMPORARY"],
-    postgresql_on_commit="DROP",
-)
-_labels = Table(
-    "persona_assign_labels",
-    _staging_meta,
-    Column("code", SmallInteger, nullable=False),
-    Column("persona_id", Text, nullable=False),
-    Column("persona_name", Text, nullable=False),
+    Column("assigned_at", DateTime(timezone=True), nullable=False),
+    *[Column(name, Text, nullable=False) for name in _COPY_COLUMNS[4:]],
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
 # PostgreSQL binary COPY: one tuple = int16 field count, then (int32 length, value) per field.
-_ROW = np.dtype(
-    [("n", ">i2"), ("l0", ">i4"), ("rid", ">i8"), ("l1", ">i4"), ("label", ">i2"),
-     ("l2", ">i4"), ("nearest", ">i2"), ("l3", ">i4"), ("dist", ">f8"), ("l4", ">i4"),
-     ("margin", ">f8")]
+_FIXED = np.dtype(
+    [("n", ">i2"), ("l0", ">i4"), ("rid", ">i8"), ("l1", ">i4"), ("dist", ">f8"),
+     ("l2", ">i4"), ("margin", ">f8"), ("l3", ">i4"), ("time", ">i8")]
 )  # fmt: skip
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_SMALL = 64  # distinct values up to which factorize compares arrays instead of hashing
 
 
 def write_assignments(
@@ -96,7 +97,7 @@ def write_assignments(
         Rows newly written.
 
     Raises:
-        StoreError: The write failed (nothing is written then).
+        StoreError: The write failed (nothing is written then), e.g. an unknown response id.
     """
     month = parse_month(month)
     ids = np.asarray(response_ids, dtype=np.int64)
@@ -114,59 +115,121 @@ def write_assignments(
         raise StoreError(f"cannot write persona assignments of {month}: {exc}") from exc
 
 
-def _codes(prediction: Prediction) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, str]]]:
-    """Small integer codes for persona ids, with the (code, id, name) lookup rows."""
-    label, label_ids = pd.factorize(np.asarray(prediction.persona_id, dtype=object))
-    names = np.asarray(prediction.persona_name, dtype=object)
-    first = np.unique(label, return_index=True)[1]  # codes are 0..m-1
-    near_ids = pd.Index(label_ids).append(pd.Index(prediction.nearest_id)).unique()
-    nearest = near_ids.get_indexer(pd.Index(np.asarray(prediction.nearest_id, dtype=object)))
-    lookup = [(i, str(pid), str(names[first[i]])) for i, pid in enumerate(label_ids)]
-    lookup += [(i, str(pid), str(pid)) for i, pid in enumerate(near_ids) if i >= len(label_ids)]
-    return label.astype(np.int16), nearest.astype(np.int16), lookup
+def factorize(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """Integer codes of an array of a few distinct labels, in order of first appearance.
+
+    Args:
+        values: Labels (numpy strings or objects).
+
+    Returns:
+        ``(codes, uniques)`` with ``uniques[codes] == values``.
+    """
+    values = np.asarray(values)
+    codes = np.full(len(values), -1, dtype=np.int64)
+    uniques: list[Any] = []
+    left = np.arange(len(values))
+    while len(left) and len(uniques) < _SMALL and values.dtype.kind in "SU":
+        same = values[left] == values[left[0]]
+        codes[left[same]] = len(uniques)
+        uniques.append(values[left[0]].item())
+        left = left[~same]
+    if len(left):  # many distinct values or objects: hash them
+        rest, found = pd.factorize(values[left].astype(object))
+        codes[left] = rest + len(uniques)
+        uniques += list(found)
+    return codes, uniques
+
+
+def _copy_stream(
+    ids: np.ndarray, prediction: Prediction, context: tuple[Any, ...], encoding: str
+) -> Iterator[bytes]:
+    """The binary COPY payload of `_COPY_COLUMNS`, in pieces of `_COPY_CHUNK` rows."""
+    month, model_name, model_version, now = context
+
+    def field(value: object) -> bytes:
+        data = str(value).encode(encoding)
+        return struct.pack(">i", len(data)) + data
+
+    pid, pid_values = factorize(prediction.persona_id)
+    name, name_values = factorize(prediction.persona_name)
+    near, near_values = factorize(prediction.nearest_id)
+    pair, pairs = pd.factorize(pid * len(name_values) + name)
+    combo = pair * len(near_values) + near
+    lineage = field(month) + field(model_name) + field(model_version)
+    labels = [field(pid_values[p // len(name_values)]) + field(name_values[p % len(name_values)])
+              for p in pairs]  # fmt: skip
+    texts = [lineage + label + field(n) for label in labels for n in near_values]
+    lengths = np.array([len(t) for t in texts]) + _FIXED.itemsize
+    table = np.zeros((len(texts), max(lengths) - _FIXED.itemsize), dtype=np.uint8)
+    for row, text in zip(table, texts, strict=True):
+        row[: len(text)] = np.frombuffer(text, dtype=np.uint8)
+    micros = (now - _PG_EPOCH) // dt.timedelta(microseconds=1)
+    yield _COPY_HEADER
+    for start in range(0, len(ids), _COPY_CHUNK):
+        part = slice(start, start + _COPY_CHUNK)
+        fixed = np.empty(len(ids[part]), dtype=_FIXED)
+        fixed["n"], fixed["l0"], fixed["l1"], fixed["l2"], fixed["l3"] = 10, 8, 8, 8, 8
+        fixed["rid"], fixed["dist"] = ids[part], prediction.distance[part]
+        fixed["margin"], fixed["time"] = prediction.margin[part], micros
+        rows = np.empty((len(fixed), _FIXED.itemsize + table.shape[1]), dtype=np.uint8)
+        rows[:, : _FIXED.itemsize] = fixed.view(np.uint8).reshape(len(fixed), -1)
+        rows[:, _FIXED.itemsize :] = table[combo[part]]
+        keep = np.arange(rows.shape[1]) < lengths[combo[part]][:, None]
+        yield rows[keep].tobytes()  # each row cut to its own length, rows in order
+    yield _COPY_TRAILER
+
+
+class _Reader:
+    """A read-only file over an iterator of byte strings, for `copy_expert`."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._buffer = memoryview(b"")
+
+    def read(self, size: int = -1) -> bytes:
+        while not len(self._buffer):
+            piece = next(self._pieces, None)
+            if piece is None:
+                return b""
+            self._buffer = memoryview(piece)
+        size = len(self._buffer) if size < 0 else size
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return bytes(out)
+
+
+def _copy_into(conn: Connection, table: Table, pieces: Iterator[bytes]) -> None:
+    import psycopg2
+
+    quote = conn.dialect.identifier_preparer
+    names = ", ".join(quote.quote(name) for name in _COPY_COLUMNS)
+    statement = f"COPY {quote.format_table(table)} ({names}) FROM STDIN WITH (FORMAT binary)"
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.copy_expert(statement, _Reader(pieces), size=1 << 20)
+    except psycopg2.Error as exc:  # the raw cursor's error, as SQLAlchemy would raise it
+        raise DBAPIError.instance(statement, None, exc, psycopg2.Error) from exc
+    finally:
+        cursor.close()
 
 
 def _copy_postgres(
     conn: Connection, ids: np.ndarray, prediction: Prediction, context: tuple[Any, ...]
 ) -> int:
-    month, model_name, model_version, now = context
-    label, nearest, lookup = _codes(prediction)
+    import psycopg2.extensions
+
+    dbapi: Any = conn.connection.dbapi_connection
+    encoding = psycopg2.extensions.encodings[dbapi.encoding]
+    if not _count(conn, *context[:3]):  # nothing of this model for the month: COPY straight in
+        try:
+            with conn.begin_nested():
+                _copy_into(conn, pa_table, _copy_stream(ids, prediction, context, encoding))
+            return len(ids)
+        except IntegrityError as exc:
+            if getattr(exc.orig, "pgcode", None) != _UNIQUE_VIOLATION:
+                raise
     _staging.create(conn, checkfirst=False)
-    _labels.create(conn, checkfirst=False)
-    conn.execute(
-        _labels.insert(), [{"code": c, "persona_id": p, "persona_name": n} for c, p, n in lookup]
-    )
-    rows = np.empty(len(ids), dtype=_ROW)
-    rows["n"], rows["rid"], rows["label"], rows["nearest"] = 5, ids, label, nearest
-    rows["dist"], rows["margin"] = prediction.distance, prediction.margin
-    rows["l0"], rows["l1"], rows["l2"], rows["l3"], rows["l4"] = 8, 2, 2, 8, 8
-    buffer = io.BytesIO(_COPY_HEADER + rows.tobytes() + _COPY_TRAILER)
-    quote = conn.dialect.identifier_preparer
-    names = ", ".join(quote.quote(c.name) for c in _staging.columns)
-    statement = f"COPY {quote.format_table(_staging)} ({names}) FROM STDIN WITH (FORMAT binary)"
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.copy_expert(statement, buffer)
-    finally:
-        cursor.close()
-    lab, near, stg, cols = _labels.alias("lab"), _labels.alias("near"), _staging, pa_table.c
-    source = select(
-        stg.c.response_id,
-        literal(month, cols.survey_month.type),
-        literal(model_name, cols.model_name.type),
-        literal(model_version, cols.model_version.type),
-        lab.c.persona_id,
-        lab.c.persona_name,
-        near.c.persona_id,
-        stg.c.distance,
-        stg.c.margin,
-        literal(now, cols.assigned_at.type),
-    ).select_from(stg.join(lab, lab.c.code == stg.c.label).join(near, near.c.code == stg.c.nearest))
-    insert = pg_insert(pa_table).from_select(
-        ["response_id", "survey_month", "model_name", "model_version", "persona_id",
-         "persona_name", "nearest_persona_id", "distance", "margin", "assigned_at"],
-        source,
-    )  # fmt: skip
+    _copy_into(conn, _staging, _copy_stream(ids, prediction, context, encoding))
+    insert = pg_insert(pa_table).from_select(list(_COPY_COLUMNS), select(_staging))
     result = conn.execute(insert.on_conflict_do_nothing(index_elements=_UNIQUE))
     return int(result.rowcount)
 

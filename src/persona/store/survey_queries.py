@@ -1,14 +1,24 @@
-"""Reads of the survey store: months back as DataFrames, the month list, fingerprints."""
+"""Reads of the survey store: months back as DataFrames, the month list, fingerprints.
+
+On PostgreSQL (psycopg2) `load_months` reads with one binary ``COPY (SELECT ...) TO STDOUT``
+parsed by numpy in place: every column is fixed width on the wire (the respondent id is
+sent as UTF-8 bytes zero-padded to the longest id of the months, read in the same
+snapshot), so the whole result is one structured-array view. Other engines go through
+SQLAlchemy rows. Both return the same frame.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import struct
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from persona.errors import StoreError
 from persona.features import FEATURE_NAMES
@@ -17,6 +27,9 @@ from persona.store.schema import ingest_batches, survey_responses
 from persona.store.survey_input import ID, MONTH
 
 _LOAD_COLUMNS = ("response_id", ID, MONTH, *FEATURE_NAMES)
+_DTYPES = {"response_id": "int64", ID: "object", MONTH: "object"}
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_MONTH_BYTES = 7  # YYYY-MM
 
 
 def load_months(engine: Engine, months: Sequence[str]) -> pd.DataFrame:
@@ -28,22 +41,110 @@ def load_months(engine: Engine, months: Sequence[str]) -> pd.DataFrame:
 
     Returns:
         Columns ``response_id, respondent_id, survey_month, x1..x10`` (empty if none).
+
+    Raises:
+        StoreError: The store cannot be read.
     """
     wanted = sorted({parse_month(m) for m in months})
+    try:
+        if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg2":
+            snapshot = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+            with snapshot as conn, conn.begin():  # one snapshot: the id width and the rows
+                return _copy_months(conn, wanted)
+        frame = _select_months(engine, wanted)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read survey months {wanted}: {exc}") from exc
+    return frame.astype({**_DTYPES, **dict.fromkeys(FEATURE_NAMES, "float64")})
+
+
+def _select_months(engine: Engine, wanted: list[str]) -> pd.DataFrame:
+    """The portable read: SQLAlchemy rows into a DataFrame."""
     columns = [survey_responses.c[name] for name in _LOAD_COLUMNS]
     query = (
         select(*columns)
         .where(survey_responses.c[MONTH].in_(wanted))
         .order_by(survey_responses.c[MONTH], survey_responses.c.response_id)
     )
+    with engine.connect() as conn:
+        rows = conn.execute(query).fetchall()
+    return pd.DataFrame(rows, columns=list(_LOAD_COLUMNS))
+
+
+def _copy_months(conn: Connection, wanted: list[str]) -> pd.DataFrame:
+    """Read the months with a binary COPY into numpy columns (PostgreSQL + psycopg2)."""
+    import psycopg2
+
+    c = survey_responses.c
+    width, count = conn.execute(
+        select(
+            func.coalesce(func.max(func.octet_length(func.convert_to(c[ID], "UTF8"))), 0),
+            func.count(),
+        ).where(c[MONTH].in_(wanted))
+    ).one()
+    width = max(int(width), 1)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(query).fetchall()
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read survey months {wanted}: {exc}") from exc
-    frame = pd.DataFrame(rows, columns=list(_LOAD_COLUMNS))
-    dtypes = {"response_id": "int64", ID: "object", MONTH: "object"}
-    return frame.astype({**dtypes, **dict.fromkeys(FEATURE_NAMES, "float64")})
+        # The statement is built from fixed names; the months go in as bound parameters.
+        statement = cursor.mogrify(
+            f"COPY (SELECT response_id, {MONTH}, {', '.join(FEATURE_NAMES)}, "
+            f"decode(rpad(encode(convert_to({ID}, 'UTF8'), 'hex'), %s, '0'), 'hex') "
+            f"FROM {survey_responses.name} WHERE {MONTH} IN %s) TO STDOUT WITH (FORMAT binary)",
+            (2 * width, tuple(wanted)),
+        ).decode()
+        sink = io.BytesIO()
+        cursor.copy_expert(statement, sink, size=1 << 20)
+    except psycopg2.Error as exc:  # the raw cursor's error, as SQLAlchemy would raise it
+        raise DBAPIError.instance("COPY survey_responses", None, exc, psycopg2.Error) from exc
+    finally:
+        cursor.close()
+    return _parse_rows(sink.getbuffer(), width, int(count), len(wanted))
+
+
+def _row_dtype(width: int) -> np.dtype:
+    fields: list[tuple[str, str]] = [("n", ">i2"), ("l_rid", ">i4"), ("response_id", ">i8")]
+    fields += [("l_month", ">i4"), (MONTH, f"S{_MONTH_BYTES}")]
+    for name in FEATURE_NAMES:
+        fields += [(f"l_{name}", ">i4"), (name, ">f8")]
+    return np.dtype([*fields, ("l_id", ">i4"), (ID, f"S{width}")])
+
+
+def _parse_rows(payload: memoryview, width: int, count: int, months: int) -> pd.DataFrame:
+    """The frame of a binary COPY payload whose rows are all `_row_dtype(width)`."""
+    row = _row_dtype(width)
+    if bytes(payload[:11]) != _COPY_SIGNATURE or len(payload) < 21:
+        raise StoreError("unexpected COPY output from PostgreSQL (no binary header)")
+    start = 19 + struct.unpack_from(">i", payload, 15)[0]
+    body = len(payload) - start - 2
+    if body != count * row.itemsize or bytes(payload[-2:]) != b"\xff\xff":
+        raise StoreError(f"unexpected COPY output size: {body} bytes for {count} rows")
+    rec = np.frombuffer(payload, dtype=row, count=count, offset=start)
+    sizes = {"n": len(_LOAD_COLUMNS), "l_rid": 8, "l_month": _MONTH_BYTES, "l_id": width}
+    sizes |= {f"l_{name}": 8 for name in FEATURE_NAMES}
+    for field, size in sizes.items():
+        if count and not (rec[field] == size).all():
+            raise StoreError(f"unexpected COPY output: field {field} is not {size} bytes")
+    ids = rec["response_id"].astype(np.int64)
+    if months == 1:  # the query selected one month: nothing to decode per row
+        names, month_code = rec[MONTH][:1], np.zeros(count, dtype=np.intp)
+    else:
+        names, month_code = np.unique(rec[MONTH], return_inverse=True)
+    step, id_step = np.diff(month_code), np.diff(ids)
+    ordered = bool(((step > 0) | ((step == 0) & (id_step > 0))).all())
+    order: Any = slice(None) if ordered else np.lexsort((ids, month_code))
+    raw_ids = rec[ID][order]
+    try:
+        respondent = raw_ids.astype(f"U{width}").astype(object)  # ASCII (the usual case)
+    except UnicodeDecodeError:
+        respondent = np.array([v.decode("utf-8") for v in raw_ids.tolist()], dtype=object)
+    month_names = np.array([m.decode("ascii") for m in names.tolist()], dtype=object)
+    features = np.empty((len(FEATURE_NAMES), count), dtype=np.float64)
+    for column, name in zip(features, FEATURE_NAMES, strict=True):
+        column[:] = rec[name][order]
+    frame = pd.DataFrame(features.T, columns=list(FEATURE_NAMES), copy=False)
+    frame.insert(0, MONTH, month_names[month_code[order]])
+    frame.insert(0, ID, respondent)
+    frame.insert(0, "response_id", ids[order])
+    return frame
 
 
 def load_month(engine: Engine, month: str) -> pd.DataFrame:
@@ -57,6 +158,25 @@ def load_month(engine: Engine, month: str) -> pd.DataFrame:
         Columns ``response_id, respondent_id, survey_month, x1..x10`` (empty if none).
     """
     return load_months(engine, [month])
+
+
+def count_month(engine: Engine, month: str) -> int:
+    """Count one month's stored responses (one index-backed query).
+
+    Args:
+        engine: The store engine.
+        month: ``YYYY-MM``.
+
+    Raises:
+        StoreError: The store cannot be read.
+    """
+    month = parse_month(month)
+    query = select(func.count()).where(survey_responses.c[MONTH] == month)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot count the survey responses of {month}: {exc}") from exc
 
 
 def list_months(engine: Engine) -> list[dict[str, Any]]:
