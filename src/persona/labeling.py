@@ -22,6 +22,7 @@ from persona.model import UNASSIGNED_ID, UNASSIGNED_NAME, Prediction
 from persona.months import parse_month
 from persona.settings import Settings
 from persona.store import assignments, surveys
+from persona.store.assignment_copy import factorize
 from persona.store.survey_queries import count_month
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def label_month(
     written = assignments.write_assignments(
         engine, frame["response_id"].to_numpy(), month, name, version, pred
     )
-    codes, ids = assignments.factorize(pred.persona_id)
+    codes, ids = factorize(pred.persona_id)
     counts = np.bincount(codes, minlength=len(ids))
     mix = {str(i): int(n) for i, n in sorted(zip(ids, counts, strict=True))}
     result = _result(

@@ -15,9 +15,7 @@ to a savepoint and redone the second way. SQLite: an ``executemany`` insert with
 
 from __future__ import annotations
 
-import datetime as dt
-import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -37,22 +35,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from persona.errors import StoreError
 from persona.model import Prediction
 from persona.months import parse_month
+from persona.store.assignment_copy import COPY_COLUMNS, copy_into, copy_stream
 from persona.store.engine import utcnow
 from persona.store.schema import persona_assignments as pa_table
 
 _UNIQUE = ["response_id", "model_name", "model_version"]
 _SQLITE_CHUNK = 20_000
-_COPY_CHUNK = 1 << 17  # rows per piece of the COPY stream
 _UNIQUE_VIOLATION = "23505"
-# Numeric columns first (fixed width), then the text columns (one byte string per label pair).
-_COPY_COLUMNS = ("response_id", "distance", "margin", "assigned_at", "survey_month",
-                 "model_name", "model_version", "persona_id", "persona_name",
-                 "nearest_persona_id")  # fmt: skip
 _staging = Table(
     "persona_assign_staging",
     MetaData(),
@@ -60,19 +54,10 @@ _staging = Table(
     Column("distance", Float(precision=53), nullable=False),
     Column("margin", Float(precision=53), nullable=False),
     Column("assigned_at", DateTime(timezone=True), nullable=False),
-    *[Column(name, Text, nullable=False) for name in _COPY_COLUMNS[4:]],
+    *[Column(name, Text, nullable=False) for name in COPY_COLUMNS[4:]],
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
-# PostgreSQL binary COPY: one tuple = int16 field count, then (int32 length, value) per field.
-_FIXED = np.dtype(
-    [("n", ">i2"), ("l0", ">i4"), ("rid", ">i8"), ("l1", ">i4"), ("dist", ">f8"),
-     ("l2", ">i4"), ("margin", ">f8"), ("l3", ">i4"), ("time", ">i8")]
-)  # fmt: skip
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-_COPY_TRAILER = struct.pack(">h", -1)
-_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-_SMALL = 64  # distinct values up to which factorize compares arrays instead of hashing
 
 
 def write_assignments(
@@ -115,103 +100,6 @@ def write_assignments(
         raise StoreError(f"cannot write persona assignments of {month}: {exc}") from exc
 
 
-def factorize(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-    """Integer codes of an array of a few distinct labels, in order of first appearance.
-
-    Args:
-        values: Labels (numpy strings or objects).
-
-    Returns:
-        ``(codes, uniques)`` with ``uniques[codes] == values``.
-    """
-    values = np.asarray(values)
-    codes = np.full(len(values), -1, dtype=np.int64)
-    uniques: list[Any] = []
-    left = np.arange(len(values))
-    while len(left) and len(uniques) < _SMALL and values.dtype.kind in "SU":
-        same = values[left] == values[left[0]]
-        codes[left[same]] = len(uniques)
-        uniques.append(values[left[0]].item())
-        left = left[~same]
-    if len(left):  # many distinct values or objects: hash them
-        rest, found = pd.factorize(values[left].astype(object))
-        codes[left] = rest + len(uniques)
-        uniques += list(found)
-    return codes, uniques
-
-
-def _copy_stream(
-    ids: np.ndarray, prediction: Prediction, context: tuple[Any, ...], encoding: str
-) -> Iterator[bytes]:
-    """The binary COPY payload of `_COPY_COLUMNS`, in pieces of `_COPY_CHUNK` rows."""
-    month, model_name, model_version, now = context
-
-    def field(value: object) -> bytes:
-        data = str(value).encode(encoding)
-        return struct.pack(">i", len(data)) + data
-
-    pid, pid_values = factorize(prediction.persona_id)
-    name, name_values = factorize(prediction.persona_name)
-    near, near_values = factorize(prediction.nearest_id)
-    pair, pairs = pd.factorize(pid * len(name_values) + name)
-    combo = pair * len(near_values) + near
-    lineage = field(month) + field(model_name) + field(model_version)
-    labels = [field(pid_values[p // len(name_values)]) + field(name_values[p % len(name_values)])
-              for p in pairs]  # fmt: skip
-    texts = [lineage + label + field(n) for label in labels for n in near_values]
-    lengths = np.array([len(t) for t in texts]) + _FIXED.itemsize
-    table = np.zeros((len(texts), max(lengths) - _FIXED.itemsize), dtype=np.uint8)
-    for row, text in zip(table, texts, strict=True):
-        row[: len(text)] = np.frombuffer(text, dtype=np.uint8)
-    micros = (now - _PG_EPOCH) // dt.timedelta(microseconds=1)
-    yield _COPY_HEADER
-    for start in range(0, len(ids), _COPY_CHUNK):
-        part = slice(start, start + _COPY_CHUNK)
-        fixed = np.empty(len(ids[part]), dtype=_FIXED)
-        fixed["n"], fixed["l0"], fixed["l1"], fixed["l2"], fixed["l3"] = 10, 8, 8, 8, 8
-        fixed["rid"], fixed["dist"] = ids[part], prediction.distance[part]
-        fixed["margin"], fixed["time"] = prediction.margin[part], micros
-        rows = np.empty((len(fixed), _FIXED.itemsize + table.shape[1]), dtype=np.uint8)
-        rows[:, : _FIXED.itemsize] = fixed.view(np.uint8).reshape(len(fixed), -1)
-        rows[:, _FIXED.itemsize :] = table[combo[part]]
-        keep = np.arange(rows.shape[1]) < lengths[combo[part]][:, None]
-        yield rows[keep].tobytes()  # each row cut to its own length, rows in order
-    yield _COPY_TRAILER
-
-
-class _Reader:
-    """A read-only file over an iterator of byte strings, for `copy_expert`."""
-
-    def __init__(self, pieces: Iterator[bytes]) -> None:
-        self._pieces = pieces
-        self._buffer = memoryview(b"")
-
-    def read(self, size: int = -1) -> bytes:
-        while not len(self._buffer):
-            piece = next(self._pieces, None)
-            if piece is None:
-                return b""
-            self._buffer = memoryview(piece)
-        size = len(self._buffer) if size < 0 else size
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return bytes(out)
-
-
-def _copy_into(conn: Connection, table: Table, pieces: Iterator[bytes]) -> None:
-    import psycopg2
-
-    quote = conn.dialect.identifier_preparer
-    names = ", ".join(quote.quote(name) for name in _COPY_COLUMNS)
-    statement = f"COPY {quote.format_table(table)} ({names}) FROM STDIN WITH (FORMAT binary)"
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.copy_expert(statement, _Reader(pieces), size=1 << 20)
-    except psycopg2.Error as exc:  # the raw cursor's error, as SQLAlchemy would raise it
-        raise DBAPIError.instance(statement, None, exc, psycopg2.Error) from exc
-    finally:
-        cursor.close()
-
-
 def _copy_postgres(
     conn: Connection, ids: np.ndarray, prediction: Prediction, context: tuple[Any, ...]
 ) -> int:
@@ -222,14 +110,14 @@ def _copy_postgres(
     if not _count(conn, *context[:3]):  # nothing of this model for the month: COPY straight in
         try:
             with conn.begin_nested():
-                _copy_into(conn, pa_table, _copy_stream(ids, prediction, context, encoding))
+                copy_into(conn, pa_table, copy_stream(ids, prediction, context, encoding))
             return len(ids)
         except IntegrityError as exc:
             if getattr(exc.orig, "pgcode", None) != _UNIQUE_VIOLATION:
                 raise
     _staging.create(conn, checkfirst=False)
-    _copy_into(conn, _staging, _copy_stream(ids, prediction, context, encoding))
-    insert = pg_insert(pa_table).from_select(list(_COPY_COLUMNS), select(_staging))
+    copy_into(conn, _staging, copy_stream(ids, prediction, context, encoding))
+    insert = pg_insert(pa_table).from_select(list(COPY_COLUMNS), select(_staging))
     result = conn.execute(insert.on_conflict_do_nothing(index_elements=_UNIQUE))
     return int(result.rowcount)
 
