@@ -381,7 +381,14 @@ def test_postgres_restart_mid_cycle_then_rerun_is_clean(stack: Stack) -> None:
         "2025-06=shift",
     )
     stack.persona("data", "ingest", str(data))
-    env = {**stack.env, **stack.client_env}
+    # MLflow's client retries a failing server with exponential backoff (7 retries, ~250 s
+    # by default); a job runner gives it a small budget so an outage fails the run promptly.
+    env = {
+        **stack.env,
+        **stack.client_env,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    }
     cmd = [str(REPO / ".venv/bin/persona"), "run-month", "--month", "2025-06", "--json"]
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
