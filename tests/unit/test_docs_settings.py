@@ -36,3 +36,8 @@ def test_every_make_target_is_in_readme() -> None:
     readme = (REPO / "README.md").read_text()
     assert targets, "no documented make targets found"
     assert [t for t in targets if f"make {t}" not in readme] == []
+
+
+def test_every_env_example_variable_is_in_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert [n for n in _env_example_names() if f"`{n}`" not in readme] == []
