@@ -7,8 +7,10 @@ Decisions (see docs/serving.md):
   `PROMETHEUS_MULTIPROC_DIR` before any worker imports prometheus_client; `child_exit`
   marks dead workers; `on_exit` removes the folder if the master created it.
 - One BLAS thread per worker: the matrices are tiny and the workers already use the cores.
-- gthread workers (4 threads) by default: they keep client connections alive, which sync
-  workers do not; measured 5x the one-record throughput of sync (benchmarks/serving.py).
+- sync workers by default: on a quiet 2-core machine they served ~6,100 one-record req/s
+  at p99 8 ms and ~825k rows/s in 1,000-record requests; gthread (keep-alive) reached
+  ~7,900 req/s but at p99 17 ms, over the 15 ms latency target (benchmarks/serving.py).
+  `GUNICORN_WORKER_CLASS=gthread` trades tail latency for throughput.
 - No control socket (gunicorn >= 25.1), no access log unless `GUNICORN_ACCESS_LOG` is set.
 """
 
@@ -55,7 +57,7 @@ def options(settings: Settings, deployment_dir: Path) -> dict[str, Any]:
     Returns:
         Gunicorn config variables (names as in a gunicorn config file).
     """
-    worker_class = os.environ.get(WORKER_CLASS_ENV, "gthread")
+    worker_class = os.environ.get(WORKER_CLASS_ENV, "sync")
     values: dict[str, Any] = {
         "bind": [f"{settings.api_host}:{settings.api_port}"],
         "workers": settings.api_workers,
