@@ -79,8 +79,9 @@ serve: venv ## Serve the champion under gunicorn on API_HOST:API_PORT
 predict: venv ## Send sample respondents to the running API
 	$(BIN)/python 03_deployment/predict_client.py
 
-mlflow-ui: venv ## MLflow UI on the embedded store (http://127.0.0.1:5000)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///var/mlflow.db --default-artifact-root var/mlartifacts --port 5000
+mlflow-ui: venv ## MLflow UI on MLFLOW_TRACKING_URI (default the embedded store) at http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///var/mlflow.db}" \
+		--default-artifact-root "$${MLFLOW_ARTIFACT_ROOT:-var/mlartifacts}" --port 5000
 
 mage: venv venv-mage ## Mage UI on MAGE_PORT (6789) against the same settings
 	bash 02_pipeline/start_mage.sh

@@ -41,6 +41,7 @@ ENV PATH=/opt/mage-venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
     PERSONA_BIN=/opt/app-venv/bin/persona \
+    MAGE_VENV=/opt/mage-venv \
     MAGE_DATA_DIR=/app/var/mage_data \
     VAR_DIR=/app/var \
     PERSONA_CATALOG=/app/01_model/personas.yaml \

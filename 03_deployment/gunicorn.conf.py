@@ -5,11 +5,16 @@ gthread), GUNICORN_THREADS, GUNICORN_ACCESS_LOG ('-' for stdout) and GUNICORN_LO
 tune the rest. The logic is in persona.serving.gunicorn_conf.
 """
 
+import sys
 from pathlib import Path
 
+from persona.errors import PersonaError
 from persona.serving.gunicorn_conf import child_exit, on_exit, options, prepare_environment
 from persona.settings import get_settings
 
-prepare_environment()
-globals().update(options(get_settings(), Path(__file__).resolve().parent))
+try:
+    prepare_environment()
+    globals().update(options(get_settings(), Path(__file__).resolve().parent))
+except PersonaError as exc:  # a bad setting: one clear line, no traceback
+    sys.exit(f"persona-api: {exc}")
 __all__ = ["child_exit", "on_exit"]

@@ -30,13 +30,16 @@ def os_user() -> str | None:
 
 
 def bindir() -> Path:
-    """Folder of initdb/postgres (from PG_BINDIR or the `initdb` on PATH)."""
+    """Folder of initdb/postgres: PG_BINDIR, the `initdb` on PATH, or Debian's layout."""
     if os.environ.get("PG_BINDIR"):
         return Path(os.environ["PG_BINDIR"])
     found = shutil.which("initdb") or shutil.which("pg_ctl")
-    if not found:
-        raise PgError("initdb not found: install PostgreSQL 15 or set PG_BINDIR")
-    return Path(found).resolve().parent
+    if found:
+        return Path(found).resolve().parent
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))  # not on PATH there
+    if debian:
+        return debian[-1].parent
+    raise PgError("initdb not found: install PostgreSQL 15 or set PG_BINDIR")
 
 
 def server_argv(pg_dir: Path, port: int) -> list[str]:

@@ -130,7 +130,7 @@ def _parse_persona(item: Any, index: int, origin: str) -> Persona:
     for feature, value in zip(FEATURE_NAMES, centroid, strict=True):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise CatalogError(f"{where}: centroid {feature} is not a number: {value!r}")
-        if not math.isfinite(value):
+        if (isinstance(value, int) and abs(value) > 1e300) or not math.isfinite(value):
             raise CatalogError(f"{where}: centroid {feature} is not finite: {value!r}")
         values.append(float(value))
     return Persona(pid, str(item["name"]), str(item.get("description", "")), tuple(values))

@@ -234,7 +234,7 @@ def stack() -> Iterator[Stack]:
         "MODEL_RELOAD_INTERVAL_S": "2",
         "API_WORKERS": "1",
         "MLFLOW_WORKERS": "1",
-        "AUTO_PROMOTE": "true",
+        "STACK_AUTO_PROMOTE": "true",  # production default is false; the test wants v2 live
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     }

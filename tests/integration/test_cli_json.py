@@ -67,6 +67,7 @@ def test_monitor_alert_flag_posts_the_verdict_to_the_webhook(tmp_path: Path) -> 
         try:
             quiet = _run(["monitor", "--month", "2025-02", "--alert"], tmp_path)
             drifted = _run(["monitor", "--month", "2025-03", "--alert"], tmp_path)
+            again = _run(["monitor", "--month", "2025-03", "--alert"], tmp_path)
         finally:
             os.environ.pop("ALERT_WEBHOOK_URL")
     finally:
@@ -76,5 +77,6 @@ def test_monitor_alert_flag_posts_the_verdict_to_the_webhook(tmp_path: Path) -> 
     result = json.loads(drifted.stdout)
     assert result["verdict"] == "retrain"
     assert [a["ok"] for a in result["alerts"]] == [True]
-    [posted] = server.received
+    assert json.loads(again.stdout)["existing"] is True  # the same check, reused ...
+    [posted] = server.received  # ... does not alert twice
     assert posted["path"] == "/hook" and "2025-03" in json.dumps(posted["json"])

@@ -70,6 +70,15 @@ def test_mage_image_has_both_envs_and_persona_bin() -> None:
     assert "PERSONA_BIN=/opt/app-venv/bin/persona" in text
 
 
+def test_mage_start_script_finds_the_image_mage_env() -> None:
+    """start_mage.sh (the image's CMD) runs Mage from $MAGE_VENV: the image must set it."""
+    text = (REPO / "02_pipeline" / "mage.Dockerfile").read_text()
+    script = (REPO / "02_pipeline" / "start_mage.sh").read_text()
+    assert 'CMD ["bash", "02_pipeline/start_mage.sh"]' in text
+    assert "${MAGE_VENV:-" in script
+    assert "MAGE_VENV=/opt/mage-venv" in text and "python -m venv /opt/mage-venv" in text
+
+
 def test_dockerignore_keeps_envs_state_and_secrets_out() -> None:
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert {".git", ".venv", ".venv-mage", "var", ".env", "secrets"} <= ignored

@@ -52,7 +52,8 @@ def monitor(
             result = run_check(cfg, engine, current, refs)
         finally:
             engine.dispose()
-        if alert and result["verdict"] in ("watch", "retrain"):
+        # A reused (identical) check already alerted when it was first made.
+        if alert and not result.get("existing") and result["verdict"] in ("watch", "retrain"):
             from persona.alerts import alert_for_check
 
             result["alerts"] = alert_for_check(cfg, current, result)

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from persona.errors import SettingsError
 from persona.settings import Settings
 
 _OWNED_ENV = "PERSONA_PROMETHEUS_DIR_OWNED"
@@ -77,8 +78,13 @@ def options(settings: Settings, deployment_dir: Path) -> dict[str, Any]:
     }
     if Path("/dev/shm").is_dir():
         values["worker_tmp_dir"] = "/dev/shm"
+    if worker_class not in ("sync", "gthread"):
+        raise SettingsError(f"{WORKER_CLASS_ENV}: expected sync or gthread, got {worker_class!r}")
     if worker_class == "gthread":
-        values["threads"] = int(os.environ.get(THREADS_ENV, "4"))
+        threads = os.environ.get(THREADS_ENV, "4")
+        if not threads.isdigit() or int(threads) < 1:
+            raise SettingsError(f"{THREADS_ENV}: expected a positive integer, got {threads!r}")
+        values["threads"] = int(threads)
     return values
 
 

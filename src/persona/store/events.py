@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from persona.errors import StoreError
 from persona.store.engine import utcnow
 from persona.store.schema import model_events
 
@@ -33,20 +35,23 @@ def record_event(
     Returns:
         The new event id.
     """
-    with engine.begin() as conn:
-        result = conn.execute(
-            model_events.insert().values(
-                model_name=model_name,
-                event=event,
-                from_version=from_version,
-                to_version=str(to_version),
-                reason=reason,
-                actor=actor,
-                created_at=utcnow(),
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(
+                model_events.insert().values(
+                    model_name=model_name,
+                    event=event,
+                    from_version=from_version,
+                    to_version=str(to_version),
+                    reason=reason,
+                    actor=actor,
+                    created_at=utcnow(),
+                )
             )
-        )
-        key = result.inserted_primary_key
-        return int(key[0]) if key else 0
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot record the {event} of {model_name} v{to_version}: {exc}") from exc
+    key = result.inserted_primary_key
+    return int(key[0]) if key else 0
 
 
 def list_events(engine: Engine, model_name: str | None = None) -> list[dict[str, Any]]:

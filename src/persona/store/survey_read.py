@@ -70,7 +70,10 @@ def read_csv_file(path: Path, error_limit: int = 20) -> tuple[pd.DataFrame, byte
         DataValidationError: Lines with the wrong number of fields ("line N has K fields,
             expected M").
     """
-    content = path.read_bytes()
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     end = content.find(b"\n")
     head = content[: end if end >= 0 else len(content)]  # not split(): no copy of the rest
     first = head.decode("utf-8-sig", errors="replace").strip()
@@ -119,7 +122,10 @@ def read_parquet_file(path: Path) -> tuple[pd.DataFrame, bytes, Renumber]:
     Raises:
         IngestError: Unreadable or without rows.
     """
-    content = path.read_bytes()
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     try:
         frame = pq.read_table(io.BytesIO(content)).to_pandas(types_mapper=_arrow_text)
     except (pa.ArrowException, OSError) as exc:
