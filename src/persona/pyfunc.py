@@ -9,6 +9,7 @@ and returns ``persona_id, persona_name, distance, margin`` per row, the same val
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,7 @@ class PersonaPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-define
 
 
 def pip_requirements() -> list[str]:
-    """Exact requirements of the pyfunc (the `persona` package itself must be installed)."""
+    """Exact requirements of the pyfunc; the `persona` code itself travels in `code/`."""
     import yaml
 
     return [
@@ -100,6 +101,12 @@ def log_pyfunc(model: PersonaModel, workdir: str | Path, name: str = "model") ->
 
     path = Path(workdir) / MODEL_JSON
     path.write_text(json.dumps(model_to_dict(model), indent=1), encoding="utf-8")
+    # Ship the package's code with the model so it loads where `persona` is not installed
+    # (e.g. `mlflow models serve` with its own env manager).
+    code = Path(workdir) / "persona"
+    shutil.copytree(
+        Path(__file__).resolve().parent, code, ignore=shutil.ignore_patterns("__pycache__")
+    )
     example = pd.DataFrame(model.centroids[:2], columns=list(FEATURE_NAMES))
     output = predict_frame(model, example)
     return mlflow.pyfunc.log_model(
@@ -109,4 +116,5 @@ def log_pyfunc(model: PersonaModel, workdir: str | Path, name: str = "model") ->
         signature=infer_signature(example, output),
         input_example=example,
         pip_requirements=pip_requirements(),
+        code_paths=[str(code)],
     )

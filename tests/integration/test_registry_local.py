@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from persona.settings import get_settings
 from persona.store import events, surveys
 from persona.store.engine import open_store
 from persona.synth import generate_month
-from tests.conftest import CATALOG
+from tests.conftest import CATALOG, REPO
 
 MONTHS = {"2025-01": "stable", "2025-02": "stable", "2025-03": "new_segment"}
 
@@ -85,6 +87,23 @@ def test_pyfunc_predictions_equal_in_process(env) -> None:  # type: ignore[no-un
     folder = mlflow.artifacts.download_artifacts(f"models:/{settings.model_name}/1")
     local = registry.load_model_for_serving(settings, folder)
     assert local.version == "local" and local.model.persona_ids == loaded.model.persona_ids
+    # The package code travels with the model (loads where `persona` is not installed).
+    assert (Path(folder) / "code" / "persona" / "pyfunc.py").is_file()
+    assert not list((Path(folder) / "code").rglob("__pycache__"))
+    script = (
+        "import sys, importlib.util\n"
+        f"sys.path = [p for p in sys.path if p != {str(REPO / 'src')!r}]\n"
+        "assert importlib.util.find_spec('persona') is None\n"
+        "import mlflow.pyfunc, pandas as pd\n"
+        f"m = mlflow.pyfunc.load_model({folder!r})\n"
+        "cols = [f'x{i}' for i in range(1, 11)]\n"
+        "print(m.predict(pd.DataFrame([[0.0] * 10], columns=cols))['persona_id'][0])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    expected = loaded.model.predict(np.zeros((1, len(FEATURE_NAMES)))).persona_id[0]
+    assert proc.returncode == 0 and proc.stdout.strip() == expected, proc.stderr[-2000:]
 
 
 def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
