@@ -209,6 +209,26 @@ def test_no_half_registered_version(env, monkeypatch) -> None:  # type: ignore[n
     assert retry["created"] and retry["aliases"] == ["challenger"]
 
 
+def test_bootstrap_event_failure_leaves_no_champion(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from persona.errors import StoreError
+    from persona.store import events
+
+    settings, engine = env
+
+    def fail(*_args: Any, **_kwargs: Any) -> int:
+        raise StoreError("survey store went away")
+
+    monkeypatch.setattr(events, "record_event", fail)
+    with pytest.raises(StoreError, match="went away"):
+        registry.bootstrap(settings, engine)
+    monkeypatch.undo()
+    assert registry.alias_version(settings, "champion") is None
+    assert registry.list_versions(settings) == []
+    done = registry.bootstrap(settings, engine)
+    assert done["created"] and "champion" in done["aliases"]
+    assert [e["event"] for e in events.list_events(engine)] == ["bootstrap"]
+
+
 def test_cli_model_commands(env, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from persona.cli import app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,7 @@ def _log_and_register(
     run: Any,
     tags: dict[str, str],
     alias: str,
+    after: Callable[[ModelVersion], object] | None = None,
 ) -> ModelVersion:
     mlc = client(settings)
     log_model_run(mlc, run.info.run_id, features, model, settings.random_seed)
@@ -83,6 +84,8 @@ def _log_and_register(
 
     def finish(mv: ModelVersion) -> None:
         mlc.set_registered_model_alias(settings.model_name, alias, mv.version)
+        if after is not None:  # e.g. the audit event: if it fails, the version is deleted
+            after(mv)
 
     return register(mlc, settings.model_name, info, run.info.run_id, tags, finish)
 
@@ -132,10 +135,24 @@ def bootstrap(
         "personas": ",".join(model.persona_ids),
     }
     with parent_run(exp_id, "bootstrap", {"kind": "catalog"}) as run:
-        mv = _log_and_register(settings, exp_id, model, features, run, tags, CHAMPION)
-    events.record_event(
-        engine, settings.model_name, "bootstrap", None, str(mv.version), tags["reason"], "system"
-    )
+        mv = _log_and_register(
+            settings,
+            exp_id,
+            model,
+            features,
+            run,
+            tags,
+            CHAMPION,
+            after=lambda mv: events.record_event(
+                engine,
+                settings.model_name,
+                "bootstrap",
+                None,
+                str(mv.version),
+                tags["reason"],
+                "system",
+            ),
+        )
     return _version_summary(mlc.get_model_version(settings.model_name, mv.version), True)
 
 

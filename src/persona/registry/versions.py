@@ -110,9 +110,12 @@ def register(
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise RegistryError(f"cannot create registered model {name!r}: {exc}") from exc
-    mv = mlc.create_model_version(
-        name, model_info.model_uri, run_id=run_id, tags=tags, model_id=model_info.model_id
-    )
+    try:
+        mv = mlc.create_model_version(
+            name, model_info.model_uri, run_id=run_id, tags=tags, model_id=model_info.model_id
+        )
+    except MlflowException as exc:
+        raise RegistryError(f"cannot register a version of {name!r}: {exc}") from exc
     try:
         finish(mv)
     except BaseException:
