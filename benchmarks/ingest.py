@@ -9,7 +9,7 @@ pandas `DataFrame.to_sql` (method=None and method="multi") on a slice of the sam
 a plain table of the same columns, and extrapolates its rows/s. Prints a table with the
 machine's load average, writes benchmarks/out/ingest.json, drops the database.
 
-Usage: python benchmarks/ingest.py [--rows 1000000] [--baseline-rows 100000] [--no-staging]
+Usage: python benchmarks/ingest.py [--rows 1000000] [--baseline-rows N (default: all rows)] [--no-staging]
 """
 
 from __future__ import annotations
@@ -75,7 +75,9 @@ def _loads(values: tuple[float, float, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--baseline-rows", type=int, default=100_000, help="to_sql slice size")
+    parser.add_argument(
+        "--baseline-rows", type=int, default=None, help="to_sql slice size (default: all rows)"
+    )
     parser.add_argument(
         "--no-staging", action="store_true", help="skip the ingest into a month that has rows"
     )
@@ -111,7 +113,7 @@ def main() -> None:
             engine.dispose()
         expected = args.rows * (1 if args.no_staging else 2)
         assert result.rows_new == args.rows and stored == expected and again.already_ingested
-        base_rows = min(args.baseline_rows, args.rows)
+        base_rows = min(args.baseline_rows or args.rows, args.rows)
         sample = survey.iloc[:base_rows]
         baselines = {
             "to_sql(method=None, chunksize=10000)": _to_sql(url, sample, None, 10_000),
