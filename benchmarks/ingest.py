@@ -9,7 +9,8 @@ pandas `DataFrame.to_sql` (method=None and method="multi") on a slice of the sam
 a plain table of the same columns, and extrapolates its rows/s. Prints a table with the
 machine's load average, writes benchmarks/out/ingest.json, drops the database.
 
-Usage: python benchmarks/ingest.py [--rows 1000000] [--baseline-rows N (default: all rows)] [--no-staging]
+Usage: python benchmarks/ingest.py [--rows 1000000] [--baseline-rows N] [--no-staging]
+(--baseline-rows: to_sql slice size, default all rows)
 """
 
 from __future__ import annotations
