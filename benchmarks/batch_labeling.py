@@ -25,29 +25,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg2
 import requests
+from _pg import scratch_database
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ADMIN_DSN = os.environ.get(
-    "BENCH_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-)
-URL = os.environ.get("BENCH_PG_URL_TEMPLATE", "postgresql+psycopg2://postgres@127.0.0.1:5432/{db}")
 MONTH = "2025-04"
-
-
-def admin(sql: str) -> None:
-    conn = psycopg2.connect(ADMIN_DSN)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql)
-    conn.close()
 
 
 def ingest(engine: Any, rows: int) -> None:
@@ -172,15 +160,12 @@ def main() -> int:
 
     model = from_catalog(load_catalog(REPO / "01_model" / "personas.yaml"), np.full(3, 12.0))
     loaded = LoadedModel(model, "persona-classifier", "1", "champion", "benchmark", {})
-    db = f"persona_bench_label_{uuid.uuid4().hex[:8]}"
-    admin(f'CREATE DATABASE "{db}"')
     tmp = Path(tempfile.mkdtemp(prefix="persona-bench-label-"))
     model_json = tmp / "persona_model.json"
     model_json.write_text(json.dumps(model_to_dict(model)))
     load_start = os.getloadavg()
     print(f"load average at start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
-    try:
-        url = URL.format(db=db)
+    with scratch_database("persona_bench_label") as (db, url):
         engine = open_store(url)
         t0 = time.perf_counter()
         ingest(engine, args.rows)
@@ -190,8 +175,6 @@ def main() -> int:
         load_platform = os.getloadavg()
         stages = stages_run(url, loaded)
         base = baseline_run(db, model_json, args.baseline_rows)
-    finally:
-        admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     extrapolated = args.rows / base["rows_per_s"]
     ratio = first["rows_per_s"] / base["rows_per_s"]
     print(f"\n{'path':<52} {'rows':>9} {'seconds':>9} {'rows/s':>10}")

@@ -22,34 +22,21 @@ import platform
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 from sqlalchemy import create_engine, func, select
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from _pg import scratch_database  # noqa: E402
 
 from persona.catalog import load_catalog  # noqa: E402
 from persona.store import surveys  # noqa: E402
 from persona.store.engine import open_store  # noqa: E402
 from persona.store.schema import survey_responses  # noqa: E402
 from persona.synth import generate_month  # noqa: E402
-
-ADMIN_DSN = os.environ.get(
-    "BENCH_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-)
-URL = os.environ.get("BENCH_PG_URL_TEMPLATE", "postgresql+psycopg2://postgres@127.0.0.1:5432/{db}")
-
-
-def _admin(sql: str) -> None:
-    conn = psycopg2.connect(ADMIN_DSN)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql)
-    conn.close()
 
 
 def _to_sql(url: str, frame: Any, method: str | None, chunksize: int) -> float:
@@ -85,10 +72,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "ingest.json")
     args = parser.parse_args()
 
-    database = f"persona_bench_{uuid.uuid4().hex[:10]}"
-    _admin(f'CREATE DATABASE "{database}"')
-    url = URL.format(db=database)
-    try:
+    with scratch_database("persona_bench") as (_, url):
         catalog = load_catalog(REPO / "01_model" / "personas.yaml")
         survey, _ = generate_month(catalog, "2025-01", args.rows, seed=42)
         with tempfile.TemporaryDirectory() as tmp:
@@ -120,8 +104,6 @@ def main() -> None:
             "to_sql(method=None, chunksize=10000)": _to_sql(url, sample, None, 10_000),
             "to_sql(method='multi', chunksize=1000)": _to_sql(url, sample, "multi", 1_000),
         }
-    finally:
-        _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
     store_rate = args.rows / store_s
     rows: list[dict[str, Any]] = [

@@ -47,3 +47,20 @@ def month_range(first: str, last: str) -> list[str]:
         months.append(current)
         current = add_months(current, 1)
     return months
+
+
+def parse_month_list(text: str | None) -> list[str] | None:
+    """Parse a comma-separated month list such as ``"2025-01,2025-02"``.
+
+    Args:
+        text: The list as typed (``--reference``); None or blank means "not given".
+
+    Returns:
+        The distinct months, sorted, or None when nothing was given.
+
+    Raises:
+        MonthError: A month is not ``YYYY-MM``.
+    """
+    if text is None or not text.strip():
+        return None
+    return sorted({parse_month(part.strip()) for part in text.split(",") if part.strip()})

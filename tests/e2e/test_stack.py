@@ -198,7 +198,8 @@ class Mage:
                 return dict(run)
             time.sleep(2)
         raise AssertionError(
-            f"Mage run {run_id} for {month} still {run['status']} after {timeout}s"
+            f"Mage run {run_id} for {month} still {run['status']} after {timeout}s;"
+            f" mage.log ends:\n{self.log('mage')[-3000:]}"
         )
 
 

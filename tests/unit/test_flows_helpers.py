@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from persona.cli import flow as flow_cli
+from persona.months import parse_month_list
 
 HELPER = Path(__file__).resolve().parents[2] / "02_pipeline/persona_pipeline/utils/persona_cli.py"
 
@@ -74,5 +75,5 @@ def test_summary_rendering(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "retrain" in err and "budget-bob 60%" in err
     assert "persona model promote --version 2" in err
-    assert flow_cli._reference("2025-02, 2025-01") == ["2025-01", "2025-02"]
-    assert flow_cli._reference(" ") is None
+    assert parse_month_list("2025-02, 2025-01") == ["2025-01", "2025-02"]
+    assert parse_month_list(" ") is None

@@ -19,6 +19,14 @@ from persona.settings import Settings, get_settings
 # caller (Mage block, script) can parse stdout without filtering.
 console = Console(stderr=True)
 
+# Rich style of each monitoring verdict in human output.
+VERDICT_STYLE = {
+    "no_drift": "green",
+    "watch": "yellow",
+    "retrain": "bold red",
+    "insufficient_data": "cyan",
+}
+
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 _json_stream: list[TextIO] = []

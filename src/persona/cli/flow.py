@@ -7,21 +7,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from persona.cli._common import JSON_OPTION, console, emit, errors_to_exit, settings
-from persona.months import parse_month
-
-_STYLE = {
-    "no_drift": "green",
-    "watch": "yellow",
-    "retrain": "bold red",
-    "insufficient_data": "cyan",
-}
-
-
-def _reference(text: str | None) -> list[str] | None:
-    if text is None or not text.strip():
-        return None
-    return sorted({parse_month(part.strip()) for part in text.split(",") if part.strip()})
+from persona.cli._common import (
+    JSON_OPTION,
+    VERDICT_STYLE,
+    console,
+    emit,
+    errors_to_exit,
+    settings,
+)
+from persona.months import parse_month, parse_month_list
 
 
 def run_month(
@@ -36,7 +30,7 @@ def run_month(
     with errors_to_exit(as_json):
         from persona.flows import run_month as run
 
-        result = run(cfg, parse_month(month), _reference(reference), actor="cli")
+        result = run(cfg, parse_month(month), parse_month_list(reference), actor="cli")
     emit(result, as_json, render)
 
 
@@ -51,7 +45,7 @@ def render(result: dict[str, Any]) -> None:
     table = Table(title=f"Monthly cycle {result['month']}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    style = _STYLE.get(result["verdict"], "bold")
+    style = VERDICT_STYLE.get(result["verdict"], "bold")
     before, after = result["model_version_before"], result["model_version_after"]
     rows = [
         ("rows", str(result["rows"])),

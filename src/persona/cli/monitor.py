@@ -7,26 +7,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from persona.cli._common import JSON_OPTION, console, emit, errors_to_exit, settings
-from persona.months import parse_month
-
-_STYLE = {
-    "no_drift": "green",
-    "watch": "yellow",
-    "retrain": "bold red",
-    "insufficient_data": "cyan",
-}
-
-
-def parse_reference(text: str | None) -> list[str] | None:
-    """Parse ``--reference 2025-01[,2025-02]`` into sorted months (None when not given).
-
-    Raises:
-        MonthError: A month is not ``YYYY-MM``.
-    """
-    if text is None or not text.strip():
-        return None
-    return sorted({parse_month(part.strip()) for part in text.split(",") if part.strip()})
+from persona.cli._common import (
+    JSON_OPTION,
+    VERDICT_STYLE,
+    console,
+    emit,
+    errors_to_exit,
+    settings,
+)
+from persona.months import parse_month, parse_month_list
 
 
 def monitor(
@@ -46,7 +35,7 @@ def monitor(
         from persona.store.engine import open_store
 
         current = parse_month(month)
-        refs = parse_reference(reference)
+        refs = parse_month_list(reference)
         engine = open_store(cfg.database_url)
         try:
             result = run_check(cfg, engine, current, refs)
@@ -66,7 +55,7 @@ def _fmt(value: Any, pattern: str = "{:.3f}") -> str:
 
 def render(result: dict[str, Any]) -> None:
     """Print a check result for people (stderr)."""
-    style = _STYLE.get(result["verdict"], "bold")
+    style = VERDICT_STYLE.get(result["verdict"], "bold")
     refs = ", ".join(result["reference_months"])
     console.print(
         f"[bold]{result['month']}[/] vs [bold]{refs}[/] - model {result['model_name']} "
