@@ -174,6 +174,31 @@ def test_health_ready_model(server: Server) -> None:
     assert info["limits"]["max_records"] == MAX_RECORDS and info["auth"] is True
 
 
+def test_original_client_bodies_on_compat_route(server: Server) -> None:
+    """The original study's client, unchanged but for the URL: its three body shapes get 200."""
+    import pandas as pd
+
+    rows = [list(load_catalog(CATALOG).personas[i].centroid) for i in (0, 0, 2)]
+    frame = pd.DataFrame(rows)  # what the original test_gunicorn.py built
+    named = frame.set_axis(list(FEATURE_NAMES), axis=1)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for body in (
+        frame.to_dict(orient="records"),
+        named.to_dict(orient="records"),
+        frame.to_numpy().tolist(),
+    ):
+        response = requests.post(
+            server.url + "/compat/predict", json=body, headers=auth, timeout=10
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"labels": [0, 0, 2]}
+    detail = requests.post(
+        server.url + "/compat/predict?detail=true", json=rows, headers=auth, timeout=10
+    ).json()
+    assert detail["model_version"] == server.v1
+    assert detail["predictions"][2]["persona_id"] == "budget-bob"
+
+
 def test_token_auth(server: Server) -> None:
     ok = server.post([centroid(0)])
     assert ok.status_code == 200

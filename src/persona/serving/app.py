@@ -19,6 +19,8 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from persona.features import Bounds
+from persona.serving import compat
+from persona.serving.compat import COMPAT_ROUTES
 from persona.serving.holder import ModelHolder, ModelSource
 from persona.serving.metrics import Metrics
 from persona.serving.predict import (
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 
 _JSON = "application/json"
 _STATUS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
-_ROUTES = {p: p for p in ("/predict", "/health", "/ready", "/model", "/metrics")}
+_ROUTES = {p: p for p in ("/predict", "/health", "/ready", "/model", "/metrics", *COMPAT_ROUTES)}
 Headers = list[tuple[str, str]]
 StartResponse = Callable[..., Any]
 
@@ -180,6 +182,7 @@ def create_app(
     app.wsgi_app = wsgi  # type: ignore[method-assign]
     app.extensions["persona"] = {"holder": holder, "metrics": metrics, "limits": limits}
     _add_routes(app, wsgi)
+    compat.add_routes(app, wsgi, settings)  # the original study's contract
     return app
 
 
