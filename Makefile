@@ -8,9 +8,12 @@ BIN := $(VENV)/bin
 MONTH ?= 2025-03
 REFERENCE ?=
 PYTEST_ARGS ?=
+SPARK_JDBC_JAR ?= /usr/share/java/postgresql.jar
+SPARK_INPUT ?= var/spark/respondents
+SPARK_OUTPUT ?= var/spark/labels
 
 .PHONY: help venv venv-mage lint format typecheck check test test-fast demo data ingest \
-	bootstrap run-month monitor label serve predict mlflow-ui mage up down status \
+	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict mlflow-ui mage up down status \
 	tf_init tf_plan tf_apply tf_destroy tf_fmt bench evaluate-policy clean
 
 help: ## List every target with a line of help
@@ -20,7 +23,7 @@ help: ## List every target with a line of help
 $(VENV)/.installed: pyproject.toml requirements/app.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements/app.lock -e ".[dev]"
+	$(BIN)/pip install -q -c requirements/app.lock -e ".[dev,spark]"
 	@touch $@
 
 venv: $(VENV)/.installed ## Create/refresh the app env .venv (pinned, with dev tools)
@@ -32,6 +35,12 @@ $(VENV_MAGE)/.installed: 02_pipeline/requirements-mage.txt
 	@touch $@
 
 venv-mage: $(VENV_MAGE)/.installed ## Create/refresh the Mage env .venv-mage (its own pins)
+
+spark-deps: ## Java 17 and the PostgreSQL JDBC jar (Debian packages) for the Spark jobs, if missing
+	@command -v java >/dev/null || { echo "installing Java 17 (Debian)"; \
+		apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
+	@test -f $(SPARK_JDBC_JAR) || { echo "installing the PostgreSQL JDBC driver (Debian)"; \
+		apt-get update -qq && apt-get install -y -qq libpostgresql-jdbc-java; }
 
 lint: venv ## Ruff lint and format check
 	$(BIN)/ruff check .
@@ -46,10 +55,10 @@ typecheck: venv ## Mypy on src/persona
 
 check: lint typecheck ## Lint + types (what pre-commit runs)
 
-test: venv venv-mage ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, full stack)
+test: venv venv-mage spark-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, full stack)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: venv ## Run the tests that need no Mage env and no full stack
+test-fast: venv spark-deps ## Run the tests that need no Mage env and no full stack
 	$(BIN)/pytest -m "not mage and not stack" $(PYTEST_ARGS)
 
 demo: venv ## The main job: generate Jan-May 2025, run the monthly cycle, serve, summarise (embedded default)
@@ -72,6 +81,12 @@ monitor: venv ## Drift + persona-fit check for MONTH (REFERENCE optional)
 
 label: venv ## Label MONTH with the champion model
 	$(BIN)/persona label --month $(MONTH)
+
+spark-label: venv spark-deps ## Label the Parquet dataset SPARK_INPUT into SPARK_OUTPUT on Spark (local[2])
+	$(BIN)/persona spark label --input $(SPARK_INPUT) --output $(SPARK_OUTPUT)
+
+spark-monitor: venv spark-deps ## Spark monitoring of MONTH in SPARK_INPUT (REFERENCE optional)
+	$(BIN)/persona spark monitor --input $(SPARK_INPUT) --month $(MONTH) $(if $(REFERENCE),--reference $(REFERENCE))
 
 serve: venv ## Serve the champion under gunicorn on API_HOST:API_PORT
 	$(BIN)/gunicorn -c 03_deployment/gunicorn.conf.py
@@ -116,7 +131,7 @@ evaluate-policy: venv ## Print the drift-policy evaluation table (50 seeded mont
 bench: venv ## Run every benchmark (minutes; writes benchmarks/out/ and prints ratios)
 	@command -v wrk >/dev/null || (echo "installing wrk (Debian) for benchmarks/serving.py" && \
 		apt-get update -qq && apt-get install -y -qq wrk)
-	for b in ingest training monitoring serving batch_labeling; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	for b in ingest training monitoring serving batch_labeling spark_label; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean: ## Remove local state (var/) and caches; keeps the envs
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

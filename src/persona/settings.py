@@ -104,6 +104,17 @@ class Settings(BaseSettings):
     model_alias: str = "champion"
     model_reload_interval_s: Annotated[float, Field(gt=0)] = 30.0
 
+    # --- Spark jobs (persona.spark) ------------------------------------------------------
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "1g"
+    spark_start_timeout_s: Annotated[float, Field(gt=0)] = 180.0
+    spark_arrow_batch_rows: PositiveInt = 50_000
+    spark_shuffle_partitions: PositiveInt = 8
+    spark_label_method: Literal["arrays", "spark_udf"] = "arrays"
+    spark_jdbc_jar: Path = Path("/usr/share/java/postgresql.jar")
+    spark_jdbc_batch_rows: PositiveInt = 10_000
+    spark_jdbc_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+
     # --- production stack --------------------------------------------------------------
     gcs_bucket: str = "persona-mlflow-artifacts"
     mage_port: Annotated[int, Field(gt=0, lt=65536)] = 6789
