@@ -2,7 +2,7 @@
 # PersonaOps Mage image: two virtualenvs that cannot be merged (conflicting pins):
 #   /opt/app-venv   the `persona` package from this repo (requirements/app.lock)
 #   /opt/mage-venv  mage-ai from 02_pipeline/requirements-mage.txt
-# Mage blocks call $PERSONA_BIN (the app env's `persona`) as a subprocess.
+# Mage blocks send cycle steps to `$PERSONA_BIN cycle serve` (the app env's `persona`).
 #   docker build -f 02_pipeline/mage.Dockerfile -t personaops-mage:0.1.0 .
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
@@ -45,6 +45,7 @@ ENV PATH=/opt/mage-venv/bin:$PATH \
     MAGE_DATA_DIR=/app/var/mage_data \
     VAR_DIR=/app/var \
     PERSONA_CATALOG=/app/01_model/personas.yaml \
+    MAGE_HOST=0.0.0.0 \
     MAGE_PORT=6789
 USER persona
 EXPOSE 6789

@@ -19,15 +19,31 @@ fi
 export MAGE_DATA_DIR="${MAGE_DATA_DIR:-$REPO/var/mage_data}"
 export PERSONA_BIN="${PERSONA_BIN:-$REPO/.venv/bin/persona}"
 export MAGE_PORT="${MAGE_PORT:-6789}"
+# Bind the loopback interface only unless MAGE_HOST says otherwise (the container sets
+# 0.0.0.0; compose publishes the port on 127.0.0.1). Mage's own default binds everything.
+export MAGE_HOST="${MAGE_HOST:-127.0.0.1}"
+# Authentication on, owner account from the settings (MAGE_ADMIN_*), for `make mage` as for
+# the stack; prepare_mage.py applies them to an existing owner too.
+export REQUIRE_USER_AUTHENTICATION="${REQUIRE_USER_AUTHENTICATION:-1}"
+export DEFAULT_OWNER_EMAIL="${DEFAULT_OWNER_EMAIL:-${MAGE_ADMIN_EMAIL:-admin@admin.com}}"
+export DEFAULT_OWNER_PASSWORD="${DEFAULT_OWNER_PASSWORD:-${MAGE_ADMIN_PASSWORD:-}}"
+export DEFAULT_OWNER_USERNAME="${DEFAULT_OWNER_USERNAME:-admin}"
+if [[ -z "$DEFAULT_OWNER_PASSWORD" ]]; then
+  echo "MAGE_ADMIN_PASSWORD is empty: set it in .env (the Mage UI owner's password)" >&2
+  exit 2
+fi
 PROJECT="$REPO/02_pipeline/persona_pipeline"
 MAGE_PY="${MAGE_VENV:-$REPO/.venv-mage}/bin"
 
 mkdir -p "$MAGE_DATA_DIR"
-# Mage reads triggers.yaml literally: put MAGE_API_TOKEN on the API triggers first.
-if ! out="$("$MAGE_PY/python" "$REPO/02_pipeline/set_api_token.py" "$PROJECT" 2>&1)"; then
+# Mage reads triggers.yaml literally: put MAGE_API_TOKEN on the API triggers first, and
+# the configured owner password on an existing owner.
+if ! out="$("$MAGE_PY/python" "$REPO/02_pipeline/prepare_mage.py" "$PROJECT" 2>&1)"; then
   echo "$out" >&2
   exit 2
 fi
 grep -v -e alembic -e traitlets -e DBT <<<"$out" || true
-echo "Mage UI: http://127.0.0.1:$MAGE_PORT (project $PROJECT, state $MAGE_DATA_DIR)"
-exec "$MAGE_PY/mage" start "$PROJECT" --port "$MAGE_PORT"
+echo "Mage UI: http://$MAGE_HOST:$MAGE_PORT (log in as $DEFAULT_OWNER_EMAIL with MAGE_ADMIN_PASSWORD;"
+echo "  project $PROJECT, state $MAGE_DATA_DIR)"
+exec "$MAGE_PY/python" "$REPO/02_pipeline/mage_server.py" start "$PROJECT" \
+  --host "$MAGE_HOST" --port "$MAGE_PORT"

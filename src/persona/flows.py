@@ -1,28 +1,39 @@
-"""The monthly cycle: label, monitor, decide, retrain, promote, alert — one call per month.
+"""The monthly cycle, defined once: four persisted, idempotent steps per month.
 
-`run_month` composes the modules (labeling, monitoring, registry, alerts); the CLI
-(`persona run-month`), the demo and the Mage pipelines use it or its steps.
+1. `check`: govern champion moves made outside the platform (`registry.sync_champion`),
+   label the month with the champion, monitor it against the reference window, record the
+   decision and send its alert. Returns the branch: ``retrain`` or ``label``.
+2. `retrain` (branch ``retrain``): train and register the challenger on the window.
+3. `promote` (branch ``retrain``): make it champion when the gates pass, it needs no
+   review and ``AUTO_PROMOTE`` is on; never move the alias back to an older version.
+4. `label`: label the month with the model that ends up champion for it, and close the
+   month with its final action.
 
-Idempotence and recovery: every step is idempotent on its own (labels are unique per
-response + model version, a monitoring run per month + reference + model + data hash, a
-challenger per training months + data hash, a promotion of the current champion is a
-no-op). Once a month's check is recorded, its run is marked with the action the cycle
-takes (``action_taken``); a rerun of the month replays that same check — same model
-version, same reference window — so it neither re-decides against a newer champion nor
-writes anything new. A failure part-way (e.g. MLflow down during promotion) therefore
-leaves only completed steps behind, and a rerun finishes the remaining ones.
+`run_month` (``persona run-month``) runs the four in order; the Mage pipeline runs each
+as one block through ``persona cycle <step>`` and only follows the branch `check` returns.
+Every decision lives here.
+
+Replay: a month's state is the ``action_taken`` of its run in `monitoring_runs` (the
+earliest run of the month a cycle acted on; see `persona.cycle_state`). A step reads it
+first and does only what is not done yet: a replay uses the same model version and
+reference window as the first run, sends no second alert, trains nothing twice and never
+re-decides a promotion. Any month, any number of times, from the CLI or Mage in any mix,
+leaves the state of one run. A failure part-way leaves only completed steps behind; the
+next run finishes the rest.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine
 
 from persona import alerts, labeling, monitoring, registry
-from persona.errors import RegistryError
+from persona.cycle_state import RETRAIN, CycleState, parse_state
+from persona.errors import PersonaError, RegistryError
 from persona.months import parse_month
 from persona.settings import Settings
 from persona.store import assignments
@@ -31,48 +42,332 @@ from persona.store.engine import open_store
 
 log = logging.getLogger(__name__)
 
-PENDING = "pending"
+STEPS = ("check", "retrain", "promote", "label")
 
 
-def _pinned_run(engine: Engine, month: str) -> dict[str, Any] | None:
-    """The check an earlier cycle of `month` acted on (earliest marked run), if any."""
+class CycleError(PersonaError):
+    """A step ran before the step it depends on (e.g. `promote` before `check`)."""
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[Engine]:
+    engine = open_store(settings.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _month_run(engine: Engine, month: str) -> dict[str, Any] | None:
+    """The run a cycle of `month` acts on: the earliest run of the month that is marked."""
     runs = [r for r in runs_store.list_runs(engine, month=month) if r.get("action_taken")]
     return min(runs, key=lambda r: r["run_id"]) if runs else None
+
+
+def _state_of(run: dict[str, Any]) -> CycleState:
+    return parse_state(run.get("action_taken"), str(run["decision"]))
+
+
+def _require(engine: Engine, month: str, step: str) -> tuple[dict[str, Any], CycleState]:
+    run = _month_run(engine, month)
+    if run is None:
+        raise CycleError(
+            f"month {month} has no checked cycle: run `persona cycle check --month {month}` "
+            f"before the {step} step"
+        )
+    return run, _state_of(run)
+
+
+def _save(engine: Engine, run: dict[str, Any], state: CycleState) -> None:
+    runs_store.set_action(engine, int(run["run_id"]), state.encode())
 
 
 def _loaded(settings: Settings, version: str) -> registry.LoadedModel:
     return registry.load_model_for_serving(settings, f"models:/{settings.model_name}/{version}")
 
 
-def _label(settings: Settings, engine: Engine, month: str, version: str) -> dict[str, Any]:
-    result = labeling.label_month(settings, engine, month, loaded=_loaded(settings, version))
-    return dict(result)
+def _label(engine: Engine, settings: Settings, month: str, loaded: Any) -> int:
+    result = labeling.label_month(settings, engine, month, loaded=loaded)
+    return int(dict(result).get("written", 0) or 0)
 
 
-def _alert(settings: Settings, month: str, check: dict[str, Any]) -> list[dict[str, Any]]:
-    return alerts.alert_for_check(settings, month, check)
+def _window(settings: Settings, engine: Engine, month: str) -> list[str]:
+    return registry.window_months(engine, month, settings.training_window_months)
 
 
-def _retrain(
-    settings: Settings, engine: Engine, month: str, actor: str, champion: str | None
+# --- step 1: check ------------------------------------------------------------------------
+
+
+def check(
+    settings: Settings,
+    engine: Engine,
+    month: str,
+    reference_months: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Train + register a challenger on the window, then promote it if allowed."""
-    window = registry.window_months(engine, month, settings.training_window_months)
-    reason = f"drift in {month}"
-    trained = registry.train_challenger(settings, engine, window, reason, drift_demanded=True)
-    version = str(trained["version"])
-    gates = trained.get("gates") or {}
-    out: dict[str, Any] = {
-        "challenger_version": version,
-        "training_months": window,
-        "gates_passed": bool(gates.get("passed")),
+    """Step 1: govern the champion, label the month, monitor it, record and alert.
+
+    Args:
+        settings: The settings.
+        engine: The survey store.
+        month: Survey month ``YYYY-MM`` (must be ingested).
+        reference_months: Override of the reference window (default: the window the
+            month's first cycle used, else the champion's training months).
+
+    Returns:
+        ``month``, ``branch`` (``retrain`` or ``label``), ``verdict``, ``reasons``,
+        ``rows``, ``reference_months``, ``model_version`` (the model the month is checked
+        and labelled with), ``labels_written``, ``alerts``, ``report_path``,
+        ``monitoring_run_id``, ``replayed``, ``governance`` (what `sync_champion` found).
+
+    Raises:
+        PersonaError: Bad month, no champion (bootstrap first), no data, MLflow errors.
+    """
+    month = parse_month(month)
+    governance = registry.sync_champion(settings, engine)
+    champion = registry.alias_version(settings, registry.CHAMPION)
+    if champion is None:
+        raise RegistryError(
+            f"model {settings.model_name!r} has no champion: run `persona model bootstrap`"
+        )
+    pinned = _month_run(engine, month)
+    version = str(pinned["model_version"]) if pinned else champion
+    refs = list(reference_months) if reference_months else None
+    if refs is None and pinned is not None:
+        refs = str(pinned["reference_months"]).split(",")
+    loaded = _loaded(settings, version)
+    written = _label(engine, settings, month, loaded)
+    result = monitoring.run_check(settings, engine, month, refs, loaded=loaded)
+    run = pinned
+    if run is None:
+        run = {"run_id": result["run_id"], "decision": result["verdict"], "action_taken": None}
+    state = _state_of(run)
+    if run.get("action_taken") is None:
+        _save(engine, run, state)
+    sent: list[dict[str, Any]] = []
+    if not state.done and not state.alerted:
+        sent = alerts.alert_for_check(settings, month, result)
+        state = state.with_alerted()
+        _save(engine, run, state)
+    return {
+        "step": "check",
+        "month": month,
+        "branch": RETRAIN if state.verdict == RETRAIN else "label",
+        "verdict": state.verdict,
+        "reasons": list(result.get("reasons") or []),
+        "rows": int(result.get("n_current") or 0),
+        "reference_months": list(result.get("reference_months") or []),
+        "model_version": version,
+        "labels_written": written,
+        "alerts": sent,
+        "report_path": result.get("report_path"),
+        "monitoring_run_id": int(run["run_id"]),
+        "replayed": pinned is not None,
+        "governance": governance,
     }
-    # A champion at least as new as the challenger means this month's promotion decision
-    # was already taken (replay): never move the alias back.
-    superseded = champion is not None and int(champion) >= int(version)
-    if not superseded and out["gates_passed"] and settings.auto_promote:
-        registry.promote(settings, engine, version=version, reason=reason, actor=actor)
-    return out
+
+
+# --- step 2: retrain ----------------------------------------------------------------------
+
+
+def retrain(settings: Settings, engine: Engine, month: str) -> dict[str, Any]:
+    """Step 2: on a ``retrain`` month, train and register the challenger on the window.
+
+    Idempotent: a challenger of the same months and data is looked up, not retrained.
+
+    Returns:
+        ``month``, ``skipped`` (true off the retrain branch), ``challenger_version``,
+        ``training_months``, ``gates_passed``, ``needs_review``, ``gates``, ``created``.
+
+    Raises:
+        CycleError: The month was not checked. PersonaError: training / MLflow errors.
+    """
+    month = parse_month(month)
+    _run, state = _require(engine, month, "retrain")
+    if state.verdict != RETRAIN:
+        return _skipped("retrain", month, state, "no retrain: the month did not drift")
+    window = _window(settings, engine, month)
+    trained = registry.find_challenger(settings, engine, window)
+    if trained is None:
+        reason = f"drift in {month}"
+        trained = registry.train_challenger(settings, engine, window, reason, drift_demanded=True)
+    return {"step": "retrain", "month": month, "skipped": False, **_challenger(trained)}
+
+
+def _challenger(trained: dict[str, Any]) -> dict[str, Any]:
+    gates = trained.get("gates") or {}
+    tags = trained.get("tags") or {}
+    return {
+        "challenger_version": str(trained["version"]),
+        "training_months": list(trained.get("training_months") or []),
+        "gates_passed": bool(gates.get("passed")),
+        "needs_review": tags.get("needs_review") == "true",
+        "gates": gates or None,
+        "created": bool(trained.get("created")),
+    }
+
+
+def _skipped(step: str, month: str, state: CycleState, note: str) -> dict[str, Any]:
+    return {"step": step, "month": month, "skipped": True, "verdict": state.verdict, "note": note}
+
+
+# --- step 3: promote ----------------------------------------------------------------------
+
+
+def promotion_refusal(
+    challenger: dict[str, Any], champion: str | None, auto_promote: bool
+) -> str | None:
+    """Why the cycle must not promote its challenger on its own, or None when it may.
+
+    Args:
+        challenger: What `retrain` returned (version, gates, needs_review).
+        champion: The current champion version.
+        auto_promote: The ``AUTO_PROMOTE`` setting.
+
+    Returns:
+        A reason for people, or None.
+    """
+    version = str(challenger["challenger_version"])
+    if champion is not None and int(champion) >= int(version):
+        return f"champion v{champion} is not older than the challenger: never move back"
+    if not challenger["gates_passed"]:
+        return "refused by the promotion gates"
+    if challenger["needs_review"]:
+        return "needs review (new or retired personas): promote by hand"
+    if not auto_promote:
+        return "AUTO_PROMOTE is off: awaiting review"
+    return None
+
+
+def promote(settings: Settings, engine: Engine, month: str, actor: str = "flow") -> dict[str, Any]:
+    """Step 3: on a ``retrain`` month, promote the challenger when the rules allow it.
+
+    The decision is taken once and recorded; a replay reports it and moves nothing.
+
+    Returns:
+        ``month``, ``skipped``, ``challenger_version``, ``promoted``, ``note``,
+        ``auto_promote``, ``replayed``.
+
+    Raises:
+        CycleError: The month was not checked or its challenger not trained.
+    """
+    month = parse_month(month)
+    run, state = _require(engine, month, "promote")
+    if state.verdict != RETRAIN:
+        return _skipped("promote", month, state, "no promotion: the month did not drift")
+    trained = registry.find_challenger(settings, engine, _window(settings, engine, month))
+    if trained is None:
+        raise CycleError(
+            f"month {month} has no challenger: run `persona cycle retrain --month {month}` first"
+        )
+    challenger = _challenger(trained)
+    version = challenger["challenger_version"]
+    out = {
+        "step": "promote",
+        "month": month,
+        "skipped": False,
+        "challenger_version": version,
+        "auto_promote": settings.auto_promote,
+        "replayed": state.promote_decided,
+    }
+    if state.promote_decided:
+        return {**out, "promoted": state.promoted, "note": "decided by an earlier run"}
+    champion = registry.alias_version(settings, registry.CHAMPION)
+    note: str | None = "already champion"
+    if champion != version:
+        note = promotion_refusal(challenger, champion, settings.auto_promote)
+        if note is None:
+            moved = registry.promote(
+                settings, engine, version=version, reason=f"drift in {month}", actor=actor
+            )
+            note = "promoted" if moved["promoted"] else str(moved.get("note"))
+    promoted = registry.alias_version(settings, registry.CHAMPION) == version
+    _save(engine, run, state.with_promotion(promoted))
+    return {**out, "promoted": promoted, "note": note}
+
+
+# --- step 4: label ------------------------------------------------------------------------
+
+
+def label(settings: Settings, engine: Engine, month: str) -> dict[str, Any]:
+    """Step 4: label the month with the model that ends up champion for it; close the month.
+
+    On a ``retrain`` month it waits for the promote step (returns ``skipped``), so running
+    the branches in any order never closes a month early.
+
+    Returns:
+        ``month``, ``skipped``, ``verdict``, ``model_version_before`` / ``_after``,
+        ``promoted``, ``challenger_version``, ``labels_written``, ``action``,
+        ``persona_mix``.
+
+    Raises:
+        CycleError: The month was not checked.
+    """
+    month = parse_month(month)
+    run, state = _require(engine, month, "label")
+    if not state.promote_decided:
+        return _skipped("label", month, state, "the retrain branch labels this month")
+    before = str(run["model_version"])
+    challenger = None
+    if state.verdict == RETRAIN:
+        found = registry.find_challenger(settings, engine, _window(settings, engine, month))
+        challenger = None if found is None else str(found["version"])
+    after = challenger if (state.promoted and challenger) else before
+    written = 0
+    if after != before:
+        written = _label(engine, settings, month, _loaded(settings, after))
+    if not state.done:
+        state = state.finished()
+        _save(engine, run, state)
+    return {
+        "step": "label",
+        "month": month,
+        "skipped": False,
+        "verdict": state.verdict,
+        "model_version_before": before,
+        "model_version_after": after,
+        "promoted": state.promoted,
+        "challenger_version": challenger,
+        "labels_written": written,
+        "action": state.final,
+        "persona_mix": assignments.persona_mix(engine, month, settings.model_name, after),
+    }
+
+
+# --- the whole cycle ----------------------------------------------------------------------
+
+
+def run_step(
+    settings: Settings,
+    step: str,
+    month: str,
+    reference_months: Sequence[str] | None = None,
+    actor: str = "flow",
+) -> dict[str, Any]:
+    """Run one step of the cycle on its own store connection (the CLI's `persona cycle`).
+
+    Args:
+        settings: The settings.
+        step: One of `STEPS`.
+        month: Survey month ``YYYY-MM``.
+        reference_months: Reference override (``check`` only).
+        actor: Who runs it (recorded on promotions).
+
+    Returns:
+        The step's result.
+
+    Raises:
+        CycleError: Unknown step, or a step run before the one it depends on.
+    """
+    if step not in STEPS:
+        raise CycleError(f"unknown cycle step {step!r}: expected one of {', '.join(STEPS)}")
+    with _store(settings) as engine:
+        if step == "check":
+            return check(settings, engine, month, reference_months)
+        if step == "retrain":
+            return retrain(settings, engine, month)
+        if step == "promote":
+            return promote(settings, engine, month, actor)
+        return label(settings, engine, month)
 
 
 def run_month(
@@ -81,13 +376,7 @@ def run_month(
     reference_months: Sequence[str] | None = None,
     actor: str = "flow",
 ) -> dict[str, Any]:
-    """Run the monthly cycle for one ingested month.
-
-    Steps: label the month with the champion; monitor it against the reference window;
-    on ``retrain`` alert, train and register a challenger on the last
-    ``TRAINING_WINDOW_MONTHS`` months, promote it when the gates pass and ``AUTO_PROMOTE``
-    is on (set it false in production to leave promotion to a person), then label the
-    month with the new champion; on ``watch`` alert only.
+    """Run the monthly cycle for one ingested month: the four steps in order.
 
     Args:
         settings: The settings.
@@ -104,83 +393,58 @@ def run_month(
         PersonaError: Bad month, no champion (bootstrap first), no data, MLflow errors.
     """
     month = parse_month(month)
-    engine = open_store(settings.database_url)
-    try:
-        return _run(settings, engine, month, reference_months, actor)
-    finally:
-        engine.dispose()
+    with _store(settings) as engine:
+        checked = check(settings, engine, month, reference_months)
+        trained = retrain(settings, engine, month)
+        promoted = promote(settings, engine, month, actor)
+        labelled = label(settings, engine, month)
+    return summary(checked, trained, promoted, labelled, settings.auto_promote)
 
 
-def _run(
-    settings: Settings,
-    engine: Engine,
-    month: str,
-    reference_months: Sequence[str] | None,
-    actor: str,
+def summary(
+    checked: dict[str, Any],
+    trained: dict[str, Any],
+    promoted: dict[str, Any],
+    labelled: dict[str, Any],
+    auto_promote: bool,
 ) -> dict[str, Any]:
-    champion = registry.alias_version(settings, registry.CHAMPION)
-    if champion is None:
-        raise RegistryError(
-            f"model {settings.model_name!r} has no champion: run `persona model bootstrap`"
-        )
-    pinned = _pinned_run(engine, month)
-    labelled_by = str(pinned["model_version"]) if pinned else champion
-    refs = list(reference_months) if reference_months else None
-    if refs is None and pinned is not None:
-        refs = str(pinned["reference_months"]).split(",")
-    written = int(_label(settings, engine, month, labelled_by).get("written", 0) or 0)
-    check = monitoring.run_check(
-        settings, engine, month, refs, loaded=_loaded(settings, labelled_by)
-    )
-    verdict = check["verdict"]
-    if check.get("run_id") is not None and not (pinned and pinned["run_id"] == check["run_id"]):
-        runs_store.set_action(engine, int(check["run_id"]), f"{PENDING}:{verdict}")
-    # A completed earlier cycle of this month already alerted; a pending one may not have.
-    fresh = pinned is None or str(pinned["action_taken"]).startswith(PENDING)
-    sent: list[dict[str, Any]] = []
-    retrain: dict[str, Any] = {}
-    if verdict in ("retrain", "watch") and fresh:
-        sent = _alert(settings, month, check)
-    if verdict == "retrain":
-        retrain = _retrain(settings, engine, month, actor, champion)
-    after = registry.alias_version(settings, registry.CHAMPION) or champion
-    # "Promoted" is a state: this month's challenger is the champion now.
-    promoted = retrain.get("challenger_version") is not None and after == retrain.get(
-        "challenger_version"
-    )
-    if promoted and after != labelled_by:
-        written += int(_label(settings, engine, month, after).get("written", 0) or 0)
-    action = _action(verdict, promoted)
-    if check.get("run_id") is not None:
-        runs_store.set_action(engine, int(check["run_id"]), action)
-    final = after if promoted else labelled_by
+    """The month's summary from the four step results (what `persona run-month` prints)."""
     return {
-        "month": month,
-        "rows": int(check.get("n_current") or 0),
-        "verdict": verdict,
-        "reasons": list(check.get("reasons") or []),
-        "reference_months": list(check.get("reference_months") or []),
-        "model_version_before": labelled_by,
-        "model_version_after": final,
-        "labels_written": written,
-        "challenger_version": retrain.get("challenger_version"),
-        "training_months": retrain.get("training_months"),
-        "gates_passed": retrain.get("gates_passed"),
-        "promoted": promoted,
-        "auto_promote": settings.auto_promote,
-        "action": action,
-        "alerts": sent,
-        "persona_mix": assignments.persona_mix(engine, month, settings.model_name, final),
-        "report_path": check.get("report_path"),
-        "monitoring_run_id": check.get("run_id"),
-        "replayed": pinned is not None,
+        "month": checked["month"],
+        "rows": checked["rows"],
+        "verdict": labelled["verdict"],
+        "reasons": checked["reasons"],
+        "reference_months": checked["reference_months"],
+        "model_version_before": labelled["model_version_before"],
+        "model_version_after": labelled["model_version_after"],
+        "labels_written": checked["labels_written"] + labelled["labels_written"],
+        "challenger_version": trained.get("challenger_version"),
+        "training_months": trained.get("training_months"),
+        "gates_passed": trained.get("gates_passed"),
+        "needs_review": trained.get("needs_review"),
+        "promoted": labelled["promoted"],
+        "promotion_note": promoted.get("note"),
+        "auto_promote": auto_promote,
+        "action": labelled["action"],
+        "alerts": checked["alerts"],
+        "persona_mix": labelled["persona_mix"],
+        "report_path": checked["report_path"],
+        "monitoring_run_id": checked["monitoring_run_id"],
+        "replayed": checked["replayed"],
+        "governance": checked["governance"],
     }
 
 
-def _action(verdict: str, promoted: bool) -> str:
-    if verdict == "retrain":
-        return "retrained_promoted" if promoted else "retrained_challenger"
-    return "alerted" if verdict == "watch" else "none"
+def label_with_champion(settings: Settings, month: str) -> dict[str, Any]:
+    """Label a month with the current champion (the batch labeling job; idempotent).
+
+    Returns:
+        What `labeling.label_month` returns, with ``month``.
+    """
+    month = parse_month(month)
+    with _store(settings) as engine:
+        result = labeling.label_month(settings, engine, month)
+    return {"month": month, **dict(result)}
 
 
 def run_year(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from persona.errors import PersonaError
@@ -64,3 +65,33 @@ def parse_month_list(text: str | None) -> list[str] | None:
     if text is None or not text.strip():
         return None
     return sorted({parse_month(part.strip()) for part in text.split(",") if part.strip()})
+
+
+def resolve_month(month: str | None, run_date: str | None = None) -> str:
+    """The month a scheduled run works on: `month`, or when empty the month before `run_date`.
+
+    Schedulers (the Mage monthly trigger) run on the 2nd of a month for the month before;
+    they pass an empty month and their execution date.
+
+    Args:
+        month: ``YYYY-MM``, or empty / None for "the month before `run_date`".
+        run_date: ISO date or date-time (``2025-04-02 06:00:00+00:00``); default now (UTC).
+
+    Returns:
+        The month, ``YYYY-MM``.
+
+    Raises:
+        MonthError: `month` is not ``YYYY-MM`` or `run_date` is not an ISO date.
+    """
+    if month is not None and str(month).strip():
+        return parse_month(month)
+    if run_date is None or not str(run_date).strip():
+        when = dt.datetime.now(dt.UTC)
+    else:
+        try:
+            when = dt.datetime.fromisoformat(str(run_date).strip())
+        except ValueError:
+            raise MonthError(
+                f"invalid run date {run_date!r}: expected an ISO date, e.g. 2025-04-02"
+            ) from None
+    return add_months(f"{when.year:04d}-{when.month:02d}", -1)

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     gate_metric_tolerance: NonNegativeFloat = 0.02
     training_window_months: PositiveInt = 3
     auto_promote: bool = True
+    cycle_step_timeout_s: Annotated[float, Field(gt=0)] = 1800.0
 
     # --- monitoring --------------------------------------------------------------------
     reports_dir: Path = Path("var/reports")
@@ -103,6 +104,7 @@ class Settings(BaseSettings):
     model_uri: str = ""
     model_alias: str = "champion"
     model_reload_interval_s: Annotated[float, Field(gt=0)] = 30.0
+    api_sync_champion: bool = True
 
     # --- Spark jobs (persona.spark) ------------------------------------------------------
     spark_master: str = "local[2]"
@@ -117,6 +119,7 @@ class Settings(BaseSettings):
 
     # --- production stack --------------------------------------------------------------
     gcs_bucket: str = "persona-mlflow-artifacts"
+    mage_host: str = "127.0.0.1"
     mage_port: Annotated[int, Field(gt=0, lt=65536)] = 6789
     mage_api_token: str = ""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,37 +23,59 @@ def _helper() -> Any:
     return module
 
 
-def test_month_variables_of_the_blocks() -> None:
+def test_blocks_only_follow_the_branch_the_package_chose() -> None:
     helper = _helper()
-    assert helper.month_vars({"month": "2025-03", "reference_month": ""}) == ("2025-03", None)
-    assert helper.month_vars({"month": "2025-03", "reference_month": "2025-01"}) == (
-        "2025-03",
-        "2025-01",
-    )
-    # The schedules leave month empty: the month before the execution date.
-    assert helper.month_vars({"month": "", "execution_date": "2026-01-02T06:00:00"})[0] == (
-        "2025-12"
-    )
-    assert helper.previous_month("2025-04-02 06:00:00") == "2025-03"
-    with pytest.raises(ValueError, match="'month' must be YYYY-MM"):
-        helper.month_vars({"month": "2025-3"})
+    assert helper.on_retrain_branch({"branch": "retrain", "month": "2025-03"}) is True
+    assert helper.on_retrain_branch({"branch": "label", "month": "2025-02"}) is False
+    assert helper.on_retrain_branch(None) is False
+    assert helper.month_of({"month": "2025-03", "skipped": True}) == "2025-03"
 
 
-def test_verdict_and_postgres_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pipeline_holds_no_decision() -> None:
+    """No setting parsed, no SQL, no month arithmetic in 02_pipeline: the package decides."""
+    project = HELPER.parents[1]
+    code = {p: p.read_text() for p in project.rglob("*.py")}
+    banned = ("AUTO_PROMOTE", "SELECT ", 'os.environ.get("AUTO', "datetime", "- 1", "-1}")
+    for path, text in code.items():
+        hits = [b for b in banned if b in text]
+        assert not hits, f"{path} decides on its own: {hits}"
+    kinds = ("data_loaders", "transformers", "data_exporters")
+    blocks = [p for p in code if p.parent.name in kinds and p.name != "__init__.py"]
+    for path in blocks:
+        assert code[path].count("run_step(") == 1, f"{path} must call exactly one step"
+
+
+def test_step_runner_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blocks' runner: one start per process, answers, errors and a dead runner."""
+    fake = tmp_path / "persona"
+    fake.write_text(
+        "#!" + sys.executable + "\n"
+        "import json, sys\n"
+        "print('starting', file=sys.stderr, flush=True)\n"
+        "print(json.dumps({'ready': True, 'step_timeout_s': 30}), flush=True)\n"
+        "for line in sys.stdin:\n"
+        "    req = json.loads(line)\n"
+        "    print('step ' + req['step'], file=sys.stderr, flush=True)\n"
+        "    if req['step'] == 'die':\n"
+        "        sys.exit(3)\n"
+        "    ok = req['step'] != 'bad'\n"
+        "    doc = {'ok': ok, 'result': req, 'error': 'bad step'}\n"
+        "    print(json.dumps(doc), flush=True)\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PERSONA_BIN", str(fake))
     helper = _helper()
-    assert helper.verdict({"verdict": "retrain"}) == "retrain"
-    assert helper.verdict({"decision": {"verdict": "watch"}}) == "watch"
-    assert helper.verdict(None) is None
-    for key in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DBNAME", "POSTGRES_USER"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("POSTGRES_PASSWORD", "kept")
-    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://ann:s%40cret@db.local:6543/persona")
-    assert helper.postgres_env_from_database_url() is True
-    assert os.environ["POSTGRES_HOST"] == "db.local" and os.environ["POSTGRES_PORT"] == "6543"
-    assert os.environ["POSTGRES_DBNAME"] == "persona" and os.environ["POSTGRES_USER"] == "ann"
-    assert os.environ["POSTGRES_PASSWORD"] == "kept"  # set values win
-    monkeypatch.setenv("DATABASE_URL", "sqlite:///var/persona.db")
-    assert helper.postgres_env_from_database_url() is False
+    assert helper.run_step("check", month="") == {"step": "check", "month": ""}
+    first = helper._runner["proc"].pid
+    assert helper.run_step("label", month="2025-03")["month"] == "2025-03"
+    assert helper._runner["proc"].pid == first  # started once per process
+    with pytest.raises(RuntimeError, match="bad step"):
+        helper.run_step("bad")
+    with pytest.raises(RuntimeError, match="gave no answer to die"):
+        helper.run_step("die")
+    assert helper.run_step("retrain", month="2025-03")["step"] == "retrain"  # restarted
+    helper._runner["proc"].stdin.close()
+    helper._runner["proc"].wait(timeout=30)
 
 
 def test_summary_rendering(capsys: pytest.CaptureFixture[str]) -> None:

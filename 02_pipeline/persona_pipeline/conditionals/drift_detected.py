@@ -1,6 +1,6 @@
-"""Run the retrain branch only when the drift check decided `retrain`."""
+"""Follow the retrain branch when the check step chose it."""
 
-from persona_pipeline.utils.persona_cli import verdict
+from persona_pipeline.utils.persona_cli import on_retrain_branch
 
 if "condition" not in globals():
     from mage_ai.data_preparation.decorators import condition
@@ -8,4 +8,4 @@ if "condition" not in globals():
 
 @condition
 def evaluate_condition(check, *args, **kwargs) -> bool:
-    return verdict(check) == "retrain"
+    return on_retrain_branch(check)

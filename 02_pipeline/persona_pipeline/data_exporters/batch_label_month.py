@@ -1,6 +1,7 @@
-"""Label a given month with the champion model (the batch_labeling pipeline)."""
+"""Label a month with the champion (the batch_labeling pipeline; empty month = the month
+before the run date, resolved by the package)."""
 
-from persona_pipeline.utils.persona_cli import month_vars, run_persona
+from persona_pipeline.utils.persona_cli import run_step
 
 if "data_exporter" not in globals():
     from mage_ai.data_preparation.decorators import data_exporter
@@ -8,5 +9,4 @@ if "data_exporter" not in globals():
 
 @data_exporter
 def batch_label_month(*args, **kwargs):
-    month, _ = month_vars(kwargs)
-    return run_persona("label", "--month", month)
+    return run_step("batch_label", month=kwargs.get("month"), run_date=kwargs.get("execution_date"))

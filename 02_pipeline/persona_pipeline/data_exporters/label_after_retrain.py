@@ -1,6 +1,6 @@
-"""Drift branch: label the month with the champion after the promotion step."""
+"""Step 4 (drift branch): label the month with its final champion and close the month."""
 
-from persona_pipeline.utils.persona_cli import month_vars, run_persona
+from persona_pipeline.utils.persona_cli import month_of, run_step
 
 if "data_exporter" not in globals():
     from mage_ai.data_preparation.decorators import data_exporter
@@ -8,7 +8,4 @@ if "data_exporter" not in globals():
 
 @data_exporter
 def label_after_retrain(promotion, *args, **kwargs):
-    if promotion.get("skipped"):
-        return {"skipped": True}
-    month, _ = month_vars(kwargs)
-    return {"skipped": False, **run_persona("label", "--month", month)}
+    return run_step("label", month=month_of(promotion))

@@ -1,6 +1,10 @@
-"""No-drift branch: label the month with the current champion."""
+"""Step 4 (no-drift branch): label the month and close it (`persona cycle label`).
 
-from persona_pipeline.utils.persona_cli import month_vars, run_persona, verdict
+On a drifted month the step itself waits for the promote step and answers `skipped`
+(what `mage run`, which does not evaluate conditionals, relies on).
+"""
+
+from persona_pipeline.utils.persona_cli import month_of, run_step
 
 if "data_exporter" not in globals():
     from mage_ai.data_preparation.decorators import data_exporter
@@ -8,8 +12,4 @@ if "data_exporter" not in globals():
 
 @data_exporter
 def label_with_champion(check, *args, **kwargs):
-    # `mage run` does not evaluate conditionals: re-check the decision here.
-    if verdict(check) == "retrain":
-        return {"skipped": True, "verdict": "retrain"}
-    month, _ = month_vars(kwargs)
-    return {"skipped": False, **run_persona("label", "--month", month)}
+    return run_step("label", month=month_of(check))

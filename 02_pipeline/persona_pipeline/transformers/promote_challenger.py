@@ -1,8 +1,10 @@
-"""Drift branch: promote the challenger when its gates passed and AUTO_PROMOTE is on."""
+"""Step 3 (drift branch): promote the challenger if the platform's rules allow it.
 
-import os
+The decision (gates, needs review, auto-promotion, never back to an older version) is the
+package's (`persona cycle promote`); this block only shows it.
+"""
 
-from persona_pipeline.utils.persona_cli import month_vars, run_persona
+from persona_pipeline.utils.persona_cli import month_of, run_step
 
 if "transformer" not in globals():
     from mage_ai.data_preparation.decorators import transformer
@@ -10,17 +12,4 @@ if "transformer" not in globals():
 
 @transformer
 def promote_challenger(challenger, *args, **kwargs):
-    if challenger.get("skipped"):
-        return {"skipped": True, "promoted": False}
-    gates_passed = bool((challenger.get("gates") or {}).get("passed"))
-    if not gates_passed or os.environ.get("AUTO_PROMOTE", "true").lower() in ("0", "false", "no"):
-        return {
-            "skipped": False,
-            "promoted": False,
-            "version": challenger["version"],
-            "note": "left as challenger (gates failed or AUTO_PROMOTE off)",
-        }
-    month, _ = month_vars(kwargs)
-    version = str(challenger["version"])
-    result = run_persona("model", "promote", "--version", version, "--reason", f"drift in {month}")
-    return {"skipped": False, **result}
+    return run_step("promote", month=month_of(challenger))

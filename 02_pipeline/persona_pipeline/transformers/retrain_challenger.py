@@ -1,6 +1,6 @@
-"""Drift branch: train + register a challenger on the window ending at the month."""
+"""Step 2 (drift branch): train and register the challenger (`persona cycle retrain`)."""
 
-from persona_pipeline.utils.persona_cli import month_vars, run_persona, verdict
+from persona_pipeline.utils.persona_cli import month_of, run_step
 
 if "transformer" not in globals():
     from mage_ai.data_preparation.decorators import transformer
@@ -8,11 +8,4 @@ if "transformer" not in globals():
 
 @transformer
 def retrain_challenger(check, *args, **kwargs):
-    # `mage run` does not evaluate conditionals: re-check the decision here.
-    if verdict(check) != "retrain":
-        return {"skipped": True, "verdict": verdict(check)}
-    month, _ = month_vars(kwargs)
-    result = run_persona(
-        "model", "train", "--month", month, "--reason", f"drift in {month}", "--drift-demanded"
-    )
-    return {"skipped": False, "verdict": "retrain", **result}
+    return run_step("retrain", month=month_of(check))

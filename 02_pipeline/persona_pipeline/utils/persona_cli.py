@@ -1,108 +1,132 @@
-"""Helpers shared by the blocks: run the app env's `persona` CLI and parse its JSON.
+"""How a block calls the platform: one cycle step through the app env's `persona` CLI.
 
-Mage runs in its own env (.venv-mage); the platform code lives in the app env (.venv).
-Blocks never import `persona`: they run `$PERSONA_BIN ... --json` as a subprocess in
-PERSONA_WORKDIR (default: the repository root, so `.env` and relative `var/` paths resolve
-as for `make` targets) and return the parsed JSON document.
+Mage runs in its own env (.venv-mage); the platform lives in the app env (.venv) and its
+pins conflict with Mage's, so blocks never import `persona`. They hold no decision either:
+no setting is read, no SQL, no month arithmetic here. Each block sends ONE step to
+`persona cycle serve` and returns the step's JSON result; the package decides everything
+(`persona.flows`).
+
+`persona cycle serve` is the CLI's step runner for one pipeline run: started by the first
+block of the run (`$PERSONA_BIN`, default <repo>/.venv/bin/persona, in PERSONA_WORKDIR,
+default the repo root), it reads one JSON request per line on stdin and answers one JSON
+line on stdout, so the app env is imported once per run instead of once per block. It
+exits when the pipeline's process ends (end of its stdin). Its log goes to the block's
+output after each step.
 """
 
+import contextlib
 import json
 import os
-import re
 import subprocess
-from datetime import UTC, datetime
+import tempfile
+import threading
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 REPO = Path(__file__).resolve().parents[3]
-MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+_lock = threading.Lock()
+_runner = {}
 
 
-def persona_bin() -> str:
+def persona_bin():
     """Path of the app env's `persona` command (PERSONA_BIN, default <repo>/.venv/bin/persona)."""
     return os.environ.get("PERSONA_BIN") or str(REPO / ".venv" / "bin" / "persona")
 
 
-def check_month(value, name="month"):
-    """Return `value` as a YYYY-MM string or raise ValueError naming the variable."""
-    text = str(value or "").strip()
-    if not MONTH_RE.match(text):
-        raise ValueError(f"pipeline variable {name!r} must be YYYY-MM, got {value!r}")
-    return text
-
-
-def run_persona(*args, timeout=900):
-    """Run `persona <args> --json` and return its JSON document (raise on failure)."""
-    cmd = [persona_bin(), *[str(a) for a in args], "--json"]
-    proc = subprocess.run(
-        cmd,
+def _start():
+    log = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - lives as long as the runner
+    proc = subprocess.Popen(
+        [persona_bin(), "cycle", "serve"],
         cwd=os.environ.get("PERSONA_WORKDIR") or REPO,
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
         text=True,
-        timeout=timeout,
-        check=False,
+        bufsize=1,
     )
-    if proc.stderr:
-        print(proc.stderr[-4000:])
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    try:
-        payload = json.loads(lines[-1]) if lines else {}
-    except json.JSONDecodeError:
-        payload = {"stdout": proc.stdout[-2000:]}
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {payload or proc.stderr}")
-    return payload
+    _runner.update(proc=proc, log=log, seen=0, pid=os.getpid(), timeout=None)
+    return proc
 
 
-def previous_month(when):
-    """The calendar month before `when` (a datetime or ISO string) as YYYY-MM."""
-    text = str(when)[:7]
-    year, month = int(text[:4]), int(text[5:7])
-    return f"{year - 1}-12" if month == 1 else f"{year}-{month - 1:02d}"
+def _stop(proc):
+    proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+    _runner.pop("proc", None)
 
 
-def month_vars(kwargs):
-    """The pipeline variables `month` and optional `reference_month` from a block's kwargs.
+def _readline(proc, timeout):
+    """The runner's next line ('' when it ended, or after `timeout` seconds: then killed)."""
+    box = []
+    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        proc.kill()
+        reader.join(10)
+        return ""
+    return box[0] if box else ""
 
-    An empty `month` (the monthly schedule) means the month before the run's execution date.
+
+def _new_log():
+    log = _runner["log"]
+    log.seek(_runner["seen"])
+    data = log.read()
+    _runner["seen"] += len(data)
+    return data.decode("utf-8", "replace")
+
+
+def _ready_runner():
+    proc = _runner.get("proc")
+    if proc is not None and proc.poll() is None and _runner.get("pid") == os.getpid():
+        return proc
+    proc = _start()
+    # The runner says how long a step may take (CYCLE_STEP_TIMEOUT_S) once it is ready;
+    # waiting for that first line is bounded by the same default the setting has.
+    hello = _readline(proc, 1800)
+    if not hello:
+        raise RuntimeError(f"`persona cycle serve` did not start: {_new_log()[-3000:]}")
+    _runner["timeout"] = float(json.loads(hello)["step_timeout_s"])
+    return proc
+
+
+def run_step(step, **options):
+    """Run one cycle step (`persona cycle <step>`) and return its JSON result.
+
+    Args:
+        step: ``check``, ``retrain``, ``promote``, ``label`` or ``batch_label``.
+        **options: The step's options as given to the pipeline (passed on unparsed).
+
+    Raises:
+        RuntimeError: The step failed (its error message), or the step runner died or
+            took longer than CYCLE_STEP_TIMEOUT_S.
     """
-    month = kwargs.get("month") or previous_month(kwargs.get("execution_date") or _now())
-    month = check_month(month)
-    reference = kwargs.get("reference_month") or None
-    return month, (check_month(reference, "reference_month") if reference else None)
+    request = json.dumps({"step": step, **options}, default=str)
+    with _lock:
+        proc = _ready_runner()
+        try:
+            proc.stdin.write(request + "\n")
+            proc.stdin.flush()
+            line = _readline(proc, _runner["timeout"])
+        except (BrokenPipeError, OSError):
+            line = ""
+        log = _new_log()
+    if log:
+        print(log[-6000:])
+    if not line:
+        _stop(proc)
+        raise RuntimeError(f"`persona cycle serve` gave no answer to {step}: {log[-2000:]}")
+    answer = json.loads(line)
+    if not answer.get("ok"):
+        raise RuntimeError(f"persona cycle {step} failed: {answer.get('error')}")
+    return answer["result"]
 
 
-def _now():
-    return datetime.now(UTC).isoformat()
+def month_of(upstream):
+    """The month a step result is about (every step result carries it)."""
+    return upstream["month"]
 
 
-def verdict(check):
-    """The drift verdict of a `persona monitor --json` result (or of a skipped block)."""
-    if not isinstance(check, dict):
-        return None
-    decision = check.get("decision")
-    if isinstance(decision, dict):
-        return decision.get("verdict")
-    return decision or check.get("verdict")
-
-
-def postgres_env_from_database_url():
-    """Fill POSTGRES_* (read by io_config.yaml) from DATABASE_URL when they are unset.
-
-    Returns:
-        True when DATABASE_URL points at PostgreSQL, else False (embedded SQLite).
-    """
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgresql"):
-        return False
-    parts = urlparse(url)
-    defaults = {
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_DBNAME": parts.path.lstrip("/"),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
-    }
-    for key, value in defaults.items():
-        os.environ.setdefault(key, value)
-    return True
+def on_retrain_branch(check):
+    """Whether the check step sent the month down the retrain branch."""
+    return isinstance(check, dict) and check.get("branch") == "retrain"

@@ -24,6 +24,7 @@ app.add_typer(spark.app, name="spark", help="Label and monitor Parquet datasets 
 app.command("monitor")(monitor.monitor)
 app.command("label")(label.label)
 app.command("run-month")(flow.run_month)
+app.add_typer(flow.cycle, name="cycle", help="Run one step of the monthly cycle (Mage blocks).")
 app.command("serve")(serve.serve)
 
 

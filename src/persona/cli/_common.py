@@ -47,6 +47,11 @@ def _out() -> TextIO:
     return _json_stream[-1] if _json_stream else sys.stdout
 
 
+def json_stdout() -> TextIO:
+    """The stream reserved for JSON documents (the real stdout once a command started)."""
+    return _out()
+
+
 def settings() -> Settings:
     """Return the process settings (fails with exit code 2 on a bad setting)."""
     with errors_to_exit():

@@ -1,4 +1,4 @@
-"""`persona model ...`: bootstrap, train, promote, roll back and list model versions."""
+"""`persona model ...`: bootstrap, train, promote, roll back, sync and list model versions."""
 
 from __future__ import annotations
 
@@ -110,6 +110,14 @@ def rollback(
     emit(result, as_json, _render_move)
 
 
+@app.command("sync")
+def sync(as_json: bool = JSON_OPTION) -> None:
+    """Record and govern a champion move made outside the platform (MLflow UI, client)."""
+    from persona.registry import sync_champion
+
+    emit(_run(as_json, sync_champion), as_json, _render_sync)
+
+
 @app.command("list")
 def list_(as_json: bool = JSON_OPTION) -> None:
     """List the registered versions with aliases and key tags."""
@@ -150,6 +158,24 @@ def _render_move(result: dict[str, Any]) -> None:
         console.print(f"[yellow]not moved:[/] {result.get('note', '')}")
     for check in (result.get("gates") or {}).get("checks", []):
         console.print(f"  - {check['name']}: {check['detail']}", highlight=False)
+
+
+def _render_sync(result: dict[str, Any]) -> None:
+    if not result["moved"]:
+        console.print(f"champion v{result['champion']}: in line with the audit trail")
+        return
+    console.print(
+        f"[yellow]champion moved outside the platform:[/] v{result['previous']} -> "
+        f"[bold]v{result['champion']}[/] (recorded as event {result['event_id']})"
+    )
+    gates = result.get("gates")
+    if gates is None:
+        console.print(f"  [red]gates not evaluated:[/] {result['gates_error']}")
+    else:
+        verdict = "[green]pass[/]" if gates["passed"] else "[red]fail (alert sent)[/]"
+        console.print(f"  gates after the fact: {verdict}")
+    if result["challenger_cleared"]:
+        console.print("  challenger alias cleared (it pointed at the new champion)")
 
 
 def _render_list(result: dict[str, Any]) -> None:

@@ -4,11 +4,18 @@ The registered model `MODEL_NAME` has aliases ``champion`` (served) and ``challe
 (candidate); no deprecated stages. MLflow is imported only in this package and in
 `persona.pyfunc`. Modules: `tracking` (configure, runs), `plots` (persona map),
 `versions` (register, aliases, load), `gates`, `lifecycle` (bootstrap, train_challenger),
-`promotion` (promote, rollback).
+`promotion` (promote, rollback), `governance` (champion moves made outside the platform).
 """
 
 from persona.registry.gates import GateResult, evaluate_gates
-from persona.registry.lifecycle import bootstrap, load_features, train_challenger, window_months
+from persona.registry.governance import sync_champion
+from persona.registry.lifecycle import (
+    bootstrap,
+    find_challenger,
+    load_features,
+    train_challenger,
+    window_months,
+)
 from persona.registry.promotion import champion_history, gates_for, promote, rollback
 from persona.registry.tracking import configure
 from persona.registry.versions import (
@@ -32,12 +39,14 @@ __all__ = [
     "champion_reference_months",
     "configure",
     "evaluate_gates",
+    "find_challenger",
     "gates_for",
     "list_versions",
     "load_features",
     "load_model_for_serving",
     "promote",
     "rollback",
+    "sync_champion",
     "train_challenger",
     "window_months",
 ]

@@ -185,14 +185,14 @@ def train_challenger(
         raise ModelError("no training months given")
     exp_id = configure(settings)
     mlc = client(settings)
-    data_hash = surveys.month_fingerprint(engine, wanted)
-    key = {"training_months": ",".join(wanted), "data_hash": data_hash, "kind": "kmeans"}
+    key = _challenger_key(engine, wanted)
     found = find_version(mlc, settings.model_name, key)
     if found is not None:
         return {**_version_summary(found, created=False), **_stored_result(found)}
     champion = load_model_for_serving(settings, f"models:/{settings.model_name}@{CHAMPION}")
     features = load_features(engine, wanted)
     params = TrainingParams.from_settings(settings)
+    data_hash = key["data_hash"]
     info = {"months": wanted, "data_hash": data_hash, "trained_from": champion.version}
     result = train(features, champion.model, params, info)
     ref_months = champion.tags.get("training_months", "").split(",")
@@ -232,6 +232,28 @@ def train_challenger(
     fetched = mlc.get_model_version(settings.model_name, mv.version)
     out = {**_version_summary(fetched, True), **_stored_result(fetched)}
     return {**out, "run_id": run_id, "sweep": result.summary()["sweep"]}
+
+
+def _challenger_key(engine: Engine, months: list[str]) -> dict[str, str]:
+    data_hash = surveys.month_fingerprint(engine, months)
+    return {"training_months": ",".join(months), "data_hash": data_hash, "kind": "kmeans"}
+
+
+def find_challenger(
+    settings: Settings, engine: Engine, months: Sequence[str]
+) -> dict[str, Any] | None:
+    """The version trained on exactly these months and data, if one is registered.
+
+    The look-up `train_challenger` does before training, without training.
+
+    Returns:
+        The same fields as `train_challenger` (``created`` false), or None.
+    """
+    wanted = sorted({parse_month(m) for m in months})
+    found = find_version(client(settings), settings.model_name, _challenger_key(engine, wanted))
+    if found is None:
+        return None
+    return {**_version_summary(found, created=False), **_stored_result(found)}
 
 
 def _params(k: int, params: TrainingParams, months: list[str]) -> list[Any]:

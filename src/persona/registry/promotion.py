@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mlflow import MlflowClient
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from persona.errors import ModelError, RegistryError
+from persona.errors import ModelError, RegistryError, StoreError
 from persona.registry.gates import GateResult, evaluate_gates
 from persona.registry.lifecycle import load_features
 from persona.registry.tracking import client, configure
@@ -61,21 +63,42 @@ def _move_champion(
 ) -> int:
     mlc = client(settings)
     name = settings.model_name
-    mlc.set_registered_model_alias(name, CHAMPION, target)
     stamp = {"at": utcnow().isoformat(), "actor": actor, "reason": reason, "from": previous}
+    # Alias and audit row move together under the champion lock: a concurrent check for
+    # moves made outside the platform (governance.sync_champion) never sees one without
+    # the other.
     try:
-        event_id = events.record_event(engine, name, event, previous, target, reason, actor)
-    except Exception:
+        with events.champion_lock(engine) as conn:
+            mlc.set_registered_model_alias(name, CHAMPION, target)
+            try:
+                event_id = events.insert_event(conn, name, event, previous, target, reason, actor)
+            except Exception:
+                if previous is not None:
+                    mlc.set_registered_model_alias(name, CHAMPION, previous)
+                raise
+    except SQLAlchemyError as exc:
         if previous is not None:
             mlc.set_registered_model_alias(name, CHAMPION, previous)
-        raise
-    key = "promoted" if event == "promote" else "restored_by_rollback"
+        raise StoreError(f"cannot record the {event} of {name} v{target}: {exc}") from exc
+    tag_move(mlc, name, event, previous, target, stamp)
+    return event_id
+
+
+def tag_move(
+    mlc: MlflowClient,
+    name: str,
+    event: str,
+    previous: str | None,
+    target: str,
+    stamp: dict[str, Any],
+) -> None:
+    """Stamp a champion move on its versions (promoted / restored_by_rollback, replaced_by)."""
+    key = "restored_by_rollback" if event == "rollback" else "promoted"
     mlc.set_model_version_tag(name, target, key, json.dumps(stamp))
     if previous is not None:
         mlc.set_model_version_tag(
             name, previous, "replaced_by", json.dumps({**stamp, "to": target})
         )
-    return event_id
 
 
 def promote(

@@ -156,16 +156,19 @@ def create_app(
     Returns:
         The Flask app; its `extensions["persona"]` holds the holder, metrics and limits.
     """
+    on_moved = None
     if loader is None:
-        from persona.serving.source import registry_source
+        from persona.serving.source import champion_governance, registry_source
 
         loader = registry_source(settings)
+        on_moved = champion_governance(settings)
     metrics = Metrics()
     holder = ModelHolder(
         loader,
         settings.model_reload_interval_s,
         on_loaded=lambda m: metrics.model_loaded(m.name, m.version, m.alias or ""),
         on_failed=metrics.model_load_failed,
+        on_moved=on_moved,
     )
     holder.refresh()
     limits = Limits(

@@ -4,7 +4,9 @@
 it once and uses that object to the end, so a swap never mixes two versions in one
 response. A daemon thread (one per worker process, started lazily after fork) asks the
 `ModelSource` every `interval_s` which version the alias points at and loads it when it
-differs. A failed load keeps the old model serving and is logged.
+differs. A failed load keeps the old model serving and is logged. After each swap (and
+once when the thread starts) it calls `on_moved`, which the API uses to govern a champion
+move made outside the platform (`registry.governance.sync_champion`).
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class ModelHolder:
         interval_s: Seconds between checks of the alias.
         on_loaded: Called with each newly loaded model (metrics).
         on_failed: Called after each failed load (metrics).
+        on_moved: Called by the reload thread when it starts and after each swap (outside
+            the lock; an exception is logged, never raised).
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class ModelHolder:
         interval_s: float,
         on_loaded: Callable[[Loaded], None] | None = None,
         on_failed: Callable[[], None] | None = None,
+        on_moved: Callable[[], None] | None = None,
     ) -> None:
         self.source = source
         self.interval_s = interval_s
@@ -91,6 +96,7 @@ class ModelHolder:
         self.last_error: str | None = None
         self._on_loaded = on_loaded
         self._on_failed = on_failed
+        self._on_moved = on_moved
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -172,11 +178,21 @@ class ModelHolder:
 
     def _run(self) -> None:
         stop = self._stop
+        self._moved()
         while not stop.wait(self.interval_s):
             try:
-                self.refresh()
+                if self.refresh():
+                    self._moved()
             except Exception:  # refresh never raises; belt and braces for the thread
                 log.exception("model reload check failed")
+
+    def _moved(self) -> None:
+        if self._on_moved is None:
+            return
+        try:
+            self._on_moved()
+        except Exception as exc:
+            log.error("champion governance check failed: %s", exc)
 
     def status(self) -> dict[str, Any]:
         """Return the reload state for `/model`."""

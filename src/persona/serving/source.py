@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,28 @@ def registry_source(settings: Settings) -> ModelSource:
         return registry.alias_version(settings, alias)
 
     return ModelSource(load_alias, target, f"models:/{settings.model_name}@{alias}")
+
+
+def champion_governance(settings: Settings) -> Callable[[], None] | None:
+    """What the reload thread calls after a swap: govern champion moves made outside.
+
+    Returns None (nothing to call) when `API_SYNC_CHAMPION` is off, the API serves a
+    pinned `MODEL_URI`, or follows another alias than ``champion``.
+
+    Args:
+        settings: Settings (store, registry, alerts).
+    """
+    if not settings.api_sync_champion or settings.model_uri or settings.model_alias != "champion":
+        return None
+
+    def sync() -> None:
+        from persona.registry.governance import sync_champion
+        from persona.store.engine import open_store
+
+        engine = open_store(settings.database_url)
+        try:
+            sync_champion(settings, engine)
+        finally:
+            engine.dispose()
+
+    return sync

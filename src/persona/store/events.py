@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from persona.errors import StoreError
 from persona.store.engine import utcnow
-from persona.store.schema import model_events
+from persona.store.schema import model_events, schema_info
 
 
 def record_event(
@@ -37,21 +39,9 @@ def record_event(
     """
     try:
         with engine.begin() as conn:
-            result = conn.execute(
-                model_events.insert().values(
-                    model_name=model_name,
-                    event=event,
-                    from_version=from_version,
-                    to_version=str(to_version),
-                    reason=reason,
-                    actor=actor,
-                    created_at=utcnow(),
-                )
-            )
+            return insert_event(conn, model_name, event, from_version, to_version, reason, actor)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot record the {event} of {model_name} v{to_version}: {exc}") from exc
-    key = result.inserted_primary_key
-    return int(key[0]) if key else 0
 
 
 def list_events(engine: Engine, model_name: str | None = None) -> list[dict[str, Any]]:
@@ -69,3 +59,62 @@ def list_events(engine: Engine, model_name: str | None = None) -> list[dict[str,
         query = query.where(model_events.c.model_name == model_name)
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
+
+
+@contextmanager
+def champion_lock(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the store's champion lock until it ends.
+
+    Every move of the ``champion`` alias made by the platform, and every check for a move
+    made outside it (`registry.governance.sync_champion`), runs inside this lock, so a
+    check never sees an alias the platform has moved but not yet recorded. The lock is a
+    no-op write on the one `schema_info` row: a row lock on PostgreSQL, the write lock on
+    SQLite (waits are bounded by the connection's busy timeout).
+
+    Yields:
+        The connection of the locked transaction (commit on success, rollback on error).
+    """
+    with engine.begin() as conn:
+        conn.execute(update(schema_info).where(schema_info.c.id == 1).values(id=1))
+        yield conn
+
+
+def last_champion(conn: Connection, model_name: str) -> str | None:
+    """The champion the audit trail ends with (`to_version` of the last event), if any."""
+    query = (
+        select(model_events.c.to_version)
+        .where(model_events.c.model_name == model_name)
+        .order_by(model_events.c.event_id.desc())
+        .limit(1)
+    )
+    found = conn.execute(query).scalar()
+    return None if found is None else str(found)
+
+
+def insert_event(
+    conn: Connection,
+    model_name: str,
+    event: str,
+    from_version: str | None,
+    to_version: str,
+    reason: str,
+    actor: str,
+) -> int:
+    """Append one event inside an open transaction (see `record_event` for the fields).
+
+    Returns:
+        The new event id.
+    """
+    result = conn.execute(
+        model_events.insert().values(
+            model_name=model_name,
+            event=event,
+            from_version=from_version,
+            to_version=str(to_version),
+            reason=reason,
+            actor=actor,
+            created_at=utcnow(),
+        )
+    )
+    key = result.inserted_primary_key
+    return int(key[0]) if key else 0

@@ -1,0 +1,39 @@
+"""`mage start` with PersonaOps' fixes (run in .venv-mage by start_mage.sh).
+
+Mage 0.9.80 answers every error of its API trigger endpoint
+(`POST /api/pipeline_schedules/<id>/pipeline_runs/<token>`) with HTTP 200 and a Python
+stack trace in the body, a wrong token included. Here that endpoint answers a wrong or
+missing token with 401, an unknown schedule with 404 and anything else with 500, each
+with a short JSON error and no trace (the trace goes to Mage's log). Everything else is
+`mage start` unchanged: usage is the same (`python mage_server.py start <project> ...`).
+"""
+
+import logging
+import sys
+
+from mage_ai.api.errors import ApiError
+from mage_ai.cli.main import app
+from mage_ai.server.api.errors import UnauthenticatedRequestException
+from mage_ai.server.api.triggers import ApiTriggerPipelineHandler
+
+log = logging.getLogger("persona.mage")
+
+
+def _trigger_error(self, status_code, **kwargs):
+    exc = (kwargs.get("exc_info") or (None, None, None))[1]
+    if isinstance(exc, UnauthenticatedRequestException):
+        status, message = 401, str(exc)
+    elif isinstance(exc, ApiError):
+        status, message = 404, "no such pipeline schedule"
+    else:
+        status, message = 500, "the pipeline run could not be created (see the Mage log)"
+        log.error("API trigger failed", exc_info=kwargs.get("exc_info"))
+    self.set_status(status)
+    self.finish({"error": {"code": status, "message": message}})
+
+
+ApiTriggerPipelineHandler.write_error = _trigger_error
+
+if __name__ == "__main__":
+    sys.argv[0] = "mage"
+    sys.exit(app())
