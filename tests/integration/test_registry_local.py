@@ -58,6 +58,13 @@ def test_bootstrap_is_idempotent(env, tmp_path: Path) -> None:  # type: ignore[n
     assert [(r["event"], r["from_version"], r["to_version"]) for r in rows] == [
         ("bootstrap", None, "1")
     ]
+    # Registered like mlflow.register_model: the version's source is its logged model, and
+    # the logged model lists the version (what the MLflow UI shows as registered).
+    mlc = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    source = mlc.get_model_version(settings.model_name, "1").source
+    assert source.startswith("models:/m-"), source
+    links = mlc.get_logged_model(source.removeprefix("models:/")).tags["mlflow.modelVersions"]
+    assert json.loads(links) == [{"name": settings.model_name, "version": "1"}]
     loaded = registry.load_model_for_serving(settings)
     assert loaded.version == "1" and loaded.alias == "champion"
     assert loaded.model.persona_ids == tuple(load_catalog(CATALOG).ids)

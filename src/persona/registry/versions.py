@@ -20,6 +20,7 @@ from persona.model import MODEL_JSON, PersonaModel, model_from_dict
 from persona.registry.tracking import client
 from persona.settings import Settings
 
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # mlflow.utils.mlflow_tags.MLFLOW_MODEL_VERSIONS
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
@@ -118,10 +119,26 @@ def register(
         raise RegistryError(f"cannot register a version of {name!r}: {exc}") from exc
     try:
         finish(mv)
+        if model_info.model_id:
+            link_logged_model(mlc, model_info.model_id, name, str(mv.version))
     except BaseException:
         mlc.delete_model_version(name, mv.version)
         raise
     return mv
+
+
+def link_logged_model(mlc: MlflowClient, model_id: str, name: str, version: str) -> None:
+    """Record a version on its logged model, as `mlflow.register_model` does.
+
+    The MLflow UI lists a logged model's versions (and calls it registered) from the
+    logged model's ``mlflow.modelVersions`` tag; `create_model_version` alone leaves it
+    unset.
+    """
+    model = mlc.get_logged_model(model_id)
+    links = json.loads(model.tags.get(MODEL_VERSIONS_TAG) or "[]")
+    entry = {"name": name, "version": version}
+    if entry not in links:
+        mlc.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps([*links, entry])})
 
 
 def list_versions(settings: Settings) -> list[dict[str, Any]]:

@@ -1,0 +1,166 @@
+"""A champion moved outside the platform (plain MLflow client) is governed after the fact.
+
+Detected by the API's reload thread, by `persona model sync` and at the start of a cycle:
+an audit row (actor ``external``, previous version), ``challenger`` cleared, the gates
+evaluated, an alert to a local webhook receiver when they fail, and the API serves the
+new champion.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from persona import flows, registry
+from persona.catalog import load_catalog
+from persona.serving.app import create_app
+from persona.settings import Settings
+from persona.store import events, surveys
+from persona.store.engine import open_store
+from persona.synth import default_year, generate_month
+
+N = 200
+BUDGET_S = 120.0  # waits on state; survives a 4x slow-down of a ~10 s detection
+
+
+class Receiver(ThreadingHTTPServer):
+    """A local webhook: records every JSON body posted to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                size = int(self.headers.get("Content-Length") or 0)
+                outer.bodies.append(json.loads(self.rfile.read(size)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _wait(predicate: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + BUDGET_S
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {BUDGET_S}s waiting for {what}")
+
+
+def _external(engine: Any, name: str) -> list[tuple[Any, ...]]:
+    rows = events.list_events(engine, name)
+    return [(r["from_version"], r["to_version"]) for r in rows if r["actor"] == "external"]
+
+
+def _env(settings: Settings, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "VAR_DIR": str(settings.var_dir),
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLFLOW_ARTIFACT_ROOT": settings.mlflow_artifact_root,
+        "REPORTS_DIR": str(settings.reports_dir),
+        "PERSONA_CATALOG": str(settings.persona_catalog),
+        **extra,
+    }
+
+
+@pytest.mark.slow
+def test_champion_moved_with_the_plain_client_is_governed(
+    make_settings: Callable[..., Settings], receiver: Receiver, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        auto_promote=False, alert_webhook_url=receiver.url, model_reload_interval_s=1.0
+    )
+    engine = open_store(settings.database_url)
+    catalog = load_catalog(settings.persona_catalog)
+    for plan in default_year(2025, range(1, 5), N):
+        frame, _ = generate_month(catalog, plan.month, plan.n, plan.scenario, seed=3)
+        surveys.ingest_frame(engine, frame, plan.month, f"synth-{plan.month}")
+    registry.bootstrap(settings, engine)
+    march = flows.run_year(settings, ["2025-01", "2025-02", "2025-03"])[-1]
+    assert march["verdict"] == "retrain" and not march["promoted"]
+    assert registry.alias_version(settings, registry.CHALLENGER) == "2"
+    receiver.bodies.clear()  # March's drift alert
+    app = create_app(settings)
+    api = app.test_client()
+    assert api.get("/model").get_json()["version"] == "1"  # starts the reload thread
+    holder = app.extensions["persona"]["holder"]
+    plain = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    try:
+        # 1. A person makes the challenger champion in the MLflow UI (= the plain client).
+        plain.set_registered_model_alias(settings.model_name, "champion", "2")
+        _wait(lambda: _external(engine, settings.model_name) == [("1", "2")], "the API's record")
+        _wait(lambda: api.get("/model").get_json()["version"] == "2", "the API to follow")
+
+        def governed() -> dict[str, str] | None:
+            tags = plain.get_model_version(settings.model_name, "2").tags
+            return dict(tags) if "external_gates" in tags else None
+
+        tags = _wait(governed, "the gates after the fact")  # the last step of the sync
+        assert registry.alias_version(settings, registry.CHALLENGER) is None  # cleared
+        assert json.loads(tags["promoted"])["actor"] == "external"
+        assert json.loads(tags["external_gates"])["passed"] is True
+        assert receiver.bodies == []  # the gates passed: nothing to alert
+    finally:
+        holder.stop()
+
+    # 2. Back to v1 by hand, with gates it cannot pass: `persona model sync` records it,
+    #    evaluates the gates after the fact and alerts.
+    plain.set_registered_model_alias(settings.model_name, "champion", "1")
+    strict = {"GATE_MIN_LABEL_STABILITY": "1.0", "GATE_METRIC_TOLERANCE": "0"}
+    env = _env(settings, ALERT_WEBHOOK_URL=receiver.url, **strict)
+    persona = str(Path(sys.executable).parent / "persona")
+    proc = subprocess.run(
+        [persona, "model", "sync", "--json"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    synced = json.loads(proc.stdout)
+    assert synced["moved"] and (synced["previous"], synced["champion"]) == ("2", "1")
+    assert synced["gates"]["passed"] is False, synced["gates"]
+    assert _external(engine, settings.model_name) == [("1", "2"), ("2", "1")]
+    alert = _wait(lambda: receiver.bodies, "the alert")[0]
+    assert "outside the platform" in alert["title"] and alert["fields"]["champion"] == "1"
+    again = subprocess.run(
+        [persona, "model", "sync", "--json"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert json.loads(again.stdout)["moved"] is False  # recorded once
+
+    # 3. Moved again; the next cycle notices it first thing.
+    plain.set_registered_model_alias(settings.model_name, "champion", "2")
+    april = flows.run_month(settings, "2025-04")
+    assert april["governance"]["moved"] and april["model_version_before"] == "2"
+    assert _external(engine, settings.model_name) == [("1", "2"), ("2", "1"), ("1", "2")]
+    engine.dispose()
