@@ -98,7 +98,7 @@ mlflow-ui: venv ## MLflow UI on MLFLOW_TRACKING_URI (default the embedded store)
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///var/mlflow.db}" \
 		--default-artifact-root "$${MLFLOW_ARTIFACT_ROOT:-var/mlartifacts}" --port 5000
 
-mage: venv venv-mage ## Mage UI on MAGE_PORT (6789) against the same settings
+mage: venv venv-mage ## Mage UI on MAGE_HOST:MAGE_PORT (127.0.0.1:6789); log in with MAGE_ADMIN_EMAIL / MAGE_ADMIN_PASSWORD
 	bash 02_pipeline/start_mage.sh
 
 up: venv venv-mage ## Start the production stack as local processes (no Docker)
@@ -128,10 +128,10 @@ tf_fmt: ## terraform fmt -check in 05_iac
 evaluate-policy: venv ## Print the drift-policy evaluation table (50 seeded months per scenario)
 	$(BIN)/python 04_monitoring/evaluate_policy.py
 
-bench: venv ## Run every benchmark (minutes; writes benchmarks/out/ and prints ratios)
+bench: venv venv-mage ## Run every benchmark (minutes; writes benchmarks/out/ and prints ratios)
 	@command -v wrk >/dev/null || (echo "installing wrk (Debian) for benchmarks/serving.py" && \
 		apt-get update -qq && apt-get install -y -qq wrk)
-	for b in ingest training monitoring serving batch_labeling; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	for b in ingest training monitoring serving batch_labeling mage_cycle; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean: ## Remove local state (var/) and caches; keeps the envs
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,16 @@ with a short JSON error and no trace (the trace goes to Mage's log). Everything 
 """
 
 import logging
+import os
 import sys
+
+# Mage binds its database to the project path when its modules are first imported: set the
+# project (argv: start <project>) before importing anything of Mage, as `mage start` does.
+if len(sys.argv) > 2:
+    os.environ["MAGE_REPO_PATH"] = os.path.abspath(sys.argv[2])
+    from mage_ai.settings.repo import set_repo_path
+
+    set_repo_path(os.environ["MAGE_REPO_PATH"])
 
 from mage_ai.api.errors import ApiError
 from mage_ai.cli.main import app

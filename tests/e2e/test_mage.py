@@ -1,245 +1,287 @@
-"""The Mage project for real: `mage run` headless and the API trigger of a running server.
+"""The Mage project for real: `mage run` headless, and a running server's API trigger.
 
-Runs Mage from .venv-mage against a fresh PostgreSQL database (DATABASE_URL) and a
-throw-away MLflow sqlite store; the blocks call the app env's `persona` CLI. Mage's own
-state (its sqlite DB, block outputs) lives in tmp (MAGE_DATA_DIR).
+Runs Mage from .venv-mage against fresh PostgreSQL databases and throw-away MLflow sqlite
+stores; the blocks send cycle steps to the app env's `persona cycle serve`.
+
+- parity: Jan-May through the Mage API trigger on one store and through `run_month` on
+  another give the same monitoring rows, versions, aliases, events and labels (ids and
+  timestamps aside); the graph takes the branch the package chose;
+- replay: February (label branch) and March (retrain branch) run again, interleaved, twice
+  through the CLI (`persona run-month`, then the four `persona cycle` steps) and twice more
+  through Mage (3 Mage runs each in all): the state stays that of one run. The other
+  months are replayed by the unit of work the same code runs (kept out to bound the time);
+- the server binds 127.0.0.1 only, logs in with MAGE_ADMIN_PASSWORD (not admin/admin), and
+  a wrong trigger token gets a 401 JSON error without a stack trace.
+
+Every wait is on state, with budgets that survive a 4x slow-down.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import sqlite3
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from persona import registry
+from persona import flows, registry
 from persona.catalog import load_catalog
-from persona.settings import Settings
+from persona.settings import Settings, load_settings
 from persona.store import schema, surveys
 from persona.store.engine import open_store
 from persona.synth import default_year, generate_month
+from tests.conftest import CATALOG, PG_URL_TEMPLATE, _admin
+from tests.e2e.mage_harness import PROJECT, REPO, Mage, mage_server
 
-REPO = Path(__file__).resolve().parents[2]
 MAGE = REPO / ".venv-mage" / "bin" / "mage"
-PROJECT = REPO / "02_pipeline" / "persona_pipeline"
-START = REPO / "02_pipeline" / "start_mage.sh"
+PERSONA = REPO / ".venv" / "bin" / "persona"
 TOKEN = "e2e_token_4f1c"
+PASSWORD = "e2e_owner_pw_7d2a"
+MAGE_CLIENT_ID = "zkWlN0PkIKSN0C11CfUHUj84OT5XOJ6tDZ6bDRO2"  # Mage's built-in web client key
+MONTHS = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05"]
 N = 200
+BUDGET_S = 480.0  # one Mage run / CLI month; ~30-60 s on a busy 2-core machine
 
 pytestmark = [pytest.mark.mage, pytest.mark.postgres, pytest.mark.slow]
 
 
-@pytest.fixture
-def world(make_settings: Callable[..., Settings], pg_url: str, tmp_path: Path) -> Iterator[Any]:
-    """Jan-May 2025 ingested into a fresh PostgreSQL database, v1 bootstrapped on January."""
-    settings = make_settings(database_url=pg_url)
+def _database() -> Iterator[str]:
+    name = f"persona_test_{uuid.uuid4().hex[:12]}"
+    conn = _admin()
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL_TEMPLATE.format(db=name)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+def _settings(root: Path, url: str) -> Settings:
+    return load_settings(
+        _env_file=None,
+        var_dir=root / "var",
+        database_url=url,
+        mlflow_tracking_uri=f"sqlite:///{root}/var/mlflow.db",
+        mlflow_artifact_root=str(root / "var" / "mlartifacts"),
+        reports_dir=root / "var" / "reports",
+        persona_catalog=CATALOG,
+    )
+
+
+def _setup(settings: Settings) -> None:
+    """Jan-May 2025 ingested (March drifted), v1 bootstrapped on January."""
     catalog = load_catalog(settings.persona_catalog)
-    engine = open_store(pg_url)
-    for plan in default_year(2025, range(1, 6), N):
-        frame, _ = generate_month(catalog, plan.month, plan.n, plan.scenario, seed=11)
-        surveys.ingest_frame(engine, frame, plan.month, f"synth-{plan.month}")
-    registry.bootstrap(settings, engine)
-    env = {
+    engine = open_store(settings.database_url)
+    try:
+        for plan in default_year(2025, range(1, 6), N):
+            frame, _ = generate_month(catalog, plan.month, plan.n, plan.scenario, seed=11)
+            surveys.ingest_frame(engine, frame, plan.month, f"synth-{plan.month}")
+        registry.bootstrap(settings, engine)
+    finally:
+        engine.dispose()
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
         **os.environ,
-        "DATABASE_URL": pg_url,
+        "DATABASE_URL": settings.database_url,
         "VAR_DIR": str(settings.var_dir),
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         "MLFLOW_ARTIFACT_ROOT": settings.mlflow_artifact_root,
         "REPORTS_DIR": str(settings.reports_dir),
         "PERSONA_CATALOG": str(settings.persona_catalog),
-        "MAGE_DATA_DIR": str(tmp_path / "mage_data"),
         "MAGE_API_TOKEN": TOKEN,
-        "PERSONA_BIN": str(REPO / ".venv" / "bin" / "persona"),
+        "MAGE_ADMIN_EMAIL": "owner@example.com",
+        "MAGE_ADMIN_PASSWORD": PASSWORD,
+        "PERSONA_BIN": str(PERSONA),
     }
-    yield settings, engine, env
-    engine.dispose()
 
 
-def _labels(engine: Any, month: str, version: str) -> int:
-    t = schema.persona_assignments.c
-    with engine.connect() as conn:
-        query = select(func.count()).where(t.survey_month == month, t.model_version == version)
-        return int(conn.execute(query).scalar())
+_VOLATILE_TAGS = ("promoted", "replaced_by", "restored_by_rollback")
 
 
-def _runs(engine: Any, month: str) -> list[tuple[str, str]]:
-    t = schema.monitoring_runs.c
-    with engine.connect() as conn:
-        rows = conn.execute(select(t.model_version, t.decision).where(t.survey_month == month))
-        return [(str(v), str(d)) for v, d in rows]
-
-
-def _mage_run(env: dict[str, str], pipeline: str, variables: dict[str, str]) -> None:
-    cmd = [str(MAGE), "run", str(PROJECT), pipeline, "--runtime-vars", json.dumps(variables)]
-    proc = subprocess.run(
-        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "Pipeline run completed" in proc.stdout + proc.stderr
-
-
-def test_mage_run_headless(world: Any) -> None:
-    settings, engine, env = world
-    _mage_run(env, "monthly_persona_cycle", {"month": "2025-03"})
-    assert _runs(engine, "2025-03") == [("1", "retrain")]
-    assert registry.alias_version(settings, registry.CHAMPION) == "2"
-    assert _labels(engine, "2025-03", "2") == N
-    _mage_run(env, "batch_labeling", {"month": "2025-04"})
-    assert _labels(engine, "2025-04", "2") == N
-    assert sorted(v["version"] for v in registry.list_versions(settings)) == ["1", "2"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _group_pids(pgid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and (int(fields[2]) == pgid or int(fields[3]) == pgid):
-            pids.append(int(entry.name))
-    return pids
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class MageDb:
-    """Read-only view of the running server's own database (runs, block runs, triggers)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        if not self.path.exists():
-            return []
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
-        try:
-            return conn.execute(sql, args).fetchall()
-        except sqlite3.OperationalError:
-            return []  # tables not migrated yet
-        finally:
-            conn.close()
-
-    def api_trigger(self, pipeline: str) -> tuple[int, str] | None:
-        rows = self.query(
-            "SELECT id, token FROM pipeline_schedule WHERE pipeline_uuid = ? AND name = 'api'",
-            pipeline,
-        )
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
-
-    def run_status(self, run_id: int) -> str | None:
-        rows = self.query("SELECT status FROM pipeline_run WHERE id = ?", run_id)
-        return str(rows[0][0]).lower() if rows else None
-
-    def block_statuses(self, run_id: int) -> dict[str, str]:
-        rows = self.query(
-            "SELECT block_uuid, status FROM block_run WHERE pipeline_run_id = ?", run_id
-        )
-        return {str(b): str(s).lower() for b, s in rows}
-
-
-def _fire(base: str, schedule_id: int, month: str, db: MageDb) -> dict[str, str]:
-    url = f"{base}/api/pipeline_schedules/{schedule_id}/pipeline_runs/{TOKEN}"
-    body = {"pipeline_run": {"variables": {"month": month}}}
-    resp = requests.post(url, json=body, timeout=30)
-    assert resp.status_code == 200, resp.text
-    run_id = int(resp.json()["pipeline_run"]["id"])
-    done = ("completed", "failed", "cancelled")
-    status = _wait(
-        lambda: (db.run_status(run_id) or "") in done and db.run_status(run_id), 240, month
-    )
-    blocks = db.block_statuses(run_id)
-    assert status == "completed", blocks
-    return blocks
-
-
-def test_api_trigger_chooses_the_branch(world: Any, tmp_path: Path) -> None:
-    settings, engine, env = world
-    port = _free_port()
-    # A faster scheduler tick than the default 10 s keeps the test short.
-    env = {**env, "MAGE_PORT": str(port), "SCHEDULER_TRIGGER_INTERVAL": "2"}
-    log = (tmp_path / "mage.log").open("w")
-    server = subprocess.Popen(
-        ["bash", str(START)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    pgid = server.pid
-    base = f"http://127.0.0.1:{port}"
-    db = MageDb(Path(env["MAGE_DATA_DIR"]) / PROJECT.name / "mage-ai.db")
+def state(settings: Settings) -> dict[str, Any]:
+    """What the cycle writes, ids and timestamps aside."""
+    engine = open_store(settings.database_url)
+    runs, ev, labels = schema.monitoring_runs.c, schema.model_events.c, schema.persona_assignments.c
+    responses = schema.survey_responses.c
     try:
-        trigger = _wait(lambda: db.api_trigger("monthly_persona_cycle"), 120, "API trigger")
-        assert trigger[1] == TOKEN  # the token came from MAGE_API_TOKEN, not from git
-
-        def up() -> bool:
-            try:
-                return requests.get(f"{base}/", timeout=5).status_code < 500
-            except requests.RequestException:
-                return False
-
-        _wait(up, 120, "mage start")
-        feb = _fire(base, trigger[0], "2025-02", db)
-        assert feb["check_drift"] == "completed"
-        assert feb["label_with_champion"] == "completed"
-        assert feb["retrain_challenger"] == "condition_failed"
-        assert _labels(engine, "2025-02", "1") == N
-        march = _fire(base, trigger[0], "2025-03", db)
-        assert march["retrain_challenger"] == "completed"
-        assert march["promote_challenger"] == "completed"
-        assert march["label_after_retrain"] == "completed"
-        assert march["label_with_champion"] == "condition_failed"
-        assert registry.alias_version(settings, registry.CHAMPION) == "2"
-        assert _labels(engine, "2025-03", "2") == N
-        bad = requests.post(
-            f"{base}/api/pipeline_schedules/{trigger[0]}/pipeline_runs/wrong_token", json={},
-            timeout=30,
-        )  # fmt: skip
-        assert "pipeline_run" not in bad.json()
+        with engine.connect() as conn:
+            monitoring = conn.execute(
+                select(
+                    runs.survey_month, runs.reference_months, runs.model_version, runs.data_hash,
+                    runs.decision, runs.reasons, runs.action_taken, runs.n_current,
+                ).order_by(runs.survey_month, runs.reference_months, runs.model_version)
+            ).all()  # fmt: skip
+            events = conn.execute(
+                select(ev.event, ev.from_version, ev.to_version, ev.reason, ev.actor).order_by(
+                    ev.event_id
+                )
+            ).all()
+            assigned = conn.execute(
+                select(
+                    responses.survey_month, responses.respondent_id, labels.model_version,
+                    labels.persona_id, labels.nearest_persona_id, labels.distance,
+                )
+                .join(schema.survey_responses, labels.response_id == responses.response_id)
+                .order_by(responses.survey_month, responses.respondent_id, labels.model_version)
+            ).all()  # fmt: skip
     finally:
-        os.killpg(pgid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(pgid, signal.SIGKILL)
-            server.wait(timeout=30)
-        _stop_group(pgid)
-        log.close()
-    assert not _group_pids(pgid), (tmp_path / "mage.log").read_text()[-3000:]
+        engine.dispose()
+    versions = [
+        (
+            v["version"],
+            v["aliases"],
+            {k: t for k, t in v["tags"].items() if k not in _VOLATILE_TAGS},
+            sorted(k for k in v["tags"] if k in _VOLATILE_TAGS),
+        )
+        for v in registry.list_versions(settings)
+    ]
+    return {
+        "monitoring": [tuple(r) for r in monitoring],
+        "events": [tuple(r) for r in events],
+        "labels": [(*r[:5], round(float(r[5]), 9)) for r in assigned],
+        "versions": versions,
+        "champion": registry.alias_version(settings, registry.CHAMPION),
+        "challenger": registry.alias_version(settings, registry.CHALLENGER),
+    }
 
 
-def _stop_group(pgid: int) -> None:
-    """Give the group 20 s to exit after SIGTERM, then SIGKILL what is left."""
-    deadline = time.monotonic() + 20
-    while _group_pids(pgid) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if _group_pids(pgid):
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        time.sleep(2)
+def _diff(left: dict[str, Any], right: dict[str, Any]) -> list[str]:
+    return [key for key in left if left[key] != right[key]]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Jan-May through `run_month` on a fresh store: the state of one run."""
+    for url in _database():
+        settings = _settings(tmp_path_factory.mktemp("cli"), url)
+        _setup(settings)
+        flows.run_year(settings, MONTHS)
+        yield state(settings)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Mage]]:
+    """A second fresh store and a Mage server on it."""
+    root = tmp_path_factory.mktemp("mage")
+    for url in _database():
+        settings = _settings(root, url)
+        _setup(settings)
+        with mage_server(_env(settings), root, BUDGET_S) as mage:
+            yield settings, mage
+
+
+def test_parity_mage_and_run_month(
+    served: tuple[Settings, Mage], reference: dict[str, Any]
+) -> None:
+    settings, mage = served
+    blocks = {}
+    for month in MONTHS:
+        status, blocks[month], _ = mage.fire(month)
+        assert status == "completed", (month, blocks[month], mage.log.read_text()[-3000:])
+    feb, march = blocks["2025-02"], blocks["2025-03"]
+    assert feb["check_drift"] == "completed" and feb["label_with_champion"] == "completed"
+    assert feb["retrain_challenger"] == "condition_failed"
+    for block in ("retrain_challenger", "promote_challenger", "label_after_retrain"):
+        assert march[block] == "completed", march
+    assert march["label_with_champion"] == "condition_failed"
+    got = state(settings)
+    assert got["champion"] == "2" and got["challenger"] is None
+    assert [r[6] for r in got["monitoring"]].count("retrained_promoted") == 1
+    assert _diff(got, reference) == []
+
+
+def _cli(settings: Settings, *args: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [str(PERSONA), *args, "--json"],
+        env=_env(settings), cwd=REPO, capture_output=True, text=True, timeout=BUDGET_S,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(json.loads(proc.stdout))
+
+
+def test_replay_in_any_mix_of_doors(
+    served: tuple[Settings, Mage], reference: dict[str, Any]
+) -> None:
+    settings, mage = served
+    if state(settings)["champion"] != "2":  # run alone: the months' first runs first
+        for month in MONTHS:
+            assert mage.fire(month)[0] == "completed"
+    for month in ("2025-02", "2025-03"):
+        summary = _cli(settings, "run-month", "--month", month)
+        assert summary["replayed"] and summary["labels_written"] == 0
+        assert mage.fire(month)[0] == "completed"
+        checked = _cli(settings, "cycle", "check", "--month", month)
+        for step in ("retrain", "promote", "label"):
+            _cli(settings, "cycle", step, "--month", checked["month"])
+        status, blocks, _ = mage.fire(month)
+        assert status == "completed", blocks
+    assert _diff(state(settings), reference) == []
+
+
+def _listening(port: int) -> list[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) listening on `port`."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state_hex = line.split()[1], line.split()[3]
+            if state_hex == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                found.append(local.rsplit(":", 1)[0])
+    return found
+
+
+def test_server_is_closed_by_default(served: tuple[Settings, Mage]) -> None:
+    from tests.e2e.mage_harness import http
+
+    _, mage = served
+    assert _listening(mage.port) == ["0100007F"]  # 127.0.0.1 only, no [::] or 0.0.0.0
+    login = f"{mage.base}/api/sessions"
+    key = {"X-API-KEY": MAGE_CLIENT_ID}
+    good = http(
+        "POST", login, {"session": {"email": "owner@example.com", "password": PASSWORD}}, key
+    )
+    assert good[0] == 200 and "session" in good[1], good
+    bad = http("POST", login, {"session": {"email": "admin@admin.com", "password": "admin"}}, key)
+    assert "session" not in bad[1], bad
+    url = f"{mage.base}/api/pipeline_schedules/{mage.schedule_id}/pipeline_runs/wrong_token"
+    status, body = http("POST", url, {"pipeline_run": {"variables": {"month": "2025-02"}}})
+    assert status == 401, body
+    assert body["error"]["message"].startswith("Invalid token") and "Traceback" not in str(body)
+
+
+def test_mage_run_headless(tmp_path: Path, pg_url: str) -> None:
+    """`mage run` (no conditionals evaluated): the steps still follow the package's branch."""
+    settings = _settings(tmp_path, pg_url)
+    _setup(settings)
+    env = {**_env(settings), "MAGE_DATA_DIR": str(tmp_path / "mage_data")}
+
+    def mage_run(pipeline: str, variables: dict[str, str]) -> None:
+        cmd = [str(MAGE), "run", str(PROJECT), pipeline, "--runtime-vars", json.dumps(variables)]
+        proc = subprocess.run(
+            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=BUDGET_S,
+            check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "Pipeline run completed" in proc.stdout + proc.stderr
+
+    mage_run("monthly_persona_cycle", {"month": "2025-03"})
+    got = state(settings)
+    assert [(r[0], r[2], r[4], r[6]) for r in got["monitoring"]] == [
+        ("2025-03", "1", "retrain", "retrained_promoted")
+    ]
+    assert got["champion"] == "2"
+    mage_run("batch_labeling", {"month": "2025-04"})
+    assert {(r[0], r[2]) for r in state(settings)["labels"]} == {
+        ("2025-03", "1"),
+        ("2025-03", "2"),
+        ("2025-04", "2"),
+    }

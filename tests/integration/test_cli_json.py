@@ -51,7 +51,7 @@ def test_json_error_is_one_document_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_monitor_alert_flag_posts_the_verdict_to_the_webhook(tmp_path: Path) -> None:
-    """`persona monitor --alert` (what the Mage drift block runs) sends the alert."""
+    """`persona monitor --alert` sends the alert of its verdict."""
     import threading
 
     from tests.unit.test_alerts import Recorder

@@ -42,7 +42,7 @@ class Receiver(ThreadingHTTPServer):
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
+            def do_POST(self) -> None:
                 size = int(self.headers.get("Content-Length") or 0)
                 outer.bodies.append(json.loads(self.rfile.read(size)))
                 self.send_response(200)
