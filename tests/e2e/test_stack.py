@@ -183,7 +183,7 @@ class Mage:
         assert len(api) == 1 and api[0]["token"] == self.token, body
         self.schedule_id = api[0]["id"]
 
-    def run_month(self, month: str, timeout: float = 300) -> dict[str, Any]:
+    def run_month(self, month: str, timeout: float = 600) -> dict[str, Any]:
         url = f"{self.base}/api/pipeline_schedules/{self.schedule_id}/pipeline_runs/{self.token}"
         status, body = _http("POST", url, {"pipeline_run": {"variables": {"month": month}}})
         assert status == 200 and "pipeline_run" in body, body
