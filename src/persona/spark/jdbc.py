@@ -7,7 +7,7 @@ The executors write the labels into a staging table of their own (Spark's JDBC w
 staging table, in one transaction: a rerun writes nothing twice, and a failed run leaves
 neither labels nor the staging table behind. The table's foreign key holds: every
 ``response_id`` must be an ingested survey response (a customer base that is not in the
-store is labelled to Parquet only).
+store is labelled to Parquet only): one anti-join checks them before the insert.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, column, literal, select, table, text
+from sqlalchemy import Engine, column, exists, func, literal, select, table, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,6 +26,7 @@ from persona.settings import Settings
 from persona.spark.session import SparkJobError
 from persona.store.engine import open_store, utcnow
 from persona.store.schema import persona_assignments as pa_table
+from persona.store.schema import survey_responses
 
 STAGED = ("response_id", "survey_month", "model_name", "model_version", "persona_id",
           "persona_name", "nearest_persona_id", "distance", "margin")  # fmt: skip
@@ -107,16 +108,25 @@ def _merge(engine: Engine, staging: str) -> int:
     source = table(staging, *[column(name) for name in STAGED])
     query = select(*[source.c[name] for name in STAGED], literal(utcnow()).label("assigned_at"))
     insert = pg_insert(pa_table).from_select([*STAGED, "assigned_at"], query)
+    responses = survey_responses.c
+    unknown = select(func.min(source.c.response_id)).where(
+        ~exists().where(responses.response_id == source.c.response_id)
+    )
     try:
         with engine.begin() as conn:
+            missing = conn.execute(unknown).scalar()
+            if missing is not None:
+                raise StoreError(
+                    f"cannot append Spark labels to persona_assignments: response id {missing} "
+                    "is not an ingested survey response (every response_id must be one); "
+                    "nothing written"
+                )
             result = conn.execute(insert.on_conflict_do_nothing(index_elements=_UNIQUE))
             return int(result.rowcount)
     except SQLAlchemyError as exc:
-        hint = ""
-        if "foreign key" in str(exc).lower():
-            hint = " (every response_id must be an ingested survey response)"
-        raise StoreError(f"cannot append Spark labels to persona_assignments{hint}: "
-                         f"{str(exc).splitlines()[0]}") from None  # fmt: skip
+        raise StoreError(
+            f"cannot append Spark labels to persona_assignments: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def _drop(engine: Engine, staging: str) -> None:

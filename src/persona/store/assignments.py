@@ -9,7 +9,10 @@ a small table of pre-encoded byte strings, one per (label, nearest) combination.
 straight into `persona_assignments`; otherwise (a partial earlier run) into a temporary
 table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. A straight COPY that meets an
 existing (response, model, version) row (a concurrent run, a repeated id) is rolled back
-to a savepoint and redone the second way. SQLite: an ``executemany`` insert with
+to a savepoint and redone the second way. The table has no foreign key (see `store.schema`):
+in the same transaction, one count over a primary-key range (ids that are a gap-free range
+of responses) or else one anti-join proves every id is a survey response; an unknown id
+rolls the whole write back. SQLite: an ``executemany`` insert with
 ``ON CONFLICT DO NOTHING``. SQL text is built only from the schema objects' names.
 """
 
@@ -30,6 +33,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    exists,
     func,
     select,
 )
@@ -43,6 +47,7 @@ from persona.months import parse_month
 from persona.store.assignment_copy import COPY_COLUMNS, copy_into, copy_stream
 from persona.store.engine import utcnow
 from persona.store.schema import persona_assignments as pa_table
+from persona.store.schema import survey_responses
 
 _UNIQUE = ["response_id", "model_name", "model_version"]
 _SQLITE_CHUNK = 20_000
@@ -94,10 +99,58 @@ def write_assignments(
     try:
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
-                return _copy_postgres(conn, ids, prediction, context)
-            return _insert_sqlite(conn, ids, prediction, context)
+                written = _copy_postgres(conn, ids, prediction, context)
+            else:
+                written = _insert_sqlite(conn, ids, prediction, context)
+            unknown = None
+            if not _gap_free_responses(conn, ids):
+                unknown = first_unknown_response(conn, month, model_name, str(model_version))
+            if unknown is not None:  # raising rolls the whole write back
+                raise StoreError(
+                    f"cannot write persona assignments of {month}: response id {unknown} is "
+                    "not a survey response (nothing written)"
+                )
+            return written
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot write persona assignments of {month}: {exc}") from exc
+
+
+def _gap_free_responses(conn: Connection, ids: np.ndarray) -> bool:
+    """Whether the ids are exactly a range of existing responses (then all are known).
+
+    The common case (a month's responses, ingested together) costs one count over a range
+    of the primary key instead of the anti-join of `first_unknown_response`.
+    """
+    if len(ids) > 1 and bool((np.diff(ids) == 1).all()):  # sorted and consecutive
+        low, high = int(ids[0]), int(ids[-1])
+    else:
+        unique = np.unique(ids)
+        low, high = int(unique[0]), int(unique[-1])
+        if high - low + 1 != len(unique):
+            return False
+    r = survey_responses.c
+    query = select(func.count()).where(r.response_id.between(low, high))
+    return int(conn.execute(query).scalar_one()) == high - low + 1
+
+
+def first_unknown_response(
+    conn: Connection, month: str, model_name: str, model_version: str
+) -> int | None:
+    """The smallest response id a model version labelled in a month that is not a response.
+
+    One anti-join (the table has no foreign key; see `store.schema`). Called inside the
+    writing transaction, so a hit rolls the write back.
+
+    Returns:
+        The id, or None when every label refers to a survey response.
+    """
+    a, r = pa_table.c, survey_responses.c
+    query = select(func.min(a.response_id)).where(
+        _where(month, model_name, model_version),
+        ~exists().where(r.response_id == a.response_id),
+    )
+    found = conn.execute(query).scalar()
+    return None if found is None else int(found)
 
 
 def _copy_postgres(

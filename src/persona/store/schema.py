@@ -13,7 +13,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
-    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -31,7 +30,9 @@ from persona.features import FEATURE_NAMES
 # 3: persona_assignments has no surrogate assignment_id; (response, model, version) is the
 # primary key. An older database keeps its assignment_id (filled by its default) and its
 # unique constraint: still correct, only slower to label into; no migration is needed.
-SCHEMA_VERSION = 3
+# 4: persona_assignments.response_id has no FOREIGN KEY (see below). An older database keeps
+# it: still correct, only slower to label into; no migration is needed.
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -77,16 +78,14 @@ survey_responses = Table(
 # The natural key (response, model name, version) is the primary key: one label per response
 # and model version (labeling idempotence). A surrogate id cost a second unique index and a
 # sequence call per row, ~10 % of labeling a month, and nothing referred to it.
+# No FOREIGN KEY to survey_responses: its per-row check (and the row lock it takes on every
+# referenced response, which rewrites the survey pages) was ~45 % of writing a month's
+# labels. `store.assignments.write_assignments` checks the ids with one anti-join in the
+# same transaction instead (responses are never deleted), so an unknown id still writes nothing.
 persona_assignments = Table(
     "persona_assignments",
     metadata,
-    Column(
-        "response_id",
-        _BigId,
-        ForeignKey("survey_responses.response_id"),
-        nullable=False,
-        autoincrement=False,
-    ),
+    Column("response_id", _BigId, nullable=False, autoincrement=False),
     Column("survey_month", String(7), nullable=False),
     Column("model_name", String(128), nullable=False),
     Column("model_version", String(32), nullable=False),
