@@ -131,7 +131,7 @@ evaluate-policy: venv ## Print the drift-policy evaluation table (50 seeded mont
 bench: venv venv-mage ## Run every benchmark (minutes; writes benchmarks/out/ and prints ratios)
 	@command -v wrk >/dev/null || (echo "installing wrk (Debian) for benchmarks/serving.py" && \
 		apt-get update -qq && apt-get install -y -qq wrk)
-	for b in ingest training monitoring serving batch_labeling mage_cycle; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	for b in ingest training monitoring serving batch_labeling mage_cycle spark_label; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean: ## Remove local state (var/) and caches; keeps the envs
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
