@@ -13,7 +13,7 @@ SPARK_INPUT ?= var/spark/respondents
 SPARK_OUTPUT ?= var/spark/labels
 
 .PHONY: help venv venv-mage lint format typecheck check test test-fast demo data ingest \
-	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict mlflow-ui mage up down status \
+	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict mlflow-ui mage up down status nginx \
 	tf_init tf_plan tf_apply tf_destroy tf_fmt bench evaluate-policy clean
 
 help: ## List every target with a line of help
@@ -42,6 +42,10 @@ spark-deps: ## Java 17 and the PostgreSQL JDBC jar (Debian packages) for the Spa
 	@test -f $(SPARK_JDBC_JAR) || { echo "installing the PostgreSQL JDBC driver (Debian)"; \
 		apt-get update -qq && apt-get install -y -qq libpostgresql-jdbc-java; }
 
+nginx: ## Install Debian nginx-light if missing (the buffering proxy in front of gunicorn, API_FRONT=nginx)
+	@PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null || { echo "installing nginx-light (Debian)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+
 lint: venv ## Ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -55,10 +59,10 @@ typecheck: venv ## Mypy on src/persona
 
 check: lint typecheck ## Lint + types (what pre-commit runs)
 
-test: venv venv-mage spark-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, full stack)
+test: venv venv-mage spark-deps nginx ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, full stack)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: venv spark-deps ## Run the tests that need no Mage env and no full stack
+test-fast: venv spark-deps nginx ## Run the tests that need no Mage env and no full stack
 	$(BIN)/pytest -m "not mage and not stack" $(PYTEST_ARGS)
 
 demo: venv ## The main job: generate Jan-May 2025, run the monthly cycle, serve, summarise (embedded default)
@@ -88,7 +92,7 @@ spark-label: venv spark-deps ## Label the Parquet dataset SPARK_INPUT into SPARK
 spark-monitor: venv spark-deps ## Spark monitoring of MONTH in SPARK_INPUT (REFERENCE optional)
 	$(BIN)/persona spark monitor --input $(SPARK_INPUT) --month $(MONTH) $(if $(REFERENCE),--reference $(REFERENCE))
 
-serve: venv ## Serve the champion under gunicorn on API_HOST:API_PORT
+serve: venv nginx ## Serve the champion: nginx on API_HOST:API_PORT in front of gunicorn
 	$(BIN)/gunicorn -c 03_deployment/gunicorn.conf.py
 
 predict: venv ## Send sample respondents to the running API
@@ -101,7 +105,7 @@ mlflow-ui: venv ## MLflow UI on MLFLOW_TRACKING_URI (default the embedded store)
 mage: venv venv-mage ## Mage UI on MAGE_HOST:MAGE_PORT (127.0.0.1:6789); log in with MAGE_ADMIN_EMAIL / MAGE_ADMIN_PASSWORD
 	bash 02_pipeline/start_mage.sh
 
-up: venv venv-mage ## Start the production stack as local processes (no Docker)
+up: venv venv-mage nginx ## Start the production stack as local processes (no Docker)
 	bash scripts/stack.sh up
 
 down: ## Stop exactly what `make up` started
@@ -128,10 +132,10 @@ tf_fmt: ## terraform fmt -check in 05_iac
 evaluate-policy: venv ## Print the drift-policy evaluation table (50 seeded months per scenario)
 	$(BIN)/python 04_monitoring/evaluate_policy.py
 
-bench: venv venv-mage ## Run every benchmark (minutes; writes benchmarks/out/ and prints ratios)
+bench: venv venv-mage nginx ## Run every benchmark (minutes; writes benchmarks/out/ and prints ratios)
 	@command -v wrk >/dev/null || (echo "installing wrk (Debian) for benchmarks/serving.py" && \
 		apt-get update -qq && apt-get install -y -qq wrk)
-	for b in ingest training monitoring serving batch_labeling mage_cycle spark_label; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	for b in ingest training monitoring serving batch_labeling mage_cycle spark_label reliability; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean: ## Remove local state (var/) and caches; keeps the envs
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -199,7 +199,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="persona-bench-serving-"))
     env = register_model(tmp)
     env.update({"API_WORKERS": str(args.workers), "API_HOST": "127.0.0.1", "API_TOKEN": "",
-                "MODEL_RELOAD_INTERVAL_S": "30"})  # fmt: skip
+                "MODEL_RELOAD_INTERVAL_S": "30", "MODEL_STARTUP_WAIT_S": "25"})  # fmt: skip
     files = bodies(tmp)
     results: list[dict[str, Any]] = []
     for server in servers(env, args.workers):

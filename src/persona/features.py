@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from persona.errors import DataValidationError, Issue
+
+if TYPE_CHECKING:  # pandas is imported where a frame is validated: the API never needs it
+    import pandas as pd
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f"x{i}" for i in range(1, 11))
 N_FEATURES = len(FEATURE_NAMES)
@@ -140,6 +142,8 @@ def validate_frame(
     Raises:
         DataValidationError: Missing/extra columns, text cells, NaN/inf or out-of-range.
     """
+    import pandas as pd
+
     issues = check_columns([str(c) for c in frame.columns], allowed_extra)
     _raise(f"invalid {what}", issues, len(issues), limit)
     issues = []

@@ -51,7 +51,7 @@ class CycleError(PersonaError):
 
 @contextmanager
 def _store(settings: Settings) -> Iterator[Engine]:
-    engine = open_store(settings.database_url)
+    engine = open_store(settings.database_url, settings)
     try:
         yield engine
     finally:

@@ -46,12 +46,21 @@ class Settings(BaseSettings):
     feature_min: float = -100.0
     feature_max: float = 100.0
     ingest_error_limit: PositiveInt = 20
+    # PostgreSQL: seconds to open a connection, and the longest one statement may run
+    # (0 = no statement limit). Neither applies to SQLite.
+    pg_connect_timeout_s: PositiveInt = 10
+    pg_statement_timeout_s: NonNegativeFloat = 600.0
 
     # --- MLflow ------------------------------------------------------------------------
     mlflow_tracking_uri: str = "sqlite:///var/mlflow.db"
     mlflow_artifact_root: str = "var/mlartifacts"
     mlflow_experiment: str = "persona"
     model_name: str = "persona-classifier"
+    # Every HTTP call to an MLflow server: seconds per try and retries after the first
+    # try, so a CLI command or a reload gives up within about
+    # (retries + 1) x timeout + backoff (the default: about 17 s).
+    mlflow_request_timeout_s: PositiveInt = 8
+    mlflow_request_max_retries: Annotated[int, Field(ge=0, le=10)] = 1
 
     # --- model and training ------------------------------------------------------------
     radius_quantile: Probability = 0.999
@@ -105,6 +114,20 @@ class Settings(BaseSettings):
     model_alias: str = "champion"
     model_reload_interval_s: Annotated[float, Field(gt=0)] = 30.0
     api_sync_champion: bool = True
+    # Last model each API worker loaded, served at start while the registry cannot be
+    # reached (`/ready` says so); empty = no cache.
+    model_cache_dir: str = "var/model-cache"
+    # Seconds a starting API worker waits for its first model before taking requests; the
+    # load goes on in the background after that (`/ready` answers 503 until it is done).
+    model_startup_wait_s: Annotated[float, Field(ge=0, le=25)] = 1.0
+    # What stands in front of the gunicorn workers: nginx (buffers slow clients so they
+    # never hold a worker) or none (gunicorn faces the clients itself).
+    api_front: Literal["nginx", "none"] = "nginx"
+    # Seconds a client may take to send its request headers, and its body (slower: 408).
+    api_client_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    # Most bytes of an over-limit body read and dropped before the 413, so a client that
+    # sends its whole body first still reads the answer (beyond: the connection closes).
+    api_drain_max_bytes: Annotated[int, Field(ge=0)] = 64 * 1024 * 1024
 
     # --- Spark jobs (persona.spark) ------------------------------------------------------
     spark_master: str = "local[2]"

@@ -111,6 +111,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "API_MAX_RECORDS": str(MAX_RECORDS),
         "API_MAX_BODY_BYTES": str(MAX_BODY),
         "MODEL_RELOAD_INTERVAL_S": "0.5",
+        # Each worker takes requests only once its model is loaded (the tests count on it).
+        "MODEL_STARTUP_WAIT_S": "25",
     }
     settings = load_settings(_env_file=None, **{k.lower(): v for k, v in env_values.items()})
     catalog = load_catalog(CATALOG)

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from persona.errors import DataValidationError, PersonaError
 from persona.settings import Settings, get_settings
@@ -87,11 +88,55 @@ def errors_to_exit(as_json: bool = False) -> Iterator[None]:
             exc.to_dict() if isinstance(exc, DataValidationError) else {"error": str(exc)}
         )
         payload["type"] = type(exc).__name__
-        if as_json:
-            _out().write(json.dumps(payload, default=str) + "\n")
-            _out().flush()
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-        raise typer.Exit(code=2) from None
+        _fail(payload, str(exc), as_json)
+    except Exception as exc:
+        message = dependency_error(exc)
+        if message is None:
+            raise
+        _fail({"error": message, "type": "DependencyError"}, message, as_json)
+
+
+def _fail(payload: dict[str, Any], message: str, as_json: bool) -> None:
+    if as_json:
+        _out().write(json.dumps(payload, default=str) + "\n")
+        _out().flush()
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    raise typer.Exit(code=2) from None
+
+
+# Exceptions of a dependency (MLflow server, database, network) that reach a command
+# unwrapped: one clear line instead of a traceback. Matched by class path, so checking
+# does not import MLflow.
+_DEPENDENCIES = {
+    "mlflow.exceptions.MlflowException": "MLflow",
+    "requests.exceptions.RequestException": "HTTP",
+    "sqlalchemy.exc.OperationalError": "database",
+    "sqlalchemy.exc.DBAPIError": "database",
+    "psycopg2.OperationalError": "database",
+    "builtins.TimeoutError": "timeout",
+    "builtins.ConnectionError": "connection",
+}
+
+
+def dependency_error(exc: BaseException, limit: int = 600) -> str | None:
+    """One line for an exception raised by an unreachable or stalled dependency.
+
+    Args:
+        exc: The exception that ended the command.
+        limit: Most characters of the dependency's own message to keep.
+
+    Returns:
+        ``"<what> unavailable: <first line of its message>"``, or None when `exc` is not a
+        dependency failure (a bug: let the traceback show).
+    """
+    for cls in type(exc).__mro__:
+        what = _DEPENDENCIES.get(f"{cls.__module__}.{cls.__qualname__}")
+        if what is not None:
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            if len(text) > limit:
+                text = text[: limit - 3] + "..."
+            return f"{what} unavailable or failing ({type(exc).__name__}): {text}"
+    return None
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -101,5 +146,7 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # urllib3 warns on each retry; a command facing a dead server prints one error instead.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     for noisy in ("alembic", "urllib3", "git", "matplotlib", "httpx", "mlflow.store"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

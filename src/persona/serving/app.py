@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -21,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from persona.features import Bounds
 from persona.serving import compat
 from persona.serving.compat import COMPAT_ROUTES
-from persona.serving.holder import ModelHolder, ModelSource
+from persona.serving.holder import ModelCache, ModelHolder, ModelSource
 from persona.serving.metrics import Metrics
 from persona.serving.predict import (
     ApiError,
@@ -51,15 +52,25 @@ class PersonaWsgi:
         holder: The model holder.
         metrics: The metrics.
         limits: Request limits and token.
+        body_timeout_s: Seconds a client may take to send its body (then 408).
+        drain_max_bytes: Most bytes of a refused body read and dropped before answering.
     """
 
     def __init__(
-        self, flask_wsgi: Callable[..., Any], holder: ModelHolder, metrics: Metrics, limits: Limits
+        self,
+        flask_wsgi: Callable[..., Any],
+        holder: ModelHolder,
+        metrics: Metrics,
+        limits: Limits,
+        body_timeout_s: float = 10.0,
+        drain_max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.flask_wsgi = flask_wsgi
         self.holder = holder
         self.metrics = metrics
         self.limits = limits
+        self.body_timeout_s = body_timeout_s
+        self.drain_max_bytes = drain_max_bytes
         self.reloader = False
         self._pid = -1
 
@@ -96,11 +107,14 @@ class PersonaWsgi:
             Status code, headers and JSON body.
         """
         extra: Headers = []
+        read = False
+        _bound_socket(environ, self.body_timeout_s)
         try:
             loaded = self.holder.current
             check_token(self.limits, environ.get("HTTP_AUTHORIZATION"))
             check_content_type(environ.get("CONTENT_TYPE"))
-            body = _read_body(environ, self.limits.max_body_bytes)
+            read = True  # from here on the body is read, or drained by _read_body
+            body = _read_body(environ, self.limits.max_body_bytes, self.drain_max_bytes)
             if loaded is None:
                 raise ApiError(503, "no model loaded yet; see GET /ready and the server log")
             features = parse_records(body, self.limits)
@@ -109,6 +123,8 @@ class PersonaWsgi:
             status = 200
         except ApiError as exc:
             status, out, extra = exc.status, exc.body(), exc.headers
+            if not read and not _drain(environ, self.drain_max_bytes):
+                extra = [*extra, ("Connection", "close")]
         except Exception:
             log.exception("unexpected error in /predict")
             status, out = 500, error_body("internal error; see the server log")
@@ -116,26 +132,103 @@ class PersonaWsgi:
         return status, headers, out
 
 
-def _read_body(environ: dict[str, Any], limit: int) -> bytes:
+def _bound_socket(environ: dict[str, Any], timeout_s: float) -> None:
+    """Give the client socket a timeout so a stalled body cannot hold a worker forever."""
+    sock = environ.get("gunicorn.socket")
+    if isinstance(sock, socket.socket):
+        sock.settimeout(timeout_s)
+
+
+def _read(stream: Any, size: int) -> bytes:
+    """Read from the request stream; a client's failure to send becomes an `ApiError`."""
+    try:
+        return bytes(stream.read(size))
+    except TimeoutError:
+        raise ApiError(408, "request body not received in time (API_CLIENT_TIMEOUT_S)") from None
+    except Exception as exc:  # gunicorn's InvalidChunkSize, NoMoreData...: the client's body
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ApiError(400, f"malformed request body ({type(exc).__name__}: {detail})") from None
+
+
+def _content_length(environ: dict[str, Any]) -> int | None:
     raw = environ.get("CONTENT_LENGTH") or ""
-    stream = environ["wsgi.input"]
-    if raw:
-        try:
-            length = int(raw)
-        except ValueError:
-            raise ApiError(400, f"invalid Content-Length {raw!r}") from None
-        if length > limit:
-            raise ApiError(
-                413, f"request body too large: {length} > {limit} bytes (API_MAX_BODY_BYTES)"
-            )
-        return stream.read(length) if length > 0 else b""
+    if not raw:
+        return None
+    try:
+        length = int(raw)
+    except ValueError:
+        raise ApiError(400, f"invalid Content-Length {raw!r}") from None
+    if length < 0:
+        raise ApiError(400, f"invalid Content-Length {raw!r}")
+    return length
+
+
+def _has_stream(environ: dict[str, Any]) -> bool:
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if not (chunked or environ.get("wsgi.input_terminated")):
+    return chunked or bool(environ.get("wsgi.input_terminated"))
+
+
+def _read_body(environ: dict[str, Any], limit: int, drain_max: int) -> bytes:
+    """Read the request body; an over-limit body is drained (up to `drain_max`) first.
+
+    Raises:
+        ApiError: 400 malformed, 408 too slow, 413 too large (with ``Connection: close``
+            when it was too large to drain).
+    """
+    stream = environ["wsgi.input"]
+    length = _content_length(environ)
+    if length is not None:
+        if length > limit:
+            drained = length <= drain_max and _drain(environ, drain_max)
+            raise ApiError(
+                413,
+                f"request body too large: {length} > {limit} bytes (API_MAX_BODY_BYTES)",
+                headers=[] if drained else [("Connection", "close")],
+            )
+        return _read(stream, length) if length > 0 else b""
+    if not _has_stream(environ):
         return b""
-    body = stream.read(limit + 1)
+    body = _read(stream, limit + 1)
     if len(body) > limit:
-        raise ApiError(413, f"request body too large: more than {limit} bytes (API_MAX_BODY_BYTES)")
-    return bytes(body)
+        drained = _drain(environ, drain_max - len(body))
+        raise ApiError(
+            413,
+            f"request body too large: more than {limit} bytes (API_MAX_BODY_BYTES)",
+            headers=[] if drained else [("Connection", "close")],
+        )
+    return body
+
+
+def _drain(environ: dict[str, Any], budget: int) -> bool:
+    """Read and drop what is left of the body, at most `budget` bytes.
+
+    A client that sends its whole body before reading the answer (urllib, curl without
+    ``Expect``) sees a reset instead of the error when the server closes on unread bytes.
+
+    Returns:
+        True when the body was read to its end.
+    """
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return True
+    try:
+        length = _content_length(environ)
+    except ApiError:
+        return False
+    if length is None and not _has_stream(environ):
+        return True
+    if length is not None and length > budget:
+        return False
+    left = budget
+    try:
+        while left > 0:
+            chunk = stream.read(min(left, 65536))
+            if not chunk:
+                return True
+            left -= len(chunk)
+        return not stream.read(1)
+    except Exception:  # a slow or broken client: give up, the connection closes
+        return False
 
 
 def create_app(
@@ -143,9 +236,12 @@ def create_app(
 ) -> Flask:
     """Build the API.
 
-    The model is loaded now; if that fails the app still starts (`/ready` answers 503) and
-    the reload thread keeps trying. The reload thread starts lazily in each process on its
-    first request (so it runs in every gunicorn worker, preloaded or not).
+    Nothing here waits on the registry for long: the cached model (`MODEL_CACHE_DIR`) is
+    served at once if there is one, the first registry check runs in the reload thread and
+    is awaited at most `MODEL_STARTUP_WAIT_S`; until a model is loaded `/ready` answers 503
+    with the reason. The reload thread is restarted in a forked process on its first
+    request (so it runs in every gunicorn worker, preloaded or not). With
+    ``start_reloader=False`` the first load is done here, synchronously (tests).
 
     Args:
         settings: Settings (limits, token, reload interval, model source).
@@ -157,11 +253,14 @@ def create_app(
         The Flask app; its `extensions["persona"]` holds the holder, metrics and limits.
     """
     on_moved = None
+    cache: ModelCache | None = None
     if loader is None:
-        from persona.serving.source import champion_governance, registry_source
+        from persona.serving.source import FileModelCache, champion_governance, registry_source
 
         loader = registry_source(settings)
         on_moved = champion_governance(settings)
+        if settings.model_cache_dir:
+            cache = FileModelCache(settings.model_cache_dir, loader.description)
     metrics = Metrics()
     holder = ModelHolder(
         loader,
@@ -169,8 +268,14 @@ def create_app(
         on_loaded=lambda m: metrics.model_loaded(m.name, m.version, m.alias or ""),
         on_failed=metrics.model_load_failed,
         on_moved=on_moved,
+        cache=cache,
     )
-    holder.refresh()
+    holder.load_cached()
+    if start_reloader:
+        holder.ensure_started()  # first check at once, in the background
+        holder.first_check.wait(settings.model_startup_wait_s)
+    else:
+        holder.refresh()
     limits = Limits(
         max_records=settings.api_max_records,
         max_body_bytes=settings.api_max_body_bytes,
@@ -180,7 +285,14 @@ def create_app(
     app = Flask("persona.serving")
     app.config["MAX_CONTENT_LENGTH"] = settings.api_max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    wsgi = PersonaWsgi(app.wsgi_app, holder, metrics, limits)
+    wsgi = PersonaWsgi(
+        app.wsgi_app,
+        holder,
+        metrics,
+        limits,
+        body_timeout_s=settings.api_client_timeout_s,
+        drain_max_bytes=settings.api_drain_max_bytes,
+    )
     wsgi.reloader = start_reloader
     app.wsgi_app = wsgi  # type: ignore[method-assign]
     app.extensions["persona"] = {"holder": holder, "metrics": metrics, "limits": limits}
@@ -205,13 +317,31 @@ def _add_routes(app: Flask, wsgi: PersonaWsgi) -> None:
     def ready() -> tuple[dict[str, Any], int]:
         loaded = holder.current
         if loaded is None:
+            reason = holder.last_error or (
+                f"still loading from {holder.source.description}"
+                if holder.checking_since is not None
+                else "not checked yet"
+            )
             return {
                 "status": "not ready",
-                "error": "no model loaded",
+                "error": f"no model loaded: {reason}",
                 "issues": [],
                 "last_error": holder.last_error,
+                "pid": os.getpid(),
             }, 503
-        return {"status": "ready", "model_name": loaded.name, "model_version": loaded.version}, 200
+        answer: dict[str, Any] = {
+            "status": "ready",
+            "model_name": loaded.name,
+            "model_version": loaded.version,
+            "from_cache": holder.from_cache,
+            "pid": os.getpid(),
+        }
+        if holder.from_cache:
+            answer["warning"] = (
+                f"serving the cached model ({loaded.uri}) until the registry answers"
+                + (f"; last error: {holder.last_error}" if holder.last_error else "")
+            )
+        return answer, 200
 
     @app.get("/model")
     def model() -> tuple[dict[str, Any], int]:

@@ -4,9 +4,15 @@
 it once and uses that object to the end, so a swap never mixes two versions in one
 response. A daemon thread (one per worker process, started lazily after fork) asks the
 `ModelSource` every `interval_s` which version the alias points at and loads it when it
-differs. A failed load keeps the old model serving and is logged. After each swap (and
+differs. A failed load keeps the old model serving and is logged; `last_error` shows it
+until the next successful check. After each swap (and
 once when the thread starts) it calls `on_moved`, which the API uses to govern a champion
 move made outside the platform (`registry.governance.sync_champion`).
+
+Nothing here waits on the registry in a request or at start: the first load runs in the
+reload thread. A `ModelCache` (optional) keeps the last model loaded on local disk, so a
+worker started while the registry is unreachable serves that model (and says so) instead
+of nothing.
 """
 
 from __future__ import annotations
@@ -68,6 +74,16 @@ class ModelSource:
     description: str
 
 
+class ModelCache(Protocol):
+    """Local copy of the last model loaded (`serving.source.FileModelCache`)."""
+
+    def save(self, loaded: Loaded) -> None:
+        """Keep `loaded` (never raises)."""
+
+    def load(self) -> Loaded | None:
+        """The kept model, or None (never raises)."""
+
+
 class ModelHolder:
     """Holds the live model of one worker and reloads it in the background.
 
@@ -78,6 +94,7 @@ class ModelHolder:
         on_failed: Called after each failed load (metrics).
         on_moved: Called by the reload thread when it starts and after each swap (outside
             the lock; an exception is logged, never raised).
+        cache: Where the last loaded model is kept on disk (None: no cache).
     """
 
     def __init__(
@@ -87,6 +104,7 @@ class ModelHolder:
         on_loaded: Callable[[Loaded], None] | None = None,
         on_failed: Callable[[], None] | None = None,
         on_moved: Callable[[], None] | None = None,
+        cache: ModelCache | None = None,
     ) -> None:
         self.source = source
         self.interval_s = interval_s
@@ -102,6 +120,32 @@ class ModelHolder:
         self._thread: threading.Thread | None = None
         self._thread_pid: int | None = None
         self._failed_target: str | None = None
+        self.cache = cache
+        self.from_cache = False
+        self.checking_since: float | None = None
+        self.first_check = threading.Event()
+
+    def load_cached(self) -> bool:
+        """Serve the cached model if there is one and nothing is loaded yet (disk only).
+
+        Returns:
+            True when the cached model is now served.
+        """
+        if self.cache is None or self.current is not None:
+            return False
+        cached = self.cache.load()
+        if cached is None:
+            return False
+        self.current, self.loaded_at, self.from_cache = cached, time.time(), True
+        if self._on_loaded is not None:
+            self._on_loaded(cached)
+        log.warning(
+            "pid %s serving cached %s version %s until the registry answers",
+            os.getpid(),
+            cached.name,
+            cached.version,
+        )
+        return True
 
     def refresh(self) -> bool:
         """Check the source once and load a new model if the target version moved.
@@ -113,37 +157,54 @@ class ModelHolder:
             True when a new model was swapped in.
         """
         with self._lock:
-            self.last_check = time.time()
+            self.checking_since = self.last_check = time.time()
             try:
-                target = self.source.target_version()
-            except Exception as exc:
-                self._failed(None, f"cannot read the model alias: {exc}")
-                return False
-            current = self.current
-            if current is not None and (target is None or target == current.version):
-                return False
-            try:
-                loaded = self.source.load()
-            except Exception as exc:
-                self._failed(
-                    target, f"cannot load version {target} ({self.source.description}): {exc}"
-                )
-                return False
-            self.current = loaded  # one reference assignment: atomic for readers
-            self.loaded_at = time.time()
-            self.last_error = None
+                return self._check()
+            finally:
+                self.checking_since = None
+                self.first_check.set()
+
+    def _check(self) -> bool:
+        try:
+            target = self.source.target_version()
+        except Exception as exc:
+            self._failed(None, f"cannot read the model alias: {_one_line(exc)}")
+            return False
+        current = self.current
+        if (
+            current is not None
+            and not self.from_cache
+            and (target is None or target == current.version)
+        ):
+            self.last_error = None  # the registry answered: an old error is over
             self._failed_target = None
-            if self._on_loaded is not None:
-                self._on_loaded(loaded)
-            old = current.version if current is not None else None
-            log.warning(
-                "pid %s serving %s version %s (was %s)",
-                os.getpid(),
-                loaded.name,
-                loaded.version,
-                old,
+            return False
+        try:
+            loaded = self.source.load()
+        except Exception as exc:
+            self._failed(
+                target,
+                f"cannot load version {target} ({self.source.description}): {_one_line(exc)}",
             )
-            return True
+            return False
+        self.current = loaded  # one reference assignment: atomic for readers
+        self.loaded_at = time.time()
+        self.last_error = None
+        self._failed_target = None
+        self.from_cache = False
+        if self.cache is not None:
+            self.cache.save(loaded)
+        if self._on_loaded is not None:
+            self._on_loaded(loaded)
+        old = current.version if current is not None else None
+        log.warning(
+            "pid %s serving %s version %s (was %s)",
+            os.getpid(),
+            loaded.name,
+            loaded.version,
+            old,
+        )
+        return True
 
     def _failed(self, target: str | None, message: str) -> None:
         self.last_error = message
@@ -178,13 +239,20 @@ class ModelHolder:
 
     def _run(self) -> None:
         stop = self._stop
-        self._moved()
-        while not stop.wait(self.interval_s):
+        # Nothing (or only the cache) served yet: check now, not after one interval, and
+        # govern after that first check (it must not delay the first model).
+        first = self.current is None or self.from_cache
+        if not first:
+            self._moved()
+        delay = 0.0 if first else self.interval_s
+        while not stop.wait(delay):
+            delay = self.interval_s
             try:
-                if self.refresh():
+                if self.refresh() or first:
                     self._moved()
             except Exception:  # refresh never raises; belt and braces for the thread
                 log.exception("model reload check failed")
+            first = False
 
     def _moved(self) -> None:
         if self._on_moved is None:
@@ -202,4 +270,12 @@ class ModelHolder:
             "loaded_at": self.loaded_at,
             "last_check": self.last_check,
             "last_error": self.last_error,
+            "from_cache": self.from_cache,
+            "checking_since": self.checking_since,
         }
+
+
+def _one_line(exc: BaseException, limit: int = 500) -> str:
+    """An exception as one bounded line (MLflow's messages span many lines)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -73,8 +73,16 @@ class ApiError(Exception):
 
 
 def error_body(error: str, issues: Sequence[dict[str, Any]] = ()) -> bytes:
-    """Return ``{"error": ..., "issues": [...]}`` as JSON bytes."""
-    return _DUMPS({"error": error, "issues": list(issues)})
+    """Return ``{"error": ..., "issues": [...]}`` as JSON bytes.
+
+    Client text echoed in a message may hold what the fast encoder refuses (an unpaired
+    UTF-16 surrogate, sent as backslash-u-d800): then `json` writes it as an ASCII escape.
+    """
+    document = {"error": error, "issues": list(issues)}
+    try:
+        return _DUMPS(document)
+    except (TypeError, ValueError, UnicodeError):
+        return json.dumps(document, ensure_ascii=True, default=str).encode()
 
 
 @dataclass(frozen=True)

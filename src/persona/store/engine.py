@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from persona.errors import StoreError
+from persona.settings import Settings
 from persona.store.schema import SCHEMA_VERSION, metadata, schema_info
 
 
@@ -18,11 +23,22 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def make_engine(url: str) -> Engine:
+# Key of the PostgreSQL advisory lock that serialises schema creation (any constant works;
+# this one is "persona" in ASCII).
+SCHEMA_LOCK_KEY = 0x706572736F6E61
+
+
+def make_engine(
+    url: str, connect_timeout_s: int | None = None, statement_timeout_s: float | None = None
+) -> Engine:
     """Create an engine for a store URL; SQLite files get their folder and foreign keys.
 
     Args:
         url: ``sqlite:///path`` or ``postgresql+psycopg2://...`` (the `DATABASE_URL`).
+        connect_timeout_s: PostgreSQL only: seconds to open a connection (default
+            `PG_CONNECT_TIMEOUT_S`).
+        statement_timeout_s: PostgreSQL only: longest statement, 0 = unlimited (default
+            `PG_STATEMENT_TIMEOUT_S`).
 
     Returns:
         A SQLAlchemy engine (no connection is opened yet).
@@ -34,7 +50,42 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if connect_timeout_s is None or statement_timeout_s is None:
+        from persona.settings import get_settings
+
+        cfg = get_settings()
+        if connect_timeout_s is None:
+            connect_timeout_s = cfg.pg_connect_timeout_s
+        if statement_timeout_s is None:
+            statement_timeout_s = cfg.pg_statement_timeout_s
+    args = pg_connect_args(connect_timeout_s, statement_timeout_s)
+    return create_engine(url, pool_pre_ping=True, connect_args=args)
+
+
+def pg_connect_args(connect_timeout_s: int, statement_timeout_s: float) -> dict[str, object]:
+    """Connection arguments (libpq) bounding every PostgreSQL wait.
+
+    `connect_timeout` bounds opening a connection (a server that accepts TCP but never
+    answers included); `statement_timeout` makes the server cancel a statement that runs
+    too long; TCP keepalives notice a peer that vanished.
+
+    Args:
+        connect_timeout_s: Seconds to connect (libpq takes whole seconds, at least 2).
+        statement_timeout_s: Longest statement in seconds; 0 = no limit.
+
+    Returns:
+        Keyword arguments for `psycopg2.connect`.
+    """
+    args: dict[str, object] = {
+        "connect_timeout": max(2, int(connect_timeout_s)),
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    if statement_timeout_s > 0:
+        args["options"] = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
+    return args
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -58,8 +109,8 @@ def init_db(engine: Engine) -> int:
         StoreError: The database cannot be reached or was written by a newer schema.
     """
     try:
-        metadata.create_all(engine)
-        with engine.begin() as conn:
+        with _schema_lock(engine) as conn:
+            metadata.create_all(conn)
             version = conn.execute(select(schema_info.c.version)).scalar()
             if version is None:
                 conn.execute(
@@ -75,15 +126,46 @@ def init_db(engine: Engine) -> int:
     return int(version)
 
 
-def open_store(url: str) -> Engine:
+@contextmanager
+def _schema_lock(engine: Engine) -> Iterator[Connection]:
+    """One transaction in which no other process sets up the same store.
+
+    PostgreSQL: a transaction-scoped advisory lock (DDL is transactional, so the tables
+    appear whole to the next holder). SQLite: an exclusive `flock` on ``<db>.lock`` beside
+    the file (in-memory databases need none).
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            yield conn
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        with engine.begin() as conn:
+            yield conn
+        return
+    fd = os.open(f"{database}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def open_store(url: str, settings: Settings | None = None) -> Engine:
     """Create the engine and make sure the schema exists; the one call callers need.
 
     Args:
         url: The `DATABASE_URL`.
+        settings: Where the PostgreSQL timeouts come from (default: the process settings).
 
     Returns:
         A ready engine.
     """
-    engine = make_engine(url)
+    if settings is None:
+        engine = make_engine(url)
+    else:
+        engine = make_engine(url, settings.pg_connect_timeout_s, settings.pg_statement_timeout_s)
     init_db(engine)
     return engine
