@@ -28,6 +28,7 @@ import compose_env as ce
 import pg
 import procs
 import ready
+import secrets_check
 
 REPO = Path(__file__).resolve().parents[2]
 ORDER = ("postgres", "gcs", "mlflow", "api", "mage")
@@ -205,6 +206,12 @@ def main(argv: list[str]) -> int:
         unknown = set(rest) - set(ORDER)
         if unknown:
             raise ce.ComposeError(f"unknown service(s) {sorted(unknown)}; known: {ORDER}")
+        if cmd in ("up", "restart"):
+            code, message = secrets_check.verdict(stack.values)
+            if message:
+                print(message, file=sys.stderr)
+            if code:
+                return code
         if cmd == "up":
             return up(stack, names)
         if cmd == "down":

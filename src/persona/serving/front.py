@@ -166,27 +166,24 @@ def start(
     root = Path(folder)
     conf = root / "nginx.conf"
     conf.write_text(nginx_conf(settings, root, worker_timeout_s), encoding="utf-8")
-    log = root / "nginx.log"
-    with log.open("ab") as handle:
-        proc = subprocess.Popen(
-            [nginx_binary(), "-p", str(root), "-c", str(conf), "-e", "stderr"],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # only prctl, before exec
-        )
+    # nginx logs (warnings and errors only) to the master's stderr: the same log as gunicorn.
+    proc = subprocess.Popen(
+        [nginx_binary(), "-p", str(root), "-c", str(conf), "-e", "stderr"],
+        preexec_fn=_die_with_parent,  # only prctl, before exec
+    )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SettingsError(
-                f"nginx exited ({proc.returncode}) at start: {log.read_text()[-1500:].strip()}"
+                f"nginx exited ({proc.returncode}) at start on {settings.api_host}:"
+                f"{settings.api_port}; its error is in the log just above"
             )
         if _listening(settings.api_host, settings.api_port):
             return proc
         time.sleep(0.05)
     stop(proc)
     raise SettingsError(
-        f"nginx not listening on {settings.api_host}:{settings.api_port} "
-        f"after {wait_s} s: {log.read_text()[-1500:].strip()}"
+        f"nginx not listening on {settings.api_host}:{settings.api_port} after {wait_s} s"
     )
 
 
