@@ -293,10 +293,15 @@ HOSTILE: list[tuple[str, bytes]] = [
 ]
 RAW: list[tuple[str, bytes]] = [
     ("malformed chunk size", b"Transfer-Encoding: chunked\r\n\r\nzz\r\n[]\r\n0\r\n\r\n"),
-    ("chunk shorter than announced", b"Transfer-Encoding: chunked\r\n\r\n10\r\n[]\r\n0\r\n\r\n"),
     ("negative Content-Length", b"Content-Length: -5\r\n\r\n[]"),
     ("Content-Length not a number", b"Content-Length: abc\r\n\r\n[]"),
 ]
+
+
+# A body shorter than announced is a client that stalls: it gets a 408 (the app) or the
+# connection closed (nginx sends no answer to a client that stopped sending), both within
+# API_CLIENT_TIMEOUT_S. Reported apart from the JSON-4xx cases.
+STALLED = b"Transfer-Encoding: chunked\r\n\r\n10\r\n[]\r\n0\r\n\r\n"
 
 
 def hostile(tmp: Path, model: Path) -> list[dict[str, Any]]:
@@ -326,12 +331,20 @@ def hostile(tmp: Path, model: Path) -> list[dict[str, Any]]:
                 except ValueError:
                     json_ok = False
                 cases.append({"case": name, "status": status_line[9:12], "json": json_ok})
+            asked = time.monotonic()
+            answer = _raw(api.port, b"POST /predict HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Type: application/json\r\n" + STALLED)  # fmt: skip
+            stalled = {
+                "answer": answer.split(b"\r\n", 1)[0].decode(errors="replace") or "closed",
+                "seconds": round(time.monotonic() - asked, 1),
+            }
             good, _ = http("POST", api.url + "/predict", json.dumps([RECORD]).encode(), JSON)
         finally:
             api.stop()
         handled = sum(1 for c in cases if str(c["status"]).startswith("4") and c["json"])
         rows.append({"front": front, "cases": cases, "json_4xx": handled, "total": len(cases),
-                     "still_serving": good == 200, "load": load()})  # fmt: skip
+                     "stalled_body": stalled, "still_serving": good == 200,
+                     "load": load()})  # fmt: skip
         print(f"hostile front={front}: {handled}/{len(cases)} json 4xx; {cases}", flush=True)
     return rows
 
@@ -394,11 +407,21 @@ def table(results: dict[str, Any]) -> str:
             f"failed | {'yes' if row['failed'] == 0 else 'NO'} |"
         )
     for row in results["hostile"]:
+        bad = [f"{c['case']}: {c['status']}" for c in row["cases"]
+               if not (str(c["status"]).startswith("4") and c["json"])]  # fmt: skip
         lines.append(
             f"| hostile requests, front={row['front']} | {row['json_4xx']}/{row['total']} JSON "
-            f"4xx, still serving: {row['still_serving']} | all JSON 4xx | "
+            f"4xx{' (not: ' + '; '.join(bad) + ')' if bad else ''}, still serving: "
+            f"{row['still_serving']} | all JSON 4xx | "
             f"{'yes' if row['json_4xx'] == row['total'] else 'NO'} |"
         )
+        stalled = row.get("stalled_body")
+        if stalled:
+            lines.append(
+                f"| chunked body shorter than announced (client stalls), front={row['front']} "
+                f"| {stalled['answer']} after {stalled['seconds']} s | 408 or closed within "
+                f"API_CLIENT_TIMEOUT_S (10 s) | {'yes' if stalled['seconds'] < 15 else 'NO'} |"
+            )
     return "\n".join(lines)
 
 
@@ -406,18 +429,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests and rounds")
     parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated sections to rerun (slow_clients, wrk, mlflow, cli, first_use, "
+        "hostile); the others are kept from the last benchmarks/out/reliability.json",
+    )
     args = parser.parse_args()
     started = time.time()
-    results: dict[str, Any] = {"load_at_start": load()}
+    only = {s for s in args.only.split(",") if s}
+    results: dict[str, Any] = json.loads(OUT.read_text()) if only and OUT.is_file() else {}
+    results["load_at_start"] = load()
     with tempfile.TemporaryDirectory(prefix="persona-reliability-") as name:
         tmp = Path(name)
         model = write_model_folder(tmp / "model")
-        results["slow_clients"] = slow_clients(tmp, model, args.quick)
-        results["wrk"] = wrk_p99(tmp, model, 5 if args.quick else args.wrk_seconds)
-        results["mlflow"] = mlflow_faults(tmp, model)
-        results["cli"] = cli_faults(tmp)
-        results["first_use"] = first_use(tmp, 3 if args.quick else 10)
-        results["hostile"] = hostile(tmp, model)
+        sections = {
+            "slow_clients": lambda: slow_clients(tmp, model, args.quick),
+            "wrk": lambda: wrk_p99(tmp, model, 5 if args.quick else args.wrk_seconds),
+            "mlflow": lambda: mlflow_faults(tmp, model),
+            "cli": lambda: cli_faults(tmp),
+            "first_use": lambda: first_use(tmp, 3 if args.quick else 10),
+            "hostile": lambda: hostile(tmp, model),
+        }
+        for section, run in sections.items():
+            if not only or section in only:
+                results[section] = run()
     results.update(
         {
             "load_at_end": load(),

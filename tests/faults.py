@@ -136,6 +136,7 @@ def start_api(tmp: Path, env_values: dict[str, str]) -> Api:
         }
     )
     env.update(env_values)
+    tmp.mkdir(parents=True, exist_ok=True)
     log = tmp / f"gunicorn-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
