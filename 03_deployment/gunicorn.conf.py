@@ -12,6 +12,7 @@ from pathlib import Path
 from persona.errors import PersonaError
 from persona.serving.gunicorn_conf import (
     child_exit,
+    install_json_errors,
     on_exit,
     options,
     prepare_environment,
@@ -21,6 +22,7 @@ from persona.settings import get_settings
 
 try:
     prepare_environment()
+    install_json_errors()
     globals().update(options(get_settings(), Path(__file__).resolve().parent))
 except PersonaError as exc:  # a bad setting: one clear line, no traceback
     sys.exit(f"persona-api: {exc}")

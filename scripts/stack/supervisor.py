@@ -193,6 +193,14 @@ def _stop_signal(name: str) -> int:
     return signal.SIGINT if name == "postgres" else signal.SIGTERM
 
 
+def secrets_ok(values: dict[str, str]) -> bool:
+    """Check the stack's secrets before starting anything (prints the verdict)."""
+    code, message = secrets_check.verdict(values)
+    if message:
+        print(message, file=sys.stderr)
+    return code == 0
+
+
 def main(argv: list[str]) -> int:
     """Command-line entry point."""
     if not argv or argv[0] not in ("up", "down", "status", "env", "restart"):
@@ -206,12 +214,8 @@ def main(argv: list[str]) -> int:
         unknown = set(rest) - set(ORDER)
         if unknown:
             raise ce.ComposeError(f"unknown service(s) {sorted(unknown)}; known: {ORDER}")
-        if cmd in ("up", "restart"):
-            code, message = secrets_check.verdict(stack.values)
-            if message:
-                print(message, file=sys.stderr)
-            if code:
-                return code
+        if cmd in ("up", "restart") and not secrets_ok(stack.values):
+            return 2
         if cmd == "up":
             return up(stack, names)
         if cmd == "down":

@@ -20,6 +20,7 @@ Decisions (see docs/serving.md):
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -53,6 +54,33 @@ def prepare_environment() -> str:
         os.environ[_OWNED_ENV] = folder
     Path(folder).mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def install_json_errors() -> None:
+    """Make gunicorn's own error answers JSON, like the app's (idempotent).
+
+    Requests gunicorn's parser refuses before the app sees them (a bad request line, a
+    Content-Length that is not a number, over-long headers) are answered by
+    `gunicorn.util.write_error` with an HTML page; it is replaced, in the master before the
+    workers fork, by one that writes ``{"error": ..., "issues": []}``. Behind nginx
+    (the default) nginx refuses most of these itself, with its own JSON pages.
+    """
+    from gunicorn import util
+
+    if getattr(util.write_error, "persona_json", False):
+        return
+
+    def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+        text = f"{reason}: {mesg}" if mesg else reason
+        body = json.dumps({"error": text, "issues": []}).encode()
+        head = (
+            f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        util.write_nonblock(sock, head.encode("latin-1") + body)
+
+    write_json_error.persona_json = True  # type: ignore[attr-defined]
+    util.write_error = write_json_error
 
 
 def options(settings: Settings, deployment_dir: Path) -> dict[str, Any]:
