@@ -82,18 +82,26 @@ class Server:
         return requests.get(self.url + path, timeout=10)
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.time() + 90
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, workers: int = 2) -> None:
+    """Wait until every worker serves a model (each worker loads its own, in the
+    background: `persona_model_info` in /metrics has one live series per worker pid)."""
+    deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"gunicorn exited: {log.read_text()[-3000:]}")
         try:
-            if requests.get(url + "/ready", timeout=2).status_code == 200:
+            text = requests.get(url + "/metrics", timeout=2).text
+            live = {
+                line.split('pid="', 1)[1].split('"', 1)[0]
+                for line in text.splitlines()
+                if line.startswith("persona_model_info{") and line.endswith(" 1.0")
+            }
+            if len(live) >= workers:
                 return
         except requests.RequestException:  # not listening yet, or workers still booting
             pass
         time.sleep(0.3)
-    pytest.fail(f"gunicorn not ready in 90 s: {log.read_text()[-3000:]}")
+    pytest.fail(f"gunicorn workers not all ready in 180 s: {log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
