@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +136,7 @@ def champion_governance(settings: Settings) -> Callable[[], None] | None:
         from persona.registry.governance import sync_champion
         from persona.store.engine import open_store
 
-        engine = open_store(settings.database_url)
+        engine = open_store(settings.database_url, settings)
         try:
             sync_champion(settings, engine)
         finally:
