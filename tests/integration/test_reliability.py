@@ -85,7 +85,10 @@ def test_64_slow_clients_do_not_stop_good_clients_behind_nginx(
         deadline = time.monotonic() + 60
         for conn in slow:
             conn.settimeout(max(0.1, deadline - time.monotonic()))
-            answer = conn.recv(4096)
+            try:
+                answer = conn.recv(4096)
+            except ConnectionResetError:  # nginx may reset a client it timed out
+                answer = b""
             assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:200]
     finally:
         for conn in slow:

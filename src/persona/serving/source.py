@@ -95,6 +95,9 @@ def registry_source(settings: Settings) -> ModelSource:
     MLflow is imported on the first call, in the reload thread, so a worker starts (and
     answers `/health`) without waiting for it.
     """
+    if settings.model_uri and not settings.model_uri.startswith(("models:/", "runs:/")):
+        # A local folder: read it directly (no MLflow import, so the worker is ready at once).
+        return local_source(settings.model_uri.removeprefix("file://"))
     if settings.model_uri:
         uri = settings.model_uri
 
