@@ -39,6 +39,7 @@ from persona.settings import Settings
 from persona.store import assignments
 from persona.store import monitoring as runs_store
 from persona.store.engine import open_store
+from persona.store.locks import store_lock
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +187,18 @@ def retrain(settings: Settings, engine: Engine, month: str) -> dict[str, Any]:
     if state.verdict != RETRAIN:
         return _skipped("retrain", month, state, "no retrain: the month did not drift")
     window = _window(settings, engine, month)
-    trained = registry.find_challenger(settings, engine, window)
-    if trained is None:
-        reason = f"drift in {month}"
-        trained = registry.train_challenger(settings, engine, window, reason, drift_demanded=True)
+    with _month_lock(settings, engine, month):  # two copies of the step train once
+        trained = registry.find_challenger(settings, engine, window)
+        if trained is None:
+            reason = f"drift in {month}"
+            trained = registry.train_challenger(
+                settings, engine, window, reason, drift_demanded=True
+            )
     return {"step": "retrain", "month": month, "skipped": False, **_challenger(trained)}
+
+
+def _month_lock(settings: Settings, engine: Engine, month: str) -> Any:
+    return store_lock(engine, f"persona-cycle:{month}", settings.cycle_step_timeout_s)
 
 
 def _challenger(trained: dict[str, Any]) -> dict[str, Any]:
@@ -251,6 +259,11 @@ def promote(settings: Settings, engine: Engine, month: str, actor: str = "flow")
         CycleError: The month was not checked or its challenger not trained.
     """
     month = parse_month(month)
+    with _month_lock(settings, engine, month):  # two copies of the step decide once
+        return _promote(settings, engine, month, actor)
+
+
+def _promote(settings: Settings, engine: Engine, month: str, actor: str) -> dict[str, Any]:
     run, state = _require(engine, month, "promote")
     if state.verdict != RETRAIN:
         return _skipped("promote", month, state, "no promotion: the month did not drift")

@@ -318,7 +318,19 @@ def test_monthly_cycle_through_mage(stack: Stack) -> None:
 
     # MLflow REST: versions and their artifacts, stored in the (emulated) GCS bucket.
     versions = stack.mlflow_get("model-versions/search?filter=name%3D%27persona-classifier%27")
-    assert sorted(v["version"] for v in versions["model_versions"]) == ["1", "2"]
+    found = sorted(
+        (v["version"], {t["key"]: t["value"][:80] for t in v.get("tags", [])})
+        for v in versions["model_versions"]
+    )
+    why = {
+        "runs": stack.sql(
+            "SELECT survey_month, model_version, reference_months, decision, action_taken"
+            " FROM monitoring_runs ORDER BY run_id"
+        ),
+        "events": stack.sql("SELECT event, from_version, to_version, actor FROM model_events"),
+        "versions": found,
+    }
+    assert [v for v, _ in found] == ["1", "2"], why
     from google.cloud import storage
 
     emulator = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{stack.ports['gcs']}"}

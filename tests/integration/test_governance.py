@@ -164,3 +164,23 @@ def test_champion_moved_with_the_plain_client_is_governed(
     assert april["governance"]["moved"] and april["model_version_before"] == "2"
     assert _external(engine, settings.model_name) == [("1", "2"), ("2", "1"), ("1", "2")]
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_cycle_step_lock_is_exclusive_across_connections(pg_url: str) -> None:
+    from persona.errors import StoreError
+    from persona.store.locks import store_lock
+
+    first, second = open_store(pg_url), open_store(pg_url)
+    try:
+        with store_lock(first, "persona-cycle:2025-03", 5.0):
+            taken = store_lock(second, "persona-cycle:2025-03", 0.5)
+            with pytest.raises(StoreError, match="could not lock"), taken:
+                pass
+            with store_lock(second, "persona-cycle:2025-04", 0.5):  # another month: free
+                pass
+        with store_lock(second, "persona-cycle:2025-03", 5.0):  # released
+            pass
+    finally:
+        first.dispose()
+        second.dispose()
