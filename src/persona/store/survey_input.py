@@ -182,6 +182,14 @@ def validate_survey_frame(
     if month is not None:
         month = parse_month(month)
     month, issues = _month_issues(frame, month)
+    if month is None and issues:  # the column is there, but no cell holds a month
+        issues = [Issue(renumber(i.row), i.column, i.message) for i in issues if i.row is not None]
+        raise DataValidationError(
+            f"invalid {what}: no survey_month cell holds a valid month; fix the column or "
+            f"give the month (--month) ({note})",
+            issues[:limit],
+            len(issues),
+        )
     if month is None:
         raise IngestError(f"{what}: no survey month: give one (--month) or a survey_month column")
     ids, id_issues = _id_issues(frame, renumber)

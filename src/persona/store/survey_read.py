@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,84 @@ def _arrow_text(arrow_type: pa.DataType) -> Any:
     return TEXT if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) else None
 
 
+_EMPTY = (b"", b"\r")  # the lines Arrow skips (ignore_empty_lines)
+
+
 def _csv_line_numbers(content: bytes) -> np.ndarray:
-    """File line number (1-based) of each data row: non-blank lines after the header."""
+    """File line number (1-based) of each data row: non-empty lines after the header."""
     lines = content.split(b"\n")
-    return np.array([i + 1 for i, line in enumerate(lines) if i and line.strip()], dtype=np.int64)
+    return np.array(
+        [i + 1 for i, line in enumerate(lines) if i and line not in _EMPTY], dtype=np.int64
+    )
+
+
+_SAMPLE_BYTES = 1 << 16
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+_CONTROL = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def check_text(path: Path, content: bytes) -> None:
+    """Refuse a file that is not UTF-8 text, saying what it is instead (never echoing it).
+
+    Args:
+        path: The file (for the message).
+        content: Its bytes.
+
+    Raises:
+        IngestError: UTF-16/UTF-32 text, or binary content (NUL bytes, invalid UTF-8).
+    """
+    sample = content[:_SAMPLE_BYTES]
+    for bom, encoding in _BOMS:
+        if sample.startswith(bom):
+            raise IngestError(
+                f"{path}: the file is {encoding} text (byte-order mark); save it as UTF-8 CSV"
+            )
+    nul = sample.find(b"\x00")
+    if nul >= 0:
+        if len(sample) > 1 and sample[1::2].count(0) > len(sample) // 4:
+            raise IngestError(f"{path}: the file looks like UTF-16 text; save it as UTF-8 CSV")
+        raise IngestError(
+            f"{path}: not a text CSV file (binary content: a NUL byte at offset {nul}); "
+            "expected UTF-8 CSV or Parquet"
+        )
+    control = _CONTROL.search(sample)
+    if control is not None:
+        raise IngestError(
+            f"{path}: not a text CSV file (binary content: control byte "
+            f"0x{control.group()[0]:02x} at offset {control.start()}); "
+            "expected UTF-8 CSV or Parquet"
+        )
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 4:  # not just a character cut by the sample's end
+            raise IngestError(
+                f"{path}: not UTF-8 text (byte 0x{sample[exc.start]:02x} at offset "
+                f"{exc.start}); save it as UTF-8 CSV"
+            ) from None
+
+
+def check_delimiter(path: Path, header: list[str]) -> None:
+    """Refuse a header separated by something else than commas, naming the separator.
+
+    Raises:
+        IngestError: A one-field header that splits into columns on ``;``, tab or ``|``.
+    """
+    if len(header) != 1:
+        return
+    for sep, name in _DELIMITERS.items():
+        fields = [f.strip() for f in header[0].split(sep)]
+        if len(fields) > 1 and any(f in FEATURE_NAMES for f in fields):
+            raise IngestError(
+                f"{path}: the columns are separated by {name} ({sep!r}), not commas; "
+                "save the file as comma-separated CSV"
+            )
 
 
 def _read_csv_table(
@@ -74,12 +149,14 @@ def read_csv_file(path: Path, error_limit: int = 20) -> tuple[pd.DataFrame, byte
         content = path.read_bytes()
     except OSError as exc:
         raise IngestError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    check_text(path, content)
     end = content.find(b"\n")
     head = content[: end if end >= 0 else len(content)]  # not split(): no copy of the rest
     first = head.decode("utf-8-sig", errors="replace").strip()
     if not first:
         raise IngestError(f"{path}: the file is empty (no header line)")
     header = next(csv.reader([first]))
+    check_delimiter(path, header)
     bad: list[Any] = []
     try:
         try:
@@ -95,11 +172,18 @@ def read_csv_file(path: Path, error_limit: int = 20) -> tuple[pd.DataFrame, byte
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise IngestError(f"{path}: cannot parse as CSV: {exc}") from None
     if bad:
+        # Arrow numbers the rows it saw (the header is 1) and skips empty lines: map its
+        # numbers back to file lines.
+        data_lines = _csv_line_numbers(content)
+
+        def line_of(number: int) -> int:
+            return int(data_lines[number - 2]) if 2 <= number < len(data_lines) + 2 else number
+
         issues = [
             Issue(
-                row.number,
+                line_of(row.number),
                 None,
-                f"line {row.number} has {row.actual_columns} fields, "
+                f"line {line_of(row.number)} has {row.actual_columns} fields, "
                 f"expected {row.expected_columns}",
             )
             for row in bad[:error_limit]
