@@ -13,12 +13,13 @@ SPARK_INPUT ?= var/spark/respondents
 SPARK_OUTPUT ?= var/spark/labels
 
 .PHONY: help venv venv-mage lint format typecheck check test test-fast demo data ingest \
-	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict mlflow-ui mage up down status nginx \
+	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict mlflow-ui evidently-ui mage up down status nginx \
 	tf_init tf_plan tf_apply tf_destroy tf_fmt bench evaluate-policy clean
 
-help: ## List every target with a line of help
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+help: ## List every target with a line of help (colours only on a terminal, never with NO_COLOR)
+	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
+		grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*?## "}; {printf "  %s%-16s%s %s\n", on, $$1, off, $$2}'
 
 $(VENV)/.installed: pyproject.toml requirements/app.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -98,9 +99,13 @@ serve: venv nginx ## Serve the champion: nginx on API_HOST:API_PORT in front of 
 predict: venv ## Send sample respondents to the running API
 	$(BIN)/python 03_deployment/predict_client.py
 
-mlflow-ui: venv ## MLflow UI on MLFLOW_TRACKING_URI (default the embedded store) at http://127.0.0.1:5000
+mlflow-ui: venv ## MLflow UI on MLFLOW_TRACKING_URI (default the embedded store) at http://127.0.0.1:MLFLOW_PORT (5000)
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///var/mlflow.db}" \
-		--default-artifact-root "$${MLFLOW_ARTIFACT_ROOT:-var/mlartifacts}" --port 5000
+		--default-artifact-root "$${MLFLOW_ARTIFACT_ROOT:-var/mlartifacts}" \
+		--host 127.0.0.1 --port "$${MLFLOW_PORT:-5000}"
+
+evidently-ui: venv ## Evidently UI on the monthly checks (EVIDENTLY_WORKSPACE) at http://127.0.0.1:EVIDENTLY_PORT (8001)
+	$(BIN)/python -m persona.monitoring.workspace
 
 mage: venv venv-mage ## Mage UI on MAGE_HOST:MAGE_PORT (127.0.0.1:6789); log in with MAGE_ADMIN_EMAIL / MAGE_ADMIN_PASSWORD
 	bash 02_pipeline/start_mage.sh

@@ -4,7 +4,8 @@
 2. register the catalog model as champion (`persona model bootstrap`);
 3. run the monthly cycle for every month in order (label, monitor, retrain on drift,
    gate, promote, alert) — `persona.flows.run_year`;
-4. serve the champion with gunicorn on a free port and send sample predictions over REST;
+4. serve the champion with gunicorn on API_HOST:API_PORT (127.0.0.1:8000) and send sample
+   predictions over REST (`/predict`, and the original study's `/compat/predict`);
 5. print one summary table and where to look.
 
 Rerunnable: every step is idempotent, so a second run writes nothing new.
@@ -44,10 +45,16 @@ def persona(*args: str) -> dict[str, Any]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def free_port() -> int:
+def check_port_free(host: str, port: int) -> None:
+    """Fail with a clear message when API_HOST:API_PORT is taken (e.g. by `make serve`)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(
+                f"demo: cannot serve on {host}:{port} ({exc.strerror}); stop what listens "
+                "there or set API_PORT to a free port"
+            ) from None
 
 
 def sample_records(settings: Any, month: str, n: int = 3) -> list[dict[str, float]]:
@@ -64,14 +71,15 @@ def sample_records(settings: Any, month: str, n: int = 3) -> list[dict[str, floa
 
 
 def serve_and_predict(settings: Any, records: list[dict[str, float]]) -> dict[str, Any]:
-    """Start gunicorn briefly on a free port, wait for /ready, POST /predict, stop it."""
-    port = free_port()
-    env = {**os.environ, "API_PORT": str(port), "API_HOST": "127.0.0.1", "API_WORKERS": "1"}
+    """Start gunicorn briefly on API_HOST:API_PORT, wait for /ready, POST /predict, stop it."""
+    host, port = settings.api_host, settings.api_port
+    check_port_free(host, port)
+    env = {**os.environ, "API_PORT": str(port), "API_HOST": host, "API_WORKERS": "1"}
     # Run from the repo root (like `make serve`) so relative settings such as the embedded
     # sqlite:///var/mlflow.db resolve to the same files the cycle wrote.
     cmd = [str(BIN / "gunicorn"), "-c", str(REPO / "03_deployment" / "gunicorn.conf.py")]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)  # own process group
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -86,7 +94,11 @@ def serve_and_predict(settings: Any, records: list[dict[str, float]]) -> dict[st
         headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
         resp = requests.post(f"{base}/predict", json=records, headers=headers, timeout=10)
         resp.raise_for_status()
-        return {"url": base, "response": resp.json()}
+        # The original study's client body: records keyed "0".."9" (docs/migration.md).
+        legacy = [{str(i): v for i, v in enumerate(r.values())} for r in records]
+        old = requests.post(f"{base}/compat/predict", json=legacy, headers=headers, timeout=10)
+        old.raise_for_status()
+        return {"url": base, "response": resp.json(), "compat": old.json()}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -140,6 +152,8 @@ def main() -> None:
     served = serve_and_predict(settings, sample_records(settings, MONTHS[-1]))
     console.print(f"POST {served['url']}/predict ->")
     console.print_json(json.dumps(served["response"])[:3000])
+    console.print(f"POST {served['url']}/compat/predict (the original client's body) ->")
+    console.print_json(json.dumps(served["compat"]))
     console.rule("summary")
     console.print(summary_table(summaries))
     retrains = [s for s in summaries if s["verdict"] == "retrain"]
@@ -147,8 +161,11 @@ def main() -> None:
         console.print(f"alert: {s['month']} drifted - {'; '.join(s['reasons'])}")
     console.print(
         "\nWhere to look:\n"
-        "  MLflow UI (runs, versions, aliases):  make mlflow-ui  -> http://127.0.0.1:5000\n"
+        "  MLflow UI (runs, versions, aliases):  make mlflow-ui  -> "
+        f"http://127.0.0.1:{os.environ.get('MLFLOW_PORT', '5000')}\n"
         f"  drift reports (HTML):                 {settings.reports_dir}/\n"
+        "  Evidently UI (monthly checks):        make evidently-ui -> "
+        f"http://127.0.0.1:{settings.evidently_port}\n"
         f"  survey store + labels + runs:         {settings.database_url}\n"
         "  one month again:                      make run-month MONTH=2025-03\n"
         "  serve the API:                        make serve   (then make predict)\n"

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
 
     # --- monitoring --------------------------------------------------------------------
     reports_dir: Path = Path("var/reports")
+    evidently_workspace: str = ""  # empty: `evidently` next to REPORTS_DIR
+    evidently_project: str = "persona-monthly-checks"
+    evidently_port: Annotated[int, Field(gt=0, lt=65536)] = 8001
     drift_sample_rows: PositiveInt = 5_000
     drift_feature_threshold: Probability = 0.05
     drift_share_retrain: Probability = 0.5
@@ -179,6 +182,13 @@ class Settings(BaseSettings):
         if low is not None and value <= low:
             raise ValueError(f"must be greater than FEATURE_MIN ({low}), got {value}")
         return value
+
+    @property
+    def evidently_dir(self) -> Path:
+        """The Evidently UI workspace folder (`EVIDENTLY_WORKSPACE`, default beside reports)."""
+        if self.evidently_workspace:
+            return Path(self.evidently_workspace)
+        return self.reports_dir.parent / "evidently"
 
     @property
     def is_postgres(self) -> bool:

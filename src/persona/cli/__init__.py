@@ -10,8 +10,9 @@ import typer
 
 from persona.cli import catalog, data, flow, label, model, monitor, serve, spark
 from persona.cli._common import reserve_stdout, setup_logging
+from persona.cli._entry import PersonaTyper, print_version
 
-app = typer.Typer(
+app = PersonaTyper(
     name="persona",
     help="PersonaOps: label survey respondents with personas, monitor drift, retrain, serve.",
     no_args_is_help=True,
@@ -29,7 +30,16 @@ app.command("serve")(serve.serve)
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
     setup_logging(verbose)
     reserve_stdout()
 

@@ -28,7 +28,12 @@ VERDICT_STYLE = {
     "insufficient_data": "cyan",
 }
 
-JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+JSON_OPTION = typer.Option(
+    False,
+    "--json",
+    help="Print one JSON document on stdout (errors too). `--json`, `--json true` or "
+    "`--json false`.",
+)
 
 _json_stream: list[TextIO] = []
 
@@ -51,6 +56,25 @@ def _out() -> TextIO:
 def json_stdout() -> TextIO:
     """The stream reserved for JSON documents (the real stdout once a command started)."""
     return _out()
+
+
+_json_mode: list[bool] = [False]
+
+
+def set_json_mode(on: bool) -> None:
+    """Record that the command line asked for --json (errors then print JSON everywhere)."""
+    _json_mode[0] = on
+
+
+def json_mode() -> bool:
+    """Whether the command line asked for --json."""
+    return _json_mode[0]
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    """Write one JSON document on the real stdout."""
+    _out().write(json.dumps(document, default=str) + "\n")
+    _out().flush()
 
 
 def settings() -> Settings:
@@ -97,9 +121,8 @@ def errors_to_exit(as_json: bool = False) -> Iterator[None]:
 
 
 def _fail(payload: dict[str, Any], message: str, as_json: bool) -> None:
-    if as_json:
-        _out().write(json.dumps(payload, default=str) + "\n")
-        _out().flush()
+    if as_json or json_mode():
+        emit_json(payload)
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(code=2) from None
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from persona.catalog import load_catalog
 from persona.cli._common import JSON_OPTION, console, emit, errors_to_exit, settings
+from persona.cli._progress import progress, size_text
 from persona.errors import DataValidationError, IngestError, PersonaError
 from persona.features import Bounds
 from persona.months import parse_month
@@ -20,6 +20,10 @@ from persona.store.engine import open_store
 from persona.synth import FORMATS, SCENARIOS, ScenarioError, default_year, write_month
 
 app = typer.Typer(no_args_is_help=True)
+_SCENARIO_HELP = (
+    "YYYY-MM=SCENARIO; repeatable (default: March = spread). "
+    f"Scenarios: {', '.join(SCENARIOS)} (docs/data.md)."
+)
 
 
 def parse_month_numbers(text: str) -> list[int]:
@@ -60,12 +64,17 @@ def generate(
     n: int = typer.Option(500, "--n", min=1, help="Respondents per month."),
     seed: int = typer.Option(None, "--seed", help="Base seed (default RANDOM_SEED)."),
     scenario_for: list[str] = typer.Option(  # noqa: B008
-        [], "--scenario-for", help="YYYY-MM=SCENARIO; repeatable (default: March = spread)."
+        [],
+        "--scenario-for",
+        help=_SCENARIO_HELP,
     ),
     fmt: str = typer.Option("both", "--format", help="csv, parquet or both."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Write synthetic survey months (survey_YYYY-MM.csv/.parquet + truth_YYYY-MM.csv)."""
+    """Write synthetic survey months (survey_YYYY-MM.csv/.parquet + truth_YYYY-MM.csv).
+
+    Every month is `stable` except March (`spread`) unless --scenario-for says otherwise.
+    """
     cfg = settings()
     with errors_to_exit(as_json):
         if fmt not in ("csv", "parquet", "both"):
@@ -76,18 +85,15 @@ def generate(
         plan = default_year(year, parse_month_numbers(months), n)
         folder = out if out is not None else cfg.var_dir / "data"
         base_seed = cfg.random_seed if seed is None else seed
-        written = [
-            write_month(
-                catalog,
-                p.month,
-                p.n,
-                folder,
-                overrides.get(p.month, p.scenario),
-                base_seed,
-                formats,
-            )
-            for p in plan
-        ]
+        written = []
+        with progress("generate", total=len(plan)) as (start, done):
+            for p in plan:
+                scenario = overrides.get(p.month, p.scenario)
+                start(f"generate {p.month} ({p.n:,} rows, {scenario})")
+                written.append(
+                    write_month(catalog, p.month, p.n, folder, scenario, base_seed, formats)
+                )
+                done()
     emit({"out": str(folder), "seed": base_seed, "months": written}, as_json, _render_generated)
 
 
@@ -135,17 +141,9 @@ def ingest(
     bounds = Bounds(cfg.feature_min, cfg.feature_max)
     results: list[dict[str, Any]] = []
     failure: PersonaError | None = None
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=len(files) < 2,
-    ) as progress:
-        task = progress.add_task("ingest", total=len(files))
+    with progress("ingest", total=len(files)) as (start, done):
         for file in files:
-            progress.update(task, description=f"ingest {file.name}")
+            start(f"ingest {file.name} ({size_text(file.stat().st_size)})")
             try:
                 result = surveys.ingest_file(
                     engine, file, month=month, bounds=bounds, error_limit=cfg.ingest_error_limit
@@ -154,7 +152,7 @@ def ingest(
                 failure = exc
                 break
             results.append(result.to_dict())
-            progress.advance(task)
+            done()
     _finish(results, failure, files, as_json)
 
 

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from persona.cli._common import JSON_OPTION, console, emit, errors_to_exit, settings
+from persona.cli._progress import progress
 
 
 def label(
@@ -25,7 +26,8 @@ def label(
 
         engine = open_store(cfg.database_url)
         try:
-            result = label_month(cfg, engine, month, via_api=via_api or None)
+            with progress(f"label {month} with the {cfg.model_alias}"):
+                result = label_month(cfg, engine, month, via_api=via_api or None)
         finally:
             engine.dispose()
     emit(result, as_json, render)

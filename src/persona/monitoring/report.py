@@ -1,15 +1,46 @@
-"""The Evidently HTML report of a check, with a banner stating verdict, samples and test."""
+"""The Evidently report of a check: the verdict and persona fit first, then feature drift.
+
+One Evidently snapshot per check holds both parts:
+
+1. **Persona fit and verdict** - `evidently_fit.PersonaFitValue` custom metrics (verdict
+   code, drifted-feature share, unassigned rate, distance ratio, mix PSI, largest centroid
+   shift) whose widgets show the verdict with its reasons, the persona mix of reference and
+   current as a chart, and the centroid shift of every persona;
+2. **Feature drift** - the `DataDriftPreset` snapshot of `monitoring.drift`. Its headline
+   ("Dataset Drift is (NOT) detected") judged only the share of drifted features; it is
+   reworded as that input, so no headline contradicts the verdict.
+
+The HTML file is Evidently's own page (the same widgets the Evidently UI shows), written
+as-is so the MLflow artifact preview renders all of it.
+"""
 
 from __future__ import annotations
 
-import html
+import datetime as dt
+import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from persona.monitoring.check import CheckResult
-from persona.monitoring.policy import Decision
+from persona.monitoring.policy import VERDICTS, Decision
+
+log = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+RULES = (
+    "unassigned_rate_retrain",
+    "distance_ratio_retrain",
+    "psi_watch",
+    "psi_retrain",
+    "centroid_shift_retrain",
+    "persona_fit_alpha",
+    "drift_share_watch",
+    "drift_share_retrain",
+)
+"""Settings shown next to the values in the report (read by name; missing ones show as None)."""
+DRIFT_HEADLINE = "Dataset Drift is"
 
 
 def report_name(month: str, reference_months: list[str], model_version: str, data_hash: str) -> str:
@@ -31,30 +62,154 @@ def report_name(month: str, reference_months: list[str], model_version: str, dat
     return _SAFE.sub("_", name)
 
 
-def banner(result: CheckResult, decision: Decision, month: str, reference_months: list[str]) -> str:
-    """HTML block shown above Evidently's widgets."""
-    drift = result.drift
+def month_timestamp(month: str) -> dt.datetime:
+    """The first day of a ``YYYY-MM`` month (the snapshot's time in the Evidently UI)."""
+    year, number = (int(part) for part in month.split("-"))
+    return dt.datetime(year, number, 1)
+
+
+def measured_text(result: CheckResult) -> str:
+    """Which test ran, on how many rows (sampled or not), with which threshold."""
     lines = [
-        f"<b>Month</b> {html.escape(month)} vs reference "
-        f"{html.escape(', '.join(sorted(reference_months)))}",
-        f"<b>Verdict</b> {html.escape(decision.verdict)}",
+        f"- Persona fit: every row, current {result.n_current}, reference {result.n_reference}."
     ]
-    lines += [f"&bull; {html.escape(reason)}" for reason in decision.reasons]
+    drift = result.drift
     if drift is not None:
         lines.append(
-            f"<b>Drift test</b> K-S per feature, drift when p &lt; "
-            f"{result.params.get('feature_threshold')}; drifted share {drift.drift_share:.2f}"
+            f"- Drift test: {result.params.get('stattest', 'ks')} per feature, drift when p < "
+            f"{result.params.get('feature_threshold')}; drifted share {drift.drift_share:.2f}."
         )
         lines.append(
-            f"<b>Rows tested</b> current {drift.n_current_used} of {drift.n_current}, "
+            f"- Rows tested: current {drift.n_current_used} of {drift.n_current}, "
             f"reference {drift.n_reference_used} of {drift.n_reference}"
-            + (" (seeded samples)" if drift.sampled else " (all rows)")
+            + (" (seeded samples)." if drift.sampled else " (all rows).")
         )
-    body = "<br>".join(lines)
-    return (
-        '<div style="font-family:sans-serif;padding:12px;margin:8px;border:1px solid #999;'
-        f'background:#f6f6f6">{body}</div>'
+    else:
+        lines.append("- Drift test: not run (too few rows in the current month).")
+    return "\n".join(lines)
+
+
+def persona_metrics(
+    result: CheckResult,
+    decision: Decision,
+    month: str,
+    reference_months: list[str],
+    rules: dict[str, Any],
+) -> list[Any]:
+    """The persona-fit section as Evidently custom metrics with their widgets.
+
+    Args:
+        result: The check result.
+        decision: The verdict and reasons.
+        month: Current month.
+        reference_months: Reference window.
+        rules: Decision thresholds shown next to the values (settings by name).
+
+    Returns:
+        `PersonaFitValue` metrics, the verdict first.
+    """
+    from persona.monitoring import evidently_fit as ef
+
+    fit = result.fit or {}
+    drift = result.drift
+    widgets = ef.verdict_widgets(decision.verdict, decision.reasons, month, reference_months)
+    widgets.append(ef.summary_widget(fit, drift, result.params, rules))
+    widgets += [w for w in (ef.mix_widget(fit), ef.shift_widget(fit, rules)) if w is not None]
+    widgets.append(ef.text_widget(title="How it was measured", text=measured_text(result)))
+    mix = fit.get("mix") or {}
+    verdicts = list(VERDICTS)
+    code = float(verdicts.index(decision.verdict)) if decision.verdict in verdicts else None
+    codes = ", ".join(f"{i} {v}" for i, v in enumerate(verdicts))
+    return [
+        ef.fit_value("verdict_code", f"Verdict code ({codes})", code, None, widgets),
+        ef.fit_value(
+            "drift_share",
+            "Drifted-feature share",
+            drift.drift_share if drift is not None else None,
+        ),
+        ef.fit_value(
+            "unassigned_rate",
+            "Unassigned rate",
+            fit.get("unassigned_rate"),
+            fit.get("reference_unassigned_rate"),
+        ),
+        ef.fit_value("distance_ratio", "Mean distance / reference", fit.get("distance_ratio")),
+        ef.fit_value("mix_psi", "Persona-mix PSI", mix.get("psi")),
+        ef.fit_value(
+            "max_centroid_shift", "Largest centroid shift (std)", fit.get("max_centroid_shift")
+        ),
+    ]
+
+
+def _reword_drift_headline(widgets: list[Any], decision: Decision) -> None:
+    """Turn Evidently's "Dataset Drift is (NOT) detected" into what it is: one input."""
+    for widget in widgets:
+        params = getattr(widget, "params", None)
+        if isinstance(params, dict):
+            for item in params.get("counters") or []:
+                if isinstance(item, dict) and str(item.get("label", "")).startswith(DRIFT_HEADLINE):
+                    share = str(item["label"]).split("threshold is", 1)[-1].strip(" .")
+                    item["value"] = "Feature drift: one input of the verdict"
+                    item["label"] = (
+                        f"Evidently's dataset-level rule alone (drifted-feature share >= "
+                        f"{share}) is not the verdict; the verdict above is {decision.verdict}"
+                    )
+        _reword_drift_headline(list(getattr(widget, "widgets", None) or []), decision)
+
+
+def build_snapshot(
+    result: CheckResult,
+    decision: Decision,
+    month: str,
+    reference_months: list[str],
+    rules: dict[str, Any],
+    metadata: dict[str, str] | None = None,
+) -> Any:
+    """One Evidently snapshot of the check: persona fit and verdict, then feature drift.
+
+    Args:
+        result: The check result (its drift snapshot, if any, is included).
+        decision: The verdict and reasons.
+        month: Current month (the snapshot's timestamp is its first day).
+        reference_months: Reference window.
+        rules: Decision thresholds shown in the report.
+        metadata: Extra snapshot metadata (model version, data hash...).
+
+    Returns:
+        An `evidently.core.report.Snapshot`.
+    """
+    import pandas as pd
+    from evidently import Dataset, Report
+    from evidently.core.report import Snapshot
+    from evidently.core.serialization import ReportModel, SnapshotModel
+
+    counts = pd.DataFrame({"rows": [result.n_current]})
+    refs = pd.DataFrame({"rows": [result.n_reference]})
+    persona = Report(persona_metrics(result, decision, month, reference_months, rules)).run(
+        Dataset.from_pandas(counts), Dataset.from_pandas(refs)
     )
+    parts = [persona.to_snapshot_model()]
+    if result.drift is not None and result.drift.snapshot is not None:
+        parts.append(result.drift.snapshot.to_snapshot_model())
+    widgets = [w for part in parts for w in part.widgets]
+    _reword_drift_headline(widgets, decision)
+    model = SnapshotModel(
+        report=ReportModel(items=[]),
+        name=f"{month} vs {', '.join(reference_months)}: {decision.verdict}",
+        timestamp=month_timestamp(month),
+        metadata={
+            "month": month,
+            "reference_months": ",".join(reference_months),
+            "verdict": decision.verdict,
+            **(metadata or {}),
+        },
+        tags=[decision.verdict],
+        metric_results={k: v for part in parts for k, v in part.metric_results.items()},
+        top_level_metrics=[m for part in parts for m in part.top_level_metrics],
+        widgets=widgets,
+        tests_widgets=[w for part in parts for w in part.tests_widgets],
+    )
+    return Snapshot.load_model(model)
 
 
 def write_report(
@@ -63,25 +218,36 @@ def write_report(
     month: str,
     reference_months: list[str],
     path: Path,
+    *,
+    rules: dict[str, Any] | None = None,
+    metadata: dict[str, str] | None = None,
+    on_snapshot: Callable[[Any], object] | None = None,
 ) -> Path | None:
-    """Write the Evidently HTML report with the banner; None when no drift test ran.
+    """Write the check's Evidently HTML report; None when no drift test ran.
 
     Args:
-        result: The check result (its Evidently snapshot is rendered).
-        decision: The decision (shown in the banner).
+        result: The check result.
+        decision: The verdict and reasons (the report's headline).
         month: Current month.
         reference_months: Reference window.
         path: Where to write.
+        rules: Decision thresholds shown next to the values.
+        metadata: Extra snapshot metadata.
+        on_snapshot: Called with the snapshot (e.g. to add it to the Evidently workspace).
 
     Returns:
-        The path written, or None when the check had no Evidently snapshot.
+        The path written, or None when there was nothing to report.
     """
     if result.drift is None or result.drift.snapshot is None:
-        return None
-    page = result.drift.snapshot.get_html_str(as_iframe=False)
-    block = banner(result, decision, month, reference_months)
-    match = re.search(r"<body[^>]*>", page)
-    page = page[: match.end()] + block + page[match.end() :] if match else block + page
+        return None  # no drift test ran (too few rows): the verdict says insufficient_data
+    snapshot = build_snapshot(result, decision, month, reference_months, rules or {}, metadata)
+    page = snapshot.get_html_str(as_iframe=False)
+    title = f"<title>PersonaOps check {month}: {decision.verdict}</title>"
+    page = page.replace("<head>", "<head>" + title, 1) if "<head>" in page else page
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    if on_snapshot is not None:
+        on_snapshot(snapshot)
     return path

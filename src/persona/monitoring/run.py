@@ -15,7 +15,8 @@ from persona.errors import MonitoringError
 from persona.features import FEATURE_NAMES
 from persona.monitoring.check import CheckResult, check
 from persona.monitoring.policy import VERDICTS, Decision, decide
-from persona.monitoring.report import report_name, write_report
+from persona.monitoring.report import RULES, report_name, write_report
+from persona.monitoring.workspace import add_check_safely
 from persona.months import parse_month
 from persona.settings import Settings
 from persona.store import monitoring as runs_store
@@ -209,7 +210,16 @@ def run_check(
     result = check(cur_x, ref_x, model, settings, seed=settings.random_seed)
     decision = decide(result, settings)
     path = Path(settings.reports_dir) / report_name(month, refs, str(loaded.version), data_hash)
-    report = write_report(result, decision, month, refs, path)
+    report = write_report(
+        result,
+        decision,
+        month,
+        refs,
+        path,
+        rules={name: getattr(settings, name, None) for name in RULES},
+        metadata={"model_version": str(loaded.version), "data_hash": data_hash[:12]},
+        on_snapshot=lambda snapshot: add_check_safely(settings, snapshot, month),
+    )
     drift = result.drift
     row: dict[str, Any] = {
         "survey_month": month,

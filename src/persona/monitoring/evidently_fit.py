@@ -1,0 +1,243 @@
+"""Persona fit and the verdict as Evidently custom metrics, with their report widgets.
+
+Evidently knows per-feature drift; it does not know personas. `PersonaFitValue` is an
+Evidently metric (``evidently:metric_v2:PersonaFitValue``) whose value the check already
+measured: the verdict code, the drifted-feature share, the unassigned rate, the persona-mix
+PSI, the largest centroid shift, the distance ratio. As Evidently metrics they are stored in
+the snapshot, plotted month over month by the Evidently UI dashboard (`workspace`), and
+rendered in the HTML report by the widgets built here: the verdict with its reasons, the
+persona mix (reference vs current) as a chart, and the per-persona centroid-shift table.
+
+A metric's parameters (``key``, ``title``) identify its series; the value itself is handed
+over privately, so months with different values stay one series.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+from evidently._pydantic_compat import PrivateAttr
+from evidently.core.metric_types import SingleValueCalculation, SingleValueMetric
+from evidently.legacy.model.widget import BaseWidgetInfo
+from evidently.legacy.renderers.html_widgets import (
+    CounterData,
+    WidgetSize,
+    counter,
+    plotly_figure,
+    table_data,
+    text_widget,
+)
+
+METRIC_TYPE = "evidently:metric_v2:PersonaFitValue"
+VERDICT_TITLE = {
+    "no_drift": "No drift: the personas fit",
+    "watch": "Watch: something moved, no retrain",
+    "retrain": "Retrain: the personas no longer fit",
+    "insufficient_data": "Insufficient data: no verdict",
+}
+
+
+class PersonaFitValue(SingleValueMetric):
+    """One persona-fit number (or the verdict code) of a monthly check, as an Evidently metric.
+
+    Attributes:
+        key: Stable id of the series (``unassigned_rate``, ``mix_psi``, ``verdict_code``...).
+        title: What the number is, for people.
+    """
+
+    class Config:
+        """Evidently's registry name of the metric (also the dashboards' metric id)."""
+
+        type_alias = METRIC_TYPE
+
+    key: str
+    title: str
+    _values: tuple[float | None, float | None] = PrivateAttr(default=(None, None))
+    _widgets: list[BaseWidgetInfo] = PrivateAttr(default_factory=list)
+
+    def _default_tests(self, context: Any) -> list[Any]:
+        return []
+
+    def _default_tests_with_reference(self, context: Any) -> list[Any]:
+        return []
+
+
+class PersonaFitValueCalculation(SingleValueCalculation[PersonaFitValue]):
+    """Returns the value the check measured, with the widgets given to the metric."""
+
+    def calculate(self, context: Any, current_data: Any, reference_data: Any) -> Any:
+        """Return (current, reference) results; the report shows the metric's own widgets."""
+        current, reference = self.metric._values
+        result = self.result(current if current is not None else float("nan"))
+        result.widget = list(self.metric._widgets)
+        ref = None
+        if reference is not None:
+            ref = self.result(reference)
+            ref.widget = []
+        return result, ref
+
+    def display_name(self) -> str:
+        """The metric's title."""
+        return self.metric.title
+
+
+def fit_value(
+    key: str,
+    title: str,
+    current: float | None,
+    reference: float | None = None,
+    widgets: list[BaseWidgetInfo] | None = None,
+) -> PersonaFitValue:
+    """Build a `PersonaFitValue` holding a measured value and the widgets that show it.
+
+    Args:
+        key: Series id.
+        title: Display name.
+        current: The month's value (None: not measured).
+        reference: The reference window's value, if any.
+        widgets: What the report shows for it (none: nothing, the value is in the dashboard).
+
+    Returns:
+        The metric, ready for an Evidently `Report`.
+    """
+    metric = PersonaFitValue(key=key, title=title)
+    object.__setattr__(metric, "_values", (current, reference))
+    object.__setattr__(metric, "_widgets", list(widgets or []))
+    return metric
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100.0 * value:.1f}%"
+
+
+def _num(value: float | None, pattern: str = "{:.3f}") -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def verdict_widgets(
+    verdict: str, reasons: list[str], month: str, references: list[str]
+) -> list[BaseWidgetInfo]:
+    """The report's headline: the verdict and every reason behind it."""
+    refs = ", ".join(references)
+    head = counter(
+        counters=[CounterData(VERDICT_TITLE.get(verdict, verdict), f"Verdict: {verdict}")],
+        title=f"PersonaOps monthly check: {month} vs reference {refs}",
+    )
+    lines = "\n".join(f"- {reason}" for reason in reasons) or "- (no reason recorded)"
+    return [head, text_widget(title="Why", text=lines)]
+
+
+def summary_widget(
+    fit: dict[str, Any], drift: Any, params: dict[str, Any], decision_rules: dict[str, Any]
+) -> BaseWidgetInfo:
+    """Counters: drifted features, unassigned rate, distance ratio, mix PSI, largest shift."""
+    counters = []
+    if drift is not None:
+        drifted = sum(bool(f.drifted) for f in drift.features)
+        counters.append(
+            CounterData(
+                f"Drifted features (K-S p < {params.get('feature_threshold')}; watch at "
+                f"{decision_rules.get('drift_share_watch')}, retrain at "
+                f"{decision_rules.get('drift_share_retrain')})",
+                f"{drifted} of {len(drift.features)} ({drift.drift_share:.2f})",
+            )
+        )
+    counters.append(
+        CounterData(
+            f"Unassigned rate, reference {_pct(fit.get('reference_unassigned_rate'))} "
+            f"(retrain at {_pct(decision_rules.get('unassigned_rate_retrain'))})",
+            _pct(fit.get("unassigned_rate")),
+        )
+    )
+    counters.append(
+        CounterData(
+            "Mean distance vs reference "
+            f"(retrain at {decision_rules.get('distance_ratio_retrain')}x)",
+            _num(fit.get("distance_ratio"), "{:.2f}x"),
+        )
+    )
+    mix = fit.get("mix") or {}
+    counters.append(
+        CounterData(
+            f"Persona-mix PSI (watch at {decision_rules.get('psi_watch')}, retrain at "
+            f"{decision_rules.get('psi_retrain')})",
+            _num(mix.get("psi")),
+        )
+    )
+    worst = fit.get("max_centroid_shift_persona")
+    counters.append(
+        CounterData(
+            "Largest centroid shift, reference std"
+            + (f" ({worst})" if worst else "")
+            + f" (retrain at {decision_rules.get('centroid_shift_retrain')})",
+            _num(fit.get("max_centroid_shift"), "{:.2f}"),
+        )
+    )
+    return counter(counters=counters, title="Persona fit of the month")
+
+
+def mix_widget(fit: dict[str, Any]) -> BaseWidgetInfo | None:
+    """Grouped bar chart of the persona shares, reference vs current (unassigned included)."""
+    mix = fit.get("mix") or {}
+    bins = list(mix.get("bins") or [])
+    if not bins:
+        return None
+    ref = [float(mix["reference_shares"].get(b, 0.0)) for b in bins]
+    cur = [float(mix["current_shares"].get(b, 0.0)) for b in bins]
+    figure = go.Figure(
+        data=[
+            go.Bar(name="reference", x=bins, y=ref, marker_color="#4d4d4d"),
+            go.Bar(name="current", x=bins, y=cur, marker_color="#ed0400"),
+        ]
+    )
+    figure.update_layout(
+        barmode="group", yaxis={"title": "share of respondents", "tickformat": ".0%"}
+    )
+    pvalue = mix.get("chi2_pvalue")
+    title = f"Persona mix: reference vs current (PSI {_num(mix.get('psi'))}"
+    title += f", chi-square p={pvalue:.2g})" if pvalue is not None else ")"
+    return plotly_figure(title=title, figure=figure, size=WidgetSize.FULL)
+
+
+def shift_widget(fit: dict[str, Any], decision_rules: dict[str, Any]) -> BaseWidgetInfo | None:
+    """Table: per persona, the centroid shift in reference std, its p-value and row counts."""
+    shifts = fit.get("centroid_shift") or {}
+    if not shifts:
+        return None
+    limit = decision_rules.get("centroid_shift_retrain")
+    alpha = decision_rules.get("persona_fit_alpha")
+    rows = []
+    for pid, entry in shifts.items():
+        shift, pvalue = entry.get("shift"), entry.get("pvalue")
+        moved = (
+            shift is not None
+            and pvalue is not None
+            and limit is not None
+            and alpha is not None
+            and shift >= limit
+            and pvalue < alpha
+        )
+        rows.append(
+            [
+                pid,
+                _num(shift, "{:.2f}"),
+                "-" if pvalue is None else f"{pvalue:.2g}",
+                str(entry.get("n_current", "-")),
+                str(entry.get("n_reference", "-")),
+                "moved" if moved else ("too few rows" if shift is None else "no"),
+            ]
+        )
+    return table_data(
+        title=f"Centroid shift per persona (reference std; moved when >= {limit} and p < {alpha})",
+        column_names=[
+            "persona",
+            "shift (std)",
+            "p-value",
+            "rows current",
+            "rows reference",
+            "moved",
+        ],
+        data=rows,
+        size=WidgetSize.FULL,
+    )

@@ -1,0 +1,137 @@
+"""The Evidently UI workspace: monthly checks as snapshots, a dashboard, `make evidently-ui`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+
+from persona.catalog import load_catalog
+from persona.features import FEATURE_NAMES
+from persona.model import calibrate_radii, from_catalog
+from persona.monitoring import check, decide
+from persona.monitoring.evidently_fit import METRIC_TYPE
+from persona.monitoring.report import build_snapshot
+from persona.monitoring.workspace import PANELS, add_check, ensure_project, open_workspace
+from persona.settings import Settings
+from persona.synth import generate_month
+from tests.conftest import CATALOG, REPO
+from tests.integration.servers import free_port, start, stop, wait_http
+
+pytestmark = pytest.mark.slow
+
+
+def month_x(scenario: str, seed: int, month: str) -> np.ndarray:
+    frame, _ = generate_month(load_catalog(CATALOG), month, 400, seed=seed, scenario=scenario)
+    return frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+
+
+def snapshot_of(cfg: Settings, month: str, scenario: str, seed: int) -> tuple[Any, str]:
+    reference = month_x("stable", 1, "2025-01")
+    base = from_catalog(load_catalog(CATALOG))
+    model = from_catalog(load_catalog(CATALOG), calibrate_radii(base, reference, 0.999, 1.25))
+    result = check(month_x(scenario, seed, month), reference, model, cfg, seed=seed)
+    decision = decide(result, cfg)
+    return build_snapshot(result, decision, month, ["2025-01"], {}), decision.verdict
+
+
+def test_monthly_checks_in_the_evidently_ui(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    cfg = make_settings()
+    verdicts = {}
+    for month, scenario, seed in (
+        ("2025-03", "spread", 3),
+        ("2025-02", "stable", 2),
+        ("2025-03", "spread", 4),  # the month checked again: replaces its snapshot
+    ):
+        snapshot, verdicts[month] = snapshot_of(cfg, month, scenario, seed)
+        add_check(cfg, snapshot, month)
+    workspace = open_workspace(cfg)
+    project = ensure_project(workspace, cfg)  # idempotent: no duplicate panels
+    assert len(project.dashboard.model().panels) == len(PANELS)
+    assert len(workspace.list_runs(project.id)) == 2
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "EVIDENTLY_WORKSPACE": str(cfg.evidently_dir),
+        "EVIDENTLY_PORT": str(port),
+        "EVIDENTLY_PROJECT": cfg.evidently_project,
+    }
+    log = tmp_path / "evidently-ui.log"
+    proc = start(["make", "-s", "-C", str(REPO), "evidently-ui"], env, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/api/version", proc, log)
+        [listed] = requests.get(f"{base}/api/projects", timeout=10).json()
+        assert listed["name"] == cfg.evidently_project
+        pid = listed["id"]
+        snaps = requests.get(f"{base}/api/projects/{pid}/snapshots", timeout=10).json()
+        assert sorted(s["metadata"]["month"] for s in snaps) == ["2025-02", "2025-03"]
+        dashboard = requests.get(f"{base}/api/v2/dashboards/{pid}", timeout=10).json()
+        assert [p["title"] for p in dashboard["panels"]] == [title for _, title, _ in PANELS]
+        series_filter = [
+            {"tags": [], "metadata": {}, "metric": METRIC_TYPE, "metric_labels": {"key": key}}
+            for key, _, _ in PANELS
+        ]
+        answer = requests.post(
+            f"{base}/api/v2/snapshots/{pid}/data_series_batch",
+            json={"series_filter": series_filter},
+            timeout=30,
+        ).json()
+        months = [s["metadata"]["month"] for s in answer["sources"]]
+        assert months == ["2025-02", "2025-03"]
+        by_key = {s["params"]["key"]: s["values"] for s in answer["series"]}
+        assert set(by_key) == {key for key, _, _ in PANELS}
+        codes = ["no_drift", "watch", "retrain", "insufficient_data"]
+        assert by_key["verdict_code"] == [codes.index(verdicts[m]) for m in months]
+        assert by_key["unassigned_rate"][1] > by_key["unassigned_rate"][0]
+        page = requests.get(f"{base}/projects/{pid}", timeout=10)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+    finally:
+        stop(proc)
+
+
+def test_run_check_adds_its_snapshot_to_the_workspace(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from dataclasses import dataclass, field
+
+    from persona.model import PersonaModel
+    from persona.monitoring import run_check
+    from persona.store import surveys
+    from persona.store.engine import open_store
+
+    @dataclass(frozen=True)
+    class Loaded:
+        model: PersonaModel
+        name: str = "persona-classifier"
+        version: str = "1"
+        alias: str | None = "champion"
+        uri: str = "test"
+        tags: dict[str, Any] = field(default_factory=dict)
+
+    cfg = make_settings()
+    engine = open_store(cfg.database_url)
+    catalog = load_catalog(CATALOG)
+    for month, scenario, seed in (("2025-01", "stable", 1), ("2025-03", "spread", 3)):
+        frame, _ = generate_month(catalog, month, 300, seed=seed, scenario=scenario)
+        surveys.ingest_frame(engine, frame)
+    reference = month_x("stable", 1, "2025-01")
+    base = from_catalog(catalog)
+    loaded = Loaded(from_catalog(catalog, calibrate_radii(base, reference, 0.999, 1.25)))
+    result = run_check(cfg, engine, "2025-03", ["2025-01"], loaded=loaded)
+    workspace = open_workspace(cfg)
+    project = ensure_project(workspace, cfg)
+    [run_id] = workspace.list_runs(project.id)
+    stored = workspace.get_run(project.id, run_id)
+    assert stored.metadata["month"] == "2025-03"
+    assert stored.metadata["verdict"] == result["verdict"]
+    assert stored.metadata["model_version"] == "1"
+    engine.dispose()
