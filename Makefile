@@ -14,7 +14,7 @@ SPARK_OUTPUT ?= var/spark/labels
 
 .PHONY: help venv venv-mage lint format typecheck check test test-fast demo data ingest \
 	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict mlflow-ui evidently-ui mage up down status nginx \
-	tf_init tf_plan tf_apply tf_destroy tf_fmt bench evaluate-policy clean
+	tf_init tf_plan tf_apply tf_destroy tf_fmt bench evaluate-policy clean browser-deps
 
 help: ## List every target with a line of help (colours only on a terminal, never with NO_COLOR)
 	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
@@ -60,11 +60,20 @@ typecheck: venv ## Mypy on src/persona
 
 check: lint typecheck ## Lint + types (what pre-commit runs)
 
-test: venv venv-mage spark-deps nginx ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, full stack)
+test: venv venv-mage spark-deps nginx browser-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, browser, full stack)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: venv spark-deps nginx ## Run the tests that need no Mage env and no full stack
-	$(BIN)/pytest -m "not mage and not stack" $(PYTEST_ARGS)
+test-fast: venv spark-deps nginx ## Run the tests that need no Mage env, no browser and no full stack
+	$(BIN)/pytest -m "not mage and not stack and not browser" $(PYTEST_ARGS)
+
+browser-deps: ## Install Debian's chromium + chromium-driver for the browser test (idempotent)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "browser-deps: chromium and chromedriver are installed"; \
+	else \
+		echo "browser-deps: installing chromium and chromium-driver (Debian)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver; \
+	fi
 
 demo: venv ## The main job: generate Jan-May 2025, run the monthly cycle, serve, summarise (embedded default)
 	$(BIN)/python scripts/demo.py
