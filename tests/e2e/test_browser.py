@@ -84,11 +84,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "MLFLOW_PORT": str(free_port()),
         "EVIDENTLY_PORT": str(free_port()),
         "NO_COLOR": "1",
-        # Mage with authentication on, as in production, and a known owner to sign in as.
-        "REQUIRE_USER_AUTHENTICATION": "1",
-        "DEFAULT_OWNER_EMAIL": MAGE_OWNER[0],
-        "DEFAULT_OWNER_PASSWORD": MAGE_OWNER[1],
-        "DEFAULT_OWNER_USERNAME": "admin",
+        # The Mage UI owner a person signs in as (start_mage.sh turns authentication on).
+        "MAGE_ADMIN_EMAIL": MAGE_OWNER[0],
+        "MAGE_ADMIN_PASSWORD": MAGE_OWNER[1],
     }
     var.mkdir(parents=True)
     mage = start(["bash", str(REPO / "02_pipeline" / "start_mage.sh")], env, tmp / "mage.log")
