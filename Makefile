@@ -143,7 +143,7 @@ tf_destroy: ## terraform destroy in 05_iac
 tf_fmt: ## terraform fmt -check in 05_iac
 	terraform -chdir=05_iac fmt -check -recursive
 
-evaluate-policy: venv ## Print the drift-policy evaluation table (50 seeded months per scenario)
+evaluate-policy: venv ## Print the drift-policy evaluation table (95% intervals; 2000 stable + 100 drift seeds per size)
 	$(BIN)/python 04_monitoring/evaluate_policy.py
 
 bench: venv venv-mage nginx ## Run every benchmark (minutes; writes benchmarks/out/ and prints ratios)

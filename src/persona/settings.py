@@ -74,9 +74,13 @@ class Settings(BaseSettings):
     kmeans_n_init: PositiveInt = 3
     k_selection_tolerance: NonNegativeFloat = 0.10
     align_max_distance: Annotated[float, Field(gt=0)] = 8.0
+    split_min_separation: Annotated[float, Field(gt=0)] = 4.0
+    candidate_min_rows: PositiveInt = 20
+    radius_max_growth: Annotated[float, Field(ge=1.0)] = 1.25
     random_seed: int = 42
     gate_min_label_stability: Probability = 0.95
     gate_metric_tolerance: NonNegativeFloat = 0.02
+    gate_max_absorbed_share: Probability = 0.02
     training_window_months: PositiveInt = 3
     auto_promote: bool = True
     cycle_step_timeout_s: Annotated[float, Field(gt=0)] = 1800.0
@@ -89,14 +93,15 @@ class Settings(BaseSettings):
     drift_sample_rows: PositiveInt = 5_000
     drift_feature_threshold: Probability = 0.05
     drift_share_retrain: Probability = 0.5
-    drift_share_watch: Probability = 0.2
     min_month_rows: PositiveInt = 50
-    unassigned_rate_retrain: Probability = 0.05
-    distance_ratio_retrain: Annotated[float, Field(gt=1.0)] = 1.2
-    psi_watch: NonNegativeFloat = 0.1
-    psi_retrain: NonNegativeFloat = 0.25
-    centroid_shift_retrain: NonNegativeFloat = 1.0
-    persona_fit_alpha: Probability = 0.01
+    persona_fit_alpha: Probability = 0.001
+    centroid_shift_retrain: NonNegativeFloat = 0.3
+    distance_ratio_retrain: Annotated[float, Field(gt=1.0)] = 1.1
+    unassigned_min_effect: Probability = 0.01
+    far_tail_share: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.002
+    persona_gone_ratio: Probability = 0.2
+    mix_alpha: Probability = 0.02
+    psi_watch: NonNegativeFloat = 0.02
 
     # --- alerts ------------------------------------------------------------------------
     alert_telegram_bot_token: str = ""

@@ -59,10 +59,13 @@ def test_stable_month_is_not_retrain(reference, model, cfg) -> None:
 @pytest.mark.parametrize(
     ("scenario", "expected"),
     [
-        ("spread", "mean distance"),
+        ("spread", "spread x"),
         ("shift", "moved"),
         ("new_segment", "unassigned rate"),
-        ("mix", "persona mix shifted"),
+        ("vanish", "is gone"),
+        ("rescale", "x3 of persona"),
+        ("sign_flip", "x3 of persona"),
+        ("zero_fill", "beyond the reference's farthest"),
     ],
 )
 def test_drift_scenarios_trigger_retrain(reference, model, cfg, scenario, expected) -> None:
@@ -70,6 +73,23 @@ def test_drift_scenarios_trigger_retrain(reference, model, cfg, scenario, expect
     decision = decide(result, cfg)
     assert decision.verdict == "retrain"
     assert any(expected in reason for reason in decision.reasons), decision.reasons
+    assert decision.fired and any("Holm over" in reason for reason in decision.reasons)
+
+
+def test_pure_mix_change_is_watch_with_the_shares(reference, model, cfg) -> None:
+    result = check(month_x("mix", 3), reference, model, cfg, seed=3)
+    decision = decide(result, cfg)
+    assert decision.verdict == "watch", decision.reasons
+    assert decision.reasons[0].startswith("persona mix changed: sustainable-steve 5")
+    assert "(was 3" in decision.reasons[0] and "budget-bob 10.0%" in decision.reasons[0]
+
+
+def test_same_inputs_same_verdict_and_evidently_does_not_decide(reference, model, cfg) -> None:
+    cur = month_x("new_segment", 6)
+    first = decide(check(cur, reference, model, cfg, seed=1), cfg)
+    again = decide(check(cur, reference, model, cfg, seed=1), cfg)
+    quick = decide(check(cur, reference, model, cfg, seed=1, evidently=False), cfg)
+    assert first == again == quick
 
 
 def test_shift_names_the_moved_persona(reference, model, cfg) -> None:
@@ -126,7 +146,7 @@ def test_psi_is_finite_with_an_empty_bin(reference, model) -> None:
     cur = model.predict(reference[:200])
     ref = model.predict(reference)
     mix = persona_mix(cur, ref, model)
-    assert mix["current_shares"]["unassigned"] == 0.0
+    assert mix["assigned_shares"]["unassigned"] == 0.0
     assert np.isfinite(mix["psi"]) and mix["psi"] < 0.05
     assert mix["chi2_pvalue"] > 0.05
 
@@ -142,8 +162,9 @@ def _result(drift_share: float = 0.0, **fit: object) -> CheckResult:
         "mean_distance": 6.0,
         "reference_mean_distance": 6.0,
         "distance_ratio": 1.0,
-        "mix": {"psi": 0.0, "chi2_pvalue": 1.0},
+        "mix": {**MIX, "psi": 0.0, "chi2_pvalue": 1.0},
         "centroid_shift": {},
+        "tests": [],
     }
     base.update(fit)
     return CheckResult(
@@ -151,24 +172,49 @@ def _result(drift_share: float = 0.0, **fit: object) -> CheckResult:
     )
 
 
-def test_decide_thresholds(cfg) -> None:
+def _t(kind: str, effect: float, pvalue: float, persona: str | None = "a") -> dict:
+    return {"kind": kind, "persona": persona, "feature": "x1", "effect": effect, "pvalue": pvalue}
+
+
+MIX = {
+    "bins": ["a", "b"],
+    "current_shares": {"a": 0.7, "b": 0.3},
+    "reference_shares": {"a": 0.5, "b": 0.5},
+}
+
+
+def test_decide_rules(cfg) -> None:
     assert decide(_result(), cfg).verdict == "no_drift"
-    assert decide(_result(0.2), cfg).verdict == "watch"
-    assert decide(_result(0.5), cfg).verdict == "retrain"
-    assert decide(_result(unassigned_rate=0.06), cfg).verdict == "retrain"
-    # already as high in the reference: not a change
-    assert decide(_result(unassigned_rate=0.06, reference_unassigned_rate=0.06), cfg).verdict == (
+    # the marginal K-S share informs, it does not decide
+    assert decide(_result(0.9), cfg).verdict == "no_drift"
+    fill = [_t("feature_shift", 0.0, 0.9)] * 98
+    assert decide(_result(tests=[_t("shift", 1.5, 1e-6), *fill]), cfg).verdict == "retrain"
+    # significant alone, but not after Holm over 100 tests (2e-5 * 100 > alpha)
+    assert decide(_result(tests=[_t("shift", 1.5, 2e-5), *fill, fill[0]]), cfg).verdict == (
         "no_drift"
     )
-    assert decide(_result(distance_ratio=1.25, mean_distance=7.5), cfg).verdict == "retrain"
-    assert decide(_result(mix={"psi": 0.15, "chi2_pvalue": 0.001}), cfg).verdict == "watch"
-    assert decide(_result(mix={"psi": 0.3, "chi2_pvalue": 0.001}), cfg).verdict == "retrain"
+    # significant but too small an effect
+    assert decide(_result(tests=[_t("shift", 0.1, 1e-9)]), cfg).verdict == "no_drift"
+    assert decide(_result(tests=[_t("spread", 0.8, 1e-9)]), cfg).verdict == "retrain"
+    assert decide(_result(tests=[_t("spread", 1.05, 1e-9)]), cfg).verdict == "no_drift"
+    assert decide(_result(tests=[_t("gone", 0.5, 1e-9)]), cfg).verdict == "no_drift"
+    assert decide(_result(tests=[_t("gone", 0.1, 1e-9)]), cfg).verdict == "retrain"
+    assert decide(_result(tests=[_t("unassigned", 0.005, 1e-9, None)]), cfg).verdict == ("no_drift")
+    mix = {**MIX, "psi": 0.15, "chi2_pvalue": 0.001}
+    watch = decide(_result(mix=mix), cfg)
+    assert watch.verdict == "watch" and "a 70.0% (was 50.0%)" in watch.reasons[0]
     # a large PSI that is not significant (tiny persona counts) is not an alarm
-    assert decide(_result(mix={"psi": 0.3, "chi2_pvalue": 0.2}), cfg).verdict == "no_drift"
-    moved = {"a": {"shift": 1.5, "pvalue": 1e-6}}
-    assert decide(_result(centroid_shift=moved), cfg).verdict == "retrain"
-    noisy = {"a": {"shift": 1.5, "pvalue": 0.3}}
-    assert decide(_result(centroid_shift=noisy), cfg).verdict == "no_drift"
+    assert decide(_result(mix={**MIX, "psi": 0.3, "chi2_pvalue": 0.2}), cfg).verdict == ("no_drift")
+    both = decide(_result(mix=mix, tests=[_t("shift", 1.5, 1e-9)]), cfg)
+    assert both.verdict == "retrain" and "persona mix changed" in both.reasons[-1]
+
+
+def test_holm_steps_down() -> None:
+    from persona.monitoring.stats import holm
+
+    p = np.array([0.001, 0.04, 0.03, np.nan, 0.5])
+    assert holm(p, 0.05).tolist() == [True, False, False, False, False]
+    assert holm(np.array([0.001, 0.012, 0.02]), 0.05).tolist() == [True, True, True]
 
 
 def test_report_states_samples_and_verdict(reference, model, make_settings, tmp_path) -> None:

@@ -65,8 +65,8 @@ def test_invalid_values_fail_naming_the_variable(overrides: dict, variable: str)
 
 
 def test_negative_threshold_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("UNASSIGNED_RATE_RETRAIN", "-0.2")
-    with pytest.raises(SettingsError, match="UNASSIGNED_RATE_RETRAIN"):
+    monkeypatch.setenv("UNASSIGNED_MIN_EFFECT", "-0.2")
+    with pytest.raises(SettingsError, match="UNASSIGNED_MIN_EFFECT"):
         load_settings(_env_file=None)
 
 

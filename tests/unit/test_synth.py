@@ -56,8 +56,19 @@ def test_same_seed_month_scenario_gives_identical_frames(catalog: Catalog) -> No
     assert not np.allclose(a[0]["x1"], other_month["x1"])
 
 
+def test_membership_is_random_by_default_and_exact_on_request(catalog: Catalog) -> None:
+    counts = [
+        generate_month(catalog, "2025-01", 500, seed=s)[1]["persona_id"].value_counts()
+        for s in range(20)
+    ]
+    steve = [int(c["sustainable-steve"]) for c in counts]
+    assert len(set(steve)) > 5 and 130 < sum(steve) / 20 < 203  # multinomial noise
+    _, exact = generate_month(catalog, "2025-01", 500, seed=1, membership="exact")
+    assert sorted(exact["persona_id"].value_counts().tolist()) == [166, 167, 167]
+
+
 def test_stable_is_std_2_with_equal_shares(catalog: Catalog) -> None:
-    survey, truth = generate_month(catalog, "2025-01", 3000, seed=1)
+    survey, truth = generate_month(catalog, "2025-01", 3000, seed=1, membership="exact")
     assert truth["persona_id"].value_counts().to_dict() == {pid: 1000 for pid in catalog.ids}
     for persona in catalog.personas:
         std = _within_std(survey, truth, persona.id, np.array(persona.centroid))
@@ -91,29 +102,56 @@ def test_shift_moves_one_persona_by_the_distance(catalog: Catalog) -> None:
 
 
 def test_new_segment_share_and_a_far_centroid(catalog: Catalog) -> None:
-    survey, truth = generate_month(catalog, "2025-05", 1000, "new_segment", seed=9, new_share=0.25)
+    survey, truth = generate_month(
+        catalog, "2025-05", 1000, "new_segment", seed=9, new_share=0.25, membership="exact"
+    )
     counts = truth["persona_id"].value_counts()
     assert counts[NEW_SEGMENT_ID] == 250
     centre = new_segment_centroid(catalog, 9)
     nearest = np.linalg.norm(catalog.centroids() - centre, axis=1).min()
-    assert nearest > 12.0  # far beyond 3 std of any persona
+    assert 12.0 <= nearest <= 20.0  # the 12-20 from the nearest persona
+    for seed in range(20):
+        gap = np.linalg.norm(catalog.centroids() - new_segment_centroid(catalog, seed), axis=1)
+        assert 12.0 - 1e-9 <= gap.min() <= 20.0
+    placed = new_segment_centroid(catalog, 3, distance=15.0)
+    assert np.linalg.norm(catalog.centroids() - placed, axis=1).min() == pytest.approx(15.0)
     same_in_june = new_segment_centroid(catalog, 9)
     assert np.array_equal(centre, same_in_june)
     assert _within_std(survey, truth, NEW_SEGMENT_ID, centre) == pytest.approx(2.0, rel=0.1)
 
 
 def test_mix_changes_persona_shares(catalog: Catalog) -> None:
-    _, truth = generate_month(catalog, "2025-06", 1000, "mix", seed=2)
+    _, truth = generate_month(catalog, "2025-06", 1000, "mix", seed=2, membership="exact")
     assert truth["persona_id"].value_counts().to_dict() == {
         "sustainable-steve": 600,
         "eco-conscious-haley": 300,
         "budget-bob": 100,
     }
-    _, custom = generate_month(catalog, "2025-06", 10, "mix", seed=2, shares=[0, 1, 1])
+    _, custom = generate_month(
+        catalog, "2025-06", 10, "mix", seed=2, shares=[0, 1, 1], membership="exact"
+    )
     assert custom["persona_id"].value_counts().to_dict() == {
         "eco-conscious-haley": 5,
         "budget-bob": 5,
     }
+
+
+def test_vanish_rescale_sign_flip_and_zero_fill(catalog: Catalog) -> None:
+    _, truth = generate_month(catalog, "2025-07", 600, "vanish", seed=2, shift_persona="budget-bob")
+    assert "budget-bob" not in set(truth["persona_id"])
+    base, _ = generate_month(catalog, "2025-07", 600, "stable", seed=2)
+    scaled, _ = generate_month(catalog, "2025-07", 600, "rescale", seed=2, feature="x2", factor=3)
+    flipped, _ = generate_month(catalog, "2025-07", 600, "sign_flip", seed=2, feature="x4")
+    assert scaled["x2"].abs().mean() > 2.5 * base["x2"].abs().mean()
+    assert flipped["x4"].mean() == pytest.approx(-base["x4"].mean(), abs=0.6)
+    zeroed, _ = generate_month(catalog, "2025-07", 1000, "zero_fill", seed=2, zero_share=0.2)
+    rows = (zeroed[["x6", "x7", "x8", "x9", "x10"]] == 0.0).all(axis=1)
+    assert 150 < rows.sum() < 250 and (zeroed.loc[rows, "x1"] != 0.0).all()
+    shifted, t = generate_month(catalog, "2025-07", 3000, "shift", seed=2, shift_sigma=1.0,
+                                membership="exact")  # fmt: skip
+    first = catalog.personas[0]
+    mean = shifted.loc[t["persona_id"] == first.id, list(FEATURE_NAMES)].mean().to_numpy()
+    assert np.abs(mean - np.array(first.centroid)) == pytest.approx(np.full(10, 2.0), abs=0.3)
 
 
 def test_default_year_is_the_original_study() -> None:
@@ -153,6 +191,9 @@ def test_write_month_files_round_trip(catalog: Catalog, tmp_path: Path) -> None:
         ),
         ({"scenario": "new_segment", "new_share": 1.5}, ScenarioError, "new_share"),
         ({"scenario": "mix", "shares": [-1, 1, 1]}, ScenarioError, "mix shares"),
+        ({"scenario": "rescale", "feature": "x11"}, ScenarioError, "unknown feature 'x11'"),
+        ({"scenario": "zero_fill", "zero_share": 0.0}, ScenarioError, "zero_share"),
+        ({"membership": "fixed"}, ScenarioError, "membership must be one of"),
         ({"n": 0}, ScenarioError, "n must be positive"),
         ({"month": "2025-3"}, MonthError, "expected YYYY-MM"),
     ],

@@ -161,3 +161,60 @@ def test_bad_inputs(champion) -> None:  # type: ignore[no-untyped-def]
         train(np.zeros((5, 3)), champion, PARAMS)
     with pytest.raises(ModelError, match="bad k range"):
         train(np.zeros((50, 10)), champion, TrainingParams(k_min=5, k_max=3))
+
+
+def _window(catalog, seed: int, share: float, n: int = 500):  # type: ignore[no-untyped-def]
+    """Two stable months and one with a new segment (the retrain window of its first month)."""
+    parts = [generate_month(catalog, m, n, "stable", seed=seed) for m in ("2025-01", "2025-02")]
+    parts.append(generate_month(catalog, "2025-03", n, "new_segment", seed=seed, new_share=share))
+    x = np.vstack([p[0].loc[:, list(FEATURE_NAMES)].to_numpy(np.float64) for p in parts])
+    truth = np.concatenate([p[1]["persona_id"].to_numpy() for p in parts])
+    return x, truth
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_segment_in_its_first_month_becomes_a_candidate(catalog, champion, seed) -> None:  # type: ignore[no-untyped-def]
+    x, truth = _window(catalog, seed, 0.15)
+    params = TrainingParams(k_min=2, k_max=10, n_init=3, seed=42)
+    result = train(x, champion, params)
+    assert result.model.persona_ids[:3] == champion.persona_ids
+    assert [c["persona_id"] for c in result.alignment.candidates] == ["candidate-1"]
+    [candidate] = result.alignment.candidates
+    assert 12.0 <= candidate["distance"] <= 21.0 and candidate["rows"] >= 40
+    pred = result.model.predict(x).persona_id
+    new = truth == "new-segment"
+    assert np.mean(np.isin(pred[new], champion.persona_ids)) < 0.05
+    assert np.mean(pred[~new] == truth[~new]) >= 0.99
+
+
+def test_no_drift_retrain_keeps_every_label_and_splits_nothing(catalog, champion) -> None:  # type: ignore[no-untyped-def]
+    for seed in (11, 12, 13):
+        x = _window(catalog, seed, 0.001)[0][:1000]  # the two stable months
+        result = train(x, champion, TrainingParams(seed=42))
+        assert result.k == 3 and result.model.persona_ids == champion.persona_ids
+        assert result.model.persona_names == champion.persona_names
+        assert result.model.training["splits"] == []
+        assert label_stability(champion, result.model, x) >= 0.99
+
+
+def test_radius_growth_is_bounded_and_reported(catalog, champion) -> None:  # type: ignore[no-untyped-def]
+    x, _ = _month(catalog, "2025-06", "spread", n=1500)
+    params = TrainingParams(k_min=3, k_max=3, seed=42, radius_max_growth=1.1)
+    result = train(x, champion, params)
+    grown = {g["persona_id"]: g for g in result.alignment.radius_grown}
+    assert set(grown) == set(champion.persona_ids)
+    for index, pid in enumerate(result.model.persona_ids):
+        assert result.model.radii[index] == pytest.approx(champion.radii[index] * 1.1)
+        assert grown[pid]["calibrated"] > grown[pid]["bound"]
+
+
+def test_given_names_survive_alignment(champion) -> None:  # type: ignore[no-untyped-def]
+    current = PersonaModel(
+        (*champion.persona_ids, "candidate-1"),
+        (*champion.persona_names, "Candidate 1"),
+        np.vstack([champion.centroids, np.full(10, 50.0)]),
+        np.full(4, np.inf),
+    )
+    ids, names, report = align(current.centroids, current, 8.0, {"candidate-1": "Thrifty Tina"})
+    assert ids[3] == "candidate-1" and names[3] == "Thrifty Tina"
+    assert report.matched[3]["persona_name"] == "Thrifty Tina"

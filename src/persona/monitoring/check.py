@@ -66,13 +66,14 @@ def check(
     settings: Settings,
     *,
     seed: int,
+    evidently: bool = True,
 ) -> CheckResult:
     """Measure data drift and persona fit of the current rows against the reference rows.
 
-    Pure: no I/O. Evidently runs on at most `settings.drift_sample_rows` rows per side (a
-    seeded sample); the persona-fit metrics use every row. A current month below
-    `settings.min_month_rows` skips the drift test (the decision will be
-    ``insufficient_data``).
+    Pure: no I/O. The persona-fit tests (which alone decide the verdict) use every row.
+    Evidently's marginal K-S report runs on at most `settings.drift_sample_rows` rows per
+    side (a seeded sample) and only informs; a current month below
+    `settings.min_month_rows` skips it (the decision will be ``insufficient_data``).
 
     Args:
         current_x: Current month, float64 (rows, features) in model feature order.
@@ -80,6 +81,8 @@ def check(
         model: The champion model that labels both sides.
         settings: Thresholds and the sample limit.
         seed: Seed of the sampling.
+        evidently: Run the Evidently report (the policy evaluation skips it: the verdict
+            does not depend on it).
 
     Returns:
         The check result.
@@ -97,12 +100,22 @@ def check(
         "feature_threshold": settings.drift_feature_threshold,
         "sample_rows": settings.drift_sample_rows,
         "min_month_rows": settings.min_month_rows,
+        "persona_fit_alpha": settings.persona_fit_alpha,
+        "far_tail_share": settings.far_tail_share,
     }
     fit = None
     if len(cur):
-        fit = persona_fit(cur, ref, model.predict(cur), model.predict(ref), model)
+        fit = persona_fit(
+            cur,
+            ref,
+            model.predict(cur),
+            model.predict(ref),
+            model,
+            far_tail=settings.far_tail_share,
+            unassigned_floor=1.0 - settings.radius_quantile,
+        )
     drift = None
-    if len(cur) >= settings.min_month_rows:
+    if evidently and len(cur) >= settings.min_month_rows:
         drift = data_drift(
             cur,
             ref,

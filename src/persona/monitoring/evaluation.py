@@ -1,101 +1,209 @@
-"""Evaluation of the monitoring decision policy on seeded synthetic months.
+"""Evaluation of the monitoring decision on seeded synthetic months, with 95 % intervals.
 
-For every scenario (stable, spread, shift, new_segment, mix) `evaluate` generates seeded
-months, checks each against one stable reference month with the catalog model (radii
-calibrated on the reference, as `persona model bootstrap` does) and returns the rate of each
-verdict. Targets: `retrain` on stable <= 5 %; `retrain` on every other scenario >= 95 %.
+Every seeded month is drawn with random (multinomial) persona membership and judged against
+its own fresh 500-row stable reference month by the catalog model (radii calibrated on that
+reference, as `persona model bootstrap` does), through the production `check` and `decide`
+(the Evidently report is skipped: the verdict does not depend on it). Rates come with
+Wilson 95 % intervals; a target counts as met only when the interval's bound meets it.
 `04_monitoring/evaluate_policy.py` prints the table; docs/monitoring.md holds the result.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
-from persona.catalog import load_catalog
+from persona.catalog import Catalog, load_catalog
 from persona.features import FEATURE_NAMES
 from persona.model import calibrate_radii, from_catalog
 from persona.monitoring.check import check
 from persona.monitoring.policy import VERDICTS, decide
 from persona.settings import Settings
-from persona.synth import SCENARIOS, generate_month
+from persona.synth import generate_month
 
-RULES = {
-    "drift share": "features drifted",
-    "unassigned": "unassigned rate",
-    "distance": "mean distance",
-    "centroid shift": "reference std",
-    "mix PSI": "persona mix shifted",
-}
-TARGETS = {"stable": ("retrain", "<=", 0.05)} | {
-    s: ("retrain", ">=", 0.95) for s in SCENARIOS if s != "stable"
-}
+SIZES = (50, 120, 500, 2000)
+REFERENCE_ROWS = 500
+Z95 = 1.959964
+
+
+@dataclass(frozen=True)
+class Case:
+    """One evaluated scenario.
+
+    Attributes:
+        name: Row label.
+        scenario: `synth` scenario.
+        params: `generate_month` parameters.
+        targets: ``(verdicts, op, bound)``: the share of months whose verdict is in
+            `verdicts` must be ``<=`` or ``>=`` bound. For stable cases the upper 95 %
+            bound must meet it; for drift cases the observed share.
+        sizes: Month sizes the target applies to.
+        stable: Whether it is a stable case (more seeds).
+    """
+
+    name: str
+    scenario: str
+    params: dict[str, Any] = field(default_factory=dict)
+    targets: tuple[tuple[tuple[str, ...], str, float], ...] = ()
+    sizes: tuple[int, ...] = (500,)
+    stable: bool = False
+
+
+_RETRAIN = ((("retrain",), ">=", 0.95),)
+CASES: tuple[Case, ...] = (
+    Case(
+        "stable",
+        "stable",
+        targets=((("retrain",), "<=", 0.01), (("retrain", "watch"), "<=", 0.05)),
+        sizes=(120, 500, 2000),
+        stable=True,
+    ),
+    Case(
+        "new segment 2%", "new_segment", {"new_share": 0.02}, ((("retrain", "watch"), ">=", 0.80),)
+    ),
+    *(
+        Case(f"new segment {s}%", "new_segment", {"new_share": s / 100}, _RETRAIN)
+        for s in (3, 5, 10, 15)
+    ),
+    Case("mix 60/30/10", "mix", {"shares": [0.6, 0.3, 0.1]}, ((("watch",), ">=", 0.95),)),
+    Case("mix 45/30/25", "mix", {"shares": [0.45, 0.30, 0.25]}, ((("watch",), ">=", 0.95),)),
+    Case("shift 0.5 sd per answer", "shift", {"shift_sigma": 0.5}, _RETRAIN),
+    Case("shift 1 sd per answer", "shift", {"shift_sigma": 1.0}, _RETRAIN),
+    Case("shift 0.5 sd (distance 1.0)", "shift", {"shift_distance": 1.0}, _RETRAIN),
+    Case("shift 1 sd (distance 2.0)", "shift", {"shift_distance": 2.0}, _RETRAIN),
+    Case("spread 2→2.5", "spread", {"std": 2.5}, _RETRAIN),
+    Case("spread 2→3.1", "spread", {"std": 3.1}, _RETRAIN),
+    Case("persona disappears", "vanish", {}, _RETRAIN),
+    Case("x3 rescaled x2", "rescale", {"feature": "x3", "factor": 2.0}, _RETRAIN),
+    Case("x3 sign-flipped", "sign_flip", {"feature": "x3"}, _RETRAIN),
+    Case("zero-filled x6-x10 (10%)", "zero_fill", {"zero_share": 0.1}, _RETRAIN),
+)
+
+
+def wilson(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95 % by default)."""
+    if total == 0:
+        return 0.0, 1.0
+    p = successes / total
+    denom = 1.0 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@functools.cache
+def _catalog(path: str) -> Catalog:
+    return load_catalog(path)
+
+
+def judge_month(settings: Settings, case: Case, n: int, seed: int) -> str:
+    """Verdict of one seeded month against its own fresh stable reference."""
+    catalog = _catalog(str(settings.persona_catalog))
+    reference, _ = generate_month(catalog, "2025-01", REFERENCE_ROWS, "stable", seed=seed)
+    ref_x = reference[list(FEATURE_NAMES)].to_numpy()
+    radii = calibrate_radii(
+        from_catalog(catalog), ref_x, settings.radius_quantile, settings.radius_scale
+    )
+    model = from_catalog(catalog, radii)
+    current, _ = generate_month(catalog, "2025-02", n, case.scenario, seed=seed, **case.params)
+    cur_x = current[list(FEATURE_NAMES)].to_numpy()
+    result = check(cur_x, ref_x, model, settings, seed=seed, evidently=False)
+    return decide(result, settings).verdict
+
+
+def _row(case: Case, n: int, counts: Counter[str], runs: int) -> dict[str, Any]:
+    rates = {v: counts[v] / runs for v in VERDICTS}
+    both = counts["retrain"] + counts["watch"]
+    row: dict[str, Any] = {
+        "case": case.name,
+        "n": n,
+        "runs": runs,
+        "counts": {v: counts[v] for v in VERDICTS},
+        "rates": rates,
+        "retrain_ci": wilson(counts["retrain"], runs),
+        "watch_ci": wilson(counts["watch"], runs),
+        "alarm_ci": wilson(both, runs),
+        "targets": [],
+    }
+    if n in case.sizes:
+        for verdicts, op, bound in case.targets:
+            hits = sum(counts[v] for v in verdicts)
+            high = wilson(hits, runs)[1]
+            value = high if case.stable else hits / runs
+            met = value <= bound if op == "<=" else value >= bound
+            label = "+".join(verdicts)
+            row["targets"].append({"target": f"{label} {op} {bound:.0%}", "met": met})
+    return row
 
 
 def evaluate(
-    settings: Settings, runs: int, rows: int, scenarios: tuple[str, ...] = SCENARIOS
+    settings: Settings,
+    stable_runs: int = 2000,
+    drift_runs: int = 100,
+    sizes: tuple[int, ...] = SIZES,
+    cases: tuple[Case, ...] = CASES,
 ) -> dict[str, Any]:
-    """Run the evaluation and return verdict rates per scenario.
+    """Run every case at every size and return verdict rates with 95 % intervals.
 
     Args:
         settings: Thresholds (and the catalog path).
-        runs: Seeded months per scenario.
-        rows: Respondents per month.
-        scenarios: Scenarios to evaluate.
+        stable_runs: Seeded months per size for stable cases.
+        drift_runs: Seeded months per size for drift cases.
+        sizes: Month sizes.
+        cases: The cases.
 
     Returns:
-        ``{"runs", "rows", "seconds", "scenarios": {name: {"rates", "target", "met"}}}``.
+        ``{"stable_runs", "drift_runs", "seconds", "rows": [...], "met"}``.
     """
-    catalog = load_catalog(settings.persona_catalog)
-    reference, _ = generate_month(catalog, "2025-01", rows, "stable", seed=10_000)
-    ref_x = reference[list(FEATURE_NAMES)].to_numpy()
-    base = from_catalog(catalog)
-    model = from_catalog(
-        catalog, calibrate_radii(base, ref_x, settings.radius_quantile, settings.radius_scale)
-    )
     started = time.perf_counter()
-    out: dict[str, Any] = {}
-    for scenario in scenarios:
-        counts: Counter[str] = Counter()
-        fired: Counter[str] = Counter()
-        for run in range(runs):
-            current, _ = generate_month(catalog, "2025-02", rows, scenario, seed=run)
-            result = check(
-                current[list(FEATURE_NAMES)].to_numpy(), ref_x, model, settings, seed=run
-            )
-            decision = decide(result, settings)
-            counts[decision.verdict] += 1
-            for rule, marker in RULES.items():
-                fired[rule] += any(marker in reason for reason in decision.reasons)
-        rates = {v: counts[v] / runs for v in VERDICTS}
-        verdict, op, bound = TARGETS[scenario]
-        met = rates[verdict] <= bound if op == "<=" else rates[verdict] >= bound
-        out[scenario] = {
-            "rates": rates,
-            "rules": {rule: fired[rule] / runs for rule in RULES},
-            "target": f"{verdict} {op} {bound:.0%}",
-            "met": met,
-        }
+    rows = []
+    for case in cases:
+        runs = stable_runs if case.stable else drift_runs
+        for n in sizes:
+            counts: Counter[str] = Counter(judge_month(settings, case, n, s) for s in range(runs))
+            rows.append(_row(case, n, counts, runs))
+    met = all(t["met"] for row in rows for t in row["targets"])
     seconds = time.perf_counter() - started
-    return {"runs": runs, "rows": rows, "seconds": seconds, "scenarios": out}
+    return {
+        "stable_runs": stable_runs,
+        "drift_runs": drift_runs,
+        "reference_rows": REFERENCE_ROWS,
+        "seconds": seconds,
+        "rows": rows,
+        "met": met,
+    }
+
+
+def _cell(rate: float, ci: tuple[float, float]) -> str:
+    return f"{100 * rate:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
 def render(result: dict[str, Any]) -> str:
     """Format the evaluation as a Markdown table."""
     lines = [
-        "| scenario | no_drift | watch | retrain | insufficient_data | target | met "
-        "| retrain rules fired |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | n | months | retrain [95% CI] | watch [95% CI] | retrain+watch [95% CI] "
+        "| target (95% bound) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, row in result["scenarios"].items():
+    for row in result["rows"]:
         rates = row["rates"]
-        cells = " | ".join(f"{100 * rates[v]:.0f}%" for v in VERDICTS)
-        rules = ", ".join(f"{r} {100 * v:.0f}%" for r, v in row["rules"].items() if v) or "-"
-        met = "yes" if row["met"] else "NO"
-        lines.append(f"| {name} | {cells} | {row['target']} | {met} | {rules} |")
+        alarm = rates["retrain"] + rates["watch"]
+        targets = "; ".join(
+            f"{t['target']}: {'met' if t['met'] else 'NOT MET'}" for t in row["targets"]
+        )
+        lines.append(
+            f"| {row['case']} | {row['n']} | {row['runs']} | "
+            f"{_cell(rates['retrain'], row['retrain_ci'])} | "
+            f"{_cell(rates['watch'], row['watch_ci'])} | {_cell(alarm, row['alarm_ci'])} | "
+            f"{targets or '-'} |"
+        )
     lines.append(
-        f"\n{result['runs']} seeded months of {result['rows']} respondents per scenario, "
-        f"{result['seconds']:.0f} s in all."
+        f"\n{result['stable_runs']} seeded months per size for stable, {result['drift_runs']} "
+        f"per size for each drift case, each against its own fresh {result['reference_rows']}"
+        f"-row stable reference; {result['seconds']:.0f} s in all."
     )
     return "\n".join(lines)

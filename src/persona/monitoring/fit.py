@@ -1,17 +1,26 @@
-"""Persona-fit metrics: what a generic drift test does not know about personas.
+"""Persona-fit measurements: what a marginal drift test on the mixture cannot see.
 
-All metrics compare the champion's labels of the current month with its labels of the
-reference window:
+Every row of both sides goes to its nearest persona of the champion model; the current
+month is then compared with the reference window persona by persona, so a change in the
+persona mix is never mistaken for a persona that moved. Each comparison is a test with a
+p-value and an effect size, collected in ``tests`` for the policy (which controls the
+family-wise error rate over all of them with Holm):
 
-- unassigned rate (rows beyond every persona radius);
-- mean and p95 distance of assigned rows to their persona centroid, and their ratios;
-- persona mix shift: PSI of the persona shares (unassigned is a bin of its own) with a
-  pseudo-count of 0.5 per bin so an empty bin never gives ``log(0)``, and a chi-square test
-  of homogeneity on the counts;
-- per-persona centroid shift: distance between the current and reference means of the
-  persona's rows in reference standard deviations (per feature), with a chi-square p-value
-  (the squared shift over ``1/n_cur + 1/n_ref`` is chi-square with one degree of freedom
-  per feature when nothing moved), so a small persona's noisy mean is not called a shift.
+- ``shift`` (per persona) and ``feature_shift`` (per persona x feature): Welch t-tests of
+  the means; effect = mean difference in pooled std; the persona-level p-value combines
+  the features (sum of squared normal scores, chi-square with 10 df).
+- ``spread`` (per persona) and ``feature_spread``: Welch t-tests on the distances to the
+  median (Brown-Forsythe); effect = ratio of mean distances, current / reference.
+- ``far``: rows beyond the reference's extreme distance to the nearest persona, an exact
+  beta-binomial test (a new segment shows here first); effect = excess rate.
+- ``unassigned``: rows beyond the model's radii, a one-sided binomial test against the
+  larger of the reference's rate and the share the radii leave out by construction
+  (``1 - RADIUS_QUANTILE``); effect = excess rate over the reference's rate.
+- ``gone`` (per persona): one-sided Fisher exact test that its share fell; effect = current
+  share / reference share.
+
+The persona mix (shares, PSI with a pseudo-count of 0.5 per bin, chi-square test of
+homogeneity) is reported separately: a pure mix change is a ``watch``, not a retrain.
 """
 
 from __future__ import annotations
@@ -22,9 +31,14 @@ import numpy as np
 from scipy import stats
 
 from persona.model import UNASSIGNED_ID, PersonaModel, Prediction
+from persona.monitoring import stats as st
 
 PSEUDO_COUNT = 0.5
-MIN_PERSONA_ROWS = 10
+MIN_PERSONA_ROWS = 20
+
+
+def _test(kind: str, persona: str | None, feature: str | None, effect: float, p: float) -> dict:
+    return {"kind": kind, "persona": persona, "feature": feature, "effect": effect, "pvalue": p}
 
 
 def _distance_stats(pred: Prediction) -> tuple[float | None, float | None]:
@@ -40,14 +54,14 @@ def _ratio(cur: float | None, ref: float | None) -> float | None:
     return cur / ref
 
 
-def _counts(pred: Prediction, bins: list[str]) -> np.ndarray:
-    ids, counts = np.unique(pred.persona_id, return_counts=True)
+def _counts(labels: np.ndarray, bins: list[str]) -> np.ndarray:
+    ids, counts = np.unique(labels, return_counts=True)
     lookup = dict(zip(ids.tolist(), counts.tolist(), strict=True))
     return np.array([lookup.get(b, 0) for b in bins], dtype=np.float64)
 
 
 def persona_mix(cur: Prediction, ref: Prediction, model: PersonaModel) -> dict[str, Any]:
-    """Persona shares of both sides, their PSI and a chi-square test of homogeneity.
+    """Shares of the nearest persona on both sides, their PSI and a chi-square test.
 
     Args:
         cur: Labels of the current month.
@@ -55,10 +69,11 @@ def persona_mix(cur: Prediction, ref: Prediction, model: PersonaModel) -> dict[s
         model: The model (gives the persona bins).
 
     Returns:
-        ``{"bins", "current_shares", "reference_shares", "psi", "chi2", "chi2_pvalue"}``.
+        ``{"bins", "current_shares", "reference_shares", "assigned_shares", "psi", "chi2",
+        "chi2_pvalue"}``; assigned shares count unassigned rows as a bin of their own.
     """
-    bins = [*model.persona_ids, UNASSIGNED_ID]
-    c, r = _counts(cur, bins), _counts(ref, bins)
+    bins = list(model.persona_ids)
+    c, r = _counts(cur.nearest_id, bins), _counts(ref.nearest_id, bins)
     cs = (c + PSEUDO_COUNT) / (c.sum() + PSEUDO_COUNT * len(bins))
     rs = (r + PSEUDO_COUNT) / (r.sum() + PSEUDO_COUNT * len(bins))
     psi = float(np.sum((cs - rs) * np.log(cs / rs)))
@@ -67,54 +82,78 @@ def persona_mix(cur: Prediction, ref: Prediction, model: PersonaModel) -> dict[s
     if used.sum() >= 2 and c.sum() > 0 and r.sum() > 0:
         res = stats.chi2_contingency(np.vstack([c[used], r[used]]), correction=False)
         chi2, pvalue = float(res.statistic), float(res.pvalue)
+    labelled = [*bins, UNASSIGNED_ID]
+    assigned = _counts(cur.persona_id, labelled)
     return {
         "bins": bins,
         "current_shares": dict(zip(bins, (c / max(c.sum(), 1)).tolist(), strict=True)),
         "reference_shares": dict(zip(bins, (r / max(r.sum(), 1)).tolist(), strict=True)),
+        "assigned_shares": dict(
+            zip(labelled, (assigned / max(assigned.sum(), 1)).tolist(), strict=True)
+        ),
         "psi": psi,
         "chi2": chi2,
         "chi2_pvalue": pvalue,
     }
 
 
-def centroid_shifts(
-    current_x: np.ndarray,
-    reference_x: np.ndarray,
-    cur: Prediction,
-    ref: Prediction,
-    model: PersonaModel,
-) -> dict[str, dict[str, Any]]:
-    """Per persona: how far the current mean of its rows moved, in reference std units.
+def persona_tests(
+    pid: str, c_rows: np.ndarray, r_rows: np.ndarray, features: tuple[str, ...]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Location and spread tests of one persona's current rows against its reference rows.
 
     Args:
-        current_x: Current rows.
-        reference_x: Reference rows.
-        cur: Labels of the current rows.
-        ref: Labels of the reference rows.
-        model: The model.
+        pid: Persona id.
+        c_rows: Current rows nearest to the persona.
+        r_rows: Reference rows nearest to it.
+        features: Feature names.
 
     Returns:
-        ``{persona_id: {"shift", "pvalue", "n_current", "n_reference"}}``; shift and p-value
-        are None when either side has fewer than `MIN_PERSONA_ROWS` assigned rows.
+        ``(summary, tests)``; no tests when either side has fewer than `MIN_PERSONA_ROWS`.
     """
-    out: dict[str, dict[str, Any]] = {}
-    for index, pid in enumerate(model.persona_ids):
-        c_rows = current_x[cur.assigned & (cur.nearest_index == index)]
-        r_rows = reference_x[ref.assigned & (ref.nearest_index == index)]
-        entry: dict[str, Any] = {
-            "shift": None,
-            "pvalue": None,
-            "n_current": len(c_rows),
-            "n_reference": len(r_rows),
-        }
-        if len(c_rows) >= MIN_PERSONA_ROWS and len(r_rows) >= MIN_PERSONA_ROWS:
-            std = np.maximum(r_rows.std(axis=0, ddof=1), 1e-9)
-            z = (c_rows.mean(axis=0) - r_rows.mean(axis=0)) / std
-            shift_sq = float(np.sum(z * z))
-            stat = shift_sq / (1.0 / len(c_rows) + 1.0 / len(r_rows))
-            entry["shift"] = float(np.sqrt(shift_sq))
-            entry["pvalue"] = float(stats.chi2.sf(stat, df=len(z)))
-        out[pid] = entry
+    summary: dict[str, Any] = {
+        "shift": None,
+        "pvalue": None,
+        "spread_ratio": None,
+        "spread_pvalue": None,
+        "n_current": len(c_rows),
+        "n_reference": len(r_rows),
+    }
+    if len(c_rows) < MIN_PERSONA_ROWS or len(r_rows) < MIN_PERSONA_ROWS:
+        return summary, []
+    shift, shift_p = st.welch(c_rows, r_rows)
+    dev_c, dev_r = st.spread_deviations(c_rows), st.spread_deviations(r_rows)
+    spread_p = st.pooled_t(dev_c, dev_r)
+    spread_ratio = dev_c.mean(axis=0) / np.maximum(dev_r.mean(axis=0), 1e-12)
+    rows_c, rows_r = st.row_spread(c_rows), st.row_spread(r_rows)
+    (row_p,) = st.pooled_t(rows_c[:, None], rows_r[:, None])
+    summary.update(
+        shift=float(np.sqrt(np.sum(shift**2))),
+        pvalue=st.combined_pvalue(shift_p),
+        spread_ratio=float(rows_c.mean() / max(rows_r.mean(), 1e-12)),
+        spread_pvalue=float(row_p),
+    )
+    tests = [
+        _test("shift", pid, None, summary["shift"], summary["pvalue"]),
+        _test("spread", pid, None, summary["spread_ratio"], summary["spread_pvalue"]),
+    ]
+    for j, name in enumerate(features):
+        tests.append(_test("feature_shift", pid, name, float(shift[j]), float(shift_p[j])))
+        tests.append(_test("feature_spread", pid, name, float(spread_ratio[j]), float(spread_p[j])))
+    return summary, tests
+
+
+def _gone_tests(mix: dict[str, Any], n_cur: int, n_ref: int) -> list[dict[str, Any]]:
+    out = []
+    for pid in mix["bins"]:
+        c = round(mix["current_shares"][pid] * n_cur)
+        r = round(mix["reference_shares"][pid] * n_ref)
+        if r < MIN_PERSONA_ROWS or n_cur == 0:
+            continue
+        table = [[c, n_cur - c], [r, n_ref - r]]
+        p = float(stats.fisher_exact(table, alternative="less").pvalue)
+        ratio = (c / n_cur) / (r / n_ref)
+        out.append(_test("gone", pid, None, ratio, p))
     return out
 
 
@@ -124,8 +163,10 @@ def persona_fit(
     cur: Prediction,
     ref: Prediction,
     model: PersonaModel,
+    far_tail: float = 0.002,
+    unassigned_floor: float = 0.001,
 ) -> dict[str, Any]:
-    """Compute every persona-fit metric of the current month against the reference.
+    """Compute every persona-fit measurement of the current month against the reference.
 
     Args:
         current_x: Current rows, shape (rows, features).
@@ -133,27 +174,49 @@ def persona_fit(
         cur: The model's labels of the current rows.
         ref: The model's labels of the reference rows.
         model: The model that labelled both.
+        far_tail: Reference share beyond the threshold of the ``far`` test.
+        unassigned_floor: Smallest null rate of the ``unassigned`` test.
 
     Returns:
-        A JSON-ready dict (see the module docstring for the meaning of each metric).
+        A JSON-ready dict (see the module docstring); ``tests`` lists every test.
     """
+    n_cur, n_ref = len(cur), len(ref)
     cur_mean, cur_p95 = _distance_stats(cur)
     ref_mean, ref_p95 = _distance_stats(ref)
-    shifts = centroid_shifts(current_x, reference_x, cur, ref, model)
-    measured = {k: v for k, v in shifts.items() if v["shift"] is not None}
+    personas: dict[str, dict[str, Any]] = {}
+    tests: list[dict[str, Any]] = []
+    for index, pid in enumerate(model.persona_ids):
+        c_rows = current_x[cur.nearest_index == index]
+        r_rows = reference_x[ref.nearest_index == index]
+        personas[pid], found = persona_tests(pid, c_rows, r_rows, tuple(model.feature_names))
+        tests += found
+    far = st.tail_excess_pvalue(cur.distance, ref.distance, far_tail) if n_cur else None
+    if far is not None:
+        tests.append(_test("far", None, None, far["excess"], far["pvalue"]))
+    un_c, un_r = int(np.sum(~cur.assigned)), int(np.sum(~ref.assigned))
+    rate = un_c / n_cur if n_cur else None
+    ref_rate = un_r / n_ref if n_ref else None
+    if rate is not None and ref_rate is not None:
+        p = st.binomial_greater(un_c, n_cur, max(ref_rate, unassigned_floor))
+        tests.append(_test("unassigned", None, None, rate - ref_rate, p))
+    mix = persona_mix(cur, ref, model)
+    tests += _gone_tests(mix, n_cur, n_ref)
+    measured = {k: v for k, v in personas.items() if v["shift"] is not None}
     worst = max(measured, key=lambda k: measured[k]["shift"]) if measured else None
     return {
-        "unassigned_rate": float(1.0 - cur.assigned.mean()) if len(cur) else None,
-        "reference_unassigned_rate": float(1.0 - ref.assigned.mean()) if len(ref) else None,
+        "unassigned_rate": rate,
+        "reference_unassigned_rate": ref_rate,
+        "far": far,
         "mean_distance": cur_mean,
         "reference_mean_distance": ref_mean,
         "distance_ratio": _ratio(cur_mean, ref_mean),
         "p95_distance": cur_p95,
         "reference_p95_distance": ref_p95,
         "p95_distance_ratio": _ratio(cur_p95, ref_p95),
-        "mix": persona_mix(cur, ref, model),
-        "centroid_shift": shifts,
+        "mix": mix,
+        "centroid_shift": personas,
         "max_centroid_shift": measured[worst]["shift"] if worst else None,
         "max_centroid_shift_persona": worst,
         "max_centroid_shift_pvalue": measured[worst]["pvalue"] if worst else None,
+        "tests": tests,
     }

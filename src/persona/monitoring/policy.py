@@ -1,20 +1,22 @@
 """The retraining decision: one function from check results to a verdict with reasons.
 
-Verdicts, in order of precedence:
+The same `decide` judges a production month (`persona monitor`, `persona run-month`) and
+every seeded month of the policy evaluation (`make evaluate-policy`). Verdicts, in order:
 
-1. ``insufficient_data`` - the current month has fewer than `MIN_MONTH_ROWS` rows. Nothing
-   else is judged (a tiny month is never a false alarm).
-2. ``retrain`` - the personas no longer fit; any of:
-   - drifted-feature share >= `DRIFT_SHARE_RETRAIN`;
-   - unassigned rate >= `UNASSIGNED_RATE_RETRAIN` and above the reference's rate;
-   - mean distance to the assigned centroid >= `DISTANCE_RATIO_RETRAIN` x the reference's;
-   - a persona's centroid moved >= `CENTROID_SHIFT_RETRAIN` reference std, significant at
-     `PERSONA_FIT_ALPHA`;
-   - persona-mix PSI >= `PSI_RETRAIN`, with the chi-square test significant at
-     `PERSONA_FIT_ALPHA`.
-3. ``watch`` (alert only) - drifted-feature share >= `DRIFT_SHARE_WATCH`, or a significant
-   persona-mix PSI >= `PSI_WATCH`.
+1. ``insufficient_data`` - the current month has fewer than `MIN_MONTH_ROWS` rows.
+2. ``retrain`` - the personas no longer describe the respondents: a persona moved, spread
+   or is gone, or rows lie beyond every persona (a new segment). Every persona-fit test of
+   the check (see `monitoring.fit`) enters one family; Holm's procedure keeps the chance of
+   any false rejection at `PERSONA_FIT_ALPHA`, and a rejected test fires only with a
+   minimum effect: `CENTROID_SHIFT_RETRAIN` (std), `DISTANCE_RATIO_RETRAIN` (spread
+   ratio, either way), `UNASSIGNED_MIN_EFFECT` (excess rate of far / unassigned rows),
+   `PERSONA_GONE_RATIO` (current share / reference share).
+3. ``watch`` (alert only) - the persona mix changed (chi-square p < `MIX_ALPHA` and PSI >=
+   `PSI_WATCH`) while every persona still fits: retraining would change nothing.
 4. ``no_drift`` - none of the above.
+
+The marginal per-feature K-S share (Evidently) is reported but not a rule: on a mixture of
+personas it moves with the mix alone.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from persona.monitoring.stats import holm
 from persona.settings import Settings
 
 if TYPE_CHECKING:
     from persona.monitoring.check import CheckResult
 
 VERDICTS = ("no_drift", "watch", "retrain", "insufficient_data")
+MAX_FEATURE_REASONS = 3
 
 
 @dataclass(frozen=True)
@@ -37,75 +43,103 @@ class Decision:
     Attributes:
         verdict: One of `VERDICTS`.
         reasons: One sentence per rule that fired (or why nothing fired).
+        fired: The tests that fired (kind, persona, feature, effect, p-value).
     """
 
     verdict: str
     reasons: list[str] = field(default_factory=list)
+    fired: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"verdict": self.verdict, "reasons": list(self.reasons)}
+        return {"verdict": self.verdict, "reasons": list(self.reasons), "fired": self.fired}
 
 
 def _pct(value: float) -> str:
     return f"{100.0 * value:.1f}%"
 
 
-def _retrain_reasons(result: CheckResult, s: Settings) -> list[str]:
-    reasons: list[str] = []
-    drift, fit = result.drift, result.fit or {}
-    if drift is not None and drift.drift_share >= s.drift_share_retrain:
-        drifted = sum(f.drifted for f in drift.features)
-        reasons.append(
-            f"{drifted} of {len(drift.features)} features drifted (K-S p < "
-            f"{s.drift_feature_threshold:g}): share {drift.drift_share:.2f} >= "
-            f"{s.drift_share_retrain:.2f}"
+def big_enough(test: dict[str, Any], s: Settings) -> bool:
+    """Whether a test's effect reaches the minimum effect of its kind."""
+    kind, effect = test["kind"], test["effect"]
+    if effect is None or not np.isfinite(effect):
+        return False
+    if kind in ("shift", "feature_shift"):
+        return abs(effect) >= s.centroid_shift_retrain
+    if kind in ("spread", "feature_spread"):
+        r = s.distance_ratio_retrain
+        return bool(effect >= r or effect <= 1.0 / r)
+    if kind in ("far", "unassigned"):
+        return bool(effect >= s.unassigned_min_effect)
+    if kind == "gone":
+        return bool(effect <= s.persona_gone_ratio)
+    return False
+
+
+def fired_tests(fit: dict[str, Any], s: Settings) -> list[dict[str, Any]]:
+    """Tests rejected by Holm at `PERSONA_FIT_ALPHA` whose effect is big enough."""
+    tests = list(fit.get("tests") or [])
+    if not tests:
+        return []
+    pvalues = np.array([np.nan if t["pvalue"] is None else t["pvalue"] for t in tests])
+    rejected = holm(pvalues, s.persona_fit_alpha)
+    return [t for t, r in zip(tests, rejected, strict=True) if r and big_enough(t, s)]
+
+
+def _describe(test: dict[str, Any], fit: dict[str, Any]) -> str:
+    kind, pid, p = test["kind"], test["persona"], test["pvalue"]
+    if kind == "shift":
+        return f"persona {pid} moved {test['effect']:.2f} std (p={p:.2g})"
+    if kind == "spread":
+        return f"persona {pid} spread x{test['effect']:.2f} (p={p:.2g})"
+    if kind == "feature_shift":
+        return f"{test['feature']} of persona {pid} shifted {test['effect']:+.2f} std (p={p:.2g})"
+    if kind == "feature_spread":
+        return f"{test['feature']} of persona {pid} spread x{test['effect']:.2f} (p={p:.2g})"
+    if kind == "far":
+        far = fit["far"]
+        return (
+            f"{far['count']} rows ({_pct(far['rate'])}) lie beyond the reference's farthest "
+            f"{far['m']} from every persona (distance {far['threshold']:.1f}; "
+            f"{far['expected']:.1f} expected, p={p:.2g}): a new segment?"
         )
-    rate, ref_rate = fit.get("unassigned_rate"), fit.get("reference_unassigned_rate") or 0.0
-    if rate is not None and rate >= s.unassigned_rate_retrain and rate > ref_rate:
-        reasons.append(
-            f"unassigned rate {_pct(rate)} >= {_pct(s.unassigned_rate_retrain)} "
-            f"(reference {_pct(ref_rate)})"
+    if kind == "unassigned":
+        return (
+            f"unassigned rate {_pct(fit['unassigned_rate'])} vs reference "
+            f"{_pct(fit['reference_unassigned_rate'])} (Fisher p={p:.2g})"
         )
-    ratio = fit.get("distance_ratio")
-    if ratio is not None and ratio >= s.distance_ratio_retrain:
-        reasons.append(
-            f"mean distance to the assigned persona {fit['mean_distance']:.2f} is "
-            f"{ratio:.2f}x the reference {fit['reference_mean_distance']:.2f} "
-            f"(>= {s.distance_ratio_retrain:g}x)"
-        )
-    for pid, entry in (fit.get("centroid_shift") or {}).items():
-        shift, pvalue = entry.get("shift"), entry.get("pvalue")
-        if shift is None or pvalue is None:
-            continue
-        if shift >= s.centroid_shift_retrain and pvalue < s.persona_fit_alpha:
-            reasons.append(
-                f"persona {pid} moved {shift:.2f} reference std (>= "
-                f"{s.centroid_shift_retrain:g}, p={pvalue:.2g})"
-            )
-    mix = fit.get("mix") or {}
-    if mix.get("psi", 0.0) >= s.psi_retrain and mix.get("chi2_pvalue", 1.0) < s.persona_fit_alpha:
-        reasons.append(
-            f"persona mix shifted: PSI {mix['psi']:.3f} >= {s.psi_retrain:g} "
-            f"(chi-square p={mix['chi2_pvalue']:.2g})"
-        )
+    return f"persona {pid} is gone: share x{test['effect']:.2f} of the reference (p={p:.2g})"
+
+
+def _retrain_reasons(fired: list[dict[str, Any]], fit: dict[str, Any], s: Settings) -> list[str]:
+    persona_level = [t for t in fired if t["kind"] not in ("feature_shift", "feature_spread")]
+    features = sorted(
+        (t for t in fired if t["kind"] in ("feature_shift", "feature_spread")),
+        key=lambda t: t["pvalue"],
+    )
+    reasons = [_describe(t, fit) for t in persona_level]
+    reasons += [_describe(t, fit) for t in features[:MAX_FEATURE_REASONS]]
+    if len(features) > MAX_FEATURE_REASONS:
+        reasons.append(f"{len(features) - MAX_FEATURE_REASONS} more feature-level changes")
+    n_tests = len(fit.get("tests") or [])
+    reasons.append(f"Holm over {n_tests} persona-fit tests at alpha {s.persona_fit_alpha:g}")
     return reasons
 
 
-def _watch_reasons(result: CheckResult, s: Settings) -> list[str]:
-    reasons: list[str] = []
-    drift, mix = result.drift, (result.fit or {}).get("mix") or {}
-    if drift is not None and s.drift_share_watch <= drift.drift_share < s.drift_share_retrain:
-        reasons.append(
-            f"drifted-feature share {drift.drift_share:.2f} >= {s.drift_share_watch:.2f} "
-            f"(drifted: {', '.join(f.feature for f in drift.features if f.drifted)})"
-        )
-    psi, pvalue = mix.get("psi", 0.0), mix.get("chi2_pvalue", 1.0)
-    if s.psi_watch <= psi < s.psi_retrain and pvalue < s.persona_fit_alpha:
-        reasons.append(
-            f"persona mix moving: PSI {psi:.3f} >= {s.psi_watch:g} (chi-square p={pvalue:.2g})"
-        )
-    return reasons
+def mix_reason(mix: dict[str, Any]) -> str:
+    """The persona shares of both sides as one sentence."""
+    shares = ", ".join(
+        f"{pid} {_pct(mix['current_shares'][pid])} (was {_pct(mix['reference_shares'][pid])})"
+        for pid in mix["bins"]
+    )
+    return (
+        f"persona mix changed: {shares}; chi-square p={mix['chi2_pvalue']:.2g}, "
+        f"PSI {mix['psi']:.3f}"
+    )
+
+
+def _mix_changed(mix: dict[str, Any], s: Settings) -> bool:
+    return bool(mix) and mix["chi2_pvalue"] < s.mix_alpha and mix["psi"] >= s.psi_watch
 
 
 def decide(result: CheckResult, settings: Settings) -> Decision:
@@ -118,7 +152,7 @@ def decide(result: CheckResult, settings: Settings) -> Decision:
         settings: Thresholds.
 
     Returns:
-        The verdict and one readable reason per rule that fired.
+        The verdict, one readable reason per rule that fired, and the fired tests.
     """
     if result.n_current < settings.min_month_rows:
         return Decision(
@@ -128,19 +162,19 @@ def decide(result: CheckResult, settings: Settings) -> Decision:
                 f"{settings.min_month_rows} (MIN_MONTH_ROWS); no drift verdict"
             ],
         )
-    retrain = _retrain_reasons(result, settings)
-    watch = _watch_reasons(result, settings)
-    if retrain:
-        return Decision("retrain", retrain + watch)
+    fit = result.fit or {}
+    mix = fit.get("mix") or {}
+    fired = fired_tests(fit, settings)
+    watch = [mix_reason(mix)] if _mix_changed(mix, settings) else []
+    if fired:
+        return Decision("retrain", _retrain_reasons(fired, fit, settings) + watch, fired)
     if watch:
         return Decision("watch", watch)
-    fit = result.fit or {}
-    share = result.drift.drift_share if result.drift is not None else 0.0
-    summary = f"no threshold crossed: drifted-feature share {share:.2f}"
+    summary = "no persona moved, spread or vanished and no rows beyond the personas"
     if fit.get("unassigned_rate") is not None:
-        summary += f", unassigned {_pct(fit['unassigned_rate'])}"
-    if fit.get("distance_ratio") is not None:
-        summary += f", distance ratio {fit['distance_ratio']:.2f}"
-    if fit.get("mix"):
-        summary += f", mix PSI {fit['mix']['psi']:.3f}"
+        summary += f"; unassigned {_pct(fit['unassigned_rate'])}"
+    if mix:
+        summary += f", mix PSI {mix['psi']:.3f} (p={mix['chi2_pvalue']:.2g})"
+    if result.drift is not None:
+        summary += f"; marginal K-S drifted share {result.drift.drift_share:.2f} (information)"
     return Decision("no_drift", [summary])

@@ -27,14 +27,15 @@ _POLICY_FIELDS = (
     "drift_sample_rows",
     "drift_feature_threshold",
     "drift_share_retrain",
-    "drift_share_watch",
     "min_month_rows",
-    "unassigned_rate_retrain",
-    "distance_ratio_retrain",
-    "psi_watch",
-    "psi_retrain",
-    "centroid_shift_retrain",
     "persona_fit_alpha",
+    "centroid_shift_retrain",
+    "distance_ratio_retrain",
+    "unassigned_min_effect",
+    "far_tail_share",
+    "persona_gone_ratio",
+    "mix_alpha",
+    "psi_watch",
 )
 
 

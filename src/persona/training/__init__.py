@@ -14,10 +14,16 @@ Steps:
    (relative to the best score's magnitude) of the best counts as tied. The current
    model's k wins a tie (personas are client-defined: changing their number needs clear
    evidence); otherwise the best-scoring k wins (the smallest k on an exact tie).
-4. Align the new clusters to the current personas with the Hungarian algorithm on centroid
-   distance. A pair farther apart than `align_max_distance` is not a match: the cluster
-   becomes a provisional persona ``candidate-N`` and the persona a retired-candidate.
-5. Calibrate radii on the training rows (`model.calibrate_radii`).
+4. Discovery (`training.discovery`): a cluster that holds two separate groups is split
+   (second-mode test), so a new segment becomes a cluster of its own instead of stretching
+   the persona that absorbed it.
+5. Align the new clusters to the current personas with the Hungarian algorithm on centroid
+   distance. A pair farther apart than `align_max_distance` is not a match, and a cluster
+   left without a persona becomes a provisional persona ``candidate-N`` (the persona
+   without a cluster a retired-candidate). Names a person gave (`names`) win.
+6. Calibrate radii on the training rows (`model.calibrate_radii`); a kept persona's radius
+   may grow at most `radius_max_growth` x its current radius. A capped radius is reported
+   in ``alignment.radius_grown`` (and the challenger then needs review).
 """
 
 from __future__ import annotations
@@ -29,7 +35,15 @@ import numpy as np
 
 from persona.errors import ModelError
 from persona.model import PersonaModel, calibrate_radii
-from persona.training.alignment import CANDIDATE_PREFIX, Alignment, align, label_stability
+from persona.training.alignment import (
+    CANDIDATE_PREFIX,
+    Alignment,
+    align,
+    bound_radii,
+    cluster_sizes,
+    label_stability,
+)
+from persona.training.discovery import discover
 from persona.training.sweep import (
     LOWER_IS_BETTER,
     METRICS,
@@ -94,6 +108,7 @@ def train(
     current: PersonaModel,
     params: TrainingParams,
     training: dict[str, Any] | None = None,
+    names: dict[str, str] | None = None,
 ) -> TrainingResult:
     """Retrain: k sweep, selection, alignment to persona ids, radius calibration.
 
@@ -102,6 +117,7 @@ def train(
         current: The current (champion) model: warm start and persona ids.
         params: Sweep, selection, alignment and radius parameters.
         training: Description of the data (months, data hash...) stored in the model.
+        names: Display names a person gave to persona ids (e.g. a named candidate).
 
     Returns:
         The result; `result.model` has matched personas first (current order), then
@@ -121,26 +137,39 @@ def train(
     chosen = next(row for row in sweep if row["k"] == k)
     for row in sweep:
         row["selected"] = row["k"] == k
-    ids, names, report = align(chosen["centroids"], current, params.align_max_distance)
+    found, splits = discover(
+        x,
+        chosen["centroids"],
+        k_max=params.k_max,
+        min_separation=params.split_min_separation,
+        min_rows=params.candidate_min_rows,
+        seed=params.seed,
+        n_init=params.n_init,
+    )
+    k = len(found)
+    ids, labels, report = align(found, current, params.align_max_distance, names)
     order = _persona_order(ids, current)
-    centroids = chosen["centroids"][order]
+    centroids = found[order]
     info = {
         "kind": "kmeans",
         "rows": len(x),
         "k": k,
         "seed": params.seed,
         "selection_metric": params.selection_metric,
+        "splits": [{"separation": sp.separation, "sizes": list(sp.sizes)} for sp in splits],
         **(training or {}),
     }
     draft = PersonaModel(
         tuple(ids[i] for i in order),
-        tuple(names[i] for i in order),
+        tuple(labels[i] for i in order),
         centroids,
         np.full(k, np.inf),
         training=info,
     )
     radii = calibrate_radii(draft, x, params.radius_quantile, params.radius_scale)
+    radii = bound_radii(draft, radii, current, params.radius_max_growth, report)
     model = PersonaModel(draft.persona_ids, draft.persona_names, centroids, radii, training=info)
+    cluster_sizes(model, x, report)
     return TrainingResult(
         model, k, sweep, report, params.selection_metric, float(chosen[params.selection_metric])
     )

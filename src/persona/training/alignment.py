@@ -23,15 +23,21 @@ class Alignment:
             provisional persona (flagged for review).
         retired: ``{persona_id, persona_name, nearest_cluster_distance}`` per persona no
             cluster matched (retired-candidate).
+        radius_grown: ``{persona_id, radius, calibrated, bound}`` per kept persona whose
+            calibrated radius went beyond `radius_max_growth` x its radius (capped).
     """
 
     matched: list[dict[str, Any]] = field(default_factory=list)
     candidates: list[dict[str, Any]] = field(default_factory=list)
     retired: list[dict[str, Any]] = field(default_factory=list)
+    radius_grown: list[dict[str, Any]] = field(default_factory=list)
 
 
 def align(
-    centroids: np.ndarray, current: PersonaModel, max_distance: float
+    centroids: np.ndarray,
+    current: PersonaModel,
+    max_distance: float,
+    names: dict[str, str] | None = None,
 ) -> tuple[list[str], list[str], Alignment]:
     """Match new clusters to current personas (Hungarian on Euclidean centroid distance).
 
@@ -39,6 +45,7 @@ def align(
         centroids: New cluster centroids, shape (k, 10).
         current: The model whose persona ids/names are kept.
         max_distance: Pairs farther apart are not matched.
+        names: Display names given by a person, by persona id; they win over the model's.
 
     Returns:
         ``(ids, names, alignment)``: one id and name per new cluster, in cluster order.
@@ -46,15 +53,15 @@ def align(
     dist = np.linalg.norm(centroids[:, None, :] - current.centroids[None, :, :], axis=2)
     rows, cols = linear_sum_assignment(dist)
     ids: list[str | None] = [None] * len(centroids)
-    names: list[str | None] = [None] * len(centroids)
+    labels: list[str | None] = [None] * len(centroids)
     report = Alignment()
     for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
         if dist[r, c] <= max_distance:
-            ids[r], names[r] = current.persona_ids[c], current.persona_names[c]
+            ids[r], labels[r] = current.persona_ids[c], current.persona_names[c]
             report.matched.append(
                 {
                     "persona_id": ids[r],
-                    "persona_name": names[r],
+                    "persona_name": labels[r],
                     "cluster": r,
                     "distance": float(dist[r, c]),
                 }
@@ -71,12 +78,12 @@ def align(
         number += 1
         while number in taken:
             number += 1
-        ids[r], names[r] = f"{CANDIDATE_PREFIX}{number}", f"Candidate {number}"
+        ids[r], labels[r] = f"{CANDIDATE_PREFIX}{number}", f"Candidate {number}"
         nearest = int(np.argmin(dist[r]))
         report.candidates.append(
             {
                 "persona_id": ids[r],
-                "persona_name": names[r],
+                "persona_name": labels[r],
                 "cluster": r,
                 "nearest_persona": current.persona_ids[nearest],
                 "distance": float(dist[r, nearest]),
@@ -92,7 +99,56 @@ def align(
                     "nearest_cluster_distance": float(dist[:, c].min()),
                 }
             )
-    return [str(i) for i in ids], [str(n) for n in names], report
+    given = names or {}
+    out = [given.get(str(i), str(n)) for i, n in zip(ids, labels, strict=True)]
+    for entry in report.matched + report.candidates:
+        entry["persona_name"] = given.get(entry["persona_id"], entry["persona_name"])
+    return [str(i) for i in ids], out, report
+
+
+def bound_radii(
+    draft: PersonaModel,
+    radii: np.ndarray,
+    current: PersonaModel,
+    max_growth: float,
+    report: Alignment,
+) -> np.ndarray:
+    """Cap each kept persona's radius at `max_growth` x its current radius; report the caps.
+
+    Args:
+        draft: The new model (ids in its order).
+        radii: Calibrated radii of the draft.
+        current: The current model (its radii are the reference).
+        max_growth: Largest allowed ratio new / current radius.
+        report: Alignment report; capped personas are appended to ``radius_grown``.
+
+    Returns:
+        The bounded radii.
+    """
+    out = np.array(radii, dtype=np.float64)
+    before = dict(zip(current.persona_ids, current.radii.tolist(), strict=True))
+    for index, pid in enumerate(draft.persona_ids):
+        old = before.get(pid)
+        if old is None or not np.isfinite(old):
+            continue
+        bound = old * max_growth
+        if out[index] > bound:
+            report.radius_grown.append(
+                {"persona_id": pid, "radius": old, "calibrated": float(out[index]),
+                 "bound": bound}
+            )  # fmt: skip
+            out[index] = bound
+    return out
+
+
+def cluster_sizes(model: PersonaModel, features: np.ndarray, report: Alignment) -> None:
+    """Record in each candidate entry how many training rows are nearest to it."""
+    if not report.candidates or len(features) == 0:
+        return
+    nearest = model.predict(features).nearest_id
+    for entry in report.candidates:
+        entry["rows"] = int(np.sum(nearest == entry["persona_id"]))
+        entry["share"] = entry["rows"] / len(features)
 
 
 def label_stability(old: PersonaModel, new: PersonaModel, features: np.ndarray) -> float:

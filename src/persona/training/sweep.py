@@ -38,6 +38,9 @@ class TrainingParams:
     align_max_distance: float = 8.0
     radius_quantile: float = 0.999
     radius_scale: float = 1.25
+    split_min_separation: float = 4.0
+    candidate_min_rows: int = 20
+    radius_max_growth: float = 1.25
 
     @classmethod
     def from_settings(cls, settings: Any) -> TrainingParams:
@@ -53,6 +56,9 @@ class TrainingParams:
             align_max_distance=settings.align_max_distance,
             radius_quantile=settings.radius_quantile,
             radius_scale=settings.radius_scale,
+            split_min_separation=settings.split_min_separation,
+            candidate_min_rows=settings.candidate_min_rows,
+            radius_max_growth=settings.radius_max_growth,
         )
 
 

@@ -1,0 +1,133 @@
+"""Two-sample tests used by the persona-fit check, vectorised over features (pure numpy/scipy).
+
+Every function returns p-values of one-directional or two-sided tests; `holm` controls the
+family-wise error rate over all of them, so adding personas or features does not raise the
+false-alarm rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def welch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's t-test per column of two samples.
+
+    Args:
+        a: Sample of shape (n_a, features), n_a >= 2.
+        b: Sample of shape (n_b, features), n_b >= 2.
+
+    Returns:
+        ``(effect, pvalue)`` per column: effect is the mean difference in pooled standard
+        deviations (a minus b); p-values are two-sided.
+    """
+    na, nb = len(a), len(b)
+    va, vb = a.var(axis=0, ddof=1), b.var(axis=0, ddof=1)
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    se2 = np.maximum(va / na + vb / nb, 1e-300)
+    t = diff / np.sqrt(se2)
+    df = se2**2 / np.maximum((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1), 1e-300)
+    pooled = np.sqrt(np.maximum(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2), 1e-300))
+    return diff / pooled, 2.0 * stats.t.sf(np.abs(t), df)
+
+
+def pooled_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two-sided p-values of Student's pooled-variance t-test per column.
+
+    Used on deviations (Levene's test): under "same spread" the deviations of both sides
+    share one variance, and a side whose deviations are all small must not shrink its own
+    standard error (as Welch's test would let it).
+    """
+    na, nb = len(a), len(b)
+    pooled = ((na - 1) * a.var(axis=0, ddof=1) + (nb - 1) * b.var(axis=0, ddof=1)) / (na + nb - 2)
+    se = np.sqrt(np.maximum(pooled * (1.0 / na + 1.0 / nb), 1e-300))
+    t = (a.mean(axis=0) - b.mean(axis=0)) / se
+    return 2.0 * stats.t.sf(np.abs(t), na + nb - 2)
+
+
+def combined_pvalue(pvalues: np.ndarray) -> float:
+    """Omnibus p-value of independent two-sided tests (sum of squared normal scores).
+
+    Each p-value is turned into the squared normal score of the same two-sided tail; the
+    sum is chi-square with one degree of freedom per test when nothing changed.
+    """
+    z2 = stats.norm.isf(np.clip(pvalues, 1e-300, 1.0) / 2.0) ** 2
+    return float(stats.chi2.sf(float(np.sum(z2)), df=len(pvalues)))
+
+
+def spread_deviations(x: np.ndarray) -> np.ndarray:
+    """Absolute deviations from the column mean, scaled by sqrt(n / (n - 1)) (Levene).
+
+    The scale removes the small-sample shrinkage of deviations from a sample's own mean
+    (their squares then estimate the variance without bias), so a 20-row month is not
+    judged tighter than a 500-row reference.
+    """
+    return np.abs(x - x.mean(axis=0)) * np.sqrt(len(x) / (len(x) - 1.0))
+
+
+def row_spread(x: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each row to the mean row, scaled like `spread_deviations`."""
+    return np.sqrt(np.sum((x - x.mean(axis=0)) ** 2, axis=1) * len(x) / (len(x) - 1.0))
+
+
+def tail_excess_pvalue(current: np.ndarray, reference: np.ndarray, tail: float) -> dict[str, float]:
+    """Exact test that more current values lie beyond the reference's extreme tail.
+
+    The threshold is the m-th largest reference value, m = max(1, round(tail x n_ref)).
+    When both samples come from one distribution, the share of that distribution beyond
+    the threshold is Beta(m, n_ref - m + 1), so the count of current values beyond it is
+    beta-binomial: the p-value is exact for any continuous distribution.
+
+    Args:
+        current: Current values (e.g. distances to the nearest persona).
+        reference: Reference values.
+        tail: Reference share that defines the threshold.
+
+    Returns:
+        ``{"threshold", "m", "count", "expected", "rate", "excess", "pvalue"}``.
+    """
+    n_ref, n_cur = len(reference), len(current)
+    m = int(min(max(1, round(tail * n_ref)), n_ref))
+    threshold = float(np.sort(reference)[n_ref - m])
+    count = int(np.sum(current > threshold))
+    expected_rate = m / (n_ref + 1.0)
+    pvalue = float(stats.betabinom.sf(count - 1, n_cur, m, n_ref - m + 1)) if count else 1.0
+    rate = count / n_cur if n_cur else 0.0
+    return {
+        "threshold": threshold,
+        "m": m,
+        "count": count,
+        "expected": expected_rate * n_cur,
+        "rate": rate,
+        "excess": rate - expected_rate,
+        "pvalue": pvalue,
+    }
+
+
+def binomial_greater(count: int, total: int, rate: float) -> float:
+    """One-sided binomial p-value that `count` of `total` exceeds the null `rate`."""
+    if total == 0 or count == 0:
+        return 1.0
+    return float(stats.binom.sf(count - 1, total, min(max(rate, 0.0), 1.0)))
+
+
+def holm(pvalues: np.ndarray, alpha: float) -> np.ndarray:
+    """Holm's step-down procedure: which hypotheses are rejected at family-wise `alpha`.
+
+    Args:
+        pvalues: 1-D array (NaN = not tested, never rejected).
+        alpha: Family-wise error rate.
+
+    Returns:
+        Boolean array, True where rejected.
+    """
+    p = np.where(np.isnan(pvalues), 1.0, pvalues)
+    order = np.argsort(p, kind="stable")
+    m = int(np.sum(~np.isnan(pvalues)))
+    rejected = np.zeros(len(p), dtype=bool)
+    for rank, index in enumerate(order):
+        if rank >= m or p[index] > alpha / (m - rank):
+            break
+        rejected[index] = True
+    return rejected
