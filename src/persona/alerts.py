@@ -158,3 +158,51 @@ def alert_for_check(settings: Settings, month: str, check: dict[str, Any]) -> li
         "report": check.get("report_path"),
     }
     return send_alert(settings, title, text, fields)
+
+
+def review_text(month: str, trained: dict[str, Any]) -> tuple[str, str]:
+    """Title and body of the alert for a challenger that needs a person's review."""
+    version = trained.get("version")
+    title = f"PersonaOps: challenger v{version} for {month} needs review"
+    details = trained.get("candidates_detail") or []
+    lines = [
+        str(r)
+        for r in trained.get("review_reasons") or []
+        if not (details and str(r).startswith("candidate "))
+    ]
+    for c in details:
+        pid = c["persona_id"]
+        lines.append(
+            f"{pid}: {c.get('rows', '?')} respondents ({100 * c.get('share', 0):.1f}% of the "
+            f"training window), nearest persona {c['nearest_persona']} at distance "
+            f'{c["distance"]:.1f}. Name it: persona catalog name {pid} "<name>"'
+        )
+    lines.append(
+        f"Not promoted automatically. Promote after review: persona model promote "
+        f'--version {version} --reason "reviewed"'
+    )
+    return title, "\n".join(lines)
+
+
+def alert_for_review(
+    settings: Settings, month: str, trained: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Send the alert of a challenger with a candidate, retired or over-grown persona.
+
+    Args:
+        settings: Alert settings.
+        month: The month whose retrain produced the challenger.
+        trained: What `registry.train_challenger` returned.
+
+    Returns:
+        One delivery result per configured channel (empty when none is configured).
+    """
+    title, text = review_text(month, trained)
+    log.warning("ALERT %s: %s", title, text.replace("\n", "; "))
+    fields = {
+        "month": month,
+        "challenger_version": trained.get("version"),
+        "candidates": ",".join(trained.get("candidates") or []),
+        "retired": ",".join(trained.get("retired") or []),
+    }
+    return send_alert(settings, title, text, fields)

@@ -194,6 +194,8 @@ def retrain(settings: Settings, engine: Engine, month: str) -> dict[str, Any]:
             trained = registry.train_challenger(
                 settings, engine, window, reason, drift_demanded=True
             )
+            if trained.get("needs_review"):  # a new challenger: what a person must review
+                alerts.alert_for_review(settings, month, trained)
     return {"step": "retrain", "month": month, "skipped": False, **_challenger(trained)}
 
 
@@ -209,6 +211,7 @@ def _challenger(trained: dict[str, Any]) -> dict[str, Any]:
         "training_months": list(trained.get("training_months") or []),
         "gates_passed": bool(gates.get("passed")),
         "needs_review": tags.get("needs_review") == "true",
+        "review_reasons": list(trained.get("review_reasons") or []),
         "gates": gates or None,
         "created": bool(trained.get("created")),
     }
@@ -240,7 +243,7 @@ def promotion_refusal(
     if not challenger["gates_passed"]:
         return "refused by the promotion gates"
     if challenger["needs_review"]:
-        return "needs review (new or retired personas): promote by hand"
+        return "needs review (a candidate, retired or over-grown persona): promote by hand"
     if not auto_promote:
         return "AUTO_PROMOTE is off: awaiting review"
     return None
@@ -435,6 +438,7 @@ def summary(
         "training_months": trained.get("training_months"),
         "gates_passed": trained.get("gates_passed"),
         "needs_review": trained.get("needs_review"),
+        "review_reasons": trained.get("review_reasons"),
         "promoted": labelled["promoted"],
         "promotion_note": promoted.get("note"),
         "auto_promote": auto_promote,

@@ -76,11 +76,11 @@ class Settings(BaseSettings):
     align_max_distance: Annotated[float, Field(gt=0)] = 8.0
     split_min_separation: Annotated[float, Field(gt=0)] = 4.0
     candidate_min_rows: PositiveInt = 20
-    radius_max_growth: Annotated[float, Field(ge=1.0)] = 1.25
+    radius_max_growth: Annotated[float, Field(ge=1.0)] = 1.3
     random_seed: int = 42
     gate_min_label_stability: Probability = 0.95
     gate_metric_tolerance: NonNegativeFloat = 0.02
-    gate_max_absorbed_share: Probability = 0.02
+    gate_max_absorbed_share: Probability = 0.05
     training_window_months: PositiveInt = 3
     auto_promote: bool = True
     cycle_step_timeout_s: Annotated[float, Field(gt=0)] = 1800.0

@@ -161,6 +161,29 @@ def test_new_segment_window_registers_candidate(env) -> None:  # type: ignore[no
     result = registry.train_challenger(settings, engine, months, "drift", drift_demanded=True)
     assert result["candidates"] == ["candidate-1"] and result["tags"]["needs_review"] == "true"
     assert result["personas"][-1] == "candidate-1" and len(result["personas"]) == 4
+    assert result["needs_review"] and result["review_reasons"][0].startswith(
+        "candidate candidate-1: "
+    )
+    [detail] = result["candidates_detail"]
+    assert detail["rows"] > 150 and 12.0 <= detail["distance"] <= 21.0
+    gates = {c["name"]: c for c in result["gates"]["checks"]}
+    assert gates["absorbed"]["passed"] and result["tags"]["absorbed_rows"] == "0"
+
+    # A person names the candidate; the name survives the next retrain (alignment keeps it).
+    from persona.registry.naming import given_names, name_persona
+
+    with pytest.raises(RegistryError, match="not in the champion or challenger"):
+        name_persona(settings, "candidate-9", "Nobody")
+    name_persona(settings, "candidate-1", "Thrifty Tina")
+    assert given_names(settings) == {"candidate-1": "Thrifty Tina"}
+    promoted = registry.promote(settings, engine, reason="reviewed", actor="tester")
+    assert promoted["promoted"], promoted
+    again = registry.train_challenger(settings, engine, ["2025-03"], "later retrain")
+    assert again["personas"][-1] == "candidate-1" and not again["candidates"]
+    later = registry.load_model_for_serving(
+        settings, f"models:/{settings.model_name}/{again['version']}"
+    ).model
+    assert later.persona_names[-1] == "Thrifty Tina"
 
 
 def test_gates_refuse_a_worse_challenger(make_settings, env) -> None:  # type: ignore[no-untyped-def]
@@ -173,6 +196,7 @@ def test_gates_refuse_a_worse_challenger(make_settings, env) -> None:  # type: i
     assert {c["name"]: c["passed"] for c in gates["checks"]} == {
         "metric": False,
         "label_stability": False,
+        "absorbed": True,
     }
     refused = registry.promote(worse, engine)
     assert not refused["promoted"] and "refused" in refused["note"]
@@ -264,6 +288,11 @@ def test_cli_model_commands(env, monkeypatch, tmp_path: Path) -> None:  # type: 
         assert error["exit"] == 2 and error["type"] == "RegistryError"
         bad = run("train", "--months", "2025-13")
         assert bad["exit"] == 2 and "YYYY-MM" in bad["error"]
+        named = runner.invoke(app, ["catalog", "name", "budget-bob", "Bargain Bob", "--json"])
+        assert named.exit_code == 0, named.output
+        assert json.loads(named.stdout.strip().splitlines()[-1])["name"] == "Bargain Bob"
+        unknown = runner.invoke(app, ["catalog", "name", "nobody", "X", "--json"])
+        assert unknown.exit_code == 2 and "not in the champion" in unknown.stdout
     finally:
         get_settings.cache_clear()
     assert isinstance(pd.DataFrame(listed["versions"]), pd.DataFrame)

@@ -93,7 +93,7 @@ def test_new_segment_rows_are_unassigned(catalog) -> None:  # type: ignore[no-un
     stable, _ = generate_month(catalog, "2025-01", 1500, "stable", seed=3)
     draft = from_catalog(catalog)
     model = from_catalog(catalog, calibrate_radii(draft, _features(stable), 0.999, 1.25))
-    survey, truth = generate_month(catalog, "2025-02", 1500, "new_segment", seed=3)
+    survey, truth = generate_month(catalog, "2025-02", 1500, "new_segment", seed=3, new_distance=20)
     pred = model.predict(_features(survey))
     new = truth["persona_id"].to_numpy() == "new-segment"
     assert np.mean(pred.persona_id[new] == UNASSIGNED_ID) >= 0.99

@@ -200,12 +200,17 @@ def test_no_drift_retrain_keeps_every_label_and_splits_nothing(catalog, champion
 def test_radius_growth_is_bounded_and_reported(catalog, champion) -> None:  # type: ignore[no-untyped-def]
     x, _ = _month(catalog, "2025-06", "spread", n=1500)
     params = TrainingParams(k_min=3, k_max=3, seed=42, radius_max_growth=1.1)
-    result = train(x, champion, params)
+    result = train(x, champion, params)  # no reference rows: the plain bound
     grown = {g["persona_id"]: g for g in result.alignment.radius_grown}
     assert set(grown) == set(champion.persona_ids)
     for index, pid in enumerate(result.model.persona_ids):
         assert result.model.radii[index] == pytest.approx(champion.radii[index] * 1.1)
         assert grown[pid]["calibrated"] > grown[pid]["bound"]
+    # With the champion's own rows, a persona that spread as a whole may widen with it.
+    reference = _month(catalog, "2025-01", "stable")[0]
+    spread = train(x, champion, TrainingParams(k_min=3, k_max=3, seed=42), reference=reference)
+    assert spread.alignment.radius_grown == []
+    assert (spread.model.radii > 1.3 * champion.radii).all()
 
 
 def test_given_names_survive_alignment(champion) -> None:  # type: ignore[no-untyped-def]

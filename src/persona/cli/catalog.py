@@ -1,4 +1,4 @@
-"""`persona catalog ...`: show the persona catalog in use."""
+"""`persona catalog ...`: show the persona catalog in use; name a discovered persona."""
 
 from __future__ import annotations
 
@@ -21,6 +21,21 @@ def show(as_json: bool = JSON_OPTION) -> None:
         catalog = load_catalog(cfg.persona_catalog)
     result = {"path": str(cfg.persona_catalog), **catalog.to_dict()}
     emit(result, as_json, _render)
+
+
+@app.command("name")
+def name(
+    persona_id: str = typer.Argument(..., help="Persona id, e.g. candidate-1."),
+    display_name: str = typer.Argument(..., help='Display name, e.g. "Thrifty Tina".'),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Name a persona of the champion or challenger; later retrains keep the name."""
+    from persona.registry.naming import name_persona
+
+    cfg = settings()
+    with errors_to_exit(as_json):
+        result = name_persona(cfg, persona_id, display_name)
+    emit(result, as_json, lambda r: console.print(f"{r['persona_id']} is now {r['name']!r}"))
 
 
 def _render(result: dict[str, Any]) -> None:

@@ -106,7 +106,7 @@ def _describe(test: dict[str, Any], fit: dict[str, Any]) -> str:
     if kind == "unassigned":
         return (
             f"unassigned rate {_pct(fit['unassigned_rate'])} vs reference "
-            f"{_pct(fit['reference_unassigned_rate'])} (Fisher p={p:.2g})"
+            f"{_pct(fit['reference_unassigned_rate'])} (binomial p={p:.2g})"
         )
     return f"persona {pid} is gone: share x{test['effect']:.2f} of the reference (p={p:.2g})"
 

@@ -6,6 +6,16 @@
 2. **label_stability**: the share of rows of the champion's own training/calibration data
    that get the same persona id from both models must be >= `GATE_MIN_LABEL_STABILITY`,
    unless drift demanded a change (`drift_demanded`): then the check is reported, waived.
+3. **absorbed**: rows of the current month the champion left unassigned that the
+   challenger gives to an existing (non-candidate) persona are counted; their share of the
+   month must be <= `GATE_MAX_ABSORBED_SHARE` (a challenger must not hide what the
+   champion could not explain inside an old persona). Never waived. A persona that spread
+   as a whole explains its own wider rows: the champion's radius is scaled by the growth
+   of the persona's median distance (month vs the champion's data) before counting.
+
+Governance (`review_reasons`, `may_auto_promote`): a challenger with a candidate or a
+retired persona, or with a persona whose radius grew beyond `RADIUS_MAX_GROWTH`, needs a
+person's review and is never promoted automatically, whatever `AUTO_PROMOTE` says.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ class GateResult:
     label_stability: float
     drift_demanded: bool
     checks: list[dict[str, Any]] = field(default_factory=list)
+    absorbed: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (NaN written as None)."""
@@ -67,6 +78,7 @@ def evaluate_gates(
     champion_data: np.ndarray,
     settings: Settings,
     drift_demanded: bool,
+    month: np.ndarray | None = None,
 ) -> GateResult:
     """Run the promotion gates (rules in the module docstring).
 
@@ -77,6 +89,7 @@ def evaluate_gates(
         champion_data: The champion's own training / calibration rows.
         settings: Gate settings and the selection metric.
         drift_demanded: Monitoring decided the personas must change (waives stability).
+        month: Rows of the current month (default: `current`), for the absorbed check.
 
     Returns:
         The verdict and every check.
@@ -113,5 +126,91 @@ def evaluate_gates(
             + ("; waived: drift demanded a change" if drift_demanded else ""),
         },
     ]
+    absorbed = absorbed_rows(
+        champion, challenger, current if month is None else month, champion_data
+    )
+    absorbed_ok = absorbed["share"] <= settings.gate_max_absorbed_share
+    checks.append(
+        {
+            "name": "absorbed",
+            "passed": bool(absorbed_ok),
+            "waived": False,
+            "detail": f"{absorbed['rows']} of the month's {absorbed['unassigned']} rows the "
+            f"champion left unassigned go to an existing persona ({absorbed['share']:.2%} of "
+            f"{absorbed['month_rows']} rows; maximum {settings.gate_max_absorbed_share:.0%})"
+            + (f": {absorbed['by_persona']}" if absorbed["by_persona"] else ""),
+        }
+    )
     passed = all(c["passed"] or c["waived"] for c in checks)
-    return GateResult(passed, metric, old, new, stability, drift_demanded, checks)
+    return GateResult(passed, metric, old, new, stability, drift_demanded, checks, absorbed)
+
+
+def absorbed_rows(
+    champion: PersonaModel,
+    challenger: PersonaModel,
+    month: np.ndarray,
+    reference: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Rows the champion leaves unexplained that the challenger gives to a champion persona.
+
+    Args:
+        champion: The model serving now.
+        challenger: The candidate.
+        month: Rows of the current month.
+        reference: The champion's own rows; with them, each champion radius is scaled by
+            the growth of its persona's median distance (a spread is not an absorption).
+
+    Returns:
+        ``{"rows", "unassigned", "month_rows", "share", "by_persona"}``; share is of the
+        month's rows.
+    """
+    if len(month) == 0:
+        return {"rows": 0, "unassigned": 0, "month_rows": 0, "share": 0.0, "by_persona": {}}
+    old = champion.predict(month)
+    growth = np.ones(champion.k)
+    if reference is not None and len(reference):
+        ref = champion.predict(reference)
+        for i in range(champion.k):
+            a, b = old.distance[old.nearest_index == i], ref.distance[ref.nearest_index == i]
+            if len(a) >= 10 and len(b) >= 10 and np.median(b) > 0:
+                growth[i] = max(1.0, float(np.median(a) / np.median(b)))
+    unexplained = old.distance > champion.radii[old.nearest_index] * growth[old.nearest_index]
+    new = challenger.predict(month).persona_id
+    taken = unexplained & np.isin(new, list(champion.persona_ids))
+    ids, counts = np.unique(new[taken], return_counts=True)
+    return {
+        "rows": int(taken.sum()),
+        "unassigned": int((~old.assigned).sum()),
+        "month_rows": len(month),
+        "share": float(taken.mean()),
+        "by_persona": dict(zip(ids.tolist(), counts.tolist(), strict=True)),
+    }
+
+
+def review_reasons(alignment: dict[str, Any]) -> list[str]:
+    """Why a challenger needs a person's review (empty: it does not).
+
+    Args:
+        alignment: The training alignment report (``candidates``, ``retired``,
+            ``radius_grown`` lists).
+
+    Returns:
+        One sentence per candidate, retired persona and over-grown radius.
+    """
+    out = [
+        f"candidate {c['persona_id']}: {c.get('rows', '?')} rows, nearest persona "
+        f"{c['nearest_persona']} at distance {c['distance']:.1f}"
+        for c in alignment.get("candidates") or []
+    ]
+    out += [f"persona {r['persona_id']} retired" for r in alignment.get("retired") or []]
+    out += [
+        f"persona {g['persona_id']} radius grew to {g['calibrated']:.1f} beyond the bound "
+        f"{g['bound']:.1f} (capped)"
+        for g in alignment.get("radius_grown") or []
+    ]
+    return out
+
+
+def may_auto_promote(gates_passed: bool, needs_review: bool, auto_promote: bool) -> bool:
+    """The automatic promotion rule: gates passed, nothing to review, `AUTO_PROMOTE` on."""
+    return bool(gates_passed and not needs_review and auto_promote)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,8 @@ from persona.features import FEATURE_NAMES
 from persona.model import PersonaModel, calibrate_radii, from_catalog
 from persona.months import add_months, month_range, parse_month
 from persona.pyfunc import log_pyfunc
-from persona.registry.gates import evaluate_gates
+from persona.registry.gates import evaluate_gates, review_reasons
+from persona.registry.naming import given_names
 from persona.registry.tracking import client, configure, log_model_run, log_sweep, parent_run
 from persona.registry.versions import (
     CHALLENGER,
@@ -194,16 +196,19 @@ def train_challenger(
     params = TrainingParams.from_settings(settings)
     data_hash = key["data_hash"]
     info = {"months": wanted, "data_hash": data_hash, "trained_from": champion.version}
-    result = train(features, champion.model, params, info)
     ref_months = champion.tags.get("training_months", "").split(",")
     try:
         champion_data = load_features(engine, [m for m in ref_months if m])
     except ModelError:
         champion_data = features  # the champion's months are not in this store
+    names = given_names(settings)
+    month_x = load_features(engine, [wanted[-1]])
+    result = train(features, champion.model, params, info, names, champion_data, month_x)
     gates = evaluate_gates(
-        champion.model, result.model, features, champion_data, settings, drift_demanded
+        champion.model, result.model, features, champion_data, settings, drift_demanded, month_x
     )
     candidates = [c["persona_id"] for c in result.alignment.candidates]
+    review = review_reasons(asdict(result.alignment))
     tags = {
         **key,
         "reason": reason or "retrain",
@@ -218,7 +223,10 @@ def train_challenger(
         "drift_demanded": str(drift_demanded).lower(),
         "gates_passed": str(gates.passed).lower(),
         "gates": json.dumps(gates.to_dict())[:4900],
-        "needs_review": str(bool(candidates or result.alignment.retired)).lower(),
+        "needs_review": str(bool(review)).lower(),
+        "review_reasons": _json_tag(review),
+        "candidates_detail": _json_tag(result.alignment.candidates),
+        "absorbed_rows": str(gates.absorbed.get("rows", 0)),
     }
     with parent_run(exp_id, f"train {','.join(wanted)}", {"kind": "kmeans"}) as run:
         run_id = run.info.run_id
@@ -256,6 +264,14 @@ def find_challenger(
     return {**_version_summary(found, created=False), **_stored_result(found)}
 
 
+def _json_tag(items: list[Any], limit: int = 4900) -> str:
+    """JSON of a list that fits an MLflow tag value (items dropped from the end if needed)."""
+    kept = list(items)
+    while kept and len(json.dumps(kept)) > limit:
+        kept.pop()
+    return json.dumps(kept)
+
+
 def _params(k: int, params: TrainingParams, months: list[str]) -> list[Any]:
     from mlflow.entities import Param
 
@@ -283,4 +299,7 @@ def _stored_result(mv: ModelVersion) -> dict[str, Any]:
         "retired": split("retired_candidates"),
         "label_stability": float(tags.get("label_stability_vs_champion", "nan")),
         "gates": json.loads(tags["gates"]) if tags.get("gates") else None,
+        "needs_review": tags.get("needs_review") == "true",
+        "review_reasons": json.loads(tags.get("review_reasons") or "[]"),
+        "candidates_detail": json.loads(tags.get("candidates_detail") or "[]"),
     }

@@ -44,12 +44,14 @@ def gates_for(settings: Settings, engine: Engine, champion: str, version: str) -
         return found
 
     try:
-        current = load_features(engine, months(new.tags, f"version {version}"))
+        trained_on = months(new.tags, f"version {version}")
+        current = load_features(engine, trained_on)
+        month = load_features(engine, [max(trained_on)])
         reference = load_features(engine, months(old.tags, f"champion {champion}"))
     except ModelError as exc:
         raise RegistryError(f"cannot evaluate the gates: {exc}; use --force to skip") from None
     drift = new.tags.get("drift_demanded") == "true"
-    return evaluate_gates(old.model, new.model, current, reference, settings, drift)
+    return evaluate_gates(old.model, new.model, current, reference, settings, drift, month)
 
 
 def _move_champion(

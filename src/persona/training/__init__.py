@@ -22,8 +22,10 @@ Steps:
    left without a persona becomes a provisional persona ``candidate-N`` (the persona
    without a cluster a retired-candidate). Names a person gave (`names`) win.
 6. Calibrate radii on the training rows (`model.calibrate_radii`); a kept persona's radius
-   may grow at most `radius_max_growth` x its current radius. A capped radius is reported
-   in ``alignment.radius_grown`` (and the challenger then needs review).
+   may grow at most `radius_max_growth` x its current radius x the growth of its median
+   distance in the newest month (so a persona that spread as a whole widens with it, a
+   grown tail does not).
+   A capped radius is reported in ``alignment.radius_grown`` (the challenger needs review).
 """
 
 from __future__ import annotations
@@ -109,6 +111,8 @@ def train(
     params: TrainingParams,
     training: dict[str, Any] | None = None,
     names: dict[str, str] | None = None,
+    reference: np.ndarray | None = None,
+    recent: np.ndarray | None = None,
 ) -> TrainingResult:
     """Retrain: k sweep, selection, alignment to persona ids, radius calibration.
 
@@ -118,6 +122,10 @@ def train(
         params: Sweep, selection, alignment and radius parameters.
         training: Description of the data (months, data hash...) stored in the model.
         names: Display names a person gave to persona ids (e.g. a named candidate).
+        reference: The current model's own training rows (bounds radius growth by what
+            the bulk spread explains; see `alignment.bound_radii`).
+        recent: The rows whose spread is compared with `reference` (default: all
+            training rows; the registry passes the newest month).
 
     Returns:
         The result; `result.model` has matched personas first (current order), then
@@ -167,7 +175,8 @@ def train(
         training=info,
     )
     radii = calibrate_radii(draft, x, params.radius_quantile, params.radius_scale)
-    radii = bound_radii(draft, radii, current, params.radius_max_growth, report)
+    recent = x if recent is None else recent
+    radii = bound_radii(draft, radii, current, params.radius_max_growth, report, recent, reference)
     model = PersonaModel(draft.persona_ids, draft.persona_names, centroids, radii, training=info)
     cluster_sizes(model, x, report)
     return TrainingResult(

@@ -112,32 +112,62 @@ def bound_radii(
     current: PersonaModel,
     max_growth: float,
     report: Alignment,
+    features: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Cap each kept persona's radius at `max_growth` x its current radius; report the caps.
+    """Cap each kept persona's radius growth beyond what its bulk spread explains.
+
+    A persona's allowed radius is ``max_growth`` x its current radius x the growth of its
+    median distance (training rows vs the current model's reference rows, at least 1):
+    a persona that spread as a whole may widen with it, one that only grew a tail (rows it
+    did not explain before, e.g. an absorbed segment) may not. Without reference rows the
+    median factor is 1.
 
     Args:
         draft: The new model (ids in its order).
         radii: Calibrated radii of the draft.
         current: The current model (its radii are the reference).
-        max_growth: Largest allowed ratio new / current radius.
+        max_growth: Largest allowed tail growth.
         report: Alignment report; capped personas are appended to ``radius_grown``.
+        features: Training rows (with `reference`, for the median factor).
+        reference: The current model's own training rows.
 
     Returns:
         The bounded radii.
     """
     out = np.array(radii, dtype=np.float64)
     before = dict(zip(current.persona_ids, current.radii.tolist(), strict=True))
+    spread = _median_growth(draft, current, features, reference)
     for index, pid in enumerate(draft.persona_ids):
         old = before.get(pid)
         if old is None or not np.isfinite(old):
             continue
-        bound = old * max_growth
+        bound = old * max_growth * spread.get(pid, 1.0)
         if out[index] > bound:
             report.radius_grown.append(
                 {"persona_id": pid, "radius": old, "calibrated": float(out[index]),
-                 "bound": bound}
+                 "bound": bound, "median_growth": spread.get(pid, 1.0)}
             )  # fmt: skip
             out[index] = bound
+    return out
+
+
+def _median_growth(
+    draft: PersonaModel,
+    current: PersonaModel,
+    features: np.ndarray | None,
+    reference: np.ndarray | None,
+) -> dict[str, float]:
+    """Per kept persona: median distance now / median distance under the current model."""
+    if features is None or reference is None or len(features) == 0 or len(reference) == 0:
+        return {}
+    new, old = draft.predict(features), current.predict(reference)
+    out = {}
+    for pid in set(draft.persona_ids) & set(current.persona_ids):
+        a = new.distance[new.nearest_id == pid]
+        b = old.distance[old.nearest_id == pid]
+        if len(a) >= 10 and len(b) >= 10 and np.median(b) > 0:
+            out[pid] = max(1.0, float(np.median(a) / np.median(b)))
     return out
 
 

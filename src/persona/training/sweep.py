@@ -40,7 +40,7 @@ class TrainingParams:
     radius_scale: float = 1.25
     split_min_separation: float = 4.0
     candidate_min_rows: int = 20
-    radius_max_growth: float = 1.25
+    radius_max_growth: float = 1.3
 
     @classmethod
     def from_settings(cls, settings: Any) -> TrainingParams:

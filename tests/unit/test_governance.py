@@ -1,0 +1,81 @@
+"""Governance of discovery: absorbed rows, review reasons, no automatic promotion, alert text."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from persona.alerts import review_text
+from persona.model import PersonaModel
+from persona.registry.gates import absorbed_rows, may_auto_promote, review_reasons
+
+CENTRES = np.array([[0.0] * 10, [30.0] * 10])
+
+
+def _model(ids: tuple[str, ...], centres: np.ndarray, radii: list[float]) -> PersonaModel:
+    return PersonaModel(ids, tuple(i.title() for i in ids), centres, np.array(radii))
+
+
+def test_absorbed_rows_count_only_what_an_old_persona_takes() -> None:
+    champion = _model(("a", "b"), CENTRES, [5.0, 5.0])
+    month = np.vstack([np.zeros((8, 10)), np.full((2, 10), 3.0), np.full((2, 10), 12.0)])
+    # rows at 3.0 (distance 9.5) are unassigned by the champion
+    wider = _model(("a", "b"), CENTRES, [10.0, 5.0])
+    out = absorbed_rows(champion, wider, month)
+    assert out == {**out, "rows": 2, "unassigned": 4, "month_rows": 12}
+    assert out["by_persona"] == {"a": 2} and out["share"] == 2 / 12
+    # a challenger that gives them to a candidate absorbs nothing
+    with_candidate = _model(
+        ("a", "b", "candidate-1"), np.vstack([CENTRES, np.full((1, 10), 3.0)]), [5.0, 5.0, 5.0]
+    )
+    assert absorbed_rows(champion, with_candidate, month)["rows"] == 0
+
+
+def test_review_reasons_and_auto_promotion_rule() -> None:
+    alignment = {
+        "candidates": [
+            {"persona_id": "candidate-1", "rows": 180, "nearest_persona": "budget-bob",
+             "distance": 16.6},
+        ],
+        "retired": [{"persona_id": "eco-conscious-haley"}],
+        "radius_grown": [
+            {"persona_id": "budget-bob", "radius": 13.0, "calibrated": 25.0, "bound": 19.5}
+        ],
+    }  # fmt: skip
+    reasons = review_reasons(alignment)
+    assert reasons == [
+        "candidate candidate-1: 180 rows, nearest persona budget-bob at distance 16.6",
+        "persona eco-conscious-haley retired",
+        "persona budget-bob radius grew to 25.0 beyond the bound 19.5 (capped)",
+    ]
+    assert review_reasons({"candidates": [], "retired": [], "radius_grown": []}) == []
+    assert may_auto_promote(True, False, True)
+    assert not may_auto_promote(True, True, True)  # needs review: never automatic
+    assert not may_auto_promote(True, False, False)
+    assert not may_auto_promote(False, False, True)
+
+
+def test_review_alert_names_the_candidate_and_the_commands() -> None:
+    trained = {
+        "version": "4",
+        "review_reasons": ["candidate candidate-1: 180 rows, nearest persona budget-bob"],
+        "candidates_detail": [
+            {"persona_id": "candidate-1", "rows": 180, "share": 0.12,
+             "nearest_persona": "budget-bob", "distance": 16.6},
+        ],
+    }  # fmt: skip
+    title, text = review_text("2025-03", trained)
+    assert title == "PersonaOps: challenger v4 for 2025-03 needs review"
+    assert "candidate-1: 180 respondents (12.0% of the training window), nearest persona " in text
+    assert "budget-bob at distance 16.6" in text
+    assert 'persona catalog name candidate-1 "<name>"' in text
+    assert 'persona model promote --version 4 --reason "reviewed"' in text
+
+
+def test_a_persona_that_spread_as_a_whole_is_not_an_absorption() -> None:
+    rng = np.random.default_rng(0)
+    champion = _model(("a", "b"), CENTRES, [8.0, 8.0])
+    reference = np.vstack([rng.normal(0, 1.5, (200, 10)), rng.normal(30, 1.5, (200, 10))])
+    spread = np.vstack([rng.normal(0, 3.0, (200, 10)), rng.normal(30, 1.5, (200, 10))])
+    wide = _model(("a", "b"), CENTRES, [16.0, 8.0])
+    assert absorbed_rows(champion, wide, spread)["rows"] > 20  # without the champion's rows
+    assert absorbed_rows(champion, wide, spread, reference)["rows"] <= 2
