@@ -15,8 +15,14 @@ segment (to save time on the shared machine). Measured:
   evaluated): that model is measured like every promoted one;
 - the verdicts, needs_review, promotions and the alerts' text.
 
+`--direct` runs the same decisions without the stores: `check` + `decide` on March
+against January, `training.train` on January-March with the champion's rows,
+`evaluate_gates`, `review_reasons` and `may_auto_promote` (the functions `run-month`
+calls), in seconds instead of minutes per seed; April is added when March's challenger
+did not hold the segment.
+
 Usage:
-    .venv/bin/python benchmarks/segment_discovery.py [--seeds 20] [--json out.json]
+    .venv/bin/python benchmarks/segment_discovery.py [--seeds 20] [--direct] [--json out.json]
 """
 
 from __future__ import annotations
@@ -125,17 +131,90 @@ def run_seed(seed: int, folder: Path) -> dict[str, Any]:
     }
 
 
+def _x(frame: Any) -> np.ndarray:
+    return frame.loc[:, list(FEATURE_NAMES)].to_numpy(np.float64)
+
+
+def run_seed_direct(seed: int) -> dict[str, Any]:
+    """One seed through the cycle's decision functions, without MLflow or the store."""
+    from dataclasses import asdict
+
+    from persona.model import calibrate_radii, from_catalog
+    from persona.monitoring import check, decide
+    from persona.registry.gates import evaluate_gates, may_auto_promote, review_reasons
+    from persona.training import TrainingParams, train
+
+    settings = _settings(Path(tempfile.gettempdir()))
+    catalog = load_catalog(settings.persona_catalog)
+    share = float(np.random.default_rng(seed).uniform(0.10, 0.15))
+    data, segment = {}, {}
+    for month, kind in MONTHS.items():
+        scenario = "new_segment" if kind == "new" else "stable"
+        frame, truth = generate_month(catalog, month, ROWS, scenario, seed, new_share=share)
+        data[month] = _x(frame)
+        segment[month] = _x(frame.loc[truth["persona_id"] == NEW_SEGMENT_ID])
+    jan = data["2025-01"]
+    champion = from_catalog(
+        catalog, calibrate_radii(from_catalog(catalog), jan, settings.radius_quantile,
+                                 settings.radius_scale)
+    )  # fmt: skip
+    original, months, held, hidden = set(catalog.ids), [], False, {}
+    for last, month in enumerate(RUN):
+        verdict = decide(check(data[month], jan, champion, settings, seed=seed,
+                               evidently=False), settings).verdict  # fmt: skip
+        entry: dict[str, Any] = {"month": month, "verdict": verdict}
+        if verdict == "retrain":
+            window = np.vstack([data[m] for m in list(MONTHS)[last : last + 3]])
+            result = train(window, champion, TrainingParams.from_settings(settings), None, {},
+                           jan, data[month])  # fmt: skip
+            gates = evaluate_gates(champion, result.model, window, jan, settings, True,
+                                   data[month])  # fmt: skip
+            review = review_reasons(asdict(result.alignment))
+            auto = may_auto_promote(gates.passed, bool(review), settings.auto_promote)
+            nearest = result.model.predict(segment[month]).nearest_id
+            entry.update(
+                needs_review=bool(review), gates_passed=gates.passed, auto_promoted=auto,
+                segment_on_candidate=float(np.mean([n.startswith("candidate-")
+                                                    for n in nearest])),
+            )  # fmt: skip
+            held = held or entry["segment_on_candidate"] >= 0.9
+            both = np.vstack([segment[m] for m in RUN])
+            labels = result.model.predict(both).persona_id
+            share_hidden = float(np.mean(np.isin(labels, list(original))))
+            if auto:
+                hidden[f"auto {month}"] = share_hidden
+            hidden[f"reviewed {month}"] = share_hidden  # a person promotes it after review
+        months.append(entry)
+        if held:
+            break
+    return {
+        "seed": seed,
+        "segment_share": share,
+        "months": months,
+        "held_as_candidate": held,
+        "promoted_versions": list(hidden),
+        "segment_labelled_original_by_promoted": hidden,
+        "worst_hidden_share": max(hidden.values(), default=0.0),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the seeds, print a summary, write JSON; exit 1 when a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--json", default=str(REPO / "benchmarks/out/segment_discovery.json"))
+    parser.add_argument("--direct", action="store_true", help="decision functions, no stores")
+    parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
+    name = "segment_discovery_direct.json" if args.direct else "segment_discovery.json"
+    args.json = args.json or str(REPO / "benchmarks/out" / name)
     started = time.perf_counter()
     results = []
     for seed in range(args.seeds):
-        with tempfile.TemporaryDirectory(prefix="segment-") as tmp:
-            results.append(run_seed(seed, Path(tmp)))
+        if args.direct:
+            results.append(run_seed_direct(seed))
+        else:
+            with tempfile.TemporaryDirectory(prefix="segment-") as tmp:
+                results.append(run_seed(seed, Path(tmp)))
         r = results[-1]
         print(f"seed {seed}: share {r['segment_share']:.3f}, held {r['held_as_candidate']}, "
               f"promoted {r['promoted_versions']}, worst hidden {r['worst_hidden_share']:.1%}, "
@@ -144,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     held = sum(r["held_as_candidate"] for r in results)
     hidden = sum(r["worst_hidden_share"] >= 0.05 for r in results)
     summary = {
+        "mode": "direct (decision functions)" if args.direct else "persona run-month",
         "seeds": args.seeds,
         "held_as_candidate_within_two_months": held,
         "seeds_where_a_promoted_model_hides_5pct": hidden,

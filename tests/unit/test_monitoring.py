@@ -195,7 +195,8 @@ def test_decide_rules(cfg) -> None:
     )
     # significant but too small an effect
     assert decide(_result(tests=[_t("shift", 0.1, 1e-9)]), cfg).verdict == "no_drift"
-    assert decide(_result(tests=[_t("spread", 0.8, 1e-9)]), cfg).verdict == "retrain"
+    assert decide(_result(tests=[_t("spread", 1.3, 1e-9)]), cfg).verdict == "retrain"
+    assert decide(_result(tests=[_t("spread", 0.8, 1e-9)]), cfg).verdict == "no_drift"
     assert decide(_result(tests=[_t("spread", 1.05, 1e-9)]), cfg).verdict == "no_drift"
     assert decide(_result(tests=[_t("gone", 0.5, 1e-9)]), cfg).verdict == "no_drift"
     assert decide(_result(tests=[_t("gone", 0.1, 1e-9)]), cfg).verdict == "retrain"
@@ -260,3 +261,23 @@ def test_store_record_run_is_idempotent(make_settings) -> None:
     ]
     assert runs_store.list_runs(engine, month="2025-04") == []
     engine.dispose()
+
+
+def test_far_rows_test_is_exact_and_sees_a_segment() -> None:
+    from persona.monitoring.stats import tail_excess_pvalue
+
+    rng = np.random.default_rng(3)
+    reference = rng.chisquare(10, 500)
+    out = tail_excess_pvalue(rng.chisquare(10, 500), reference, 0.002)
+    assert out["m"] == 1 and out["threshold"] == reference.max()
+    assert out["pvalue"] > 0.01 and out["expected"] == pytest.approx(500 / 501)
+    # under "same distribution", P(count >= x) = P(the x largest of the pooled 1000 values
+    # are all current), about 2^-x: the p-value is exact, not an approximation
+    pvalues = [
+        tail_excess_pvalue(rng.chisquare(10, 500), rng.chisquare(10, 500), 0.002)["pvalue"]
+        for _ in range(400)
+    ]
+    assert 0.01 <= np.mean(np.array(pvalues) < 0.05) <= 0.09
+    segment = np.concatenate([rng.chisquare(10, 485), np.full(15, 80.0)])
+    far = tail_excess_pvalue(segment, reference, 0.002)
+    assert far["count"] >= 15 and far["pvalue"] < 1e-4 and far["excess"] > 0.02

@@ -101,11 +101,17 @@ def render(result: dict[str, Any]) -> None:
         )
         mix = fit["mix"]
         for pid in mix["bins"]:
+            persona = fit["centroid_shift"].get(pid, {})
             table.add_row(
                 f"share {pid}",
                 _fmt(mix["current_shares"][pid], "{:.1%}"),
                 _fmt(mix["reference_shares"][pid], "{:.1%}"),
-                _fmt(fit["centroid_shift"].get(pid, {}).get("shift"), "shift {:.2f} std"),
+                _fmt(persona.get("shift"), "shift {:.2f} std")
+                + (
+                    ""
+                    if persona.get("spread_ratio") is None
+                    else f", spread x{persona['spread_ratio']:.2f}"
+                ),
             )
         table.add_row("mix PSI", _fmt(mix["psi"]), "", f"chi-square p={mix['chi2_pvalue']:.2g}")
         console.print(table)

@@ -9,7 +9,7 @@ every seeded month of the policy evaluation (`make evaluate-policy`). Verdicts, 
    the check (see `monitoring.fit`) enters one family; Holm's procedure keeps the chance of
    any false rejection at `PERSONA_FIT_ALPHA`, and a rejected test fires only with a
    minimum effect: `CENTROID_SHIFT_RETRAIN` (std), `DISTANCE_RATIO_RETRAIN` (spread
-   ratio, either way), `UNASSIGNED_MIN_EFFECT` (excess rate of far / unassigned rows),
+   ratio, wider only), `UNASSIGNED_MIN_EFFECT` (excess rate of far / unassigned rows),
    `PERSONA_GONE_RATIO` (current share / reference share).
 3. ``watch`` (alert only) - the persona mix changed (chi-square p < `MIX_ALPHA` and PSI >=
    `PSI_WATCH`) while every persona still fits: retraining would change nothing.
@@ -67,8 +67,9 @@ def big_enough(test: dict[str, Any], s: Settings) -> bool:
     if kind in ("shift", "feature_shift"):
         return abs(effect) >= s.centroid_shift_retrain
     if kind in ("spread", "feature_spread"):
-        r = s.distance_ratio_retrain
-        return bool(effect >= r or effect <= 1.0 / r)
+        # Only a wider persona fails to describe its respondents; a tighter one (e.g. a
+        # stable month against a window that held a spread month) still does.
+        return bool(effect >= s.distance_ratio_retrain)
     if kind in ("far", "unassigned"):
         return bool(effect >= s.unassigned_min_effect)
     if kind == "gone":
