@@ -22,14 +22,41 @@ def welch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ``(effect, pvalue)`` per column: effect is the mean difference in pooled standard
         deviations (a minus b); p-values are two-sided.
     """
-    na, nb = len(a), len(b)
-    va, vb = a.var(axis=0, ddof=1), b.var(axis=0, ddof=1)
-    diff = a.mean(axis=0) - b.mean(axis=0)
+    return welch_moments(
+        len(a), a.mean(axis=0), a.var(axis=0, ddof=1), len(b), b.mean(axis=0), b.var(axis=0, ddof=1)
+    )
+
+
+def welch_moments(
+    na: int, mean_a: np.ndarray, va: np.ndarray, nb: int, mean_b: np.ndarray, vb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`welch` from each side's row count, means and sample variances (ddof=1)."""
+    diff = mean_a - mean_b
     se2 = np.maximum(va / na + vb / nb, 1e-300)
     t = diff / np.sqrt(se2)
     df = se2**2 / np.maximum((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1), 1e-300)
     pooled = np.sqrt(np.maximum(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2), 1e-300))
     return diff / pooled, 2.0 * stats.t.sf(np.abs(t), df)
+
+
+def location_tests(
+    pid: str, features: tuple[str, ...], effect: np.ndarray, pvalues: np.ndarray
+) -> tuple[float, float, list[dict[str, object]]]:
+    """The persona-level ``shift`` and per-feature ``feature_shift`` tests of one persona.
+
+    Returns:
+        ``(shift, combined p-value, tests)``.
+    """
+    shift, combined = float(np.sqrt(np.sum(effect**2))), combined_pvalue(pvalues)
+    tests: list[dict[str, object]] = [
+        {"kind": "shift", "persona": pid, "feature": None, "effect": shift, "pvalue": combined}
+    ]
+    tests += [
+        {"kind": "feature_shift", "persona": pid, "feature": name, "effect": float(e),
+         "pvalue": float(p)}
+        for name, e, p in zip(features, effect, pvalues, strict=True)
+    ]  # fmt: skip
+    return shift, combined, tests
 
 
 def pooled_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:

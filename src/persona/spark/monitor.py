@@ -166,7 +166,8 @@ def check_dataset(
             )
             drift = dataclasses.replace(drift, n_current=cur.rows, n_reference=ref.rows,
                                         snapshot=None)  # fmt: skip
-    fit = fit_from_stats(cur, ref, tuple(model.persona_ids)) if cur.rows else None
+    floor = 1.0 - settings.radius_quantile
+    fit = fit_from_stats(cur, ref, tuple(model.persona_ids), floor) if cur.rows else None
     params = {
         "stattest": STATTEST,
         "feature_threshold": settings.drift_feature_threshold,
