@@ -165,7 +165,7 @@ def test_new_segment_window_registers_candidate(env) -> None:  # type: ignore[no
         "candidate candidate-1: "
     )
     [detail] = result["candidates_detail"]
-    assert detail["rows"] > 150 and 12.0 <= detail["distance"] <= 21.0
+    assert detail["rows"] > 50 and 12.0 <= detail["distance"] <= 21.0
     gates = {c["name"]: c for c in result["gates"]["checks"]}
     assert gates["absorbed"]["passed"] and result["tags"]["absorbed_rows"] == "0"
 
