@@ -2,7 +2,10 @@
 
 1. **metric**: the selection metric (`SELECTION_METRIC`) of each model's labelling of the
    same current data; the challenger passes when it is not worse than the champion by more
-   than `GATE_METRIC_TOLERANCE` x |champion score| (relative tolerance).
+   than `GATE_METRIC_TOLERANCE` x |champion score| (relative tolerance). Waived (and
+   reported) when drift demanded a change and the challenger has another number of
+   personas: silhouette prefers fewer, larger clusters and would veto a discovered
+   segment (such a challenger needs a person's review anyway).
 2. **label_stability**: the share of rows of the champion's own training/calibration data
    that get the same persona id from both models must be >= `GATE_MIN_LABEL_STABILITY`,
    unless drift demanded a change (`drift_demanded`): then the check is reported, waived.
@@ -113,9 +116,14 @@ def evaluate_gates(
         {
             "name": "metric",
             "passed": bool(metric_ok),
-            "waived": False,
+            "waived": bool(drift_demanded and not metric_ok and challenger.k != champion.k),
             "detail": f"{metric}: challenger {new:.6g} vs champion {old:.6g} "
-            f"(tolerance {settings.gate_metric_tolerance:.0%})",
+            f"(tolerance {settings.gate_metric_tolerance:.0%})"
+            + (
+                "; waived: drift demanded a change of personas"
+                if drift_demanded and challenger.k != champion.k
+                else ""
+            ),
         },
         {
             "name": "label_stability",
