@@ -17,7 +17,7 @@ segment (to save time on the shared machine). Measured:
 
 `--direct` runs the same decisions without the stores: `check` + `decide` on March
 against January, `training.train` on January-March with the champion's rows,
-`evaluate_gates`, `review_reasons` and `may_auto_promote` (the functions `run-month`
+`evaluate_gates`, `review_reasons` and `flows.promotion_refusal` (the functions `run-month`
 calls), in seconds instead of minutes per seed; April is added when March's challenger
 did not hold the segment.
 
@@ -139,9 +139,10 @@ def run_seed_direct(seed: int) -> dict[str, Any]:
     """One seed through the cycle's decision functions, without MLflow or the store."""
     from dataclasses import asdict
 
+    from persona.flows import promotion_refusal
     from persona.model import calibrate_radii, from_catalog
     from persona.monitoring import check, decide
-    from persona.registry.gates import evaluate_gates, may_auto_promote, review_reasons
+    from persona.registry.gates import evaluate_gates, review_reasons
     from persona.training import TrainingParams, train
 
     settings = _settings(Path(tempfile.gettempdir()))
@@ -170,7 +171,9 @@ def run_seed_direct(seed: int) -> dict[str, Any]:
             gates = evaluate_gates(champion, result.model, window, jan, settings, True,
                                    data[month])  # fmt: skip
             review = review_reasons(asdict(result.alignment))
-            auto = may_auto_promote(gates.passed, bool(review), settings.auto_promote)
+            challenger = {"challenger_version": "2", "gates_passed": gates.passed,
+                          "needs_review": bool(review)}  # fmt: skip
+            auto = promotion_refusal(challenger, "1", settings.auto_promote) is None
             nearest = result.model.predict(segment[month]).nearest_id
             entry.update(
                 needs_review=bool(review), gates_passed=gates.passed, auto_promoted=auto,

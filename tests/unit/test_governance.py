@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from persona.alerts import review_text
+from persona.flows import promotion_refusal
 from persona.model import PersonaModel
-from persona.registry.gates import absorbed_rows, may_auto_promote, review_reasons
+from persona.registry.gates import absorbed_rows, review_reasons
 
 CENTRES = np.array([[0.0] * 10, [30.0] * 10])
 
@@ -48,10 +49,15 @@ def test_review_reasons_and_auto_promotion_rule() -> None:
         "persona budget-bob radius grew to 25.0 beyond the bound 19.5 (capped)",
     ]
     assert review_reasons({"candidates": [], "retired": [], "radius_grown": []}) == []
-    assert may_auto_promote(True, False, True)
-    assert not may_auto_promote(True, True, True)  # needs review: never automatic
-    assert not may_auto_promote(True, False, False)
-    assert not may_auto_promote(False, False, True)
+
+    def refusal(gates: bool, review: bool, auto: bool) -> str | None:
+        challenger = {"challenger_version": "4", "gates_passed": gates, "needs_review": review}
+        return promotion_refusal(challenger, "3", auto)
+
+    assert refusal(True, False, True) is None
+    assert "needs review" in str(refusal(True, True, True))  # never automatic
+    assert refusal(True, False, False) is not None
+    assert refusal(False, False, True) is not None
 
 
 def test_review_alert_names_the_candidate_and_the_commands() -> None:

@@ -16,9 +16,9 @@
    as a whole explains its own wider rows: the champion's radius is scaled by the growth
    of the persona's median distance (month vs the champion's data) before counting.
 
-Governance (`review_reasons`, `may_auto_promote`): a challenger with a candidate or a
-retired persona, or with a persona whose radius grew beyond `RADIUS_MAX_GROWTH`, needs a
-person's review and is never promoted automatically, whatever `AUTO_PROMOTE` says.
+Governance (`review_reasons`): a challenger with a candidate or a retired persona, or with
+a persona whose radius grew beyond `RADIUS_MAX_GROWTH`, needs a person's review and is
+never promoted automatically, whatever `AUTO_PROMOTE` says (`flows.promotion_refusal`).
 """
 
 from __future__ import annotations
@@ -217,8 +217,3 @@ def review_reasons(alignment: dict[str, Any]) -> list[str]:
         for g in alignment.get("radius_grown") or []
     ]
     return out
-
-
-def may_auto_promote(gates_passed: bool, needs_review: bool, auto_promote: bool) -> bool:
-    """The automatic promotion rule: gates passed, nothing to review, `AUTO_PROMOTE` on."""
-    return bool(gates_passed and not needs_review and auto_promote)
