@@ -137,31 +137,31 @@ def summary_widget(
         drifted = sum(bool(f.drifted) for f in drift.features)
         counters.append(
             CounterData(
-                f"Drifted features (K-S p < {params.get('feature_threshold')}; watch at "
-                f"{decision_rules.get('drift_share_watch')}, retrain at "
-                f"{decision_rules.get('drift_share_retrain')})",
+                f"Drifted features (marginal K-S p < {params.get('feature_threshold')}; "
+                "information, not a rule)",
                 f"{drifted} of {len(drift.features)} ({drift.drift_share:.2f})",
             )
         )
     counters.append(
         CounterData(
             f"Unassigned rate, reference {_pct(fit.get('reference_unassigned_rate'))} "
-            f"(retrain at {_pct(decision_rules.get('unassigned_rate_retrain'))})",
+            f"(retrain: binomial test, excess >= "
+            f"{_pct(decision_rules.get('unassigned_min_effect'))})",
             _pct(fit.get("unassigned_rate")),
         )
     )
     counters.append(
         CounterData(
             "Mean distance vs reference "
-            f"(retrain at {decision_rules.get('distance_ratio_retrain')}x)",
+            f"(a persona's spread retrains from {decision_rules.get('distance_ratio_retrain')}x)",
             _num(fit.get("distance_ratio"), "{:.2f}x"),
         )
     )
     mix = fit.get("mix") or {}
     counters.append(
         CounterData(
-            f"Persona-mix PSI (watch at {decision_rules.get('psi_watch')}, retrain at "
-            f"{decision_rules.get('psi_retrain')})",
+            f"Persona-mix PSI (watch at {decision_rules.get('psi_watch')} with chi-square "
+            f"p < {decision_rules.get('mix_alpha')}; a mix change alone never retrains)",
             _num(mix.get("psi")),
         )
     )
@@ -170,7 +170,7 @@ def summary_widget(
         CounterData(
             "Largest centroid shift, reference std"
             + (f" ({worst})" if worst else "")
-            + f" (retrain at {decision_rules.get('centroid_shift_retrain')})",
+            + f" (retrain from {decision_rules.get('centroid_shift_retrain')}, Holm)",
             _num(fit.get("max_centroid_shift"), "{:.2f}"),
         )
     )
@@ -200,8 +200,15 @@ def mix_widget(fit: dict[str, Any]) -> BaseWidgetInfo | None:
     return plotly_figure(title=title, figure=figure, size=WidgetSize.FULL)
 
 
-def shift_widget(fit: dict[str, Any], decision_rules: dict[str, Any]) -> BaseWidgetInfo | None:
-    """Table: per persona, the centroid shift in reference std, its p-value and row counts."""
+def shift_widget(
+    fit: dict[str, Any], decision_rules: dict[str, Any], moved_ids: set[str] | None = None
+) -> BaseWidgetInfo | None:
+    """Table: per persona, the centroid shift in std, its p-value and row counts.
+
+    ``moved`` is the decision's own: a persona whose ``shift`` test fired (Holm over every
+    persona-fit test, with the minimum effect); without `moved_ids`, shift >= the minimum
+    and p < alpha.
+    """
     shifts = fit.get("centroid_shift") or {}
     if not shifts:
         return None
@@ -211,12 +218,16 @@ def shift_widget(fit: dict[str, Any], decision_rules: dict[str, Any]) -> BaseWid
     for pid, entry in shifts.items():
         shift, pvalue = entry.get("shift"), entry.get("pvalue")
         moved = (
-            shift is not None
-            and pvalue is not None
-            and limit is not None
-            and alpha is not None
-            and shift >= limit
-            and pvalue < alpha
+            (pid in moved_ids)
+            if moved_ids is not None
+            else (
+                shift is not None
+                and pvalue is not None
+                and limit is not None
+                and alpha is not None
+                and shift >= limit
+                and pvalue < alpha
+            )
         )
         rows.append(
             [
@@ -229,7 +240,8 @@ def shift_widget(fit: dict[str, Any], decision_rules: dict[str, Any]) -> BaseWid
             ]
         )
     return table_data(
-        title=f"Centroid shift per persona (reference std; moved when >= {limit} and p < {alpha})",
+        title=f"Centroid shift per persona (pooled std; moved when >= {limit} and rejected "
+        f"by Holm at {alpha})",
         column_names=[
             "persona",
             "shift (std)",

@@ -30,13 +30,12 @@ log = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 RULES = (
-    "unassigned_rate_retrain",
+    "unassigned_min_effect",
     "distance_ratio_retrain",
     "psi_watch",
-    "psi_retrain",
+    "mix_alpha",
     "centroid_shift_retrain",
     "persona_fit_alpha",
-    "drift_share_watch",
     "drift_share_retrain",
 )
 """Settings shown next to the values in the report (read by name; missing ones show as None)."""
@@ -114,7 +113,9 @@ def persona_metrics(
     drift = result.drift
     widgets = ef.verdict_widgets(decision.verdict, decision.reasons, month, reference_months)
     widgets.append(ef.summary_widget(fit, drift, result.params, rules))
-    widgets += [w for w in (ef.mix_widget(fit), ef.shift_widget(fit, rules)) if w is not None]
+    moved = {t["persona"] for t in decision.fired if t["kind"] == "shift"}
+    shifts = ef.shift_widget(fit, rules, moved)
+    widgets += [w for w in (ef.mix_widget(fit), shifts) if w is not None]
     widgets.append(ef.text_widget(title="How it was measured", text=measured_text(result)))
     mix = fit.get("mix") or {}
     verdicts = list(VERDICTS)
