@@ -14,6 +14,7 @@ SPARK_OUTPUT ?= var/spark/labels
 
 .PHONY: help venv venv-mage lint format typecheck check test test-fast demo data ingest \
 	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict mlflow-ui evidently-ui mage up down status nginx \
+	engine engine-stop images \
 	tf_init tf_plan tf_apply tf_destroy tf_fmt bench evaluate-policy clean browser-deps
 
 help: ## List every target with a line of help (colours only on a terminal, never with NO_COLOR)
@@ -60,11 +61,13 @@ typecheck: venv ## Mypy on src/persona
 
 check: lint typecheck ## Lint + types (what pre-commit runs)
 
-test: venv venv-mage spark-deps nginx browser-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, browser, full stack)
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: venv venv-mage spark-deps nginx browser-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, browser, full stack, containers)
+	@rc=0; { bash docker/engine.sh install && bash docker/engine.sh start && \
+		bash docker/images.sh && $(BIN)/pytest $(PYTEST_ARGS); } || rc=$$?; \
+		bash docker/engine.sh stop; exit $$rc
 
-test-fast: venv spark-deps nginx ## Run the tests that need no Mage env, no browser and no full stack
-	$(BIN)/pytest -m "not mage and not stack and not browser" $(PYTEST_ARGS)
+test-fast: venv spark-deps nginx ## Run the tests that need no Mage env, no browser, no full stack and no Docker
+	$(BIN)/pytest -m "not mage and not stack and not browser and not containers" $(PYTEST_ARGS)
 
 browser-deps: ## Install Debian's chromium + chromium-driver for the browser test (idempotent)
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
@@ -118,6 +121,16 @@ evidently-ui: venv ## Evidently UI on the monthly checks (EVIDENTLY_WORKSPACE) a
 
 mage: venv venv-mage ## Mage UI on MAGE_HOST:MAGE_PORT (127.0.0.1:6789); log in with MAGE_ADMIN_EMAIL / MAGE_ADMIN_PASSWORD
 	bash 02_pipeline/start_mage.sh
+
+engine: ## Install (Debian docker.io, compose v2 plugin) and start a Docker engine; idempotent
+	bash docker/engine.sh install
+	bash docker/engine.sh start
+
+engine-stop: ## Stop the dockerd that `make engine` started (nothing else)
+	bash docker/engine.sh stop
+
+images: engine ## Build every image (local Debian base + wheelhouse where Docker Hub is unreachable)
+	bash docker/images.sh
 
 up: venv venv-mage nginx ## Start the production stack as local processes (no Docker)
 	bash scripts/stack.sh up

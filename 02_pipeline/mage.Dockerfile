@@ -1,14 +1,17 @@
-# syntax=docker/dockerfile:1.7
 # PersonaOps Mage image: two virtualenvs that cannot be merged (conflicting pins):
 #   /opt/app-venv   the `persona` package from this repo (requirements/app.lock)
 #   /opt/mage-venv  mage-ai from 02_pipeline/requirements-mage.txt
 # Mage blocks send cycle steps to `$PERSONA_BIN cycle serve` (the app env's `persona`).
 #   docker build -f 02_pipeline/mage.Dockerfile -t personaops-mage:0.1.0 .
+# Where python:*-slim cannot be pulled, `make images` passes the local Debian base
+# (docker/base-image.sh) and a wheelhouse on loopback (PIP_FIND_LINKS + PIP_NO_INDEX).
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 # --- app env: the persona package --------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS app-build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ARG PIP_FIND_LINKS
+ARG PIP_NO_INDEX
 RUN python -m venv /opt/app-venv
 WORKDIR /src
 COPY requirements/app.lock requirements/app.lock
@@ -20,6 +23,8 @@ RUN /opt/app-venv/bin/pip install -c requirements/app.lock . \
 # --- mage env: mage-ai with its own pins ---------------------------------------------------
 FROM ${PYTHON_IMAGE} AS mage-build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ARG PIP_FIND_LINKS
+ARG PIP_NO_INDEX
 RUN python -m venv /opt/mage-venv
 COPY 02_pipeline/requirements-mage.txt /tmp/requirements-mage.txt
 RUN /opt/mage-venv/bin/pip install -r /tmp/requirements-mage.txt

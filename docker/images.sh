@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# `make images`: build every image of docker-compose.yml on this machine.
+#   personaops-app:$PERSONA_VERSION      03_deployment/Dockerfile  (api, mlflow, persona CLI)
+#   personaops-mage:$PERSONA_VERSION     02_pipeline/mage.Dockerfile
+#   personaops-local-postgres:15         docker/local/postgres.Dockerfile  (compose.local.yml)
+#   personaops-local-gcs:$GCS_EMULATOR_VERSION  docker/local/gcs.Dockerfile (compose.local.yml)
+# PYTHON_IMAGE empty (default): the base is the local Debian image of docker/base-image.sh,
+# built first if missing; set PYTHON_IMAGE=python:3.11.13-slim-bookworm where Docker Hub
+# answers. Builds run with --network host (pip and apt reach the registries as the host
+# does). IMAGE_WHEELHOUSE (a folder; empty = off) is filled on the host from the two locks
+# with the host's pip (its cache and index settings) and served read-only on
+# 127.0.0.1:$IMAGE_WHEELHOUSE_PORT for the duration of the builds: pip in the builds then
+# installs from it only (PIP_NO_INDEX), so a cold build downloads nothing twice.
+# Prints one line per image (seconds, size) and writes them to $VAR_DIR/images.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VERSION="${PERSONA_VERSION:-0.1.0}"
+GCS_VERSION="$(sed -n 's/^gcp-storage-emulator==//p' requirements/app.lock)"
+BASE="${PYTHON_IMAGE:-}"
+LOCAL_BASE="${LOCAL_BASE_IMAGE:-personaops-debian-base:bookworm}"
+WHEELHOUSE="${IMAGE_WHEELHOUSE-/var/cache/personaops-wheels}"
+PORT="${IMAGE_WHEELHOUSE_PORT:-38481}"
+HOST_PY="${HOST_PYTHON:-python3.11}"
+OUT="${VAR_DIR:-var}/images.json"
+
+if [[ -z "$BASE" ]]; then
+  LOCAL_BASE_IMAGE="$LOCAL_BASE" bash docker/base-image.sh
+  BASE="$LOCAL_BASE"
+fi
+
+args=(--network host)
+server=""
+cleanup() { [[ -n "$server" ]] && kill "$server" 2>/dev/null; true; }
+trap cleanup EXIT
+if [[ -n "$WHEELHOUSE" ]]; then
+  mkdir -p "$WHEELHOUSE"
+  t0=$SECONDS
+  # --no-deps: each lock is a complete freeze; the project's build backend comes along.
+  for lock in requirements/app.lock 02_pipeline/requirements-mage.txt; do
+    "$HOST_PY" -m pip download -q --no-deps --only-binary=:all: -d "$WHEELHOUSE" -r "$lock" \
+      2> >(grep -v 'is ignored' >&2)
+  done
+  "$HOST_PY" -m pip download -q --no-deps --only-binary=:all: -d "$WHEELHOUSE" \
+    'setuptools>=68' wheel 2> >(grep -v 'is ignored' >&2)
+  echo "images: wheelhouse $WHEELHOUSE ready in $((SECONDS - t0)) s ($(ls "$WHEELHOUSE" | wc -l) files)"
+  setsid "$HOST_PY" -m http.server "$PORT" --bind 127.0.0.1 --directory "$WHEELHOUSE" \
+    >/dev/null 2>&1 </dev/null &
+  server=$!
+  for _ in $(seq 1 50); do
+    "$HOST_PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/', timeout=1)" \
+      2>/dev/null && break
+    sleep 0.2
+  done
+  args+=(--build-arg "PIP_FIND_LINKS=http://127.0.0.1:$PORT/" --build-arg PIP_NO_INDEX=1)
+fi
+
+declare -A secs
+build() {  # tag dockerfile context [extra args...]
+  local tag="$1" file="$2" ctx="$3"
+  shift 3
+  local t0=$SECONDS log
+  log="$(mktemp)"
+  echo "images: building $tag ($file)"
+  # The classic builder: dockerd 20.10's BuildKit needs the buildx plugin on a 2x CLI.
+  if ! DOCKER_BUILDKIT=0 docker build "${args[@]}" "$@" -t "$tag" -f "$file" "$ctx" >"$log" 2>&1; then
+    tail -40 "$log" >&2
+    rm -f "$log"
+    echo "images: building $tag failed" >&2
+    exit 1
+  fi
+  rm -f "$log"
+  secs[$tag]=$((SECONDS - t0))
+}
+
+build "personaops-app:$VERSION" 03_deployment/Dockerfile . --build-arg "PYTHON_IMAGE=$BASE"
+build "personaops-mage:$VERSION" 02_pipeline/mage.Dockerfile . --build-arg "PYTHON_IMAGE=$BASE"
+build "personaops-local-postgres:15" docker/local/postgres.Dockerfile docker/local \
+  --build-arg "BASE_IMAGE=$BASE"
+build "personaops-local-gcs:$GCS_VERSION" docker/local/gcs.Dockerfile docker/local \
+  --build-arg "BASE_IMAGE=$BASE" --build-arg "GCS_EMULATOR_VERSION=$GCS_VERSION"
+
+mkdir -p "$(dirname "$OUT")"
+{
+  echo "{"
+  first=1
+  for tag in "${!secs[@]}"; do
+    size="$(docker image inspect -f '{{.Size}}' "$tag")"
+    ((first)) || echo ","
+    first=0
+    printf '  "%s": {"build_s": %s, "size_mb": %s}' "$tag" "${secs[$tag]}" "$((size / 1000000))"
+    printf 'images: %-40s %5s s %6s MB\n' "$tag" "${secs[$tag]}" "$((size / 1000000))" >&2
+  done
+  echo
+  echo "}"
+} >"$OUT"
