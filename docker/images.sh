@@ -36,13 +36,21 @@ trap cleanup EXIT
 if [[ -n "$WHEELHOUSE" ]]; then
   mkdir -p "$WHEELHOUSE"
   t0=$SECONDS
-  # --no-deps: each lock is a complete freeze; the project's build backend comes along.
-  for lock in requirements/app.lock 02_pipeline/requirements-mage.txt; do
-    "$HOST_PY" -m pip download -q --no-deps --only-binary=:all: -d "$WHEELHOUSE" -r "$lock" \
-      2> >(grep -v 'is ignored' >&2)
-  done
-  "$HOST_PY" -m pip download -q --no-deps --only-binary=:all: -d "$WHEELHOUSE" \
-    'setuptools>=68' wheel 2> >(grep -v 'is ignored' >&2)
+  # Filled once per content of the two locks (pip download re-asks the index for every pin).
+  # Not in the locks (pip freeze leaves setuptools out): the project's build backend, and
+  # the setuptools mage-ai pins (mage-ai 0.9.80 requires setuptools==70.0.0).
+  EXTRA_WHEELS=('setuptools>=68' wheel 'setuptools==70.0.0')
+  stamp="$WHEELHOUSE/.filled-$( (cat requirements/app.lock 02_pipeline/requirements-mage.txt; echo "${EXTRA_WHEELS[*]}") | sha256sum | cut -c1-16)"
+  if [[ ! -e "$stamp" ]]; then
+    # --no-deps: each lock is a complete freeze; the project's build backend comes along.
+    for lock in requirements/app.lock 02_pipeline/requirements-mage.txt; do
+      "$HOST_PY" -m pip download -q --no-deps --only-binary=:all: -d "$WHEELHOUSE" -r "$lock" \
+        2> >(grep -v 'is ignored' >&2)
+    done
+    "$HOST_PY" -m pip download -q --no-deps --only-binary=:all: -d "$WHEELHOUSE" \
+      "${EXTRA_WHEELS[@]}" 2> >(grep -v 'is ignored' >&2)
+    touch "$stamp"
+  fi
   echo "images: wheelhouse $WHEELHOUSE ready in $((SECONDS - t0)) s ($(ls "$WHEELHOUSE" | wc -l) files)"
   setsid "$HOST_PY" -m http.server "$PORT" --bind 127.0.0.1 --directory "$WHEELHOUSE" \
     >/dev/null 2>&1 </dev/null &
