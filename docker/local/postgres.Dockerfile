@@ -24,6 +24,6 @@ USER postgres
 VOLUME /var/lib/postgresql/data
 EXPOSE 5432
 STOPSIGNAL SIGINT
-HEALTHCHECK --interval=5s --timeout=3s --retries=20 CMD ["pg_isready", "-q"]
+HEALTHCHECK --interval=5s --timeout=3s --retries=20 CMD pg_isready -q -U "${POSTGRES_USER:-postgres}"
 ENTRYPOINT ["bash", "/usr/local/bin/docker-entrypoint.sh"]
 CMD ["postgres"]

@@ -57,7 +57,10 @@ def _http(
 ) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
@@ -227,7 +230,16 @@ def test_stack_comes_up_healthy_and_retrains_through_mage(stack: Compose) -> Non
     first = stack.up("postgres", "gcs", "mlflow", "mage")
     data = Path(stack.env["VAR_DIR"]) / "data"
     stack.persona(
-        "data", "generate", "--out", str(data), "--months", "1-3", "--n", str(ROWS), "--format", "csv"
+        "data",
+        "generate",
+        "--out",
+        str(data),
+        "--months",
+        "1-3",
+        "--n",
+        str(ROWS),
+        "--format",
+        "csv",
     )
     ingested = stack.persona("data", "ingest", str(data))
     assert sum(f["rows_new"] for f in ingested["files"]) == ROWS * len(MONTHS)
