@@ -23,8 +23,11 @@ RUN /opt/app-venv/bin/pip install -c requirements/app.lock . \
 # --- mage env: mage-ai with its own pins ---------------------------------------------------
 FROM ${PYTHON_IMAGE} AS mage-build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# No PIP_NO_INDEX here: the index is the fallback for what the wheelhouse lacks.
 ARG PIP_FIND_LINKS
-ARG PIP_NO_INDEX
+# Set by `make images` on the Debian base only: its Python is 3.11.2 and the lock (frozen on
+# a newer 3.11) holds soupsieve 4.1.3, which declares Requires-Python >=3.11.5.
+ARG PIP_IGNORE_REQUIRES_PYTHON
 RUN python -m venv /opt/mage-venv
 COPY 02_pipeline/requirements-mage.txt /tmp/requirements-mage.txt
 RUN /opt/mage-venv/bin/pip install -r /tmp/requirements-mage.txt

@@ -39,13 +39,16 @@ if [[ -n "$WHEELHOUSE" ]]; then
   # Filled once per content of the two locks (pip download re-asks the index for every pin).
   # Not in the locks (pip freeze leaves setuptools out): the project's build backend, and
   # the setuptools mage-ai pins (mage-ai 0.9.80 requires setuptools==70.0.0).
-  EXTRA_WHEELS=('setuptools>=68' wheel 'setuptools==70.0.0')
+  # Debian's Python is 3.11.2: redis wants async-timeout below 3.11.3 (the freeze was made
+  # on a newer 3.11, so it lacks it).
+  EXTRA_WHEELS=('setuptools>=68' wheel 'setuptools==70.0.0' 'async-timeout==5.0.1')
   stamp="$WHEELHOUSE/.filled-$( (cat requirements/app.lock 02_pipeline/requirements-mage.txt; echo "${EXTRA_WHEELS[*]}") | sha256sum | cut -c1-16)"
   if [[ ! -e "$stamp" ]]; then
     # --no-deps: each lock is a complete freeze; the project's build backend comes along.
+    # The spark extra (pyspark, an sdist, and py4j) is not in any image.
     for lock in requirements/app.lock 02_pipeline/requirements-mage.txt; do
-      "$HOST_PY" -m pip download -q --no-deps --only-binary=:all: -d "$WHEELHOUSE" -r "$lock" \
-        2> >(grep -v 'is ignored' >&2)
+      "$HOST_PY" -m pip download -q --no-deps --only-binary=:all: -d "$WHEELHOUSE" \
+        -r <(grep -v -E '^(pyspark|py4j)==' "$lock") 2> >(grep -v 'is ignored' >&2)
     done
     "$HOST_PY" -m pip download -q --no-deps --only-binary=:all: -d "$WHEELHOUSE" \
       "${EXTRA_WHEELS[@]}" 2> >(grep -v 'is ignored' >&2)
@@ -60,6 +63,8 @@ if [[ -n "$WHEELHOUSE" ]]; then
       2>/dev/null && break
     sleep 0.2
   done
+  # The Mage env's stage declares no PIP_NO_INDEX: the index stays its fallback (its freeze
+  # was made on a newer 3.11 than Debian's 3.11.2, whose markers may want one pin more).
   args+=(--build-arg "PIP_FIND_LINKS=http://127.0.0.1:$PORT/" --build-arg PIP_NO_INDEX=1)
 fi
 
@@ -82,7 +87,10 @@ build() {  # tag dockerfile context [extra args...]
 }
 
 build "personaops-app:$VERSION" 03_deployment/Dockerfile . --build-arg "PYTHON_IMAGE=$BASE"
-build "personaops-mage:$VERSION" 02_pipeline/mage.Dockerfile . --build-arg "PYTHON_IMAGE=$BASE"
+mage_args=(--build-arg "PYTHON_IMAGE=$BASE")
+# Debian's Python 3.11.2 is below soupsieve 4.1.3's declared Requires-Python (>=3.11.5).
+[[ "$BASE" == "$LOCAL_BASE" ]] && mage_args+=(--build-arg PIP_IGNORE_REQUIRES_PYTHON=1)
+build "personaops-mage:$VERSION" 02_pipeline/mage.Dockerfile . "${mage_args[@]}"
 build "personaops-local-postgres:15" docker/local/postgres.Dockerfile docker/local \
   --build-arg "BASE_IMAGE=$BASE"
 build "personaops-local-gcs:$GCS_VERSION" docker/local/gcs.Dockerfile docker/local \
