@@ -14,7 +14,7 @@ SPARK_OUTPUT ?= var/spark/labels
 
 .PHONY: help venv venv-mage lint format typecheck check test test-fast demo data ingest \
 	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict mlflow-ui evidently-ui mage up down status nginx \
-	engine engine-stop images \
+	engine engine-stop images test-containers \
 	tf_init tf_plan tf_apply tf_destroy tf_fmt bench evaluate-policy clean browser-deps
 
 help: ## List every target with a line of help (colours only on a terminal, never with NO_COLOR)
@@ -61,9 +61,12 @@ typecheck: venv ## Mypy on src/persona
 
 check: lint typecheck ## Lint + types (what pre-commit runs)
 
-test: venv venv-mage spark-deps nginx browser-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, browser, full stack, containers)
+test: venv venv-mage spark-deps nginx browser-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, browser, full stack)
+	$(BIN)/pytest -m "not containers" $(PYTEST_ARGS)
+
+test-containers: venv ## Start dockerd, build the images, run the compose stack e2e test, stop dockerd
 	@rc=0; { bash docker/engine.sh install && bash docker/engine.sh start && \
-		bash docker/images.sh && $(BIN)/pytest $(PYTEST_ARGS); } || rc=$$?; \
+		bash docker/images.sh && $(BIN)/pytest -m containers $(PYTEST_ARGS); } || rc=$$?; \
 		bash docker/engine.sh stop; exit $$rc
 
 test-fast: venv spark-deps nginx ## Run the tests that need no Mage env, no browser, no full stack and no Docker
