@@ -14,10 +14,15 @@ ARG PIP_FIND_LINKS
 ARG PIP_NO_INDEX
 RUN python -m venv /opt/app-venv
 WORKDIR /src
-COPY requirements/app.lock requirements/app.lock
-COPY pyproject.toml README.m[d] ./
+COPY requirements/app.lock pyproject.toml ./
+# Same steps as 03_deployment/Dockerfile's build stage (the layer cache shares them).
+# The runtime dependencies first (pyproject's list, pinned by the lock): a change under
+# src/ reuses this layer.
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\\n')" > /tmp/deps.txt \
+ && /opt/app-venv/bin/pip install -c app.lock -r /tmp/deps.txt
+COPY README.m[d] ./
 COPY src/ src/
-RUN /opt/app-venv/bin/pip install -c requirements/app.lock . \
+RUN /opt/app-venv/bin/pip install --no-deps . \
  && /opt/app-venv/bin/persona --help >/dev/null
 
 # --- mage env: mage-ai with its own pins ---------------------------------------------------

@@ -53,7 +53,9 @@ def test_runtime_user_is_not_root_and_healthcheck_present(path: Path) -> None:
 def test_package_installed_from_repo_with_lock_constraints(path: Path) -> None:
     ins = _instructions(path)
     runs = " ".join(rest for op, rest in ins if op == "RUN")
-    assert re.search(r"/opt/app-venv/bin/pip install -c requirements/app\.lock \.", runs)
+    # Dependencies from pyproject's list pinned by the lock, then the package without deps.
+    assert re.search(r"/opt/app-venv/bin/pip install -c app\.lock -r /tmp/deps\.txt", runs)
+    assert re.search(r"/opt/app-venv/bin/pip install --no-deps \.", runs)
     copies = [rest for op, rest in ins if op == "COPY" and "--from=" not in rest]
     assert any(c.startswith("src/") for c in copies)
     for copy in copies:
