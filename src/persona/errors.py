@@ -102,3 +102,24 @@ class RegistryError(PersonaError):
 
 class MonitoringError(PersonaError):
     """A monitoring check cannot run (missing reference, mismatched columns...)."""
+
+
+class NotIngestedError(StoreError):
+    """A survey month the work needs has no rows in the store: ingest it first.
+
+    Attributes:
+        months: The months that have no rows (empty: no month is ingested at all).
+        purpose: What the months were needed for ("training", "the reference window"...).
+    """
+
+    def __init__(self, months: list[str] | tuple[str, ...] = (), purpose: str = "") -> None:
+        self.months = tuple(str(m) for m in months)
+        self.purpose = purpose
+        what = f" for {purpose}" if purpose else ""
+        if self.months:
+            listed = ", ".join(self.months)
+            noun, them = ("month", "it") if len(self.months) == 1 else ("months", "them")
+            message = f"no survey rows for {noun} {listed}{what}: ingest {them} first"
+        else:
+            message = f"no survey month is ingested{what}: ingest data first"
+        super().__init__(message)

@@ -1,9 +1,17 @@
-"""Survey months: the one format (`YYYY-MM`) and the arithmetic on it."""
+"""Survey months: the `Month` and `Window` values, parsed once at the edges, and their arithmetic.
+
+A `Month` is a `str` (``"2025-03"``) that is known to be valid: it sorts, compares, goes into
+SQL parameters and JSON as the text it is, and a function that takes a `Month` never checks
+it again. Edges (CLI options, HTTP bodies, files, settings) call `parse_month` /
+`parse_window`; everything below them passes the values on.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from persona.errors import PersonaError
 
@@ -14,60 +22,145 @@ class MonthError(PersonaError):
     """A survey month is not in `YYYY-MM` form."""
 
 
-def parse_month(value: str) -> str:
-    """Validate a survey month.
+class Month(str):
+    """A valid survey month, ``YYYY-MM``; a `str` that is checked once, when it is made.
+
+    ``Month("2025-03")`` raises `MonthError` for anything that is not ``YYYY-MM`` (surrounding
+    blanks are stripped). Order, equality and hashing are the text's, so a `Month` equals
+    the plain string of the same month.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: object) -> Month:
+        if isinstance(value, Month):
+            return value
+        text = str(value).strip()
+        if not _MONTH.match(text):
+            raise MonthError(f"invalid month {value!r}: expected YYYY-MM, e.g. 2025-03")
+        return super().__new__(cls, text)
+
+    @property
+    def year(self) -> int:
+        """The calendar year."""
+        return int(self[:4])
+
+    @property
+    def number(self) -> int:
+        """The month of the year, 1-12."""
+        return int(self[5:7])
+
+    def add(self, delta: int) -> Month:
+        """The month `delta` months after (before, if negative) this one."""
+        index = self.year * 12 + (self.number - 1) + delta
+        return Month(f"{index // 12:04d}-{index % 12 + 1:02d}")
+
+    @classmethod
+    def of_date(cls, when: dt.date) -> Month:
+        """The month a date falls in."""
+        return cls(f"{when.year:04d}-{when.month:02d}")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Distinct survey months in ascending order (a reference or training window).
+
+    Attributes:
+        months: The months, sorted, no repeats (`Window.of` sorts and de-duplicates).
+    """
+
+    months: tuple[Month, ...]
+
+    def __post_init__(self) -> None:
+        if list(self.months) != sorted(set(self.months)):
+            raise MonthError(f"window months must be distinct and ascending, got {self.months}")
+
+    @classmethod
+    def of(cls, months: Iterable[str]) -> Window:
+        """A window of the given months (each checked), sorted and de-duplicated."""
+        return cls(tuple(sorted({Month(m) for m in months})))
+
+    def __iter__(self) -> Iterator[Month]:
+        return iter(self.months)
+
+    def __len__(self) -> int:
+        return len(self.months)
+
+    def __bool__(self) -> bool:
+        return bool(self.months)
+
+    def __str__(self) -> str:
+        return ",".join(self.months)
+
+    @property
+    def first(self) -> Month:
+        """The earliest month (the window must not be empty)."""
+        return self.months[0]
+
+    @property
+    def last(self) -> Month:
+        """The latest month (the window must not be empty)."""
+        return self.months[-1]
+
+    def to_list(self) -> list[str]:
+        """The months as plain strings, for JSON and SQL ``IN`` lists."""
+        return [str(m) for m in self.months]
+
+
+def parse_month(value: object) -> Month:
+    """Validate a survey month typed by a person or read from a file (an edge).
 
     Args:
         value: A month such as ``"2025-03"``.
 
     Returns:
-        The same month, stripped.
+        The `Month`.
 
     Raises:
         MonthError: The value is not a `YYYY-MM` month.
     """
-    text = str(value).strip()
-    if not _MONTH.match(text):
-        raise MonthError(f"invalid month {value!r}: expected YYYY-MM, e.g. 2025-03")
-    return text
+    return Month(value)
 
 
-def add_months(month: str, delta: int) -> str:
-    """Return the month `delta` months after (or before, if negative) `month`."""
-    year, mon = (int(part) for part in parse_month(month).split("-"))
-    index = year * 12 + (mon - 1) + delta
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def month_range(first: str, last: str) -> list[str]:
-    """Return every month from `first` to `last` inclusive (empty if last < first)."""
-    months = []
-    current = parse_month(first)
-    end = parse_month(last)
-    while current <= end:
-        months.append(current)
-        current = add_months(current, 1)
-    return months
-
-
-def parse_month_list(text: str | None) -> list[str] | None:
-    """Parse a comma-separated month list such as ``"2025-01,2025-02"``.
+def parse_window(text: str | None) -> Window | None:
+    """Parse a comma-separated month list such as ``"2025-01,2025-02"`` (an edge).
 
     Args:
         text: The list as typed (``--reference``); None or blank means "not given".
 
     Returns:
-        The distinct months, sorted, or None when nothing was given.
+        The window, or None when nothing was given.
 
     Raises:
         MonthError: A month is not ``YYYY-MM``.
     """
     if text is None or not text.strip():
         return None
-    return sorted({parse_month(part.strip()) for part in text.split(",") if part.strip()})
+    return Window.of(part.strip() for part in text.split(",") if part.strip())
 
 
-def resolve_month(month: str | None, run_date: str | None = None) -> str:
+def add_months(month: str, delta: int) -> Month:
+    """Return the month `delta` months after (or before, if negative) `month`."""
+    return Month(month).add(delta)
+
+
+def month_range(first: str, last: str) -> list[Month]:
+    """Return every month from `first` to `last` inclusive (empty if last < first)."""
+    months = []
+    current, end = Month(first), Month(last)
+    while current <= end:
+        months.append(current)
+        current = current.add(1)
+    return months
+
+
+def parse_month_list(text: str | None) -> list[Month] | None:
+    """`parse_window` as a list of months (None when nothing was given)."""
+    window = parse_window(text)
+    return None if window is None else list(window)
+
+
+def resolve_month(month: str | None, run_date: str | None = None) -> Month:
     """The month a scheduled run works on: `month`, or when empty the month before `run_date`.
 
     Schedulers (the Mage monthly trigger) run on the 2nd of a month for the month before;
@@ -94,4 +187,4 @@ def resolve_month(month: str | None, run_date: str | None = None) -> str:
             raise MonthError(
                 f"invalid run date {run_date!r}: expected an ISO date, e.g. 2025-04-02"
             ) from None
-    return add_months(f"{when.year:04d}-{when.month:02d}", -1)
+    return Month.of_date(when).add(-1)

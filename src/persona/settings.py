@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from persona.errors import SettingsError
@@ -23,7 +23,115 @@ NonNegativeFloat = Annotated[float, Field(ge=0.0)]
 _URL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2")
 
 
-class Settings(BaseSettings):
+class _Section(BaseModel):
+    """A group of settings: declared once here, read from the environment by `Settings`.
+
+    `Settings` inherits every section's fields (one environment variable per field, named
+    after it); ``settings.training`` etc. return the section alone, frozen. A section is what
+    a pure function takes as its parameters, and its `model_dump` is the idempotence key of
+    what those parameters decide.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def of(cls, settings: BaseModel) -> Self:
+        """The section's fields, taken from a full `Settings`."""
+        return cls.model_validate({name: getattr(settings, name) for name in cls.model_fields})
+
+
+class TrainingSettings(_Section):
+    """Retraining: the k sweep, its selection rule, alignment, discovery and radii."""
+
+    radius_quantile: Probability = 0.999
+    radius_scale: Annotated[float, Field(ge=1.0)] = 1.25
+    k_min: Annotated[int, Field(ge=2)] = 2
+    k_max: Annotated[int, Field(ge=2)] = 10
+    selection_metric: Literal[
+        "silhouette", "calinski_harabasz", "davies_bouldin", "silhouette_inertia_ratio"
+    ] = "silhouette"
+    silhouette_sample_rows: PositiveInt = 10_000
+    kmeans_n_init: PositiveInt = 3
+    k_selection_tolerance: NonNegativeFloat = 0.10
+    align_max_distance: Annotated[float, Field(gt=0)] = 8.0
+    split_min_separation: Annotated[float, Field(gt=0)] = 4.0
+    candidate_min_rows: PositiveInt = 20
+    radius_max_growth: Annotated[float, Field(ge=1.0)] = 1.3
+    random_seed: int = 42
+    training_window_months: PositiveInt = 3
+
+    @field_validator("k_max")
+    @classmethod
+    def _check_k_max(cls, value: int, info: Any) -> int:
+        k_min = info.data.get("k_min", 2)
+        if value < k_min:
+            raise ValueError(f"must be >= K_MIN ({k_min}), got {value}")
+        return value
+
+
+class GateSettings(_Section):
+    """Promotion gates, and whether a challenger that passes them is promoted by itself."""
+
+    gate_min_label_stability: Probability = 0.95
+    gate_metric_tolerance: NonNegativeFloat = 0.02
+    gate_max_absorbed_share: Probability = 0.05
+    auto_promote: bool = True
+
+
+class PolicySettings(_Section):
+    """The monitoring decision (`monitoring.policy.decide`): every threshold of a verdict."""
+
+    drift_sample_rows: PositiveInt = 5_000
+    drift_feature_threshold: Probability = 0.05
+    drift_share_retrain: Probability = 0.5
+    min_month_rows: PositiveInt = 50
+    persona_fit_alpha: Probability = 0.001
+    centroid_shift_retrain: NonNegativeFloat = 0.3
+    distance_ratio_retrain: Annotated[float, Field(gt=1.0)] = 1.1
+    unassigned_min_effect: Probability = 0.01
+    far_tail_share: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.002
+    persona_gone_ratio: Probability = 0.2
+    mix_alpha: Probability = 0.02
+    psi_watch: NonNegativeFloat = 0.02
+
+
+class ServingSettings(_Section):
+    """The REST API: address, workers, limits, model source and reload, front, gunicorn."""
+
+    api_host: str = "127.0.0.1"
+    api_port: Annotated[int, Field(gt=0, lt=65536)] = 8000
+    api_workers: PositiveInt = 2
+    api_token: str = ""
+    api_max_records: PositiveInt = 10_000
+    api_max_body_bytes: PositiveInt = 8 * 1024 * 1024
+    model_uri: str = ""
+    model_alias: str = "champion"
+    model_reload_interval_s: Annotated[float, Field(gt=0)] = 30.0
+    api_sync_champion: bool = True
+    # Last model each API worker loaded, served at start while the registry cannot be
+    # reached (`/ready` says so); empty = no cache.
+    model_cache_dir: str = "var/model-cache"
+    # Seconds a starting API worker waits for its first model before taking requests; the
+    # load goes on in the background after that (`/ready` answers 503 until it is done).
+    model_startup_wait_s: Annotated[float, Field(ge=0, le=25)] = 1.0
+    # What stands in front of the gunicorn workers: nginx (buffers slow clients so they
+    # never hold a worker) or none (gunicorn faces the clients itself).
+    api_front: Literal["nginx", "none"] = "nginx"
+    # Seconds a client may take to send its request headers, and its body (slower: 408).
+    api_client_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    # Most bytes of an over-limit body read and dropped before the 413, so a client that
+    # sends its whole body first still reads the answer (beyond: the connection closes).
+    api_drain_max_bytes: Annotated[int, Field(ge=0)] = 64 * 1024 * 1024
+    # Gunicorn worker model (sync: lowest p99; gthread: more throughput, see
+    # docs/performance.md), threads per gthread worker, access log path ("-" = stderr,
+    # empty = none) and log level.
+    gunicorn_worker_class: Literal["sync", "gthread"] = "sync"
+    gunicorn_threads: PositiveInt = 4
+    gunicorn_access_log: str = ""
+    gunicorn_log_level: str = "warning"
+
+
+class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, ServingSettings):
     """Every setting of the platform; the defaults are the embedded (no-server) deployment.
 
     Each field is read from the environment variable of the same name in upper case
@@ -62,46 +170,14 @@ class Settings(BaseSettings):
     mlflow_request_timeout_s: PositiveInt = 8
     mlflow_request_max_retries: Annotated[int, Field(ge=0, le=10)] = 1
 
-    # --- model and training ------------------------------------------------------------
-    radius_quantile: Probability = 0.999
-    radius_scale: Annotated[float, Field(ge=1.0)] = 1.25
-    k_min: Annotated[int, Field(ge=2)] = 2
-    k_max: Annotated[int, Field(ge=2)] = 10
-    selection_metric: Literal[
-        "silhouette", "calinski_harabasz", "davies_bouldin", "silhouette_inertia_ratio"
-    ] = "silhouette"
-    silhouette_sample_rows: PositiveInt = 10_000
-    kmeans_n_init: PositiveInt = 3
-    k_selection_tolerance: NonNegativeFloat = 0.10
-    align_max_distance: Annotated[float, Field(gt=0)] = 8.0
-    split_min_separation: Annotated[float, Field(gt=0)] = 4.0
-    candidate_min_rows: PositiveInt = 20
-    radius_max_growth: Annotated[float, Field(ge=1.0)] = 1.3
-    random_seed: int = 42
-    gate_min_label_stability: Probability = 0.95
-    gate_metric_tolerance: NonNegativeFloat = 0.02
-    gate_max_absorbed_share: Probability = 0.05
-    training_window_months: PositiveInt = 3
-    auto_promote: bool = True
+    # --- the monthly cycle --------------------------------------------------------------
     cycle_step_timeout_s: Annotated[float, Field(gt=0)] = 1800.0
 
-    # --- monitoring --------------------------------------------------------------------
+    # --- monitoring (PolicySettings holds the verdict thresholds) -------------------------
     reports_dir: Path = Path("var/reports")
     evidently_workspace: str = ""  # empty: `evidently` next to REPORTS_DIR
     evidently_project: str = "persona-monthly-checks"
     evidently_port: Annotated[int, Field(gt=0, lt=65536)] = 8001
-    drift_sample_rows: PositiveInt = 5_000
-    drift_feature_threshold: Probability = 0.05
-    drift_share_retrain: Probability = 0.5
-    min_month_rows: PositiveInt = 50
-    persona_fit_alpha: Probability = 0.001
-    centroid_shift_retrain: NonNegativeFloat = 0.3
-    distance_ratio_retrain: Annotated[float, Field(gt=1.0)] = 1.1
-    unassigned_min_effect: Probability = 0.01
-    far_tail_share: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.002
-    persona_gone_ratio: Probability = 0.2
-    mix_alpha: Probability = 0.02
-    psi_watch: NonNegativeFloat = 0.02
 
     # --- alerts ------------------------------------------------------------------------
     alert_telegram_bot_token: str = ""
@@ -110,32 +186,6 @@ class Settings(BaseSettings):
     alert_slack_webhook_url: str = ""
     alert_webhook_url: str = ""
     alert_timeout_s: Annotated[float, Field(gt=0)] = 5.0
-
-    # --- serving -----------------------------------------------------------------------
-    api_host: str = "127.0.0.1"
-    api_port: Annotated[int, Field(gt=0, lt=65536)] = 8000
-    api_workers: PositiveInt = 2
-    api_token: str = ""
-    api_max_records: PositiveInt = 10_000
-    api_max_body_bytes: PositiveInt = 8 * 1024 * 1024
-    model_uri: str = ""
-    model_alias: str = "champion"
-    model_reload_interval_s: Annotated[float, Field(gt=0)] = 30.0
-    api_sync_champion: bool = True
-    # Last model each API worker loaded, served at start while the registry cannot be
-    # reached (`/ready` says so); empty = no cache.
-    model_cache_dir: str = "var/model-cache"
-    # Seconds a starting API worker waits for its first model before taking requests; the
-    # load goes on in the background after that (`/ready` answers 503 until it is done).
-    model_startup_wait_s: Annotated[float, Field(ge=0, le=25)] = 1.0
-    # What stands in front of the gunicorn workers: nginx (buffers slow clients so they
-    # never hold a worker) or none (gunicorn faces the clients itself).
-    api_front: Literal["nginx", "none"] = "nginx"
-    # Seconds a client may take to send its request headers, and its body (slower: 408).
-    api_client_timeout_s: Annotated[float, Field(gt=0)] = 10.0
-    # Most bytes of an over-limit body read and dropped before the 413, so a client that
-    # sends its whole body first still reads the answer (beyond: the connection closes).
-    api_drain_max_bytes: Annotated[int, Field(ge=0)] = 64 * 1024 * 1024
 
     # --- Spark jobs (persona.spark) ------------------------------------------------------
     spark_master: str = "local[2]"
@@ -172,14 +222,6 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a URI such as sqlite:///var/mlflow.db, got {value!r}")
         return value
 
-    @field_validator("k_max")
-    @classmethod
-    def _check_k_max(cls, value: int, info: Any) -> int:
-        k_min = info.data.get("k_min", 2)
-        if value < k_min:
-            raise ValueError(f"must be >= K_MIN ({k_min}), got {value}")
-        return value
-
     @field_validator("feature_max")
     @classmethod
     def _check_bounds(cls, value: float, info: Any) -> float:
@@ -187,6 +229,26 @@ class Settings(BaseSettings):
         if low is not None and value <= low:
             raise ValueError(f"must be greater than FEATURE_MIN ({low}), got {value}")
         return value
+
+    @property
+    def training(self) -> TrainingSettings:
+        """The training section (the parameters of `training.train`)."""
+        return TrainingSettings.of(self)
+
+    @property
+    def gates(self) -> GateSettings:
+        """The promotion-gate section."""
+        return GateSettings.of(self)
+
+    @property
+    def policy(self) -> PolicySettings:
+        """The monitoring-decision section (its dump keys a stored verdict)."""
+        return PolicySettings.of(self)
+
+    @property
+    def serving(self) -> ServingSettings:
+        """The REST API section."""
+        return ServingSettings.of(self)
 
     @property
     def evidently_dir(self) -> Path:
