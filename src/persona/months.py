@@ -33,6 +33,7 @@ class Month(str):
     __slots__ = ()
 
     def __new__(cls, value: object) -> Month:
+        """Check `value` (``YYYY-MM``, blanks stripped) and make the month."""
         if isinstance(value, Month):
             return value
         text = str(value).strip()

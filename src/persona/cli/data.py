@@ -52,7 +52,7 @@ def _overrides(items: list[str]) -> dict[str, str]:
             raise ScenarioError(
                 f"--scenario-for {item!r}: expected YYYY-MM=SCENARIO with one of {list(SCENARIOS)}"
             )
-        found[parse_month(month)] = scenario
+        found[str(parse_month(month))] = scenario
     return found
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ _POLICY_FIELDS = (
 )
 
 
-def _reference(settings: Settings, engine: Engine, given: list[str] | None) -> list[str]:
+def _reference(settings: Settings, engine: Engine, given: Sequence[str] | None) -> list[str]:
     from persona import registry
     from persona.store import surveys
 
@@ -164,7 +165,7 @@ def run_check(
     settings: Settings,
     engine: Engine,
     month: str,
-    reference_months: list[str] | None = None,
+    reference_months: Sequence[str] | None = None,
     loaded: Any = None,
 ) -> dict[str, Any]:
     """Check one stored month against a reference window, then report, log and record it.

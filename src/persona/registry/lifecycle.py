@@ -242,7 +242,7 @@ def train_challenger(
     return {**out, "run_id": run_id, "sweep": result.summary()["sweep"]}
 
 
-def _challenger_key(engine: Engine, months: list[str]) -> dict[str, str]:
+def _challenger_key(engine: Engine, months: Sequence[str]) -> dict[str, str]:
     data_hash = surveys.month_fingerprint(engine, months)
     return {"training_months": ",".join(months), "data_hash": data_hash, "kind": "kmeans"}
 
@@ -272,7 +272,7 @@ def _json_tag(items: list[Any], limit: int = 4900) -> str:
     return json.dumps(kept)
 
 
-def _params(k: int, params: TrainingParams, months: list[str]) -> list[Any]:
+def _params(k: int, params: TrainingParams, months: Sequence[str]) -> list[Any]:
     from mlflow.entities import Param
 
     values = {"chosen_k": k, "months": ",".join(months), **params.__dict__}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -112,7 +113,7 @@ def check_dataset(
     settings: Settings,
     frame: Any,
     month: str,
-    reference_months: list[str],
+    reference_months: Sequence[str],
     loaded: Any,
 ) -> CheckResult:
     """The `monitoring.check` result of a month against reference months, computed on Spark.
@@ -183,7 +184,7 @@ def monitor_dataset(
     settings: Settings,
     input_path: str,
     month: str,
-    reference_months: list[str] | str | None = None,
+    reference_months: Sequence[str] | str | None = None,
     loaded: Any = None,
 ) -> dict[str, Any]:
     """Check a month of a Parquet dataset on Spark and decide with `monitoring.decide`.

@@ -57,7 +57,7 @@ def load_months(engine: Engine, months: Sequence[str]) -> pd.DataFrame:
     return frame.astype({**_DTYPES, **dict.fromkeys(FEATURE_NAMES, "float64")})
 
 
-def _select_months(engine: Engine, wanted: list[str]) -> pd.DataFrame:
+def _select_months(engine: Engine, wanted: Sequence[str]) -> pd.DataFrame:
     """The portable read: SQLAlchemy rows into a DataFrame."""
     columns = [survey_responses.c[name] for name in _LOAD_COLUMNS]
     query = (
@@ -70,7 +70,7 @@ def _select_months(engine: Engine, wanted: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(_LOAD_COLUMNS))
 
 
-def _copy_months(conn: Connection, wanted: list[str]) -> pd.DataFrame:
+def _copy_months(conn: Connection, wanted: Sequence[str]) -> pd.DataFrame:
     """Read the months with a binary COPY into numpy columns (PostgreSQL + psycopg2)."""
     import psycopg2
 
