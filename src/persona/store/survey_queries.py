@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,12 +22,12 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from persona.errors import StoreError
 from persona.features import FEATURE_NAMES
 from persona.months import parse_month
+from persona.store.copy_codec import read_tuples, tuple_dtype
 from persona.store.schema import ingest_batches, survey_responses
 from persona.store.survey_input import ID, MONTH
 
 _LOAD_COLUMNS = ("response_id", ID, MONTH, *FEATURE_NAMES)
 _DTYPES = {"response_id": "int64", ID: "object", MONTH: "object"}
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _MONTH_BYTES = 7  # YYYY-MM
 
 
@@ -101,28 +100,14 @@ def _copy_months(conn: Connection, wanted: Sequence[str]) -> pd.DataFrame:
 
 
 def _row_dtype(width: int) -> np.dtype:
-    fields: list[tuple[str, str]] = [("n", ">i2"), ("l_rid", ">i4"), ("response_id", ">i8")]
-    fields += [("l_month", ">i4"), (MONTH, f"S{_MONTH_BYTES}")]
-    for name in FEATURE_NAMES:
-        fields += [(f"l_{name}", ">i4"), (name, ">f8")]
-    return np.dtype([*fields, ("l_id", ">i4"), (ID, f"S{width}")])
+    features = [(name, ">f8") for name in FEATURE_NAMES]
+    fields = [("response_id", ">i8"), (MONTH, f"S{_MONTH_BYTES}"), *features, (ID, f"S{width}")]
+    return tuple_dtype(fields)
 
 
 def _parse_rows(payload: memoryview, width: int, count: int, months: int) -> pd.DataFrame:
     """The frame of a binary COPY payload whose rows are all `_row_dtype(width)`."""
-    row = _row_dtype(width)
-    if bytes(payload[:11]) != _COPY_SIGNATURE or len(payload) < 21:
-        raise StoreError("unexpected COPY output from PostgreSQL (no binary header)")
-    start = 19 + struct.unpack_from(">i", payload, 15)[0]
-    body = len(payload) - start - 2
-    if body != count * row.itemsize or bytes(payload[-2:]) != b"\xff\xff":
-        raise StoreError(f"unexpected COPY output size: {body} bytes for {count} rows")
-    rec = np.frombuffer(payload, dtype=row, count=count, offset=start)
-    sizes = {"n": len(_LOAD_COLUMNS), "l_rid": 8, "l_month": _MONTH_BYTES, "l_id": width}
-    sizes |= {f"l_{name}": 8 for name in FEATURE_NAMES}
-    for field, size in sizes.items():
-        if count and not (rec[field] == size).all():
-            raise StoreError(f"unexpected COPY output: field {field} is not {size} bytes")
+    rec = read_tuples(payload, _row_dtype(width), count)
     ids = rec["response_id"].astype(np.int64)
     if months == 1:  # the query selected one month: nothing to decode per row
         names, month_code = rec[MONTH][:1], np.zeros(count, dtype=np.intp)

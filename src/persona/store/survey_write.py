@@ -10,14 +10,12 @@ schema objects' own names.
 
 from __future__ import annotations
 
-import datetime as dt
 import struct
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -34,18 +32,22 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from persona.features import FEATURE_NAMES
+from persona.store.copy_codec import (
+    copy_in,
+    field,
+    fixed_tuples,
+    micros,
+    stream,
+    text_first_tuples,
+    tuple_dtype,
+)
 from persona.store.schema import survey_responses
 from persona.store.survey_input import ID, MONTH
 
 _SQLITE_CHUNK = 20_000
 _COPY_BATCH_ROWS = 50_000
-_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-_COPY_TRAILER = struct.pack(">h", -1)
-# Binary COPY field of a float8: int32 length 8, then the big-endian IEEE double.
-_FEATURE_FIELDS = [
-    field for j in range(len(FEATURE_NAMES)) for field in ((f"n{j}", ">i4"), (f"v{j}", ">f8"))
-]
+_READ = 1 << 23  # bytes per read of the COPY stream (a batch is ~5 MB)
+_FEATURES = [(name, ">f8") for name in FEATURE_NAMES]  # float8 fields, after the id
 
 # PostgreSQL staging table for COPY: temporary, dropped at commit (or gone on rollback).
 _staging = Table(
@@ -64,86 +66,37 @@ def _encode_rows(
 ) -> bytes:
     """Binary-COPY tuples of one batch: id, [position], x1..x10, then constant fields.
 
-    Each tuple is ``int16 field count, int32 length + id bytes, fixed-width fields``; the
-    fixed part is one structured numpy record per row and the variable-length id is spliced
-    in with Arrow's element-wise concatenation.
+    Args:
+        ids: Respondent ids (the text field first in every tuple).
+        values: float64 features ``(rows, 10)``.
+        position: The first row's position (a field counting up), or None for none.
+        constants: Values (bytes, without their length) that end every tuple.
     """
-    if isinstance(ids, pa.ChunkedArray):  # ids from a multi-block CSV read
-        ids = ids.combine_chunks()
     n = len(ids)
-    tail = b"".join(struct.pack(">i", len(value)) + value for value in constants)
-    fields: list[tuple[str, str]] = [("np", ">i4"), ("p", ">i8")] if position is not None else []
-    fields += _FEATURE_FIELDS
+    tail = b"".join(field(value) for value in constants)
+    fixed = _FEATURES if position is None else [("position", ">i8"), *_FEATURES]
+    dtype = tuple_dtype(fixed, count=False)
     if tail:
-        fields.append(("tail", f"V{len(tail)}"))
-    after = np.empty(n, dtype=fields)
+        dtype = np.dtype([*dtype.descr, ("tail", f"V{len(tail)}")])
+    after = fixed_tuples(n, dtype)
     if position is not None:
-        after["np"] = 8
-        after["p"] = np.arange(position, position + n, dtype=np.int64)
-    for j in range(len(FEATURE_NAMES)):
-        after[f"n{j}"] = 8
-        after[f"v{j}"] = values[:, j]
+        after["position"] = np.arange(position, position + n, dtype=np.int64)
+    for j, name in enumerate(FEATURE_NAMES):
+        after[name] = values[:, j]
     if tail:
         after["tail"] = np.void(tail)
-    ids_binary = ids.cast(pa.binary())
-    before = np.empty(n, dtype=[("count", ">i2"), ("length", ">i4")])
-    before["count"] = 1 + (position is not None) + len(FEATURE_NAMES) + len(constants)
-    before["length"] = pc.binary_length(ids_binary).to_numpy(zero_copy_only=False)
-    rows = pc.binary_join_element_wise(
-        _as_binary(before), ids_binary, _as_binary(after), pa.scalar(b"", pa.binary())
-    )
-    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset : rows.offset + n + 1]
-    data = rows.buffers()[2]
-    assert data is not None
-    return data[int(offsets[0]) : int(offsets[-1])].to_pybytes()
+    return text_first_tuples(1 + len(fixed) + len(constants), ids, after)
 
 
-def _as_binary(records: np.ndarray) -> pa.Array:
-    """A structured numpy array as an Arrow binary array of one element per record."""
-    width = records.dtype.itemsize
-    buffer = pa.py_buffer(np.ascontiguousarray(records).view(np.uint8))
-    fixed = pa.Array.from_buffers(pa.binary(width), len(records), [None, buffer])
-    return fixed.cast(pa.binary())
-
-
-class _BinaryCopyStream:
-    """File-like source for ``copy_expert``: the binary COPY stream, one batch per read.
-
-    psycopg2 sends whatever one ``read`` returns, so the next batch is encoded while the
-    server inserts the previous one.
-    """
-
-    def __init__(
-        self, ids: pa.Array, values: np.ndarray, positions: bool, constants: list[bytes]
-    ) -> None:
-        self._chunks = self._generate(ids, values, positions, constants)
-
-    @staticmethod
-    def _generate(
-        ids: pa.Array, values: np.ndarray, positions: bool, constants: list[bytes]
-    ) -> Iterator[bytes]:
-        yield _COPY_HEADER
-        for start in range(0, len(ids), _COPY_BATCH_ROWS):
-            stop = start + _COPY_BATCH_ROWS
-            position = start if positions else None
-            batch = ids.slice(start, _COPY_BATCH_ROWS)
-            yield _encode_rows(batch, values[start:stop], position, constants)
-        yield _COPY_TRAILER
-
-    def read(self, size: int = -1) -> bytes:
-        return next(self._chunks, b"")
-
-
-def _copy(conn: Connection, target: Table, names: list[str], stream: _BinaryCopyStream) -> None:
-    """COPY the binary stream into `target` (column names from the schema objects)."""
-    quote = conn.dialect.identifier_preparer
-    columns = ", ".join(quote.quote(target.c[name].name) for name in names)
-    statement = f"COPY {quote.format_table(target)} ({columns}) FROM STDIN WITH (FORMAT binary)"
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.copy_expert(statement, stream, size=1 << 23)
-    finally:
-        cursor.close()
+def _batches(
+    ids: pa.Array, values: np.ndarray, positions: bool, constants: list[bytes]
+) -> Iterator[bytes]:
+    """The tuples in batches of `_COPY_BATCH_ROWS` rows (one ``read`` of the COPY each)."""
+    for start in range(0, len(ids), _COPY_BATCH_ROWS):
+        stop = start + _COPY_BATCH_ROWS
+        position = start if positions else None
+        batch = ids.slice(start, _COPY_BATCH_ROWS)
+        yield _encode_rows(batch, values[start:stop], position, constants)
 
 
 def copy_postgres(
@@ -171,15 +124,16 @@ def copy_postgres(
         # A month with no rows yet cannot conflict (ids are unique within the input): COPY
         # straight into the table. A concurrent writer of the same month makes this fail
         # with a unique violation; the caller then retries through the staging table.
-        micros = (now - _PG_EPOCH) // dt.timedelta(microseconds=1)
-        constants = [month.encode(), batch_id.encode(), struct.pack(">q", micros)]
+        constants = [month.encode(), batch_id.encode(), struct.pack(">q", micros(now))]
         names = [ID, *FEATURE_NAMES, MONTH, "batch_id", "ingested_at"]
-        _copy(conn, survey_responses, names, _BinaryCopyStream(ids, values, False, constants))
+        copy_in(
+            conn, survey_responses, names, stream(_batches(ids, values, False, constants)), _READ
+        )
         return len(ids)
     staging = _staging
     staging.create(conn, checkfirst=False)
     names = [ID, "position", *FEATURE_NAMES]
-    _copy(conn, staging, names, _BinaryCopyStream(ids, values, True, []))
+    copy_in(conn, staging, names, stream(_batches(ids, values, True, [])), _READ)
     source = select(
         staging.c[ID],
         literal(month, survey_responses.c[MONTH].type),
