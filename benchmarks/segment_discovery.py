@@ -143,7 +143,7 @@ def run_seed_direct(seed: int) -> dict[str, Any]:
     from persona.model import calibrate_radii, from_catalog
     from persona.monitoring import check, decide
     from persona.registry.gates import evaluate_gates, review_reasons
-    from persona.training import TrainingParams, train
+    from persona.training import train
 
     settings = _settings(Path(tempfile.gettempdir()))
     catalog = load_catalog(settings.persona_catalog)
@@ -166,10 +166,9 @@ def run_seed_direct(seed: int) -> dict[str, Any]:
         entry: dict[str, Any] = {"month": month, "verdict": verdict}
         if verdict == "retrain":
             window = np.vstack([data[m] for m in list(MONTHS)[last : last + 3]])
-            result = train(window, champion, TrainingParams.from_settings(settings), None, {},
-                           jan, data[month])  # fmt: skip
-            gates = evaluate_gates(champion, result.model, window, jan, settings, True,
-                                   data[month])  # fmt: skip
+            result = train(window, champion, settings.training, None, {}, jan, data[month])
+            gates = evaluate_gates(champion, result.model, window, jan, settings.gates,
+                                   settings.training, True, data[month])  # fmt: skip
             review = review_reasons(asdict(result.alignment))
             challenger = {"challenger_version": "2", "gates_passed": gates.passed,
                           "needs_review": bool(review)}  # fmt: skip

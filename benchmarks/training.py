@@ -25,8 +25,9 @@ from sklearn.metrics import silhouette_score
 from persona.catalog import load_catalog
 from persona.features import FEATURE_NAMES
 from persona.model import from_catalog
+from persona.settings import TrainingSettings
 from persona.synth import generate_month
-from persona.training import TrainingParams, train
+from persona.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +67,7 @@ def main() -> None:
     x = frame.loc[:, list(FEATURE_NAMES)].to_numpy(np.float64)
     small = x[: args.naive_rows]
     model = from_catalog(catalog)
-    params = TrainingParams(k_max=args.k_max)
+    params = TrainingSettings(k_max=args.k_max)
 
     platform, platform_s, platform_mb = measure(lambda: train(x, model, params))
     _, platform_small_s, platform_small_mb = measure(lambda: train(small, model, params))

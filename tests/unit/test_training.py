@@ -9,11 +9,12 @@ from persona.catalog import load_catalog
 from persona.errors import ModelError
 from persona.features import FEATURE_NAMES
 from persona.model import PersonaModel, calibrate_radii, from_catalog
+from persona.settings import TrainingSettings
 from persona.synth import generate_month
-from persona.training import TrainingParams, align, label_stability, select_k, train
+from persona.training import align, label_stability, select_k, train
 from tests.conftest import CATALOG
 
-PARAMS = TrainingParams(k_min=2, k_max=6, n_init=2, seed=7)
+PARAMS = TrainingSettings(k_min=2, k_max=6, kmeans_n_init=2, random_seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def test_candidate_numbers_skip_existing_ones(champion) -> None:  # type: ignore
 def test_missing_persona_is_retired_candidate(catalog, champion) -> None:  # type: ignore[no-untyped-def]
     x, truth = _month(catalog, "2025-05", "stable")
     keep = truth != "budget-bob"
-    params = TrainingParams(k_min=2, k_max=2, n_init=2, seed=7)
+    params = TrainingSettings(k_min=2, k_max=2, kmeans_n_init=2, random_seed=7)
     result = train(x[keep], champion, params)
     assert result.model.persona_ids == ("sustainable-steve", "eco-conscious-haley")
     assert [r["persona_id"] for r in result.alignment.retired] == ["budget-bob"]
@@ -125,9 +126,11 @@ def test_deterministic(catalog, champion) -> None:  # type: ignore[no-untyped-de
 
 def test_silhouette_is_sampled_above_the_limit(catalog, champion) -> None:  # type: ignore[no-untyped-def]
     x, _ = _month(catalog, "2025-07", "stable", n=1200)
-    params = TrainingParams(k_min=3, k_max=3, silhouette_sample_rows=300, seed=1)
+    params = TrainingSettings(k_min=3, k_max=3, silhouette_sample_rows=300, random_seed=1)
     sampled = train(x, champion, params).sweep[0]["silhouette"]
-    full = train(x, champion, TrainingParams(k_min=3, k_max=3, seed=1)).sweep[0]["silhouette"]
+    full = train(x, champion, TrainingSettings(k_min=3, k_max=3, random_seed=1)).sweep[0][
+        "silhouette"
+    ]
     assert sampled != full and sampled == pytest.approx(full, abs=0.05)
 
 
@@ -160,7 +163,7 @@ def test_bad_inputs(champion) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ModelError, match="shape"):
         train(np.zeros((5, 3)), champion, PARAMS)
     with pytest.raises(ModelError, match="bad k range"):
-        train(np.zeros((50, 10)), champion, TrainingParams(k_min=5, k_max=3))
+        train(np.zeros((50, 10)), champion, TrainingSettings.model_construct(k_min=5, k_max=3))
 
 
 def _window(catalog, seed: int, share: float, n: int = 500):  # type: ignore[no-untyped-def]
@@ -175,7 +178,7 @@ def _window(catalog, seed: int, share: float, n: int = 500):  # type: ignore[no-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_segment_in_its_first_month_becomes_a_candidate(catalog, champion, seed) -> None:  # type: ignore[no-untyped-def]
     x, truth = _window(catalog, seed, 0.15)
-    params = TrainingParams(k_min=2, k_max=10, n_init=3, seed=42)
+    params = TrainingSettings(k_min=2, k_max=10, kmeans_n_init=3, random_seed=42)
     result = train(x, champion, params)
     assert result.model.persona_ids[:3] == champion.persona_ids
     assert [c["persona_id"] for c in result.alignment.candidates] == ["candidate-1"]
@@ -190,7 +193,7 @@ def test_segment_in_its_first_month_becomes_a_candidate(catalog, champion, seed)
 def test_no_drift_retrain_keeps_every_label_and_splits_nothing(catalog, champion) -> None:  # type: ignore[no-untyped-def]
     for seed in (11, 12, 13):
         x = _window(catalog, seed, 0.001)[0][:1000]  # the two stable months
-        result = train(x, champion, TrainingParams(seed=42))
+        result = train(x, champion, TrainingSettings(random_seed=42))
         assert result.k == 3 and result.model.persona_ids == champion.persona_ids
         assert result.model.persona_names == champion.persona_names
         assert result.model.training["splits"] == []
@@ -199,7 +202,7 @@ def test_no_drift_retrain_keeps_every_label_and_splits_nothing(catalog, champion
 
 def test_radius_growth_is_bounded_and_reported(catalog, champion) -> None:  # type: ignore[no-untyped-def]
     x, _ = _month(catalog, "2025-06", "spread", n=1500)
-    params = TrainingParams(k_min=3, k_max=3, seed=42, radius_max_growth=1.1)
+    params = TrainingSettings(k_min=3, k_max=3, random_seed=42, radius_max_growth=1.1)
     result = train(x, champion, params)  # no reference rows: the plain bound
     grown = {g["persona_id"]: g for g in result.alignment.radius_grown}
     assert set(grown) == set(champion.persona_ids)
@@ -208,7 +211,9 @@ def test_radius_growth_is_bounded_and_reported(catalog, champion) -> None:  # ty
         assert grown[pid]["calibrated"] > grown[pid]["bound"]
     # With the champion's own rows, a persona that spread as a whole may widen with it.
     reference = _month(catalog, "2025-01", "stable")[0]
-    spread = train(x, champion, TrainingParams(k_min=3, k_max=3, seed=42), reference=reference)
+    spread = train(
+        x, champion, TrainingSettings(k_min=3, k_max=3, random_seed=42), reference=reference
+    )
     assert spread.alignment.radius_grown == []
     assert (spread.model.radii > 1.3 * champion.radii).all()
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from persona.model import PersonaModel
-from persona.settings import Settings
+from persona.settings import GateSettings, TrainingSettings
 from persona.training import LOWER_IS_BETTER, label_stability, score_labels
 
 
@@ -79,7 +79,8 @@ def evaluate_gates(
     challenger: PersonaModel,
     current: np.ndarray,
     champion_data: np.ndarray,
-    settings: Settings,
+    gates: GateSettings,
+    training: TrainingSettings,
     drift_demanded: bool,
     month: np.ndarray | None = None,
 ) -> GateResult:
@@ -90,18 +91,19 @@ def evaluate_gates(
         challenger: The candidate.
         current: Current data (the challenger's training window).
         champion_data: The champion's own training / calibration rows.
-        settings: Gate settings and the selection metric.
+        gates: The gate thresholds.
+        training: The selection metric, its silhouette sample and seed.
         drift_demanded: Monitoring decided the personas must change (waives stability).
         month: Rows of the current month (default: `current`), for the absorbed check.
 
     Returns:
         The verdict and every check.
     """
-    metric = settings.selection_metric
-    args = (metric, settings.silhouette_sample_rows, settings.random_seed)
+    metric = training.selection_metric
+    args = (metric, training.silhouette_sample_rows, training.random_seed)
     old = model_score(champion, current, *args)
     new = model_score(challenger, current, *args)
-    slack = settings.gate_metric_tolerance * abs(old) if np.isfinite(old) else 0.0
+    slack = gates.gate_metric_tolerance * abs(old) if np.isfinite(old) else 0.0
     if not np.isfinite(new):
         metric_ok = not np.isfinite(old)
     elif not np.isfinite(old):
@@ -111,14 +113,14 @@ def evaluate_gates(
     else:
         metric_ok = new >= old - slack
     stability = label_stability(champion, challenger, champion_data)
-    stable_ok = stability >= settings.gate_min_label_stability
+    stable_ok = stability >= gates.gate_min_label_stability
     checks = [
         {
             "name": "metric",
             "passed": bool(metric_ok),
             "waived": bool(drift_demanded and not metric_ok and challenger.k != champion.k),
             "detail": f"{metric}: challenger {new:.6g} vs champion {old:.6g} "
-            f"(tolerance {settings.gate_metric_tolerance:.0%})"
+            f"(tolerance {gates.gate_metric_tolerance:.0%})"
             + (
                 "; waived: drift demanded a change of personas"
                 if drift_demanded and challenger.k != champion.k
@@ -130,14 +132,14 @@ def evaluate_gates(
             "passed": bool(stable_ok),
             "waived": bool(drift_demanded and not stable_ok),
             "detail": f"{stability:.2%} of the champion's data keep their persona "
-            f"(minimum {settings.gate_min_label_stability:.0%})"
+            f"(minimum {gates.gate_min_label_stability:.0%})"
             + ("; waived: drift demanded a change" if drift_demanded else ""),
         },
     ]
     absorbed = absorbed_rows(
         champion, challenger, current if month is None else month, champion_data
     )
-    absorbed_ok = absorbed["share"] <= settings.gate_max_absorbed_share
+    absorbed_ok = absorbed["share"] <= gates.gate_max_absorbed_share
     checks.append(
         {
             "name": "absorbed",
@@ -145,7 +147,7 @@ def evaluate_gates(
             "waived": False,
             "detail": f"{absorbed['rows']} of the month's {absorbed['unassigned']} rows the "
             f"champion left unassigned go to an existing persona ({absorbed['share']:.2%} of "
-            f"{absorbed['month_rows']} rows; maximum {settings.gate_max_absorbed_share:.0%})"
+            f"{absorbed['month_rows']} rows; maximum {gates.gate_max_absorbed_share:.0%})"
             + (f": {absorbed['by_persona']}" if absorbed["by_persona"] else ""),
         }
     )

@@ -1,16 +1,16 @@
 """K-Means retraining that keeps persona ids and names stable.
 
-`train` is a pure function: feature rows + the current `PersonaModel` + `TrainingParams` in,
+`train` is a pure function: feature rows + the current `PersonaModel` + `TrainingSettings` in,
 a `TrainingResult` out (new model, chosen k, sweep table, alignment report). Same inputs and
 seed, same result.
 
 Steps:
 1. Sweep k in [k_min, k_max]. For k equal to the current model's k, K-Means starts from the
-   current centroids (one run); any other k uses k-means++ with `n_init` seeded restarts.
+   current centroids (one run); any other k uses k-means++ with `kmeans_n_init` seeded restarts.
 2. Score every k: silhouette (on a seeded sample above `silhouette_sample_rows`),
    Calinski-Harabasz, Davies-Bouldin (lower is better) and the original study's
    ``silhouette_inertia_ratio`` = silhouette x 1000 / inertia.
-3. Select k on `selection_metric`. Every k whose score is within `selection_tolerance`
+3. Select k on `selection_metric`. Every k whose score is within `k_selection_tolerance`
    (relative to the best score's magnitude) of the best counts as tied. The current
    model's k wins a tie (personas are client-defined: changing their number needs clear
    evidence); otherwise the best-scoring k wins (the smallest k on an exact tie).
@@ -37,6 +37,7 @@ import numpy as np
 
 from persona.errors import ModelError
 from persona.model import PersonaModel, calibrate_radii
+from persona.settings import TrainingSettings
 from persona.training.alignment import (
     CANDIDATE_PREFIX,
     Alignment,
@@ -49,7 +50,6 @@ from persona.training.discovery import discover
 from persona.training.sweep import (
     LOWER_IS_BETTER,
     METRICS,
-    TrainingParams,
     check_training_data,
     fit_k,
     score_labels,
@@ -61,7 +61,6 @@ __all__ = [
     "LOWER_IS_BETTER",
     "METRICS",
     "Alignment",
-    "TrainingParams",
     "TrainingResult",
     "align",
     "check_training_data",
@@ -108,7 +107,7 @@ class TrainingResult:
 def train(
     features: np.ndarray,
     current: PersonaModel,
-    params: TrainingParams,
+    params: TrainingSettings,
     training: dict[str, Any] | None = None,
     names: dict[str, str] | None = None,
     reference: np.ndarray | None = None,
@@ -119,7 +118,7 @@ def train(
     Args:
         features: Training rows, shape (rows, 10), e.g. the last N months.
         current: The current (champion) model: warm start and persona ids.
-        params: Sweep, selection, alignment and radius parameters.
+        params: The training settings (sweep, selection, alignment, discovery, radii).
         training: Description of the data (months, data hash...) stored in the model.
         names: Display names a person gave to persona ids (e.g. a named candidate).
         reference: The current model's own training rows (bounds radius growth by what
@@ -141,19 +140,11 @@ def train(
     if not ks:
         raise ModelError(f"training data has {len(x)} rows, too few for k >= {params.k_min}")
     sweep = [fit_k(x, k, current, params) for k in ks]
-    k = select_k(sweep, params.selection_metric, params.selection_tolerance, current.k)
+    k = select_k(sweep, params.selection_metric, params.k_selection_tolerance, current.k)
     chosen = next(row for row in sweep if row["k"] == k)
     for row in sweep:
         row["selected"] = row["k"] == k
-    found, splits = discover(
-        x,
-        chosen["centroids"],
-        k_max=params.k_max,
-        min_separation=params.split_min_separation,
-        min_rows=params.candidate_min_rows,
-        seed=params.seed,
-        n_init=params.n_init,
-    )
+    found, splits = discover(x, chosen["centroids"], params)
     k = len(found)
     ids, labels, report = align(found, current, params.align_max_distance, names)
     order = _persona_order(ids, current)
@@ -162,7 +153,7 @@ def train(
         "kind": "kmeans",
         "rows": len(x),
         "k": k,
-        "seed": params.seed,
+        "seed": params.random_seed,
         "selection_metric": params.selection_metric,
         "splits": [{"separation": sp.separation, "sizes": list(sp.sizes)} for sp in splits],
         **(training or {}),

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import KMeans
 
+from persona.settings import TrainingSettings
+
 
 @dataclass(frozen=True)
 class Split:
@@ -78,34 +80,26 @@ def best_split(
 
 
 def discover(
-    x: np.ndarray,
-    centroids: np.ndarray,
-    *,
-    k_max: int,
-    min_separation: float,
-    min_rows: int,
-    seed: int,
-    n_init: int,
+    x: np.ndarray, centroids: np.ndarray, params: TrainingSettings
 ) -> tuple[np.ndarray, list[Split]]:
     """Split clusters that hold two groups, refitting K-Means after each split.
 
     Args:
         x: Training rows.
         centroids: Centroids of the selected clustering.
-        k_max: Never go beyond this many clusters.
-        min_separation: Separation a split needs (see the module docstring).
-        min_rows: Rows each half needs.
-        seed: Random seed of the 2-means splits.
-        n_init: Restarts of each 2-means split.
+        params: The training settings: never beyond `k_max` clusters; a split needs
+            `split_min_separation` (see the module docstring) and `candidate_min_rows`
+            rows in each half; the 2-means splits use `random_seed` and `kmeans_n_init`.
 
     Returns:
         ``(centroids, splits)``: the final centroids and every split made, in order.
     """
+    seed, n_init = params.random_seed, params.kmeans_n_init
     splits: list[Split] = []
     current = np.asarray(centroids, dtype=np.float64)
-    while len(current) < k_max:
-        split = best_split(x, current, min_rows, seed, n_init)
-        if split is None or split.separation < min_separation:
+    while len(current) < params.k_max:
+        split = best_split(x, current, params.candidate_min_rows, seed, n_init)
+        if split is None or split.separation < params.split_min_separation:
             break
         grown = np.vstack([np.delete(current, split.cluster, axis=0), split.centroids])
         refit = KMeans(n_clusters=len(grown), init=grown, n_init=1, random_state=seed).fit(x)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,6 +12,7 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silho
 from persona.errors import ModelError
 from persona.features import FEATURE_NAMES
 from persona.model import PersonaModel
+from persona.settings import TrainingSettings
 
 METRICS: tuple[str, ...] = (
     "silhouette",
@@ -22,44 +22,6 @@ METRICS: tuple[str, ...] = (
 )
 LOWER_IS_BETTER = frozenset({"davies_bouldin"})
 _SILHOUETTE_MEMORY_MIB = 64
-
-
-@dataclass(frozen=True)
-class TrainingParams:
-    """Parameters of a retraining (see `from_settings` for the setting names)."""
-
-    k_min: int = 2
-    k_max: int = 10
-    selection_metric: str = "silhouette"
-    selection_tolerance: float = 0.10
-    silhouette_sample_rows: int = 10_000
-    n_init: int = 3
-    seed: int = 42
-    align_max_distance: float = 8.0
-    radius_quantile: float = 0.999
-    radius_scale: float = 1.25
-    split_min_separation: float = 4.0
-    candidate_min_rows: int = 20
-    radius_max_growth: float = 1.3
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> TrainingParams:
-        """Build the parameters from `Settings`."""
-        return cls(
-            k_min=settings.k_min,
-            k_max=settings.k_max,
-            selection_metric=settings.selection_metric,
-            selection_tolerance=settings.k_selection_tolerance,
-            silhouette_sample_rows=settings.silhouette_sample_rows,
-            n_init=settings.kmeans_n_init,
-            seed=settings.random_seed,
-            align_max_distance=settings.align_max_distance,
-            radius_quantile=settings.radius_quantile,
-            radius_scale=settings.radius_scale,
-            split_min_separation=settings.split_min_separation,
-            candidate_min_rows=settings.candidate_min_rows,
-            radius_max_growth=settings.radius_max_growth,
-        )
 
 
 def check_training_data(features: np.ndarray, k: int = 1) -> np.ndarray:
@@ -122,17 +84,18 @@ def score_labels(
     }
 
 
-def fit_k(x: np.ndarray, k: int, current: PersonaModel, params: TrainingParams) -> dict[str, Any]:
+def fit_k(x: np.ndarray, k: int, current: PersonaModel, params: TrainingSettings) -> dict[str, Any]:
     """Fit K-Means for one k and score it (warm start when k equals the current k)."""
     warm = k == current.k
     kmeans = KMeans(
         n_clusters=k,
         init=current.centroids if warm else "k-means++",
-        n_init=1 if warm else params.n_init,
-        random_state=params.seed,
+        n_init=1 if warm else params.kmeans_n_init,
+        random_state=params.random_seed,
     ).fit(x)
     inertia = float(kmeans.inertia_)
-    metrics = score_labels(x, kmeans.labels_, inertia, params.silhouette_sample_rows, params.seed)
+    seed = params.random_seed
+    metrics = score_labels(x, kmeans.labels_, inertia, params.silhouette_sample_rows, seed)
     return {
         "k": k,
         "warm_start": warm,

@@ -1,0 +1,88 @@
+"""The promotion gates (`registry.gates.evaluate_gates`) on hand-built models, without MLflow."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from persona.model import PersonaModel
+from persona.registry.gates import evaluate_gates, model_score
+from persona.settings import GateSettings, TrainingSettings
+
+CENTRES = np.array([[0.0] * 10, [30.0] * 10])
+GATES = GateSettings()
+TRAINING = TrainingSettings(random_seed=3)
+
+
+def _model(ids: tuple[str, ...], centres: np.ndarray, radii: list[float]) -> PersonaModel:
+    return PersonaModel(ids, tuple(i.title() for i in ids), centres, np.array(radii))
+
+
+def _blobs(rows: int = 100, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.vstack([rng.normal(0, 1.0, (rows, 10)), rng.normal(30, 1.0, (rows, 10))])
+
+
+def _check(result, name: str) -> dict:  # type: ignore[no-untyped-def]
+    return next(c for c in result.checks if c["name"] == name)
+
+
+def test_the_same_model_passes_every_gate() -> None:
+    champion = _model(("a", "b"), CENTRES, [8.0, 8.0])
+    data = _blobs()
+    result = evaluate_gates(champion, champion, data, data, GATES, TRAINING, False)
+    assert result.passed and result.metric == "silhouette"
+    assert result.label_stability == 1.0
+    assert result.champion_score == result.challenger_score
+    assert [c["name"] for c in result.checks] == ["metric", "label_stability", "absorbed"]
+    assert not any(c["waived"] for c in result.checks)
+    assert result.absorbed["rows"] == 0
+    assert result.to_dict()["passed"] is True
+
+
+def test_swapped_labels_fail_stability_unless_drift_demanded_it() -> None:
+    champion = _model(("a", "b"), CENTRES, [8.0, 8.0])
+    swapped = _model(("b", "a"), CENTRES, [8.0, 8.0])
+    data = _blobs()
+    refused = evaluate_gates(champion, swapped, data, data, GATES, TRAINING, False)
+    assert not refused.passed and refused.label_stability == 0.0
+    assert not _check(refused, "label_stability")["passed"]
+    waived = evaluate_gates(champion, swapped, data, data, GATES, TRAINING, True)
+    assert waived.passed and _check(waived, "label_stability")["waived"]
+    assert "waived: drift demanded a change" in _check(waived, "label_stability")["detail"]
+
+
+def test_a_worse_partition_fails_the_metric_gate_within_its_tolerance() -> None:
+    champion = _model(("a", "b"), CENTRES, [8.0, 8.0])
+    halves = np.vstack([[-1.0] + [0.0] * 9, [1.0] + [0.0] * 9, [30.0] * 10])
+    split = _model(("a", "c", "b"), halves, [8.0, 8.0, 8.0])  # one blob cut in two
+    data = _blobs()
+    worse = evaluate_gates(champion, split, data, data, GATES, TRAINING, False)
+    assert worse.challenger_score < worse.champion_score
+    assert not _check(worse, "metric")["passed"] and not worse.passed
+    drift = evaluate_gates(champion, split, data, data, GATES, TRAINING, True)
+    assert _check(drift, "metric")["waived"]  # another k on a drift: waived, reported
+    lenient = GateSettings(gate_metric_tolerance=10.0)
+    assert _check(evaluate_gates(champion, split, data, data, lenient, TRAINING, False), "metric")[
+        "passed"
+    ]
+
+
+def test_absorbed_rows_are_never_waived() -> None:
+    champion = _model(("a", "b"), CENTRES, [5.0, 5.0])
+    month = np.vstack([np.zeros((90, 10)), np.full((10, 10), 3.0)])  # 10 rows at 9.5
+    wider = _model(("a", "b"), CENTRES, [12.0, 5.0])
+    result = evaluate_gates(champion, wider, month, month, GATES, TRAINING, True, month)
+    absorbed = _check(result, "absorbed")
+    assert not absorbed["passed"] and not absorbed["waived"] and not result.passed
+    assert result.absorbed["rows"] == 10 and result.absorbed["share"] == 0.1
+    allowed = GateSettings(gate_max_absorbed_share=0.2)
+    assert evaluate_gates(champion, wider, month, month, allowed, TRAINING, True, month).passed
+
+
+def test_unscorable_scores_are_written_as_none() -> None:
+    one = _model(("a",), CENTRES[:1], [8.0])
+    data = _blobs(20)
+    assert np.isnan(model_score(one, data, "silhouette", 100, 0))
+    result = evaluate_gates(one, one, data, data, GATES, TRAINING, False)
+    assert _check(result, "metric")["passed"]  # neither can be scored: not worse
+    assert result.to_dict()["champion_score"] is None
