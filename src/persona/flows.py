@@ -34,12 +34,13 @@ from sqlalchemy import Engine
 from persona import alerts, labeling, monitoring, registry
 from persona.cycle_state import RETRAIN, CycleState, parse_state
 from persona.errors import PersonaError, RegistryError
-from persona.months import parse_month
+from persona.months import Month, Window, parse_month
 from persona.settings import Settings
 from persona.store import assignments
 from persona.store import monitoring as runs_store
 from persona.store.engine import open_store
 from persona.store.locks import store_lock
+from persona.store.survey_queries import stored_window
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,8 @@ def _label(engine: Engine, settings: Settings, month: str, loaded: Any) -> int:
     return int(dict(result).get("written", 0) or 0)
 
 
-def _window(settings: Settings, engine: Engine, month: str) -> list[str]:
-    return registry.window_months(engine, month, settings.training_window_months)
+def _window(settings: Settings, engine: Engine, month: Month) -> Window:
+    return stored_window(engine, month, settings.training_window_months)
 
 
 # --- step 1: check ------------------------------------------------------------------------
@@ -266,7 +267,7 @@ def promote(settings: Settings, engine: Engine, month: str, actor: str = "flow")
         return _promote(settings, engine, month, actor)
 
 
-def _promote(settings: Settings, engine: Engine, month: str, actor: str) -> dict[str, Any]:
+def _promote(settings: Settings, engine: Engine, month: Month, actor: str) -> dict[str, Any]:
     run, state = _require(engine, month, "promote")
     if state.verdict != RETRAIN:
         return _skipped("promote", month, state, "no promotion: the month did not drift")

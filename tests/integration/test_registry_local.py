@@ -17,11 +17,13 @@ from typer.testing import CliRunner
 
 from persona import registry
 from persona.catalog import load_catalog
-from persona.errors import ModelError, RegistryError
+from persona.errors import NotIngestedError, RegistryError
 from persona.features import FEATURE_NAMES, validate_frame
+from persona.months import Month, Window
 from persona.settings import get_settings
 from persona.store import events, surveys
 from persona.store.engine import open_store
+from persona.store.survey_queries import stored_window
 from persona.synth import generate_month
 from tests.conftest import CATALOG, REPO
 
@@ -49,7 +51,7 @@ def test_bootstrap_is_idempotent(env, tmp_path: Path) -> None:  # type: ignore[n
     first = registry.bootstrap(settings, engine)
     assert first["created"] and first["version"] == "1" and first["aliases"] == ["champion"]
     assert first["tags"]["training_months"] == "2025-01" and first["tags"]["kind"] == "catalog"
-    again = registry.bootstrap(settings, engine, calibrate_month="2025-02")
+    again = registry.bootstrap(settings, engine, calibrate_month=Month("2025-02"))
     assert not again["created"] and again["version"] == "1"
     assert registry.champion_reference_months(settings) == ["2025-01"]
     assert registry.alias_version(settings, "champion") == "1"
@@ -116,7 +118,7 @@ def test_pyfunc_predictions_equal_in_process(env) -> None:  # type: ignore[no-un
 def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
     settings, engine = env
     registry.bootstrap(settings, engine)
-    result = registry.train_challenger(settings, engine, ["2025-02"], "test retrain")
+    result = registry.train_challenger(settings, engine, Window.of(["2025-02"]), "test retrain")
     assert result["created"] and result["version"] == "2" and result["aliases"] == ["challenger"]
     assert result["k"] == 3 and result["candidates"] == [] and result["label_stability"] >= 0.99
     tags = result["tags"]
@@ -128,7 +130,7 @@ def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
     assert sorted(r.data.params["k"] for r in nested) == ["2", "3", "4", "5"]
     assert all("silhouette" in r.data.metrics for r in nested)
 
-    same = registry.train_challenger(settings, engine, ["2025-02"], "again")
+    same = registry.train_challenger(settings, engine, Window.of(["2025-02"]), "again")
     assert not same["created"] and same["version"] == "2"
 
     promoted = registry.promote(settings, engine, reason="ok", actor="tester")
@@ -156,8 +158,8 @@ def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
 def test_new_segment_window_registers_candidate(env) -> None:  # type: ignore[no-untyped-def]
     settings, engine = env
     registry.bootstrap(settings, engine)
-    months = registry.window_months(engine, "2025-03", 3)
-    assert months == ["2025-01", "2025-02", "2025-03"]
+    months = stored_window(engine, Month("2025-03"), 3)
+    assert months.to_list() == ["2025-01", "2025-02", "2025-03"]
     result = registry.train_challenger(settings, engine, months, "drift", drift_demanded=True)
     assert result["candidates"] == ["candidate-1"] and result["tags"]["needs_review"] == "true"
     assert result["personas"][-1] == "candidate-1" and len(result["personas"]) == 4
@@ -178,7 +180,7 @@ def test_new_segment_window_registers_candidate(env) -> None:  # type: ignore[no
     assert given_names(settings) == {"candidate-1": "Thrifty Tina"}
     promoted = registry.promote(settings, engine, reason="reviewed", actor="tester")
     assert promoted["promoted"], promoted
-    again = registry.train_challenger(settings, engine, ["2025-03"], "later retrain")
+    again = registry.train_challenger(settings, engine, Window.of(["2025-03"]), "later retrain")
     assert again["personas"][-1] == "candidate-1" and not again["candidates"]
     later = registry.load_model_for_serving(
         settings, f"models:/{settings.model_name}/{again['version']}"
@@ -190,7 +192,7 @@ def test_gates_refuse_a_worse_challenger(make_settings, env) -> None:  # type: i
     settings, engine = env
     registry.bootstrap(settings, engine)
     worse = make_settings(k_min=2, k_max=2, selection_metric="calinski_harabasz")
-    result = registry.train_challenger(worse, engine, ["2025-02"], "forced k=2")
+    result = registry.train_challenger(worse, engine, Window.of(["2025-02"]), "forced k=2")
     gates = result["gates"]
     assert not gates["passed"] and result["tags"]["gates_passed"] == "false"
     assert {c["name"]: c["passed"] for c in gates["checks"]} == {
@@ -210,7 +212,7 @@ def test_gates_refuse_a_worse_challenger(make_settings, env) -> None:  # type: i
 def test_unknown_alias_version_and_bad_data(env) -> None:  # type: ignore[no-untyped-def]
     settings, engine = env
     with pytest.raises(RegistryError, match="alias 'champion'"):
-        registry.train_challenger(settings, engine, ["2025-02"])
+        registry.train_challenger(settings, engine, Window.of(["2025-02"]))
     registry.bootstrap(settings, engine)
     with pytest.raises(RegistryError, match="no version with alias 'nope'"):
         registry.load_model_for_serving(settings, f"models:/{settings.model_name}@nope")
@@ -218,8 +220,8 @@ def test_unknown_alias_version_and_bad_data(env) -> None:  # type: ignore[no-unt
         registry.promote(settings, engine, version="99")
     with pytest.raises(RegistryError, match="no challenger"):
         registry.promote(settings, engine)
-    with pytest.raises(ModelError, match="no survey rows"):
-        registry.train_challenger(settings, engine, ["2024-12"])
+    with pytest.raises(NotIngestedError, match="no survey rows for month 2024-12 for training"):
+        registry.train_challenger(settings, engine, Window.of(["2024-12"]))
     with pytest.raises(RegistryError, match="not a persona pyfunc model folder"):
         registry.load_model_for_serving(settings, "/nonexistent/folder")
 
@@ -233,10 +235,10 @@ def test_no_half_registered_version(env, monkeypatch) -> None:  # type: ignore[n
 
     monkeypatch.setattr(MlflowClient, "set_registered_model_alias", boom)
     with pytest.raises(RuntimeError, match="went away"):
-        registry.train_challenger(settings, engine, ["2025-02"])
+        registry.train_challenger(settings, engine, Window.of(["2025-02"]))
     monkeypatch.undo()
     assert [v["version"] for v in registry.list_versions(settings)] == ["1"]
-    retry = registry.train_challenger(settings, engine, ["2025-02"])
+    retry = registry.train_challenger(settings, engine, Window.of(["2025-02"]))
     assert retry["created"] and retry["aliases"] == ["challenger"]
 
 

@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 
 from persona import registry
 from persona.features import FEATURE_NAMES, validate_frame
+from persona.months import Window
 from persona.store import surveys
 from persona.store.engine import open_store
 from tests.integration.servers import GcsEmulator, gcs_emulator, mlflow_server  # noqa: F401
@@ -29,7 +30,7 @@ def test_server_postgres_gcs_round_trip(
     ingest(engine, MONTHS)
     try:
         assert registry.bootstrap(settings, engine)["version"] == "1"
-        trained = registry.train_challenger(settings, engine, ["2025-02"], "server test")
+        trained = registry.train_challenger(settings, engine, Window.of(["2025-02"]), "server test")
         assert trained["created"] and trained["aliases"] == ["challenger"]
         assert registry.promote(settings, engine)["promoted"]
         loaded = registry.load_model_for_serving(

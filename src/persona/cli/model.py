@@ -12,7 +12,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from persona.cli._common import JSON_OPTION, console, emit, errors_to_exit, settings
-from persona.months import parse_month
+from persona.months import Window, parse_month, parse_window
 from persona.settings import Settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -52,7 +52,11 @@ def bootstrap(
     """Register v1 = the catalog centroids and make it champion (idempotent)."""
     from persona.registry import bootstrap as run
 
-    result = _run(as_json, lambda cfg, engine: run(cfg, engine, calibrate_month))
+    def job(cfg: Settings, engine: Engine) -> dict[str, Any]:
+        month = None if calibrate_month is None else parse_month(calibrate_month)
+        return run(cfg, engine, month)
+
+    result = _run(as_json, job)
     emit(result, as_json, _render_version)
 
 
@@ -69,16 +73,17 @@ def train(
 ) -> None:
     """Retrain a challenger on some months (idempotent per months + data)."""
     from persona.errors import ModelError
-    from persona.registry import train_challenger, window_months
+    from persona.registry import train_challenger
+    from persona.store.survey_queries import stored_window
 
     def job(cfg: Settings, engine: Engine) -> dict[str, Any]:
         if (months is None) == (month is None):
             raise ModelError("give either --months M1,M2,... or --month M [--window N]")
         if months is not None:
-            chosen = [parse_month(m) for m in months.split(",") if m.strip()]
+            chosen = parse_window(months) or Window(())
         else:
             size = window or cfg.training_window_months
-            chosen = window_months(engine, month, size)
+            chosen = stored_window(engine, parse_month(month), size)
         return train_challenger(cfg, engine, chosen, reason, drift_demanded)
 
     emit(_run(as_json, job), as_json, _render_training)

@@ -14,7 +14,6 @@ from persona.registry.lifecycle import (
     find_challenger,
     load_features,
     train_challenger,
-    window_months,
 )
 from persona.registry.promotion import champion_history, gates_for, promote, rollback
 from persona.registry.tracking import configure
@@ -48,5 +47,4 @@ __all__ = [
     "rollback",
     "sync_champion",
     "train_challenger",
-    "window_months",
 ]

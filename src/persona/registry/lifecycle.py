@@ -1,10 +1,14 @@
-"""Bootstrap (v1 = the catalog) and challenger training, each logged and registered."""
+"""Bootstrap (v1 = the catalog) and challenger training, each logged and registered.
+
+The survey rows come from the store (`store.survey_queries`); this module logs, registers
+and tags in MLflow.
+"""
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -13,10 +17,9 @@ from mlflow.entities.model_registry import ModelVersion
 from sqlalchemy import Engine
 
 from persona.catalog import load_catalog
-from persona.errors import ModelError, RegistryError
-from persona.features import FEATURE_NAMES
+from persona.errors import ModelError, NotIngestedError
 from persona.model import PersonaModel, calibrate_radii, from_catalog
-from persona.months import add_months, month_range, parse_month
+from persona.months import Month, Window
 from persona.pyfunc import log_pyfunc
 from persona.registry.gates import evaluate_gates, review_reasons
 from persona.registry.naming import given_names
@@ -29,35 +32,20 @@ from persona.registry.versions import (
     register,
     version_by_alias,
 )
-from persona.settings import Settings
-from persona.store import events, surveys
-from persona.training import TrainingParams, check_training_data, train
+from persona.settings import Settings, TrainingSettings
+from persona.store import events
+from persona.store.survey_queries import earliest_month, feature_rows, month_fingerprint
+from persona.training import check_training_data, train
 
 
-def load_features(engine: Engine, months: Sequence[str]) -> np.ndarray:
-    """Load the feature rows of some months from the survey store.
-
-    Raises:
-        ModelError: The months hold no rows (or NaN values).
-    """
-    frame = surveys.load_months(engine, months)
-    if frame.empty:
-        raise ModelError(f"no survey rows for month(s) {', '.join(months)}: ingest them first")
-    return check_training_data(frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float64))
-
-
-def window_months(engine: Engine, month: str, size: int) -> list[str]:
-    """The stored months of the `size`-month window ending at `month` (oldest first).
+def load_features(engine: Engine, months: Iterable[Month], purpose: str = "training") -> np.ndarray:
+    """The months' feature rows from the store, checked for training (shape, NaN/inf).
 
     Raises:
-        ModelError: `month` itself holds no rows.
+        NotIngestedError: The months hold no rows.
+        ModelError: NaN/inf values.
     """
-    last = parse_month(month)
-    wanted = set(month_range(add_months(last, 1 - max(size, 1)), last))
-    stored = [str(m["month"]) for m in surveys.list_months(engine) if m["month"] in wanted]
-    if last not in stored:
-        raise ModelError(f"no survey rows for month {last}: ingest it first")
-    return stored
+    return check_training_data(feature_rows(engine, list(months), purpose))
 
 
 def _version_summary(mv: ModelVersion, created: bool) -> dict[str, Any]:
@@ -93,7 +81,7 @@ def _log_and_register(
 
 
 def bootstrap(
-    settings: Settings, engine: Engine, calibrate_month: str | None = None
+    settings: Settings, engine: Engine, calibrate_month: Month | None = None
 ) -> dict[str, Any]:
     """Register v1 = the catalog centroids (radii calibrated on a month) as champion.
 
@@ -108,24 +96,19 @@ def bootstrap(
         ``{"version", "created", "aliases", "tags"}``.
 
     Raises:
-        RegistryError / ModelError: No data to calibrate on, MLflow unreachable.
+        NotIngestedError: No month to calibrate on. RegistryError: MLflow unreachable.
     """
     exp_id = configure(settings)
     mlc = client(settings)
     existing = version_by_alias(mlc, settings.model_name, CHAMPION)
     if existing is not None:
         return _version_summary(existing, created=False)
-    if calibrate_month is None:
-        months = surveys.list_months(engine)
-        if not months:
-            raise RegistryError("no survey month ingested: ingest data before bootstrapping")
-        calibrate_month = str(months[0]["month"])
-    month = parse_month(calibrate_month)
-    features = load_features(engine, [month])
+    month = calibrate_month or earliest_month(engine, "bootstrapping")
+    features = load_features(engine, [month], "bootstrapping")
     catalog = load_catalog(settings.persona_catalog)
     draft = from_catalog(catalog)
     radii = calibrate_radii(draft, features, settings.radius_quantile, settings.radius_scale)
-    data_hash = surveys.month_fingerprint(engine, [month])
+    data_hash = month_fingerprint(engine, [month])
     model = from_catalog(catalog, radii)
     model.training.update({"months": [month], "rows": len(features), "data_hash": data_hash})
     tags = {
@@ -161,7 +144,7 @@ def bootstrap(
 def train_challenger(
     settings: Settings,
     engine: Engine,
-    months: Sequence[str],
+    months: Window,
     reason: str = "",
     drift_demanded: bool = False,
 ) -> dict[str, Any]:
@@ -172,7 +155,7 @@ def train_challenger(
     Args:
         settings: The settings (training parameters, gates, MLflow).
         engine: The survey store.
-        months: Training months (``YYYY-MM``).
+        months: The training window.
         reason: Why (stored as a tag).
         drift_demanded: Monitoring demanded a change (waives the stability gate).
 
@@ -180,32 +163,39 @@ def train_challenger(
         ``{"version", "created", "k", "personas", "candidates", "retired", "gates", ...}``.
 
     Raises:
-        RegistryError: No champion; MLflow errors. ModelError: empty / bad data.
+        RegistryError: No champion; MLflow errors. NotIngestedError: a month has no rows.
+        ModelError: no months, bad data.
     """
-    wanted = sorted({parse_month(m) for m in months})
-    if not wanted:
+    if not months:
         raise ModelError("no training months given")
     exp_id = configure(settings)
     mlc = client(settings)
-    key = _challenger_key(engine, wanted)
+    key = _challenger_key(engine, months)
     found = find_version(mlc, settings.model_name, key)
     if found is not None:
         return {**_version_summary(found, created=False), **_stored_result(found)}
     champion = load_model_for_serving(settings, f"models:/{settings.model_name}@{CHAMPION}")
-    features = load_features(engine, wanted)
-    params = TrainingParams.from_settings(settings)
+    features = load_features(engine, months, "training")
+    params = settings.training
     data_hash = key["data_hash"]
-    info = {"months": wanted, "data_hash": data_hash, "trained_from": champion.version}
-    ref_months = champion.tags.get("training_months", "").split(",")
+    info = {"months": months.to_list(), "data_hash": data_hash, "trained_from": champion.version}
+    ref_months = [Month(m) for m in champion.tags.get("training_months", "").split(",") if m]
     try:
-        champion_data = load_features(engine, [m for m in ref_months if m])
-    except ModelError:
+        champion_data = load_features(engine, ref_months, "the champion's data")
+    except (NotIngestedError, ModelError):
         champion_data = features  # the champion's months are not in this store
     names = given_names(settings)
-    month_x = load_features(engine, [wanted[-1]])
+    month_x = load_features(engine, [months.last], "training")
     result = train(features, champion.model, params, info, names, champion_data, month_x)
     gates = evaluate_gates(
-        champion.model, result.model, features, champion_data, settings, drift_demanded, month_x
+        champion.model,
+        result.model,
+        features,
+        champion_data,
+        settings.gates,
+        params,
+        drift_demanded,
+        month_x,
     )
     candidates = [c["persona_id"] for c in result.alignment.candidates]
     review = review_reasons(asdict(result.alignment))
@@ -228,9 +218,9 @@ def train_challenger(
         "candidates_detail": _json_tag(result.alignment.candidates),
         "absorbed_rows": str(gates.absorbed.get("rows", 0)),
     }
-    with parent_run(exp_id, f"train {','.join(wanted)}", {"kind": "kmeans"}) as run:
+    with parent_run(exp_id, f"train {months}", {"kind": "kmeans"}) as run:
         run_id = run.info.run_id
-        mlc.log_batch(run_id, params=_params(result.k, params, wanted))
+        mlc.log_batch(run_id, params=_params(result.k, params, months))
         for name, value in (("selection_score", result.score), *_gate_metrics(gates)):
             if np.isfinite(value):
                 mlc.log_metric(run_id, name, float(value))
@@ -242,14 +232,12 @@ def train_challenger(
     return {**out, "run_id": run_id, "sweep": result.summary()["sweep"]}
 
 
-def _challenger_key(engine: Engine, months: Sequence[str]) -> dict[str, str]:
-    data_hash = surveys.month_fingerprint(engine, months)
-    return {"training_months": ",".join(months), "data_hash": data_hash, "kind": "kmeans"}
+def _challenger_key(engine: Engine, months: Window) -> dict[str, str]:
+    data_hash = month_fingerprint(engine, list(months))
+    return {"training_months": str(months), "data_hash": data_hash, "kind": "kmeans"}
 
 
-def find_challenger(
-    settings: Settings, engine: Engine, months: Sequence[str]
-) -> dict[str, Any] | None:
+def find_challenger(settings: Settings, engine: Engine, months: Window) -> dict[str, Any] | None:
     """The version trained on exactly these months and data, if one is registered.
 
     The look-up `train_challenger` does before training, without training.
@@ -257,8 +245,7 @@ def find_challenger(
     Returns:
         The same fields as `train_challenger` (``created`` false), or None.
     """
-    wanted = sorted({parse_month(m) for m in months})
-    found = find_version(client(settings), settings.model_name, _challenger_key(engine, wanted))
+    found = find_version(client(settings), settings.model_name, _challenger_key(engine, months))
     if found is None:
         return None
     return {**_version_summary(found, created=False), **_stored_result(found)}
@@ -272,10 +259,10 @@ def _json_tag(items: list[Any], limit: int = 4900) -> str:
     return json.dumps(kept)
 
 
-def _params(k: int, params: TrainingParams, months: Sequence[str]) -> list[Any]:
+def _params(k: int, params: TrainingSettings, months: Window) -> list[Any]:
     from mlflow.entities import Param
 
-    values = {"chosen_k": k, "months": ",".join(months), **params.__dict__}
+    values = {"chosen_k": k, "months": str(months), **params.model_dump()}
     return [Param(key, str(value)) for key, value in values.items()]
 
 

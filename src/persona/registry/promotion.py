@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from persona.errors import ModelError, RegistryError, StoreError
+from persona.months import Month
 from persona.registry.gates import GateResult, evaluate_gates
 from persona.registry.lifecycle import load_features
 from persona.registry.tracking import client, configure
@@ -31,27 +32,31 @@ def gates_for(settings: Settings, engine: Engine, champion: str, version: str) -
     Current data = the version's training months; champion data = the champion's months.
 
     Raises:
-        RegistryError: A version's training months are not in the store.
+        NotIngestedError: A version's training months are not in the store.
+        RegistryError: A version has no training months, or their rows are bad.
     """
     name = settings.model_name
     old = load_model_for_serving(settings, f"models:/{name}/{champion}")
     new = load_model_for_serving(settings, f"models:/{name}/{version}")
 
-    def months(tags: dict[str, str], which: str) -> list[str]:
-        found = [m for m in tags.get("training_months", "").split(",") if m]
+    def months(tags: dict[str, str], which: str) -> list[Month]:
+        found = [Month(m) for m in tags.get("training_months", "").split(",") if m]
         if not found:
             raise RegistryError(f"{which} version has no training_months tag; use --force")
         return found
 
+    purpose = "the promotion gates (--force skips them)"
     try:
         trained_on = months(new.tags, f"version {version}")
-        current = load_features(engine, trained_on)
-        month = load_features(engine, [max(trained_on)])
-        reference = load_features(engine, months(old.tags, f"champion {champion}"))
+        current = load_features(engine, trained_on, purpose)
+        month = load_features(engine, [max(trained_on)], purpose)
+        reference = load_features(engine, months(old.tags, f"champion {champion}"), purpose)
     except ModelError as exc:
         raise RegistryError(f"cannot evaluate the gates: {exc}; use --force to skip") from None
     drift = new.tags.get("drift_demanded") == "true"
-    return evaluate_gates(old.model, new.model, current, reference, settings, drift, month)
+    return evaluate_gates(
+        old.model, new.model, current, reference, settings.gates, settings.training, drift, month
+    )
 
 
 def _move_champion(

@@ -19,9 +19,9 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from persona.errors import StoreError
+from persona.errors import NotIngestedError, StoreError
 from persona.features import FEATURE_NAMES
-from persona.months import parse_month
+from persona.months import Month, Window, month_range, parse_month
 from persona.store.copy_codec import read_tuples, tuple_dtype
 from persona.store.schema import ingest_batches, survey_responses
 from persona.store.survey_input import ID, MONTH
@@ -204,3 +204,54 @@ def month_fingerprint(engine: Engine, months: Sequence[str]) -> str:
         for month, content_hash, rows in conn.execute(query):
             digest.update(f"{month}:{content_hash}:{rows}\n".encode())
     return digest.hexdigest()
+
+
+def stored_window(engine: Engine, last: Month, size: int, purpose: str = "training") -> Window:
+    """The ingested months of the `size`-month window ending at `last`, oldest first.
+
+    Args:
+        engine: The store engine.
+        last: The window's last month; it must be ingested.
+        size: Months in the window (at least 1); months without rows are left out.
+        purpose: What the window is for (said in the error).
+
+    Raises:
+        NotIngestedError: `last` itself holds no rows.
+        StoreError: The store cannot be read.
+    """
+    wanted = set(month_range(last.add(1 - max(size, 1)), last))
+    stored = [row["month"] for row in list_months(engine) if row["month"] in wanted]
+    if last not in stored:
+        raise NotIngestedError([last], purpose)
+    return Window.of(stored)
+
+
+def earliest_month(engine: Engine, purpose: str = "") -> Month:
+    """The oldest ingested month.
+
+    Raises:
+        NotIngestedError: No month is ingested.
+        StoreError: The store cannot be read.
+    """
+    months = list_months(engine)
+    if not months:
+        raise NotIngestedError([], purpose)
+    return Month(months[0]["month"])
+
+
+def feature_rows(engine: Engine, months: Sequence[Month], purpose: str = "") -> np.ndarray:
+    """The feature columns of some months' rows, shape (rows, 10), float64.
+
+    Args:
+        engine: The store engine.
+        months: The months (month then response-id order, as `load_months`).
+        purpose: What the rows are for (said in the error).
+
+    Raises:
+        NotIngestedError: The months hold no rows.
+        StoreError: The store cannot be read.
+    """
+    frame = load_months(engine, months)
+    if frame.empty:
+        raise NotIngestedError(sorted(set(months)), purpose)
+    return frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
