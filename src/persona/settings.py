@@ -158,6 +158,10 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
     # (0 = no statement limit). Neither applies to SQLite.
     pg_connect_timeout_s: PositiveInt = 10
     pg_statement_timeout_s: NonNegativeFloat = 600.0
+    # PostgreSQL only: while a connection is in use longer than this, probe the server
+    # every interval; no answer within PG_CONNECT_TIMEOUT_S ends the connection with a
+    # clear error (a frozen server cannot enforce its statement timeout). 0 = off.
+    pg_liveness_interval_s: NonNegativeFloat = 10.0
 
     # --- MLflow ------------------------------------------------------------------------
     mlflow_tracking_uri: str = "sqlite:///var/mlflow.db"

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from persona.errors import StoreError
 from persona.settings import Settings
+from persona.store import liveness
 from persona.store.schema import SCHEMA_VERSION, metadata, schema_info
 
 
@@ -29,7 +30,10 @@ SCHEMA_LOCK_KEY = 0x706572736F6E61
 
 
 def make_engine(
-    url: str, connect_timeout_s: int | None = None, statement_timeout_s: float | None = None
+    url: str,
+    connect_timeout_s: int | None = None,
+    statement_timeout_s: float | None = None,
+    liveness_interval_s: float | None = None,
 ) -> Engine:
     """Create an engine for a store URL; SQLite files get their folder and foreign keys.
 
@@ -39,6 +43,8 @@ def make_engine(
             `PG_CONNECT_TIMEOUT_S`).
         statement_timeout_s: PostgreSQL only: longest statement, 0 = unlimited (default
             `PG_STATEMENT_TIMEOUT_S`).
+        liveness_interval_s: PostgreSQL only: probe a silent server after this long
+            (`store.liveness`; default `PG_LIVENESS_INTERVAL_S`, 0 = off).
 
     Returns:
         A SQLAlchemy engine (no connection is opened yet).
@@ -50,7 +56,7 @@ def make_engine(
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    if connect_timeout_s is None or statement_timeout_s is None:
+    if connect_timeout_s is None or statement_timeout_s is None or liveness_interval_s is None:
         from persona.settings import get_settings
 
         cfg = get_settings()
@@ -58,8 +64,12 @@ def make_engine(
             connect_timeout_s = cfg.pg_connect_timeout_s
         if statement_timeout_s is None:
             statement_timeout_s = cfg.pg_statement_timeout_s
+        if liveness_interval_s is None:
+            liveness_interval_s = cfg.pg_liveness_interval_s
     args = pg_connect_args(connect_timeout_s, statement_timeout_s)
-    return create_engine(url, pool_pre_ping=True, connect_args=args)
+    engine = create_engine(url, pool_pre_ping=True, connect_args=args)
+    liveness.install(engine, liveness_interval_s, max(2, int(connect_timeout_s)))
+    return engine
 
 
 def pg_connect_args(connect_timeout_s: int, statement_timeout_s: float) -> dict[str, object]:
@@ -166,6 +176,11 @@ def open_store(url: str, settings: Settings | None = None) -> Engine:
     if settings is None:
         engine = make_engine(url)
     else:
-        engine = make_engine(url, settings.pg_connect_timeout_s, settings.pg_statement_timeout_s)
+        engine = make_engine(
+            url,
+            settings.pg_connect_timeout_s,
+            settings.pg_statement_timeout_s,
+            settings.pg_liveness_interval_s,
+        )
     init_db(engine)
     return engine
