@@ -40,12 +40,12 @@ MONTH = "2025-04"
 
 def ingest(engine: Any, rows: int) -> None:
     from persona.catalog import load_catalog
-    from persona.store import surveys
+    from persona.store import survey_ingest
     from persona.synth import generate_month
 
     catalog = load_catalog(REPO / "01_model" / "personas.yaml")
     survey, _ = generate_month(catalog, MONTH, rows, seed=11)
-    surveys.ingest_frame(engine, survey, MONTH)
+    survey_ingest.ingest_frame(engine, survey, MONTH)
 
 
 def platform_run(url: str, loaded: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -68,13 +68,13 @@ def stages_run(url: str, loaded: Any) -> dict[str, Any]:
     from persona.features import FEATURE_NAMES
     from persona.labeling import label_month
     from persona.settings import load_settings
-    from persona.store import assignments, surveys
+    from persona.store import assignments, survey_queries
     from persona.store.engine import open_store
 
     engine = open_store(url)
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
-    frame = surveys.load_month(engine, MONTH)
+    frame = survey_queries.load_month(engine, MONTH)
     t1 = time.perf_counter()
     features = np.ascontiguousarray(frame.loc[:, list(FEATURE_NAMES)].to_numpy())
     pred = loaded.model.predict(features)

@@ -1,7 +1,7 @@
 """Benchmark: survey ingest into PostgreSQL through the store vs pandas `to_sql`.
 
 Creates its own database, writes N synthetic respondents to a CSV, ingests it with
-`persona.store.surveys.ingest_file` (strict read + validation + hash, then one transaction:
+`persona.store.survey_ingest.ingest_file` (strict read + validation + hash, then one transaction:
 batch row + binary COPY straight into survey_responses, the month being new), re-ingests it
 (idempotent no-op), then ingests N other respondents of the same month (the month has rows:
 binary COPY into a staging table + INSERT ... SELECT ... ON CONFLICT DO NOTHING). Then times
@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "src"))
 from _pg import scratch_database  # noqa: E402
 
 from persona.catalog import load_catalog  # noqa: E402
-from persona.store import surveys  # noqa: E402
+from persona.store import survey_ingest  # noqa: E402
 from persona.store.engine import open_store  # noqa: E402
 from persona.store.schema import survey_responses  # noqa: E402
 from persona.synth import generate_month  # noqa: E402
@@ -81,15 +81,15 @@ def main() -> None:
             size_mb = path.stat().st_size / 1e6
             engine = open_store(url)
             load_before = os.getloadavg()
-            result, store_s = _timed(surveys.ingest_file, engine, path)
-            again, noop_s = _timed(surveys.ingest_file, engine, path)
+            result, store_s = _timed(survey_ingest.ingest_file, engine, path)
+            again, noop_s = _timed(survey_ingest.ingest_file, engine, path)
             staging_s = None
             if not args.no_staging:
                 other = path.with_name("survey_2025-01_more.csv")
                 survey.assign(respondent_id="more-" + survey["respondent_id"]).to_csv(
                     other, index=False
                 )
-                more, staging_s = _timed(surveys.ingest_file, engine, other)
+                more, staging_s = _timed(survey_ingest.ingest_file, engine, other)
                 assert more.rows_new == args.rows
             with engine.connect() as conn:
                 stored = conn.execute(

@@ -49,7 +49,7 @@ def main() -> int:
     from persona.catalog import load_catalog
     from persona.features import FEATURE_NAMES
     from persona.model import from_catalog
-    from persona.store import assignments, surveys
+    from persona.store import assignments, survey_ingest, survey_queries
     from persona.store.engine import init_db
     from persona.synth import generate_month
 
@@ -62,7 +62,7 @@ def main() -> int:
         engine = create_engine(url, pool_size=1, max_overflow=0)
         init_db(engine)
         survey, _ = generate_month(catalog, MONTH, args.rows, seed=11)
-        surveys.ingest_frame(engine, survey, MONTH)
+        survey_ingest.ingest_frame(engine, survey, MONTH)
         with engine.connect() as conn:
             pid = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
@@ -76,7 +76,7 @@ def main() -> int:
                   f"  python CPU {s['python_cpu_s']:6.2f}")  # fmt: skip
             return out
 
-        frame = measure("load_month", lambda: surveys.load_month(engine, MONTH))
+        frame = measure("load_month", lambda: survey_queries.load_month(engine, MONTH))
         x = np.ascontiguousarray(frame[list(FEATURE_NAMES)].to_numpy())
         pred = measure("predict", lambda: model.predict(x))
         ids = frame["response_id"].to_numpy()

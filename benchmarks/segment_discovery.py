@@ -41,7 +41,7 @@ from persona import flows, registry
 from persona.catalog import load_catalog
 from persona.features import FEATURE_NAMES
 from persona.settings import Settings, load_settings
-from persona.store import events, surveys
+from persona.store import events, survey_ingest
 from persona.store.engine import open_store
 from persona.synth import NEW_SEGMENT_ID, generate_month
 
@@ -73,7 +73,7 @@ def _ingest(settings: Settings, seed: int, share: float) -> dict[str, np.ndarray
         for month, kind in MONTHS.items():
             scenario = "new_segment" if kind == "new" else "stable"
             frame, truth = generate_month(catalog, month, ROWS, scenario, seed, new_share=share)
-            surveys.ingest_frame(engine, frame, month, f"synth-{month}")
+            survey_ingest.ingest_frame(engine, frame, month, f"synth-{month}")
             rows = frame.loc[truth["persona_id"] == NEW_SEGMENT_ID, list(FEATURE_NAMES)]
             segment[month] = rows.to_numpy(np.float64)
         registry.bootstrap(settings, engine)

@@ -59,12 +59,12 @@ def check_port_free(host: str, port: int) -> None:
 
 def sample_records(settings: Any, month: str, n: int = 3) -> list[dict[str, float]]:
     from persona.features import FEATURE_NAMES
-    from persona.store import surveys
+    from persona.store import survey_queries
     from persona.store.engine import open_store
 
     engine = open_store(settings.database_url)
     try:
-        frame = surveys.load_month(engine, month).head(n)
+        frame = survey_queries.load_month(engine, month).head(n)
     finally:
         engine.dispose()
     return [{f: float(row[f]) for f in FEATURE_NAMES} for _, row in frame.iterrows()]

@@ -21,7 +21,7 @@ from persona.features import FEATURE_NAMES
 from persona.model import UNASSIGNED_ID, UNASSIGNED_NAME, Prediction
 from persona.months import parse_month
 from persona.settings import Settings
-from persona.store import assignments, surveys
+from persona.store import assignments, survey_queries
 from persona.store.assignment_copy import factorize
 from persona.store.survey_queries import count_month
 
@@ -80,7 +80,7 @@ def label_month(
     if existing >= rows:
         mix = assignments.persona_mix(engine, month, name, version)
         return _result(month, name, version, rows, 0, mix, started, via_api or "in-process")
-    frame = surveys.load_month(engine, month)
+    frame = survey_queries.load_month(engine, month)
     features = np.ascontiguousarray(frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float64))
     pred = labeler.predict(features, version) if via_api else loaded.model.predict(features)
     written = assignments.write_assignments(

@@ -32,7 +32,7 @@ from sqlalchemy import select
 from persona import flows, registry
 from persona.catalog import load_catalog
 from persona.settings import Settings, load_settings
-from persona.store import schema, surveys
+from persona.store import schema, survey_ingest
 from persona.store.engine import open_store
 from persona.synth import default_year, generate_month
 from tests.conftest import CATALOG, PG_URL_TEMPLATE, _admin
@@ -82,7 +82,7 @@ def _setup(settings: Settings) -> None:
     try:
         for plan in default_year(2025, range(1, 6), N):
             frame, _ = generate_month(catalog, plan.month, plan.n, plan.scenario, seed=11)
-            surveys.ingest_frame(engine, frame, plan.month, f"synth-{plan.month}")
+            survey_ingest.ingest_frame(engine, frame, plan.month, f"synth-{plan.month}")
         registry.bootstrap(settings, engine)
     finally:
         engine.dispose()

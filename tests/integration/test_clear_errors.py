@@ -13,7 +13,7 @@ from persona.catalog import parse_catalog
 from persona.errors import CatalogError, IngestError, StoreError
 from persona.features import FEATURE_NAMES
 from persona.store import events
-from persona.store.survey_read import read_csv_file
+from persona.survey_file import read_csv_file
 from tests.conftest import REPO
 
 
@@ -44,7 +44,8 @@ def test_gunicorn_refuses_a_bad_setting_with_one_line(
 def test_event_write_failure_is_a_store_error(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path}/no-schema.db")  # tables never created
     with pytest.raises(StoreError, match="cannot record the promote"):
-        events.record_event(engine, "persona-classifier", "promote", "1", "2", "test", "me")
+        event = events.ModelEvent("persona-classifier", "promote", "1", "2", "test", "me")
+        events.record_event(engine, event)
 
 
 def test_unreadable_survey_file_is_an_ingest_error(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from persona import flows, registry
 from persona.catalog import load_catalog
 from persona.features import FEATURE_NAMES
 from persona.settings import Settings
-from persona.store import surveys
+from persona.store import survey_ingest
 from persona.store.engine import open_store
 from persona.synth import NEW_SEGMENT_ID, generate_month
 
@@ -36,7 +36,7 @@ def test_new_segment_becomes_a_reviewed_candidate(
     for month in ("2025-01", "2025-02", "2025-03"):
         scenario = "new_segment" if month == "2025-03" else "stable"
         frame, truth = generate_month(catalog, month, 400, scenario, SEED, new_share=0.12)
-        surveys.ingest_frame(engine, frame, month, f"synth-{month}")
+        survey_ingest.ingest_frame(engine, frame, month, f"synth-{month}")
     segment = frame.loc[truth["persona_id"] == NEW_SEGMENT_ID, list(FEATURE_NAMES)].to_numpy()
     registry.bootstrap(settings, engine)
 

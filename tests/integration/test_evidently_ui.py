@@ -105,7 +105,7 @@ def test_run_check_adds_its_snapshot_to_the_workspace(
 
     from persona.model import PersonaModel
     from persona.monitoring import run_check
-    from persona.store import surveys
+    from persona.store import survey_ingest
     from persona.store.engine import open_store
 
     @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def test_run_check_adds_its_snapshot_to_the_workspace(
     catalog = load_catalog(CATALOG)
     for month, scenario, seed in (("2025-01", "stable", 1), ("2025-03", "spread", 3)):
         frame, _ = generate_month(catalog, month, 300, seed=seed, scenario=scenario)
-        surveys.ingest_frame(engine, frame)
+        survey_ingest.ingest_frame(engine, frame)
     reference = month_x("stable", 1, "2025-01")
     base = from_catalog(catalog)
     loaded = Loaded(from_catalog(catalog, calibrate_radii(base, reference, 0.999, 1.25)))

@@ -17,7 +17,7 @@ from persona import flows, registry
 from persona.catalog import load_catalog
 from persona.errors import RegistryError
 from persona.settings import Settings
-from persona.store import schema, surveys
+from persona.store import schema, survey_ingest
 from persona.store.engine import open_store
 from persona.synth import default_year, generate_month
 
@@ -32,7 +32,7 @@ def _setup(settings: Settings) -> None:
     try:
         for plan in default_year(2025, range(1, 6), N):
             frame, _truth = generate_month(catalog, plan.month, plan.n, plan.scenario, seed=7)
-            surveys.ingest_frame(engine, frame, plan.month, f"synth-{plan.month}")
+            survey_ingest.ingest_frame(engine, frame, plan.month, f"synth-{plan.month}")
         registry.bootstrap(settings, engine)
     finally:
         engine.dispose()

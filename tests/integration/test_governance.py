@@ -26,7 +26,7 @@ from persona import flows, registry
 from persona.catalog import load_catalog
 from persona.serving.app import create_app
 from persona.settings import Settings
-from persona.store import events, surveys
+from persona.store import events, survey_ingest
 from persona.store.engine import open_store
 from persona.synth import default_year, generate_month
 
@@ -106,7 +106,7 @@ def test_champion_moved_with_the_plain_client_is_governed(
     catalog = load_catalog(settings.persona_catalog)
     for plan in default_year(2025, range(1, 5), N):
         frame, _ = generate_month(catalog, plan.month, plan.n, plan.scenario, seed=3)
-        surveys.ingest_frame(engine, frame, plan.month, f"synth-{plan.month}")
+        survey_ingest.ingest_frame(engine, frame, plan.month, f"synth-{plan.month}")
     registry.bootstrap(settings, engine)
     march = flows.run_year(settings, ["2025-01", "2025-02", "2025-03"])[-1]
     assert march["verdict"] == "retrain" and not march["promoted"]

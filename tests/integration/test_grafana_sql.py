@@ -22,7 +22,7 @@ from persona import flows, registry
 from persona.catalog import load_catalog
 from persona.settings import Settings
 from persona.store import monitoring as store_monitoring
-from persona.store import surveys
+from persona.store import survey_ingest
 from persona.store.engine import open_store
 from persona.synth import generate_month
 
@@ -61,7 +61,7 @@ def fill_store(cfg: Settings, engine: Engine) -> dict[str, Any]:
     catalog = load_catalog(cfg.persona_catalog)
     for month, scenario in PLAN.items():
         frame, _ = generate_month(catalog, month, 500, scenario, seed=11)
-        surveys.ingest_frame(engine, frame, month, f"synth-{month}")
+        survey_ingest.ingest_frame(engine, frame, month, f"synth-{month}")
     registry.bootstrap(cfg, engine)
     summaries = flows.run_year(cfg, list(PLAN))
     checks = {

@@ -1,4 +1,4 @@
-"""store.surveys on the real PostgreSQL (COPY fast path): same behaviour as SQLite."""
+"""store.survey_ingest and survey_queries on the real PostgreSQL (COPY fast path)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from persona.errors import DataValidationError, StoreError
-from persona.store import surveys
+from persona.store import survey_ingest, survey_queries
 from persona.store.engine import open_store, utcnow
 from persona.store.schema import ingest_batches, survey_responses
 from persona.synth import default_year, generate_month, write_month
@@ -50,12 +50,12 @@ def test_every_bad_input_is_a_clear_error_and_writes_nothing(
 ) -> None:
     for name, (path, error, message) in cases.bad_files(tmp_path).items():
         with pytest.raises(error) as info:
-            surveys.ingest_file(engine, path)
+            survey_ingest.ingest_file(engine, path)
         assert message in str(info.value), name
         assert _counts(engine) == (0, 0), name
     with pytest.raises(DataValidationError, match="does not match"):
         good = write_month(cases.CATALOG, "2025-03", 5, tmp_path / "ok", formats=("csv",))
-        surveys.ingest_file(engine, good["files"]["csv"], month="2025-04")
+        survey_ingest.ingest_file(engine, good["files"]["csv"], month="2025-04")
     assert _counts(engine) == (0, 0)
 
 
@@ -65,21 +65,21 @@ def test_generated_year_loads_back_equal_and_reingest_is_a_no_op(
     plan = default_year(n=300)
     for p in plan:
         info = write_month(cases.CATALOG, p.month, p.n, tmp_path, p.scenario, seed=42)
-        result = surveys.ingest_file(engine, info["files"]["csv"])
+        result = survey_ingest.ingest_file(engine, info["files"]["csv"])
         assert (result.rows_new, result.already_ingested) == (300, False)
-    assert surveys.list_months(engine) == [{"month": p.month, "rows": 300} for p in plan]
-    march = surveys.load_month(engine, "2025-03")
+    assert survey_queries.list_months(engine) == [{"month": p.month, "rows": 300} for p in plan]
+    march = survey_queries.load_month(engine, "2025-03")
     expected, _ = generate_month(cases.CATALOG, "2025-03", 300, "spread", seed=42)
     pd.testing.assert_frame_equal(march[COLUMNS].reset_index(drop=True), expected)
     assert march["response_id"].is_monotonic_increasing
-    fingerprint = surveys.month_fingerprint(engine, ["2025-01", "2025-02"])
-    again = surveys.ingest_file(engine, tmp_path / "survey_2025-03.csv")
+    fingerprint = survey_queries.month_fingerprint(engine, ["2025-01", "2025-02"])
+    again = survey_ingest.ingest_file(engine, tmp_path / "survey_2025-03.csv")
     assert again.already_ingested and again.rows_new == 0
-    parquet = surveys.ingest_file(engine, tmp_path / "survey_2025-03.parquet")
+    parquet = survey_ingest.ingest_file(engine, tmp_path / "survey_2025-03.parquet")
     assert (parquet.already_ingested, parquet.rows_new, parquet.rows_skipped) == (False, 0, 300)
     assert _counts(engine) == (1500, 6)
-    assert surveys.month_fingerprint(engine, ["2025-02", "2025-01"]) == fingerprint
-    window = surveys.load_months(engine, ["2025-01", "2025-02"])
+    assert survey_queries.month_fingerprint(engine, ["2025-02", "2025-01"]) == fingerprint
+    window = survey_queries.load_months(engine, ["2025-01", "2025-02"])
     assert window["survey_month"].value_counts().to_dict() == {"2025-01": 300, "2025-02": 300}
 
 
@@ -87,39 +87,40 @@ def test_same_fingerprint_as_sqlite_for_the_same_files(engine: Engine, tmp_path:
     info = write_month(cases.CATALOG, "2025-01", 50, tmp_path, seed=1)
     lite = open_store(f"sqlite:///{tmp_path}/lite.db")
     for target in (engine, lite):
-        surveys.ingest_file(target, info["files"]["csv"])
-    assert surveys.month_fingerprint(engine, ["2025-01"]) == surveys.month_fingerprint(
-        lite, ["2025-01"]
-    )
+        survey_ingest.ingest_file(target, info["files"]["csv"])
+    assert survey_queries.month_fingerprint(
+        engine, ["2025-01"]
+    ) == survey_queries.month_fingerprint(lite, ["2025-01"])
     pd.testing.assert_frame_equal(
-        surveys.load_month(engine, "2025-01")[COLUMNS], surveys.load_month(lite, "2025-01")[COLUMNS]
+        survey_queries.load_month(engine, "2025-01")[COLUMNS],
+        survey_queries.load_month(lite, "2025-01")[COLUMNS],
     )
 
 
 def test_partial_overlap_skips_and_counts(engine: Engine) -> None:
     survey, _ = generate_month(cases.CATALOG, "2025-02", 100, seed=3)
-    surveys.ingest_frame(engine, survey.iloc[:70])
-    result = surveys.ingest_frame(engine, survey.iloc[50:])
+    survey_ingest.ingest_frame(engine, survey.iloc[:70])
+    result = survey_ingest.ingest_frame(engine, survey.iloc[50:])
     assert (result.rows, result.rows_new, result.rows_skipped) == (50, 30, 20)
-    assert surveys.list_months(engine) == [{"month": "2025-02", "rows": 100}]
+    assert survey_queries.list_months(engine) == [{"month": "2025-02", "rows": 100}]
 
 
 def test_a_failure_after_copy_rolls_everything_back(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     survey, _ = generate_month(cases.CATALOG, "2025-02", 40, seed=3)
-    real = surveys._copy_postgres
+    real = survey_ingest._copy_postgres
 
     def copy_then_fail(*args: Any) -> int:
         assert real(*args) == 40  # COPY + INSERT ... SELECT ran inside the transaction
         raise psycopg2.OperationalError("connection lost (simulated)")
 
-    monkeypatch.setattr(surveys, "_copy_postgres", copy_then_fail)
+    monkeypatch.setattr(survey_ingest, "_copy_postgres", copy_then_fail)
     with pytest.raises(StoreError, match=r"nothing written.*simulated"):
-        surveys.ingest_frame(engine, survey)
+        survey_ingest.ingest_frame(engine, survey)
     assert _counts(engine) == (0, 0)
-    monkeypatch.setattr(surveys, "_copy_postgres", real)
-    assert surveys.ingest_frame(engine, survey).rows_new == 40  # no staging table left over
+    monkeypatch.setattr(survey_ingest, "_copy_postgres", real)
+    assert survey_ingest.ingest_frame(engine, survey).rows_new == 40  # no staging table left over
     with engine.connect() as conn:
         left = conn.exec_driver_sql(
             "SELECT count(*) FROM pg_class WHERE relname = 'persona_ingest_staging'"
@@ -138,10 +139,10 @@ def test_binary_copy_round_trips_ids_floats_and_time_on_both_paths(
     survey.loc[0, "x1"] = -0.0
     survey.loc[1, "x2"] = 5e-324
     survey.loc[2, "x3"] = -99.99999999999999
-    first = surveys.ingest_frame(engine, survey.iloc[:6])  # new month: straight COPY
-    second = surveys.ingest_frame(engine, survey.iloc[4:])  # month has rows: staging
+    first = survey_ingest.ingest_frame(engine, survey.iloc[:6])  # new month: straight COPY
+    second = survey_ingest.ingest_frame(engine, survey.iloc[4:])  # month has rows: staging
     assert (first.rows_new, second.rows_new, second.rows_skipped) == (6, 4, 2)
-    loaded = surveys.load_month(engine, "2025-02")
+    loaded = survey_queries.load_month(engine, "2025-02")
     pd.testing.assert_frame_equal(loaded[COLUMNS].reset_index(drop=True), survey, check_exact=True)
     assert str(loaded.loc[0, "x1"]) == "-0.0"
     with engine.connect() as conn:
@@ -167,7 +168,7 @@ def test_schema_has_no_batch_foreign_key_but_keeps_uniqueness_and_month_index(
     indexes = found.get_indexes("survey_responses")
     assert ["survey_month"] in [i["column_names"] for i in indexes]
     survey, _ = generate_month(cases.CATALOG, "2025-02", 5, seed=3)
-    batch = surveys.ingest_frame(engine, survey).batch_id
+    batch = survey_ingest.ingest_frame(engine, survey).batch_id
     row = {"respondent_id": survey.loc[0, "respondent_id"], "survey_month": "2025-02"}
     row |= {f"x{i}": 0.0 for i in range(1, 11)} | {"batch_id": batch}
     with pytest.raises(IntegrityError), engine.begin() as conn:  # the database still refuses

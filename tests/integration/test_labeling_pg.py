@@ -21,7 +21,7 @@ from persona.registry.versions import LoadedModel
 from persona.serving.app import create_app
 from persona.serving.holder import ModelSource
 from persona.settings import Settings
-from persona.store import assignments, surveys
+from persona.store import assignments, survey_ingest, survey_queries
 from persona.store.engine import open_store, utcnow
 from persona.synth import generate_month
 
@@ -35,7 +35,7 @@ def _store(url: str) -> Any:
     catalog = load_catalog(CATALOG)
     for month, n in (("2025-03", 400), ("2025-04", N)):
         survey, _ = generate_month(catalog, month, n, seed=5)
-        surveys.ingest_frame(engine, survey, month)
+        survey_ingest.ingest_frame(engine, survey, month)
     return engine
 
 
@@ -63,7 +63,7 @@ def test_label_month_idempotent_with_lineage(
 ) -> None:
     settings = make_settings()
     v1 = _v1()
-    frame = surveys.load_month(engine, "2025-04")
+    frame = survey_queries.load_month(engine, "2025-04")
     expected = v1.model.predict(frame.loc[:, list(FEATURE_NAMES)].to_numpy())
 
     first = label_month(settings, engine, "2025-04", loaded=v1)
@@ -97,7 +97,7 @@ def test_label_month_idempotent_with_lineage(
 
 def test_partial_rerun_writes_only_missing_rows(engine: Any, make_settings: Any) -> None:
     v1 = _v1()
-    frame = surveys.load_month(engine, "2025-04")
+    frame = survey_queries.load_month(engine, "2025-04")
     head = frame.iloc[:1000]
     pred = v1.model.predict(head.loc[:, list(FEATURE_NAMES)].to_numpy())
     ids = head["response_id"].to_numpy()
@@ -124,7 +124,7 @@ def test_label_via_api_matches_in_process(pg_url: str, make_settings: Any) -> No
         server.shutdown()
         thread.join(5)
     assert result["via"] == url and result["written"] == N and result["model_version"] == "1"
-    frame = surveys.load_month(engine, "2025-04")
+    frame = survey_queries.load_month(engine, "2025-04")
     expected = v1.model.predict(frame.loc[:, list(FEATURE_NAMES)].to_numpy())
     stored = assignments.load_assignments(engine, "2025-04", v1.name, "1")
     stored = stored.set_index("response_id").loc[frame["response_id"]]
@@ -170,17 +170,22 @@ def test_copy_month_read_matches_the_portable_read(pg_url: str, tmp_path: Path) 
     stores = [open_store(pg_url), open_store(f"sqlite:///{tmp_path}/lite.db")]
     for engine in stores:  # April between March's two batches: ids interleave across months
         for name in ("march", "april", "late"):
-            surveys.ingest_frame(engine, frames[name], frames[name]["survey_month"][0])
+            survey_ingest.ingest_frame(engine, frames[name], frames[name]["survey_month"][0])
     pg, lite = stores
     for months in (["2025-03"], ["2025-04", "2025-03"], ["2025-04"], ["2024-01"]):
-        fast, portable = surveys.load_months(pg, months), surveys.load_months(lite, months)
+        fast, portable = (
+            survey_queries.load_months(pg, months),
+            survey_queries.load_months(lite, months),
+        )
         pd.testing.assert_frame_equal(fast, portable)
         assert fast["respondent_id"].map(type).eq(str).all()
-    window = surveys.load_months(pg, ["2025-03", "2025-04"])
+    window = survey_queries.load_months(pg, ["2025-03", "2025-04"])
     assert window["survey_month"].tolist() == ["2025-03"] * 65 + ["2025-04"] * 50
     assert window["respondent_id"].iloc[64] == "late-émoji-✓-4"
-    empty = surveys.load_month(pg, "2024-01")
-    assert empty.empty and list(empty.dtypes) == list(surveys.load_month(pg, "2025-04").dtypes)
+    empty = survey_queries.load_month(pg, "2024-01")
+    assert empty.empty and list(empty.dtypes) == list(
+        survey_queries.load_month(pg, "2025-04").dtypes
+    )
     for engine in stores:
         engine.dispose()
 
@@ -199,7 +204,7 @@ def _unicode_model(v1: LoadedModel) -> LoadedModel:
 def test_copy_writes_exact_labels_on_both_paths(pg_url: str, make_settings: Any) -> None:
     engine = _store(pg_url)
     loaded = _unicode_model(_v1())
-    frame = surveys.load_month(engine, "2025-04")
+    frame = survey_queries.load_month(engine, "2025-04")
     features = np.ascontiguousarray(frame.loc[:, list(FEATURE_NAMES)].to_numpy())
     expected = loaded.model.predict(features)  # the array label_month builds: same bits
     assert len(set(zip(expected.persona_id, expected.nearest_id, strict=True))) == 3
@@ -233,7 +238,7 @@ def _take(pred: Any, step: int) -> Any:
 def test_copy_write_guards(pg_url: str) -> None:
     engine = _store(pg_url)
     v1 = _v1()
-    frame = surveys.load_month(engine, "2025-04").iloc[:10]
+    frame = survey_queries.load_month(engine, "2025-04").iloc[:10]
     pred = v1.model.predict(frame.loc[:, list(FEATURE_NAMES)].to_numpy())
     ids = frame["response_id"].to_numpy()
     # An unknown response id: the foreign key refuses the COPY and nothing is written.

@@ -18,7 +18,7 @@ from persona.errors import MonitoringError
 from persona.model import PersonaModel
 from persona.monitoring import run_check
 from persona.settings import Settings
-from persona.store import surveys
+from persona.store import survey_ingest
 from persona.store.engine import open_store
 from persona.store.monitoring import list_runs
 from persona.store.schema import monitoring_runs
@@ -34,9 +34,9 @@ def world(pg_url: str, make_settings: Callable[..., Settings]) -> dict[str, Any]
     catalog = load_catalog(cfg.persona_catalog)
     for month, scenario in PLAN.items():
         frame, _ = generate_month(catalog, month, 500, scenario, seed=7)
-        surveys.ingest_frame(engine, frame, month, f"synth-{month}")
+        survey_ingest.ingest_frame(engine, frame, month, f"synth-{month}")
     tiny, _ = generate_month(catalog, "2025-04", 20, "stable", seed=7)
-    surveys.ingest_frame(engine, tiny, "2025-04", "synth-tiny")
+    survey_ingest.ingest_frame(engine, tiny, "2025-04", "synth-tiny")
     registry.bootstrap(cfg, engine)  # v1 = catalog, calibrated on 2025-01 (the reference)
     yield {"cfg": cfg, "engine": engine}
     engine.dispose()

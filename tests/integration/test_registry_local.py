@@ -21,7 +21,7 @@ from persona.errors import NotIngestedError, RegistryError
 from persona.features import FEATURE_NAMES, validate_frame
 from persona.months import Month, Window
 from persona.settings import get_settings
-from persona.store import events, surveys
+from persona.store import events, survey_ingest, survey_queries
 from persona.store.engine import open_store
 from persona.store.survey_queries import stored_window
 from persona.synth import generate_month
@@ -34,7 +34,7 @@ def ingest(engine: Any, months: dict[str, str], n: int = 400) -> None:
     catalog = load_catalog(CATALOG)
     for month, scenario in months.items():
         frame, _ = generate_month(catalog, month, n, scenario, seed=5)
-        surveys.ingest_frame(engine, frame, month)
+        survey_ingest.ingest_frame(engine, frame, month)
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_pyfunc_predictions_equal_in_process(env) -> None:  # type: ignore[no-un
     settings, engine = env
     registry.bootstrap(settings, engine)
     loaded = registry.load_model_for_serving(settings)
-    frame = surveys.load_month(engine, "2025-03").loc[:, list(FEATURE_NAMES)]
+    frame = survey_queries.load_month(engine, "2025-03").loc[:, list(FEATURE_NAMES)]
     pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
     out = pyfunc.predict(frame)
     pred = loaded.model.predict(validate_frame(frame))  # the in-process path of API/labeler
@@ -123,7 +123,7 @@ def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
     assert result["k"] == 3 and result["candidates"] == [] and result["label_stability"] >= 0.99
     tags = result["tags"]
     assert tags["training_months"] == "2025-02" and tags["gates_passed"] == "true"
-    assert tags["data_hash"] == surveys.month_fingerprint(engine, ["2025-02"])
+    assert tags["data_hash"] == survey_queries.month_fingerprint(engine, ["2025-02"])
     assert tags["selection_metric"] == "silhouette" and float(tags["selection_metric_value"]) > 0
     runs = mlflow.search_runs(experiment_names=["persona"], output_format="list")
     nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == result["run_id"]]

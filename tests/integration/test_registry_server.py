@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from persona import registry
 from persona.features import FEATURE_NAMES, validate_frame
 from persona.months import Window
-from persona.store import surveys
+from persona.store import survey_queries
 from persona.store.engine import open_store
 from tests.integration.servers import GcsEmulator, gcs_emulator, mlflow_server  # noqa: F401
 from tests.integration.test_registry_local import ingest
@@ -39,7 +39,7 @@ def test_server_postgres_gcs_round_trip(
         assert loaded.version == trained["version"] and loaded.alias == "champion"
         exp = MlflowClient(mlflow_server).get_experiment_by_name(settings.mlflow_experiment)
         assert exp.artifact_location.startswith("mlflow-artifacts:")
-        frame = surveys.load_month(engine, "2025-02").loc[:, list(FEATURE_NAMES)]
+        frame = survey_queries.load_month(engine, "2025-02").loc[:, list(FEATURE_NAMES)]
         pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
         out = pyfunc.predict(frame)
         pred = loaded.model.predict(validate_frame(frame))

@@ -227,13 +227,13 @@ def test_jdbc_appends_to_persona_assignments_once(
 ) -> None:
     from sqlalchemy import inspect
 
-    from persona.store import assignments, surveys
+    from persona.store import assignments, survey_ingest, survey_queries
     from persona.store.engine import open_store
 
     engine = open_store(pg_url)
     survey, _ = generate_month(load_catalog(CATALOG), "2025-04", 900, seed=3)
-    surveys.ingest_frame(engine, survey, "2025-04")
-    frame = surveys.load_month(engine, "2025-04")
+    survey_ingest.ingest_frame(engine, survey, "2025-04")
+    frame = survey_queries.load_month(engine, "2025-04")
     src = tmp_path / "month"
     src.mkdir()
     frame.drop(columns=["respondent_id"]).to_parquet(src / "m.parquet", index=False)

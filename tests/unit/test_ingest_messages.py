@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 
 from persona.catalog import load_catalog
 from persona.errors import DataValidationError, IngestError
-from persona.store import surveys
+from persona.store import survey_ingest
 from persona.store.engine import open_store
 from persona.store.schema import survey_responses
 from persona.synth import generate_month
@@ -35,7 +35,7 @@ def rows(engine: Engine) -> int:
 
 def refused(engine: Engine, path: Path, error: type[Exception]) -> str:
     with pytest.raises(error) as info:
-        surveys.ingest_file(engine, path)
+        survey_ingest.ingest_file(engine, path)
     assert rows(engine) == 0
     return str(info.value)
 
@@ -83,7 +83,7 @@ def test_all_invalid_month_cells_are_listed(engine: Engine, tmp_path: Path, text
     path = tmp_path / "months.csv"
     path.write_text("\n".join(body) + "\n")
     with pytest.raises(DataValidationError) as info:
-        surveys.ingest_file(engine, path)
+        survey_ingest.ingest_file(engine, path)
     message = str(info.value)
     assert "no survey_month cell holds a valid month" in message
     assert "no survey month: give one" not in message
@@ -100,6 +100,6 @@ def test_field_count_lines_count_blank_lines(engine: Engine, tmp_path: Path, tex
     path = tmp_path / "blank.csv"
     path.write_text("\n".join(body) + "\n")
     with pytest.raises(DataValidationError) as info:
-        surveys.ingest_file(engine, path)
+        survey_ingest.ingest_file(engine, path)
     assert "line 6 has 13 fields, expected 12" in str(info.value)
     assert info.value.issues[0].row == 6

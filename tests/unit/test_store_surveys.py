@@ -1,4 +1,4 @@
-"""store.surveys on SQLite: validated, transactional, idempotent ingest; loads; months."""
+"""store.survey_ingest and survey_queries on SQLite: validated, idempotent ingest; loads."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from persona.catalog import load_catalog
 from persona.errors import DataValidationError, IngestError, PersonaError, StoreError
 from persona.features import FEATURE_NAMES, Bounds
 from persona.months import MonthError
-from persona.store import surveys
+from persona.store import survey_ingest, survey_queries
 from persona.store.engine import open_store
 from persona.store.schema import ingest_batches, survey_responses
 from persona.synth import generate_month, write_month
@@ -109,7 +109,7 @@ def bad_files(folder: Path) -> dict[str, tuple[Path, type[PersonaError], str]]:
 def test_bad_files_write_nothing(engine: Engine, tmp_path: Path) -> None:
     for name, (path, error, message) in bad_files(tmp_path).items():
         with pytest.raises(error) as info:
-            surveys.ingest_file(engine, path)
+            survey_ingest.ingest_file(engine, path)
         assert message in str(info.value), name
         if error is DataValidationError and info.value.issues[0].row is not None:
             assert "rows are file line numbers; line 1 is the header" in str(info.value), name
@@ -119,14 +119,14 @@ def test_bad_files_write_nothing(engine: Engine, tmp_path: Path) -> None:
 def test_month_argument_is_checked_and_must_agree(engine: Engine, tmp_path: Path) -> None:
     path = Path(write_month(CATALOG, "2025-03", 5, tmp_path, formats=("csv",))["files"]["csv"])
     with pytest.raises(MonthError, match="'2025/03'"):
-        surveys.ingest_file(engine, path, month="2025/03")
+        survey_ingest.ingest_file(engine, path, month="2025/03")
     with pytest.raises(
         DataValidationError, match=r"does not match the month being ingested .2025-04"
     ) as info:
-        surveys.ingest_file(engine, path, month="2025-04")
+        survey_ingest.ingest_file(engine, path, month="2025-04")
     assert info.value.total == 5
     assert counts(engine) == (0, 0)
-    assert surveys.ingest_file(engine, path, month="2025-03").rows_new == 5
+    assert survey_ingest.ingest_file(engine, path, month="2025-03").rows_new == 5
 
 
 def test_month_from_argument_when_the_file_has_no_month_column(
@@ -136,30 +136,30 @@ def test_month_from_argument_when_the_file_has_no_month_column(
     path = tmp_path / "no_month.csv"
     survey.drop(columns=["survey_month"]).to_csv(path, index=False)
     with pytest.raises(IngestError, match="no survey month"):
-        surveys.ingest_file(engine, path)
-    result = surveys.ingest_file(engine, path, month="2025-02")
+        survey_ingest.ingest_file(engine, path)
+    result = survey_ingest.ingest_file(engine, path, month="2025-02")
     assert (result.month, result.rows_new) == ("2025-02", 6)
 
 
 def test_csv_and_parquet_load_back_equal_and_are_idempotent(engine: Engine, tmp_path: Path) -> None:
     files = write_month(CATALOG, "2025-01", 200, tmp_path, seed=7)["files"]
-    first = surveys.ingest_file(engine, files["csv"])
+    first = survey_ingest.ingest_file(engine, files["csv"])
     assert (first.rows, first.rows_new, first.rows_skipped, first.already_ingested) == (
         200,
         200,
         0,
         False,
     )
-    again = surveys.ingest_file(engine, files["csv"])
+    again = survey_ingest.ingest_file(engine, files["csv"])
     assert again.already_ingested and again.rows_new == 0 and again.batch_id == first.batch_id
-    other_format = surveys.ingest_file(engine, files["parquet"])
+    other_format = survey_ingest.ingest_file(engine, files["parquet"])
     assert (other_format.already_ingested, other_format.rows_new, other_format.rows_skipped) == (
         False,
         0,
         200,
     )
     assert counts(engine) == (200, 2)
-    loaded = surveys.load_month(engine, "2025-01")
+    loaded = survey_queries.load_month(engine, "2025-01")
     survey, _ = generate_month(CATALOG, "2025-01", 200, seed=7)
     assert list(loaded.columns) == ["response_id", *COLUMNS]
     assert loaded["response_id"].is_monotonic_increasing
@@ -168,21 +168,21 @@ def test_csv_and_parquet_load_back_equal_and_are_idempotent(engine: Engine, tmp_
 
 def test_overlapping_frame_skips_existing_rows_and_counts_them(engine: Engine) -> None:
     survey, _ = generate_month(CATALOG, "2025-02", 100, seed=3)
-    surveys.ingest_frame(engine, survey.iloc[:60], source="part1")
-    result = surveys.ingest_frame(engine, survey.iloc[40:], source="part2")
+    survey_ingest.ingest_frame(engine, survey.iloc[:60], source="part1")
+    result = survey_ingest.ingest_frame(engine, survey.iloc[40:], source="part2")
     assert (result.rows, result.rows_new, result.rows_skipped) == (60, 40, 20)
-    assert surveys.ingest_frame(engine, survey.iloc[40:]).already_ingested
-    assert surveys.list_months(engine) == [{"month": "2025-02", "rows": 100}]
+    assert survey_ingest.ingest_frame(engine, survey.iloc[40:]).already_ingested
+    assert survey_queries.list_months(engine) == [{"month": "2025-02", "rows": 100}]
 
 
 def test_frame_errors_use_zero_based_positions(engine: Engine) -> None:
     survey, _ = generate_month(CATALOG, "2025-02", 10, seed=3)
     survey.loc[4, "x2"] = float("inf")
     with pytest.raises(DataValidationError, match="0-based") as info:
-        surveys.ingest_frame(engine, survey)
+        survey_ingest.ingest_frame(engine, survey)
     assert [(i.row, i.column) for i in info.value.issues] == [(4, "x2")]
     with pytest.raises(IngestError, match="no rows"):
-        surveys.ingest_frame(engine, survey.iloc[:0])
+        survey_ingest.ingest_frame(engine, survey.iloc[:0])
 
 
 def test_parquet_errors_use_one_based_rows(engine: Engine, tmp_path: Path) -> None:
@@ -191,7 +191,7 @@ def test_parquet_errors_use_one_based_rows(engine: Engine, tmp_path: Path) -> No
     path = tmp_path / "bad.parquet"
     survey.to_parquet(path)
     with pytest.raises(DataValidationError, match="numbered from 1") as info:
-        surveys.ingest_file(engine, path)
+        survey_ingest.ingest_file(engine, path)
     assert [(i.row, i.column) for i in info.value.issues] == [(1, "x7")]
 
 
@@ -199,59 +199,59 @@ def test_error_limit_and_bounds_apply(engine: Engine) -> None:
     survey, _ = generate_month(CATALOG, "2025-02", 50, seed=3)
     survey["x1"] = 50.0
     with pytest.raises(DataValidationError) as info:
-        surveys.ingest_frame(engine, survey, bounds=Bounds(-60, 40), error_limit=3)
+        survey_ingest.ingest_frame(engine, survey, bounds=Bounds(-60, 40), error_limit=3)
     assert len(info.value.issues) == 3 and info.value.total == 50
-    assert surveys.ingest_frame(engine, survey, bounds=Bounds(-60, 60)).rows_new == 50
+    assert survey_ingest.ingest_frame(engine, survey, bounds=Bounds(-60, 60)).rows_new == 50
 
 
 def test_a_failure_mid_write_leaves_nothing(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     survey, _ = generate_month(CATALOG, "2025-02", 30, seed=3)
-    real = surveys._insert_sqlite
+    real = survey_ingest._insert_sqlite
 
     def insert_then_fail(*args: Any) -> int:
         written = real(*args)
         assert written == 30  # the rows are in the transaction ...
         raise StoreError("disk full (simulated)")
 
-    monkeypatch.setattr(surveys, "_insert_sqlite", insert_then_fail)
+    monkeypatch.setattr(survey_ingest, "_insert_sqlite", insert_then_fail)
     with pytest.raises(StoreError, match="simulated"):
-        surveys.ingest_frame(engine, survey)
+        survey_ingest.ingest_frame(engine, survey)
     assert counts(engine) == (0, 0)  # ... and rolled back with the batch row
-    monkeypatch.setattr(surveys, "_insert_sqlite", real)
-    assert surveys.ingest_frame(engine, survey).rows_new == 30
+    monkeypatch.setattr(survey_ingest, "_insert_sqlite", real)
+    assert survey_ingest.ingest_frame(engine, survey).rows_new == 30
 
 
 def test_unknown_or_missing_files(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="not found"):
-        surveys.ingest_file(engine, tmp_path / "nope.csv")
+        survey_ingest.ingest_file(engine, tmp_path / "nope.csv")
     (tmp_path / "data.xlsx").write_text("x")
     with pytest.raises(IngestError, match="unsupported file type"):
-        surveys.ingest_file(engine, tmp_path / "data.xlsx")
+        survey_ingest.ingest_file(engine, tmp_path / "data.xlsx")
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(IngestError, match="cannot read as Parquet"):
-        surveys.ingest_file(engine, tmp_path / "bad.parquet")
+        survey_ingest.ingest_file(engine, tmp_path / "bad.parquet")
 
 
 def test_months_windows_and_fingerprint(engine: Engine, tmp_path: Path) -> None:
     for month in ("2025-01", "2025-02", "2025-03"):
-        surveys.ingest_file(engine, write_month(CATALOG, month, 20, tmp_path)["files"]["csv"])
-    assert surveys.list_months(engine) == [
+        survey_ingest.ingest_file(engine, write_month(CATALOG, month, 20, tmp_path)["files"]["csv"])
+    assert survey_queries.list_months(engine) == [
         {"month": m, "rows": 20} for m in ("2025-01", "2025-02", "2025-03")
     ]
-    window = surveys.load_months(engine, ["2025-03", "2025-01"])
+    window = survey_queries.load_months(engine, ["2025-03", "2025-01"])
     assert window["survey_month"].tolist() == ["2025-01"] * 20 + ["2025-03"] * 20
-    assert surveys.load_month(engine, "2024-12").empty
-    print_a = surveys.month_fingerprint(engine, ["2025-01", "2025-02"])
-    assert print_a == surveys.month_fingerprint(engine, ["2025-02", "2025-01"])
-    assert print_a != surveys.month_fingerprint(engine, ["2025-01"])
-    surveys.ingest_file(engine, tmp_path / "survey_2025-01.parquet")  # same data, no new rows
-    assert print_a == surveys.month_fingerprint(engine, ["2025-01", "2025-02"])
+    assert survey_queries.load_month(engine, "2024-12").empty
+    print_a = survey_queries.month_fingerprint(engine, ["2025-01", "2025-02"])
+    assert print_a == survey_queries.month_fingerprint(engine, ["2025-02", "2025-01"])
+    assert print_a != survey_queries.month_fingerprint(engine, ["2025-01"])
+    survey_ingest.ingest_file(engine, tmp_path / "survey_2025-01.parquet")  # same data, no new rows
+    assert print_a == survey_queries.month_fingerprint(engine, ["2025-01", "2025-02"])
     extra, _ = generate_month(CATALOG, "2025-02", 25, seed=99)
     extra["respondent_id"] = [f"late-{i}" for i in range(25)]
-    surveys.ingest_frame(engine, extra)
-    assert print_a != surveys.month_fingerprint(engine, ["2025-01", "2025-02"])
+    survey_ingest.ingest_frame(engine, extra)
+    assert print_a != survey_queries.month_fingerprint(engine, ["2025-01", "2025-02"])
 
 
 def test_store_reports_an_unreachable_database(
@@ -262,7 +262,7 @@ def test_store_reports_an_unreachable_database(
     (tmp_path / "x.db").mkdir()  # a folder where the database file should be
     engine.dispose()
     with pytest.raises(StoreError):
-        surveys.list_months(engine)
+        survey_queries.list_months(engine)
 
 
 @pytest.mark.parametrize(
@@ -280,11 +280,11 @@ def test_respondent_ids_sorted_or_not_are_checked_for_duplicates(
     survey, _ = generate_month(CATALOG, "2025-02", len(ids), seed=3)
     survey["respondent_id"] = ids
     if duplicate is None:
-        assert surveys.ingest_frame(engine, survey).rows_new == len(ids)
-        assert surveys.load_month(engine, "2025-02")["respondent_id"].tolist() == ids
+        assert survey_ingest.ingest_frame(engine, survey).rows_new == len(ids)
+        assert survey_queries.load_month(engine, "2025-02")["respondent_id"].tolist() == ids
     else:
         with pytest.raises(DataValidationError) as info:
-            surveys.ingest_frame(engine, survey)
+            survey_ingest.ingest_frame(engine, survey)
         assert duplicate in str(info.value)
         assert counts(engine) == (0, 0)
 
@@ -293,12 +293,12 @@ def test_file_content_hash_is_sha256_of_month_and_bytes(engine: Engine, tmp_path
     """The idempotence key must not change: databases already hold it."""
     path = Path(write_month(CATALOG, "2025-03", 7, tmp_path, formats=("csv",))["files"]["csv"])
     expected = hashlib.sha256(b"file|2025-03|" + path.read_bytes()).hexdigest()
-    assert surveys.ingest_file(engine, path).content_hash == expected
+    assert survey_ingest.ingest_file(engine, path).content_hash == expected
     survey, _ = generate_month(CATALOG, "2025-03", 7)
     no_month = tmp_path / "no_month.csv"
     survey.drop(columns=["survey_month"]).to_csv(no_month, index=False)
     expected = hashlib.sha256(b"file|2025-03|" + no_month.read_bytes()).hexdigest()
-    assert surveys.ingest_file(engine, no_month, month="2025-03").content_hash == expected
+    assert survey_ingest.ingest_file(engine, no_month, month="2025-03").content_hash == expected
 
 
 def test_binary_copy_encoding_matches_the_postgresql_format() -> None:

@@ -15,7 +15,7 @@ from persona.cli._progress import progress, size_text
 from persona.errors import DataValidationError, IngestError, PersonaError
 from persona.features import Bounds
 from persona.months import parse_month
-from persona.store import surveys
+from persona.store import survey_ingest, survey_queries
 from persona.store.engine import open_store
 from persona.synth import FORMATS, SCENARIOS, ScenarioError, default_year, write_month
 
@@ -145,7 +145,7 @@ def ingest(
         for file in files:
             start(f"ingest {file.name} ({size_text(file.stat().st_size)})")
             try:
-                result = surveys.ingest_file(
+                result = survey_ingest.ingest_file(
                     engine, file, month=month, bounds=bounds, error_limit=cfg.ingest_error_limit
                 )
             except PersonaError as exc:
@@ -204,7 +204,7 @@ def months_(as_json: bool = JSON_OPTION) -> None:
     cfg = settings()
     with errors_to_exit(as_json):
         engine = open_store(cfg.database_url)
-        found = surveys.list_months(engine)
+        found = survey_queries.list_months(engine)
     emit({"months": found, "total_rows": sum(m["rows"] for m in found)}, as_json, _render_months)
 
 

@@ -42,35 +42,35 @@ _POLICY_FIELDS = (
 
 def _reference(settings: Settings, engine: Engine, given: Sequence[str] | None) -> list[str]:
     from persona import registry
-    from persona.store import surveys
+    from persona.store import survey_queries
 
     if given:
         return sorted({parse_month(m) for m in given})
     champion = registry.champion_reference_months(settings)
     if champion:
         return sorted({parse_month(m) for m in champion})
-    months = surveys.list_months(engine)
+    months = survey_queries.list_months(engine)
     if not months:
         raise MonitoringError("no survey month is ingested; no reference window to compare with")
     return [str(months[0]["month"])]
 
 
 def _data_hash(settings: Settings, engine: Engine, month: str, refs: list[str]) -> str:
-    from persona.store import surveys
+    from persona.store import survey_queries
 
     policy = {name: getattr(settings, name) for name in _POLICY_FIELDS}
     digest = hashlib.sha256()
-    digest.update(surveys.month_fingerprint(engine, [month]).encode())
-    digest.update(surveys.month_fingerprint(engine, refs).encode())
+    digest.update(survey_queries.month_fingerprint(engine, [month]).encode())
+    digest.update(survey_queries.month_fingerprint(engine, refs).encode())
     digest.update(json.dumps(policy, sort_keys=True, default=str).encode())
     digest.update(str(settings.random_seed).encode())
     return digest.hexdigest()
 
 
 def _load(engine: Engine, months: list[str], columns: tuple[str, ...]) -> Any:
-    from persona.store import surveys
+    from persona.store import survey_queries
 
-    frame = surveys.load_months(engine, months)
+    frame = survey_queries.load_months(engine, months)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise MonitoringError(f"stored months {months} lack model feature columns {missing}")

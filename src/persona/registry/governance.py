@@ -75,9 +75,8 @@ def sync_champion(settings: Settings, engine: Engine) -> dict[str, Any]:
         if current is None or recorded is None or recorded == out["champion"]:
             return out
         version = out["champion"]
-        out["event_id"] = events.insert_event(
-            conn, name, "promote", recorded, version, REASON, EXTERNAL
-        )
+        move = events.ModelEvent(name, "promote", recorded, version, REASON, EXTERNAL)
+        out["event_id"] = events.insert_event(conn, move)
     out.update(moved=True, previous=recorded)
     log.warning("champion of %s moved outside the platform: v%s -> v%s", name, recorded, version)
     stamp = {"at": utcnow().isoformat(), "actor": EXTERNAL, "reason": REASON, "from": recorded}

@@ -130,12 +130,14 @@ def bootstrap(
             CHAMPION,
             after=lambda mv: events.record_event(
                 engine,
-                settings.model_name,
-                "bootstrap",
-                None,
-                str(mv.version),
-                tags["reason"],
-                "system",
+                events.ModelEvent(
+                    settings.model_name,
+                    "bootstrap",
+                    None,
+                    str(mv.version),
+                    tags["reason"],
+                    "system",
+                ),
             ),
         )
     return _version_summary(mlc.get_model_version(settings.model_name, mv.version), True)

@@ -78,7 +78,8 @@ def _move_champion(
         with events.champion_lock(engine) as conn:
             mlc.set_registered_model_alias(name, CHAMPION, target)
             try:
-                event_id = events.insert_event(conn, name, event, previous, target, reason, actor)
+                move = events.ModelEvent(name, event, previous, target, reason, actor)
+                event_id = events.insert_event(conn, move)
             except Exception:
                 if previous is not None:
                     mlc.set_registered_model_alias(name, CHAMPION, previous)

@@ -1,6 +1,7 @@
-"""The survey store.
+"""The survey store: database code only.
 
-SQLAlchemy Core schema (`schema`), engine and schema version (`engine`), and one query
-module per table family (`surveys`, `assignments`, `monitoring`, `events`). No SQL text
-is ever built from user input.
+SQLAlchemy Core schema (`schema`), engine and schema version (`engine`), the binary COPY
+codec (`copy_codec`), and one module per table family (`survey_ingest` + `survey_write` +
+`survey_queries`, `assignments`, `monitoring`, `events`). No SQL text is ever built from
+user input.
 """

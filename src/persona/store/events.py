@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
@@ -14,34 +15,46 @@ from persona.store.engine import utcnow
 from persona.store.schema import model_events, schema_info
 
 
-def record_event(
-    engine: Engine,
-    model_name: str,
-    event: str,
-    from_version: str | None,
-    to_version: str,
-    reason: str,
-    actor: str,
-) -> int:
-    """Append one event.
+@dataclass(frozen=True)
+class ModelEvent:
+    """One move of the champion, as the audit trail records it.
 
-    Args:
-        engine: The store engine.
+    Attributes:
         model_name: Registered model name.
         event: ``bootstrap``, ``promote`` or ``rollback``.
         from_version: The champion before (None for the first).
         to_version: The champion after.
         reason: Why (free text).
         actor: Who or what did it (user name, ``auto``...).
+    """
+
+    model_name: str
+    event: str
+    from_version: str | None
+    to_version: str
+    reason: str
+    actor: str
+
+
+def record_event(engine: Engine, event: ModelEvent) -> int:
+    """Append one event in its own transaction.
+
+    Args:
+        engine: The store engine.
+        event: The event.
 
     Returns:
         The new event id.
+
+    Raises:
+        StoreError: The event cannot be written.
     """
     try:
         with engine.begin() as conn:
-            return insert_event(conn, model_name, event, from_version, to_version, reason, actor)
+            return insert_event(conn, event)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot record the {event} of {model_name} v{to_version}: {exc}") from exc
+        what = f"the {event.event} of {event.model_name} v{event.to_version}"
+        raise StoreError(f"cannot record {what}: {exc}") from exc
 
 
 def list_events(engine: Engine, model_name: str | None = None) -> list[dict[str, Any]]:
@@ -91,28 +104,24 @@ def last_champion(conn: Connection, model_name: str) -> str | None:
     return None if found is None else str(found)
 
 
-def insert_event(
-    conn: Connection,
-    model_name: str,
-    event: str,
-    from_version: str | None,
-    to_version: str,
-    reason: str,
-    actor: str,
-) -> int:
-    """Append one event inside an open transaction (see `record_event` for the fields).
+def insert_event(conn: Connection, event: ModelEvent) -> int:
+    """Append one event inside an open transaction.
+
+    Args:
+        conn: A connection inside the caller's transaction (e.g. `champion_lock`).
+        event: The event.
 
     Returns:
         The new event id.
     """
     result = conn.execute(
         model_events.insert().values(
-            model_name=model_name,
-            event=event,
-            from_version=from_version,
-            to_version=str(to_version),
-            reason=reason,
-            actor=actor,
+            model_name=event.model_name,
+            event=event.event,
+            from_version=event.from_version,
+            to_version=str(event.to_version),
+            reason=event.reason,
+            actor=event.actor,
             created_at=utcnow(),
         )
     )

@@ -39,6 +39,20 @@ metadata = MetaData()
 # An auto-incrementing 64-bit key on PostgreSQL that stays SQLite's INTEGER PRIMARY KEY.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
 
+
+def _month() -> Column[str]:
+    """The survey month column (``YYYY-MM``) every table about a month has."""
+    return Column("survey_month", String(7), nullable=False)
+
+
+def _model() -> list[Column[str]]:
+    """The lineage columns of a row made with a registered model version."""
+    return [
+        Column("model_name", String(128), nullable=False),
+        Column("model_version", String(32), nullable=False),
+    ]
+
+
 schema_info = Table(
     "schema_info",
     metadata,
@@ -53,7 +67,7 @@ ingest_batches = Table(
     Column("batch_id", String(36), primary_key=True),
     Column("source", Text, nullable=False),
     Column("content_hash", String(64), nullable=False, unique=True),
-    Column("survey_month", String(7), nullable=False),
+    _month(),
     Column("rows", Integer, nullable=False),
     Column("rows_new", Integer, nullable=False),
     Column("ingested_at", DateTime(timezone=True), nullable=False),
@@ -64,10 +78,10 @@ survey_responses = Table(
     metadata,
     Column("response_id", _BigId, primary_key=True, autoincrement=True),
     Column("respondent_id", String(64), nullable=False),
-    Column("survey_month", String(7), nullable=False),
+    _month(),
     *[Column(name, Float, nullable=False) for name in FEATURE_NAMES],
     # No FOREIGN KEY to ingest_batches on purpose: the store writes the batch row and its
-    # responses in the same transaction (persona.store.surveys), so the constraint guarded
+    # responses in the same transaction (persona.store.survey_ingest), so the constraint guarded
     # nothing the code does not, and its per-row check was ~40 % of the COPY time.
     Column("batch_id", String(36), nullable=False),
     Column("ingested_at", DateTime(timezone=True), nullable=False),
@@ -86,9 +100,8 @@ persona_assignments = Table(
     "persona_assignments",
     metadata,
     Column("response_id", _BigId, nullable=False, autoincrement=False),
-    Column("survey_month", String(7), nullable=False),
-    Column("model_name", String(128), nullable=False),
-    Column("model_version", String(32), nullable=False),
+    _month(),
+    *_model(),
     Column("persona_id", String(64), nullable=False),
     Column("persona_name", String(128), nullable=False),
     Column("nearest_persona_id", String(64), nullable=False),
@@ -103,10 +116,9 @@ monitoring_runs = Table(
     "monitoring_runs",
     metadata,
     Column("run_id", _BigId, primary_key=True, autoincrement=True),
-    Column("survey_month", String(7), nullable=False),
+    _month(),
     Column("reference_months", String(255), nullable=False),
-    Column("model_name", String(128), nullable=False),
-    Column("model_version", String(32), nullable=False),
+    *_model(),
     Column("data_hash", String(64), nullable=False),
     Column("n_current", Integer, nullable=False),
     Column("n_reference", Integer, nullable=False),

@@ -24,7 +24,7 @@ from persona.features import FEATURE_NAMES
 from persona.months import Month, Window, month_range, parse_month
 from persona.store.copy_codec import read_tuples, tuple_dtype
 from persona.store.schema import ingest_batches, survey_responses
-from persona.store.survey_input import ID, MONTH
+from persona.survey_input import ID, MONTH
 
 _LOAD_COLUMNS = ("response_id", ID, MONTH, *FEATURE_NAMES)
 _DTYPES = {"response_id": "int64", ID: "object", MONTH: "object"}

@@ -10,9 +10,10 @@ schema objects' own names.
 
 from __future__ import annotations
 
+import datetime as dt
 import struct
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -42,7 +43,7 @@ from persona.store.copy_codec import (
     tuple_dtype,
 )
 from persona.store.schema import survey_responses
-from persona.store.survey_input import ID, MONTH
+from persona.survey_input import ID, MONTH
 
 _SQLITE_CHUNK = 20_000
 _COPY_BATCH_ROWS = 50_000
@@ -99,26 +100,34 @@ def _batches(
         yield _encode_rows(batch, values[start:stop], position, constants)
 
 
-def copy_postgres(
-    conn: Connection,
-    ids: pa.Array,
-    values: np.ndarray,
-    month: str,
-    batch_id: str,
-    now: Any,
-    direct: bool = True,
-) -> int:
-    """Write rows on PostgreSQL with binary COPY; returns the rows newly written.
+@dataclass(frozen=True)
+class SurveyRows:
+    """The validated rows of one ingest batch, ready to write.
 
-    Args:
-        conn: A connection inside the ingest transaction.
+    Attributes:
         ids: Respondent ids (validated, unique).
         values: float64 features ``(rows, 10)``.
         month: The survey month.
         batch_id: The ingest batch the rows belong to.
         now: The ingest time (timezone-aware).
+    """
+
+    ids: pa.Array
+    values: np.ndarray
+    month: str
+    batch_id: str
+    now: dt.datetime
+
+
+def copy_postgres(conn: Connection, rows: SurveyRows, direct: bool = True) -> int:
+    """Write rows on PostgreSQL with binary COPY; returns the rows newly written.
+
+    Args:
+        conn: A connection inside the ingest transaction.
+        rows: What to write.
         direct: Try COPY straight into the table when the month has no rows yet.
     """
+    ids, values, month, batch_id, now = rows.ids, rows.values, rows.month, rows.batch_id, rows.now
     month_taken = select(survey_responses.c.response_id).where(survey_responses.c[MONTH] == month)
     if direct and conn.execute(month_taken.limit(1)).first() is None:
         # A month with no rows yet cannot conflict (ids are unique within the input): COPY
@@ -148,22 +157,15 @@ def copy_postgres(
     return int(result.rowcount)
 
 
-def insert_sqlite(
-    conn: Connection,
-    ids: pa.Array,
-    values: np.ndarray,
-    month: str,
-    batch_id: str,
-    now: Any,
-    direct: bool = True,
-) -> int:
+def insert_sqlite(conn: Connection, rows: SurveyRows, direct: bool = True) -> int:
     """Write rows on SQLite (``executemany``, existing rows skipped); returns rows written.
 
     Args: as `copy_postgres` (`direct` is ignored).
     """
+    ids, values, month, batch_id, now = rows.ids, rows.values, rows.month, rows.batch_id, rows.now
     insert = sqlite_insert(survey_responses).on_conflict_do_nothing(index_elements=[ID, MONTH])
     for start in range(0, len(ids), _SQLITE_CHUNK):
-        rows = [
+        chunk = [
             {
                 ID: rid,
                 MONTH: month,
@@ -177,7 +179,7 @@ def insert_sqlite(
                 strict=True,
             )
         ]
-        conn.execute(insert, rows)
+        conn.execute(insert, chunk)
     count = (
         select(func.count())
         .select_from(survey_responses)

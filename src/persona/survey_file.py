@@ -3,6 +3,8 @@
 `read_csv_file` reads a CSV strictly (every line as many fields as the header, Arrow's
 multi-threaded parser; text cells fall back to a text read so validation can name them);
 `read_parquet_file` reads Parquet. Both return the raw bytes too (the content hash).
+A top-level module beside `survey_input` and `features`, not in `store/`: it reads files,
+never the database.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pyarrow.parquet as pq
 
 from persona.errors import DataValidationError, IngestError, Issue
 from persona.features import FEATURE_NAMES
-from persona.store.survey_input import TEXT, Renumber
+from persona.survey_input import TEXT, Renumber
 
 
 def _arrow_text(arrow_type: pa.DataType) -> Any:

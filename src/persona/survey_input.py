@@ -2,7 +2,9 @@
 
 `validate_survey_frame` checks columns, month, respondent ids and features of a whole
 input and reports the first N problems with their row numbers; `bytes_hash` and
-`frame_hash` are the idempotence keys. Reading files is in `survey_read`.
+`frame_hash` are the idempotence keys. Reading files is in `survey_file`; writing the
+result is `store.survey_ingest`. A top-level module beside `features` (the row checks it
+builds on), not in `store/`: it is pure and the store holds only database code.
 """
 
 from __future__ import annotations

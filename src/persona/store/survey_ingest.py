@@ -1,13 +1,13 @@
-"""Survey responses: validated, transactional, idempotent ingest (public API of the store).
+"""Survey responses: validated, transactional, idempotent ingest into the store.
 
 Ingest validates the whole input before writing anything; the write of one input is one
 transaction (batch row + responses), so a failure leaves nothing behind. The same content
 for the same month (sha256 of the file bytes, or of the frame's values, plus the month) is
 a no-op the second time; rows whose (respondent_id, survey_month) already exist are
-skipped and counted. Parts: `survey_read` (files), `survey_input` (validation, hashes),
-`survey_write` (PostgreSQL binary COPY, SQLite ``executemany``), `survey_queries`
-(`load_month`, `load_months`, `list_months`, `month_fingerprint`); every public name is
-importable from here.
+skipped and counted. Reading files (`persona.survey_file`) and validation + hashes
+(`persona.survey_input`) touch no database; this module writes what they return, with
+`survey_write` (PostgreSQL binary COPY, SQLite ``executemany``). Reads are in
+`survey_queries`.
 
 Row numbers in errors: CSV files report file line numbers (line 1 is the header); Parquet
 files report 1-based row numbers; DataFrames report 0-based positions. The error summary
@@ -32,21 +32,11 @@ from persona.errors import IngestError, StoreError
 from persona.features import DEFAULT_BOUNDS, Bounds
 from persona.store.engine import utcnow
 from persona.store.schema import ingest_batches
-from persona.store.survey_input import Renumber, validate_and_hash
-from persona.store.survey_queries import list_months, load_month, load_months, month_fingerprint
-from persona.store.survey_read import read_csv_file, read_parquet_file
+from persona.store.survey_write import SurveyRows
 from persona.store.survey_write import copy_postgres as _copy_postgres
 from persona.store.survey_write import insert_sqlite as _insert_sqlite
-
-__all__ = [
-    "IngestResult",
-    "ingest_file",
-    "ingest_frame",
-    "list_months",
-    "load_month",
-    "load_months",
-    "month_fingerprint",
-]
+from persona.survey_file import read_csv_file, read_parquet_file
+from persona.survey_input import Renumber, validate_and_hash
 
 
 @dataclass(frozen=True)
@@ -116,7 +106,7 @@ def _write(
                     ingested_at=now,
                 )
             )
-            new = writer(conn, ids, values, month, batch_id, now, direct)
+            new = writer(conn, SurveyRows(ids, values, month, batch_id, now), direct)
             conn.execute(
                 update(ingest_batches)
                 .where(ingest_batches.c.batch_id == batch_id)
