@@ -5,7 +5,8 @@ on the float64 array, write the labels with the model name and version (store/as
 a binary COPY on PostgreSQL). The
 table is append-only and unique per (response, model name, version), so labeling a month
 again with the same model writes nothing; a new model version appends its own labels.
-`via_api` labels through the REST API instead (the original workflow), in chunks.
+`via_api` labels through the REST API instead (the original workflow), in chunks, with
+the client of `persona.api_client`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from persona.errors import PersonaError, StoreError
+from persona.api_client import API_CHUNK, ApiLabeler
+from persona.errors import StoreError
 from persona.features import FEATURE_NAMES
-from persona.model import UNASSIGNED_ID, UNASSIGNED_NAME, Prediction
+from persona.model import UNASSIGNED_ID
 from persona.months import parse_month
 from persona.settings import Settings
 from persona.store import assignments, survey_queries
@@ -26,11 +28,6 @@ from persona.store.assignment_copy import factorize
 from persona.store.survey_queries import count_month
 
 log = logging.getLogger(__name__)
-_API_CHUNK = 1_000
-
-
-class LabelingError(PersonaError):
-    """Labeling through the API failed (unreachable, refused, model changed mid-run)."""
 
 
 def label_month(
@@ -40,7 +37,7 @@ def label_month(
     loaded: Any = None,
     *,
     via_api: str | None = None,
-    chunk: int = _API_CHUNK,
+    chunk: int = API_CHUNK,
 ) -> dict[str, Any]:
     """Label every response of a month and store the labels with lineage.
 
@@ -60,7 +57,7 @@ def label_month(
     Raises:
         StoreError: The month has no responses.
         RegistryError: No model to label with.
-        LabelingError: The API failed.
+        api_client.LabelingError: The API failed.
     """
     started = time.perf_counter()
     month = parse_month(month)
@@ -124,88 +121,3 @@ def _result(
         "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
         "via": via,
     }
-
-
-def prediction_from_records(records: list[dict[str, Any]]) -> Prediction:
-    """Rebuild a `Prediction` from API response records (persona, distance, margin).
-
-    Args:
-        records: The ``predictions`` list of `/predict` responses, in request order.
-
-    Returns:
-        A prediction; `nearest_index` is -1 (the API does not expose model indices).
-    """
-    pid = np.array([r["persona_id"] for r in records], dtype=object)
-    names = np.array([r["persona_name"] for r in records], dtype=object)
-    nearest = np.array(
-        [r.get("nearest_persona_id", r["persona_id"]) for r in records], dtype=object
-    )
-    margin = np.array(
-        [np.inf if r["margin"] is None else r["margin"] for r in records], dtype=float
-    )
-    return Prediction(
-        persona_id=pid,
-        persona_name=names,
-        nearest_id=nearest,
-        distance=np.array([r["distance"] for r in records], dtype=np.float64),
-        margin=margin,
-        assigned=(pid != UNASSIGNED_ID) & (names != UNASSIGNED_NAME),
-        nearest_index=np.full(len(records), -1, dtype=np.int64),
-    )
-
-
-class ApiLabeler:
-    """Labels feature rows through a running persona API (`POST /predict` in chunks).
-
-    Args:
-        url: Base URL of the API.
-        token: Bearer token ('' when the API has none).
-        chunk: Records per request.
-    """
-
-    def __init__(self, url: str, token: str = "", chunk: int = _API_CHUNK) -> None:
-        import requests
-
-        self.url = url.rstrip("/")
-        self.chunk = max(1, chunk)
-        self.session = requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        import requests
-
-        try:
-            response = self.session.request(method, self.url + path, timeout=60, **kwargs)
-        except requests.RequestException as exc:
-            raise LabelingError(f"cannot reach the persona API at {self.url}: {exc}") from None
-        if response.status_code != 200:
-            raise LabelingError(
-                f"{method} {self.url}{path} answered {response.status_code}: {response.text[:300]}"
-            )
-        data: dict[str, Any] = response.json()
-        return data
-
-    def model_identity(self) -> tuple[str, str]:
-        """Return the (name, version) the API serves now (`GET /model`)."""
-        info = self._call("GET", "/model")
-        return str(info["name"]), str(info["version"])
-
-    def predict(self, features: np.ndarray, version: str) -> Prediction:
-        """Label rows through the API; every answer must come from `version`.
-
-        Raises:
-            LabelingError: A request failed or the API swapped models during the run.
-        """
-        records: list[dict[str, Any]] = []
-        for start in range(0, len(features), self.chunk):
-            rows = features[start : start + self.chunk].tolist()
-            body = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in rows]
-            answer = self._call("POST", "/predict", json=body)
-            if str(answer["model_version"]) != version:
-                raise LabelingError(
-                    f"the API switched from version {version} to {answer['model_version']} "
-                    "during the run; label again"
-                )
-            records += answer["predictions"]
-        return prediction_from_records(records)
