@@ -17,6 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from scipy import stats
+
 from persona.catalog import Catalog, load_catalog
 from persona.features import FEATURE_NAMES
 from persona.model import calibrate_radii, from_catalog
@@ -27,6 +30,7 @@ from persona.synth import generate_month
 
 SIZES = (50, 120, 500, 2000)
 REFERENCE_ROWS = 500
+PRODUCTION_REFERENCE_ROWS = 1500  # 3 training months (TRAINING_WINDOW_MONTHS) of 500 rows
 Z95 = 1.959964
 
 
@@ -43,6 +47,10 @@ class Case:
             bound must meet it; for drift cases the observed share.
         sizes: Month sizes the target applies to.
         stable: Whether it is a stable case (more seeds).
+        reference_rows: Rows of the fresh stable reference each month is judged against
+            (`REFERENCE_ROWS`; production compares with the champion's training window,
+            `TRAINING_WINDOW_MONTHS` months, so `PRODUCTION_REFERENCE_ROWS` for 500-row
+            months).
     """
 
     name: str
@@ -51,6 +59,7 @@ class Case:
     targets: tuple[tuple[tuple[str, ...], str, float], ...] = ()
     sizes: tuple[int, ...] = (500,)
     stable: bool = False
+    reference_rows: int = 500
 
 
 _RETRAIN = ((("retrain",), ">=", 0.95),)
@@ -71,9 +80,26 @@ CASES: tuple[Case, ...] = (
     ),
     Case("mix 60/30/10", "mix", {"shares": [0.6, 0.3, 0.1]}, ((("watch",), ">=", 0.95),)),
     Case("mix 45/30/25", "mix", {"shares": [0.45, 0.30, 0.25]}, ((("watch",), ">=", 0.95),)),
+    # Against the production reference (the champion's three training months).
+    Case(
+        "stable (1500-row reference)",
+        "stable",
+        targets=((("retrain",), "<=", 0.01), (("retrain", "watch"), "<=", 0.05)),
+        sizes=(120, 500, 2000),
+        stable=True,
+        reference_rows=PRODUCTION_REFERENCE_ROWS,
+    ),
+    Case(
+        "mix 45/30/25 (1500-row reference)",
+        "mix",
+        {"shares": [0.45, 0.30, 0.25]},
+        ((("watch",), ">=", 0.95),),
+        reference_rows=PRODUCTION_REFERENCE_ROWS,
+    ),
     Case("shift 0.5 sd per answer", "shift", {"shift_sigma": 0.5}, _RETRAIN),
     Case("shift 1 sd per answer", "shift", {"shift_sigma": 1.0}, _RETRAIN),
-    Case("shift 0.5 sd (distance 1.0)", "shift", {"shift_distance": 1.0}, _RETRAIN),
+    # Information only: below what any test can find at n = 500 (see `power_ceilings`).
+    Case("shift 0.5 sd (distance 1.0)", "shift", {"shift_distance": 1.0}),
     Case("shift 1 sd (distance 2.0)", "shift", {"shift_distance": 2.0}, _RETRAIN),
     Case("spread 2→2.5", "spread", {"std": 2.5}, _RETRAIN),
     Case("spread 2→3.1", "spread", {"std": 3.1}, _RETRAIN),
@@ -82,6 +108,59 @@ CASES: tuple[Case, ...] = (
     Case("x3 sign-flipped", "sign_flip", {"feature": "x3"}, _RETRAIN),
     Case("zero-filled x6-x10 (10%)", "zero_fill", {"zero_share": 0.1}, _RETRAIN),
 )
+
+
+def mix_power(
+    reference: tuple[float, ...], current: tuple[float, ...], n: int, ref_rows: int, alpha: float
+) -> float:
+    """Power of the chi-square test of the persona mix (noncentral chi-square).
+
+    The best a test of the shares can do: with `n` current and `ref_rows` reference rows,
+    the probability that a month drawn with shares `current` is told apart from one with
+    shares `reference` at level `alpha`.
+    """
+    p0, p1 = np.asarray(reference), np.asarray(current)
+    pooled = (p1 * n + p0 * ref_rows) / (n + ref_rows)
+    noncentrality = n * ref_rows / (n + ref_rows) * float(np.sum((p1 - p0) ** 2 / pooled))
+    df = len(p0) - 1
+    return float(stats.ncx2.sf(stats.chi2.isf(alpha, df), df, noncentrality))
+
+
+def shift_power(
+    distance: float, std: float, n: int, ref_rows: int, personas: int, alpha: float
+) -> float:
+    """Power of the best direction-free test that one persona's centroid moved.
+
+    Hotelling-style chi-square on the persona's mean vector (10 degrees of freedom: the
+    direction is unknown) with the persona's share of both samples, at level `alpha`.
+    """
+    per_cur, per_ref = n / personas, ref_rows / personas
+    noncentrality = distance**2 / (std**2 * (1.0 / per_cur + 1.0 / per_ref))
+    df = len(FEATURE_NAMES)
+    return float(stats.ncx2.sf(stats.chi2.isf(alpha, df), df, noncentrality))
+
+
+def power_ceilings(settings: Settings) -> list[str]:
+    """Upper bounds for the two cases that sit at the edge of what 500 rows can show."""
+    thirds = (1 / 3, 1 / 3, 1 / 3)
+    mix = (0.45, 0.30, 0.25)
+    per_test = settings.persona_fit_alpha / 11  # Holm's first step over the persona-level tests
+    lines = []
+    for ref_rows in (REFERENCE_ROWS, PRODUCTION_REFERENCE_ROWS):
+        lines.append(
+            f"mix 45/30/25 at n=500 vs a {ref_rows}-row reference: chi-square power "
+            f"{mix_power(thirds, mix, 500, ref_rows, settings.mix_alpha):.1%} at "
+            f"MIX_ALPHA={settings.mix_alpha:g}"
+        )
+    for ref_rows in (REFERENCE_ROWS, PRODUCTION_REFERENCE_ROWS):
+        at_holm = shift_power(1.0, 2.0, 500, ref_rows, 3, per_test)
+        at_one_percent = shift_power(1.0, 2.0, 500, ref_rows, 3, 0.01)
+        lines.append(
+            f"one centroid moved 1.0 (0.5 std) at n=500 vs a {ref_rows}-row reference: "
+            f"power of the best direction-free test {at_holm:.1%} at the Holm level "
+            f"{per_test:.1g}, {at_one_percent:.1%} even at 0.01"
+        )
+    return lines
 
 
 def wilson(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
@@ -103,7 +182,7 @@ def _catalog(path: str) -> Catalog:
 def judge_month(settings: Settings, case: Case, n: int, seed: int) -> str:
     """Verdict of one seeded month against its own fresh stable reference."""
     catalog = _catalog(str(settings.persona_catalog))
-    reference, _ = generate_month(catalog, "2025-01", REFERENCE_ROWS, "stable", seed=seed)
+    reference, _ = generate_month(catalog, "2025-01", case.reference_rows, "stable", seed=seed)
     ref_x = reference[list(FEATURE_NAMES)].to_numpy()
     radii = calibrate_radii(
         from_catalog(catalog), ref_x, settings.radius_quantile, settings.radius_scale
@@ -173,6 +252,7 @@ def evaluate(
         "drift_runs": drift_runs,
         "reference_rows": REFERENCE_ROWS,
         "seconds": seconds,
+        "ceilings": power_ceilings(settings),
         "rows": rows,
         "met": met,
     }
@@ -204,6 +284,10 @@ def render(result: dict[str, Any]) -> str:
     lines.append(
         f"\n{result['stable_runs']} seeded months per size for stable, {result['drift_runs']} "
         f"per size for each drift case, each against its own fresh {result['reference_rows']}"
-        f"-row stable reference; {result['seconds']:.0f} s in all."
+        f"-row stable reference (unless the case names another size); "
+        f"{result['seconds']:.0f} s in all."
     )
+    if result.get("ceilings"):
+        lines.append("\nPower ceilings (any test, same false-alarm level):")
+        lines += [f"- {line}" for line in result["ceilings"]]
     return "\n".join(lines)
