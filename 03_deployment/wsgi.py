@@ -1,6 +1,5 @@
-"""WSGI entry point: `gunicorn -c 03_deployment/gunicorn.conf.py` (wsgi_app = "wsgi:app")."""
+"""WSGI entry point: `gunicorn --chdir 03_deployment wsgi:app` (`persona.serving.wsgi`)."""
 
-from persona.serving.app import create_app
-from persona.settings import get_settings
+from persona.serving.wsgi import app
 
-app = create_app(get_settings())
+__all__ = ["app"]

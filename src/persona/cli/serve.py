@@ -1,4 +1,4 @@
-"""`persona serve`: run the API under gunicorn with `03_deployment/gunicorn.conf.py`."""
+"""`persona serve`: run the API under gunicorn with the package's gunicorn config."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import typer
 
 from persona.cli._common import console, settings
 
-_CONFIG = Path(__file__).resolve().parents[3] / "03_deployment" / "gunicorn.conf.py"
+# A module of the package, so an installed `persona serve` finds it as a checkout does
+# (`03_deployment/gunicorn.conf.py` re-exports the same module).
+CONFIG = "python:persona.serving.gunicorn_config"
 
 
 def serve(
@@ -24,19 +26,17 @@ def serve(
     print_only: bool = typer.Option(False, "--print", help="Print the command, do not run it."),
 ) -> None:
     """Serve the champion model over REST under gunicorn (replaces this process)."""
-    cfg = settings()
+    cfg = settings().serving
     overrides = {"API_HOST": host, "API_PORT": port, "API_WORKERS": workers,
                  "GUNICORN_WORKER_CLASS": worker_class}  # fmt: skip
     for name, value in overrides.items():
         if value is not None:
             os.environ[name] = str(value)
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-    command = [gunicorn, "-c", str(_CONFIG)]
-    if print_only or not _CONFIG.is_file():
-        if not _CONFIG.is_file():
-            console.print(f"[red]no gunicorn config at {_CONFIG}[/]; run from a source checkout:")
+    command = [gunicorn, "-c", CONFIG]
+    if print_only:
         console.print(" ".join(command))
-        raise typer.Exit(0 if _CONFIG.is_file() else 2)
+        raise typer.Exit(0)
     console.print(
         f"serving on http://{host or cfg.api_host}:{port or cfg.api_port} "
         f"({workers or cfg.api_workers} workers)"

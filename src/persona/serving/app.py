@@ -252,6 +252,7 @@ def create_app(
     Returns:
         The Flask app; its `extensions["persona"]` holds the holder, metrics and limits.
     """
+    serving = settings.serving
     on_moved = None
     cache: ModelCache | None = None
     if loader is None:
@@ -259,12 +260,12 @@ def create_app(
 
         loader = registry_source(settings)
         on_moved = champion_governance(settings)
-        if settings.model_cache_dir:
-            cache = FileModelCache(settings.model_cache_dir, loader.description)
+        if serving.model_cache_dir:
+            cache = FileModelCache(serving.model_cache_dir, loader.description)
     metrics = Metrics()
     holder = ModelHolder(
         loader,
-        settings.model_reload_interval_s,
+        serving.model_reload_interval_s,
         on_loaded=lambda m: metrics.model_loaded(m.name, m.version, m.alias or ""),
         on_failed=metrics.model_load_failed,
         on_moved=on_moved,
@@ -273,25 +274,20 @@ def create_app(
     holder.load_cached()
     if start_reloader:
         holder.ensure_started()  # first check at once, in the background
-        holder.first_check.wait(settings.model_startup_wait_s)
+        holder.first_check.wait(serving.model_startup_wait_s)
     else:
         holder.refresh()
-    limits = Limits(
-        max_records=settings.api_max_records,
-        max_body_bytes=settings.api_max_body_bytes,
-        bounds=Bounds(settings.feature_min, settings.feature_max),
-        token=settings.api_token,
-    )
+    limits = Limits.of(serving, Bounds(settings.feature_min, settings.feature_max))
     app = Flask("persona.serving")
-    app.config["MAX_CONTENT_LENGTH"] = settings.api_max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = serving.api_max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     wsgi = PersonaWsgi(
         app.wsgi_app,
         holder,
         metrics,
         limits,
-        body_timeout_s=settings.api_client_timeout_s,
-        drain_max_bytes=settings.api_drain_max_bytes,
+        body_timeout_s=serving.api_client_timeout_s,
+        drain_max_bytes=serving.api_drain_max_bytes,
     )
     wsgi.reloader = start_reloader
     app.wsgi_app = wsgi  # type: ignore[method-assign]

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from persona.errors import SettingsError
-from persona.settings import Settings
+from persona.settings import ServingSettings
 
 DIR_ENV = "PERSONA_FRONT_DIR"
 _SOCKET = "gunicorn.sock"
@@ -64,7 +64,7 @@ def _listen(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def nginx_conf(settings: Settings, folder: str | Path, worker_timeout_s: int) -> str:
+def nginx_conf(settings: ServingSettings, folder: str | Path, worker_timeout_s: int) -> str:
     """The nginx configuration of the API front (a pure function of the settings).
 
     Args:
@@ -147,7 +147,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
 
 def start(
-    settings: Settings, folder: str | Path, worker_timeout_s: int, wait_s: float = 10.0
+    settings: ServingSettings, folder: str | Path, worker_timeout_s: int, wait_s: float = 10.0
 ) -> subprocess.Popen[bytes]:
     """Write nginx.conf into `folder`, start nginx and wait until it listens.
 

@@ -1,4 +1,4 @@
-"""Gunicorn configuration helpers used by `03_deployment/gunicorn.conf.py`.
+"""Gunicorn configuration helpers used by `persona.serving.gunicorn_config`.
 
 Decisions (see docs/serving.md):
 - `preload_app = False`: every worker imports the app and loads the model itself, and the
@@ -16,6 +16,7 @@ Decisions (see docs/serving.md):
   ~7,900 req/s but at p99 17 ms, over the 15 ms latency target (benchmarks/serving.py).
   `GUNICORN_WORKER_CLASS=gthread` trades tail latency for throughput.
 - No control socket (gunicorn >= 25.1), no access log unless `GUNICORN_ACCESS_LOG` is set.
+- Every `GUNICORN_*` value is a field of `ServingSettings` (validated with the others).
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ from typing import Any
 
 from persona.errors import SettingsError
 from persona.serving import front
-from persona.settings import Settings, get_settings
+from persona.settings import ServingSettings, get_settings
 
 _OWNED_ENV = "PERSONA_PROMETHEUS_DIR_OWNED"
 WORKER_TIMEOUT_S = 30
 _nginx: list[Any] = []
 _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-WORKER_CLASS_ENV = "GUNICORN_WORKER_CLASS"
-THREADS_ENV = "GUNICORN_THREADS"
+WSGI_APP = "persona.serving.wsgi:app"
 
 
 def prepare_environment() -> str:
@@ -83,28 +83,26 @@ def install_json_errors() -> None:
     util.write_error = write_json_error
 
 
-def options(settings: Settings, deployment_dir: Path) -> dict[str, Any]:
+def options(serving: ServingSettings) -> dict[str, Any]:
     """Gunicorn settings derived from the platform settings.
 
     Args:
-        settings: API host, port and worker count.
-        deployment_dir: The folder holding `wsgi.py` (added to the Python path).
+        serving: API host, port, workers, front and the `GUNICORN_*` values.
 
     Returns:
         Gunicorn config variables (names as in a gunicorn config file).
     """
-    worker_class = os.environ.get(WORKER_CLASS_ENV, "sync")
+    worker_class = serving.gunicorn_worker_class
     values: dict[str, Any] = {
-        "bind": [f"{settings.api_host}:{settings.api_port}"],
-        "workers": settings.api_workers,
+        "bind": [f"{serving.api_host}:{serving.api_port}"],
+        "workers": serving.api_workers,
         "worker_class": worker_class,
-        "pythonpath": str(deployment_dir),
-        "wsgi_app": "wsgi:app",
+        "wsgi_app": WSGI_APP,
         "preload_app": False,
         "control_socket_disable": True,
-        "accesslog": os.environ.get("GUNICORN_ACCESS_LOG") or None,
+        "accesslog": serving.gunicorn_access_log or None,
         "errorlog": "-",
-        "loglevel": os.environ.get("GUNICORN_LOG_LEVEL", "warning"),
+        "loglevel": serving.gunicorn_log_level,
         "timeout": WORKER_TIMEOUT_S,
         "graceful_timeout": 10,
         "keepalive": 5,
@@ -113,9 +111,7 @@ def options(settings: Settings, deployment_dir: Path) -> dict[str, Any]:
     }
     if Path("/dev/shm").is_dir():
         values["worker_tmp_dir"] = "/dev/shm"
-    if worker_class not in ("sync", "gthread"):
-        raise SettingsError(f"{WORKER_CLASS_ENV}: expected sync or gthread, got {worker_class!r}")
-    if settings.api_front == "nginx":
+    if serving.api_front == "nginx":
         front.nginx_binary()  # fail at start, with the fix, when nginx is missing
         folder = os.environ.get(front.DIR_ENV)
         if not folder or not Path(folder).is_dir():
@@ -123,10 +119,7 @@ def options(settings: Settings, deployment_dir: Path) -> dict[str, Any]:
             os.environ[front.DIR_ENV] = folder
         values["bind"] = [f"unix:{front.socket_path(folder)}"]
     if worker_class == "gthread":
-        threads = os.environ.get(THREADS_ENV, "4")
-        if not threads.isdigit() or int(threads) < 1:
-            raise SettingsError(f"{THREADS_ENV}: expected a positive integer, got {threads!r}")
-        values["threads"] = int(threads)
+        values["threads"] = serving.gunicorn_threads
     return values
 
 
@@ -144,14 +137,14 @@ def when_ready(server: Any) -> None:
     yet: requests wait in the socket's backlog until a worker takes them.
     """
     folder = os.environ.get(front.DIR_ENV)
-    settings = get_settings()
-    if settings.api_front != "nginx" or not folder:
+    serving = get_settings().serving
+    if serving.api_front != "nginx" or not folder:
         return
     try:
-        _nginx.append(front.start(settings, folder, WORKER_TIMEOUT_S))
+        _nginx.append(front.start(serving, folder, WORKER_TIMEOUT_S))
     except SettingsError as exc:
         raise SystemExit(f"persona-api: {exc}") from None
-    server.log.info("nginx in front on %s:%s", settings.api_host, settings.api_port)
+    server.log.info("nginx in front on %s:%s", serving.api_host, serving.api_port)
 
 
 def on_exit(server: Any) -> None:

@@ -22,6 +22,7 @@ from persona.errors import DataValidationError
 from persona.features import FEATURE_NAMES, Bounds, validate_array, validate_records
 from persona.model import Prediction
 from persona.serving.holder import Loaded
+from persona.settings import ServingSettings
 
 _LOADS: Callable[[bytes], Any] = json.loads
 _DUMPS: Callable[[Any], bytes] = lambda obj: json.dumps(obj, separators=(",", ":")).encode()  # noqa: E731
@@ -100,6 +101,11 @@ class Limits:
     max_body_bytes: int
     bounds: Bounds
     token: str = ""
+
+    @classmethod
+    def of(cls, serving: ServingSettings, bounds: Bounds) -> Limits:
+        """The limits of the serving settings (`API_MAX_*`, `API_TOKEN`) with these bounds."""
+        return cls(serving.api_max_records, serving.api_max_body_bytes, bounds, serving.api_token)
 
 
 def check_token(limits: Limits, authorization: str | None) -> None:
