@@ -6,15 +6,12 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 # .env fills in only what the environment does not already set (as pydantic-settings does),
-# so `make up` and tests can point Mage at their own stack.
+# so `make up` and tests can point Mage at their own stack; python-dotenv parses it (with the
+# app env's Python, like the `persona` CLI does).
 if [[ -f .env ]]; then
-  while IFS= read -r line || [[ -n "$line" ]]; do
-    [[ "$line" =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
-    name="${BASH_REMATCH[1]}"
-    value="${BASH_REMATCH[2]}"
-    value="${value%\"}"; value="${value#\"}"; value="${value%\'}"; value="${value#\'}"
-    if [[ -z "${!name+x}" ]]; then export "$name=$value"; fi
-  done < .env
+  APP_PY="$(dirname "${PERSONA_BIN:-$REPO/.venv/bin/persona}")/python"
+  exports="$("$APP_PY" "$REPO/02_pipeline/dotenv_exports.py" .env)"
+  eval "$exports"
 fi
 export MAGE_DATA_DIR="${MAGE_DATA_DIR:-$REPO/var/mage_data}"
 export PERSONA_BIN="${PERSONA_BIN:-$REPO/.venv/bin/persona}"

@@ -157,10 +157,11 @@ def mlflow_faults(tmp: Path, model: Path) -> list[dict[str, Any]]:
             folder = tmp / f"mlflow-{fault.replace('+', '-')}"
             env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}  # default bounds
             if fault.endswith("cache"):
-                from persona.serving.source import FileModelCache, LocalModel, read_local_model
+                from persona.model import LoadedModel, read_model_folder
+                from persona.serving.source import FileModelCache
 
-                local = read_local_model(model)
-                cached = LocalModel(local.model, "persona-classifier", "7", "champion", "x", {})
+                local = read_model_folder(model)
+                cached = LoadedModel(local, "persona-classifier", "7", "champion", "x", {})
                 key = "models:/persona-classifier@champion"
                 FileModelCache(folder / "var" / "model-cache", key).save(cached)
             api = start_api(folder, env)

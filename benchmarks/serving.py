@@ -3,7 +3,7 @@
 One run: registers the catalog model in a fresh MLflow store (sqlite, tmp dir), then serves
 it three ways with the same number of workers, one server at a time, and loads each with
 `wrk` (Debian package `wrk`) at the same concurrency:
-  - platform: `gunicorn -c 03_deployment/gunicorn.conf.py` (sync workers; also gthread),
+  - platform: `gunicorn -c python:persona.serving.gunicorn_config` (sync; also gthread),
   - baseline: benchmarks/baseline_app.py under gunicorn (DataFrame + KMeans.predict per request),
   - mlflow:   `mlflow models serve -m models:/persona-classifier@champion --env-manager local`.
 Scenarios: one-record requests and 1,000-record requests. Reports req/s, rows/s, p50/p99
@@ -20,17 +20,17 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import requests
+
+from persona.serving import launch
+from persona.serving.launch import Server
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -73,39 +73,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # mlflow execs `uvicorn`
-        full = {**os.environ, **env, "PATH": path}
-        return subprocess.Popen(command, env=full, cwd=cwd, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+def start(command: list[str], env: dict[str, str], cwd: Path, log: Path, url: str) -> Server:
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # mlflow execs `uvicorn`
+    return launch.start(command, url, env={**os.environ, **env, "PATH": path}, cwd=cwd, log=log)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def wait_ok(server: Server, path: str, body: bytes) -> None:
+    """Wait until one POST of `body` answers 200 (the model is loaded)."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-    except ProcessLookupError:
-        pass
-
-
-def wait_ok(url: str, body: bytes, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            answer = requests.post(url, data=body, timeout=5,
-                                   headers={"Content-Type": "application/json"})  # fmt: skip
-            if answer.status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"server at {url} not answering: {log.read_text()[-2000:]}")
+        server.wait(path, timeout_s=120, method="POST", body=body, interval_s=0.5,
+                    headers={"Content-Type": "application/json"})  # fmt: skip
+    except launch.LaunchError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def wrk(url: str, body_file: Path, seconds: int, concurrency: int, tmp: Path) -> dict[str, Any]:
@@ -162,14 +141,14 @@ def bodies(tmp: Path) -> dict[str, dict[str, Path]]:
 
 def servers(env: dict[str, str], workers: int) -> list[dict[str, Any]]:
     gunicorn = str(BIN / "gunicorn")
-    conf = str(REPO / "03_deployment" / "gunicorn.conf.py")
+    ours = launch.gunicorn_command()
     common = ["--no-control-socket", "-w", str(workers), "--log-level", "warning"]
     return [
         {"name": "platform (sync)", "kind": "records", "path": "/predict",
-         "cmd": lambda port: [gunicorn, "-c", conf],
+         "cmd": lambda port: ours,
          "env": {"GUNICORN_WORKER_CLASS": "sync"}},
         {"name": "platform (gthread x4)", "kind": "records", "path": "/predict",
-         "cmd": lambda port: [gunicorn, "-c", conf],
+         "cmd": lambda port: ours,
          "env": {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_THREADS": "4"}},
         {"name": "baseline (sync)", "kind": "records", "path": "/predict",
          "cmd": lambda port: [gunicorn, *common, "-b", f"127.0.0.1:{port}",
@@ -205,10 +184,12 @@ def main() -> int:
     for server in servers(env, args.workers):
         port = free_port()
         log = tmp / f"{len(results)}.log"
-        proc = start(server["cmd"](port), {**env, **server["env"], "API_PORT": str(port)}, tmp, log)
-        url = f"http://127.0.0.1:{port}{server['path']}"
+        base = f"http://127.0.0.1:{port}"
+        running = start(server["cmd"](port), {**env, **server["env"], "API_PORT": str(port)},
+                        tmp, log, base)  # fmt: skip
+        url = base + server["path"]
         try:
-            wait_ok(url, files["1"][server["kind"]].read_bytes(), proc, log)
+            wait_ok(running, server["path"], files["1"][server["kind"]].read_bytes())
             for n in ("1", "1000"):
                 wrk(url, files[n][server["kind"]], 2, args.concurrency, tmp)  # warm-up
                 row = wrk(url, files[n][server["kind"]], args.duration, args.concurrency, tmp)
@@ -220,7 +201,7 @@ def main() -> int:
                       f"p99 {row['p99_ms']:.2f} ms non-2xx {row['non_2xx']}",
                       flush=True)  # fmt: skip
         finally:
-            stop(proc)
+            running.stop()
     report(results, args, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -72,25 +71,20 @@ def sample_records(settings: Any, month: str, n: int = 3) -> list[dict[str, floa
 
 def serve_and_predict(settings: Any, records: list[dict[str, float]]) -> dict[str, Any]:
     """Start gunicorn briefly on API_HOST:API_PORT, wait for /ready, POST /predict, stop it."""
+    from persona.serving.launch import LaunchError, start_gunicorn
+
     host, port = settings.api_host, settings.api_port
     check_port_free(host, port)
     env = {**os.environ, "API_PORT": str(port), "API_HOST": host, "API_WORKERS": "1"}
+    base = f"http://{host}:{port}"
     # Run from the repo root (like `make serve`) so relative settings such as the embedded
     # sqlite:///var/mlflow.db resolve to the same files the cycle wrote.
-    cmd = [str(BIN / "gunicorn"), "-c", str(REPO / "03_deployment" / "gunicorn.conf.py")]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)  # own process group
-    base = f"http://{host}:{port}"
+    server = start_gunicorn(base, env=env, cwd=REPO)  # own process group
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"demo: gunicorn did not become ready on {base}")
-            time.sleep(0.5)
+        try:
+            server.wait("/ready", timeout_s=60, interval_s=0.5)
+        except LaunchError:
+            raise SystemExit(f"demo: gunicorn did not become ready on {base}") from None
         headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
         resp = requests.post(f"{base}/predict", json=records, headers=headers, timeout=10)
         resp.raise_for_status()
@@ -100,12 +94,7 @@ def serve_and_predict(settings: Any, records: list[dict[str, float]]) -> dict[st
         old.raise_for_status()
         return {"url": base, "response": resp.json(), "compat": old.json()}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        server.stop()
 
 
 def mix_text(mix: dict[str, int]) -> str:

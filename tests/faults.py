@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,10 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from persona.serving.launch import start_gunicorn, stop_process
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CATALOG = REPO / "01_model" / "personas.yaml"
 RECORD = {f"x{i}": 1.0 for i in range(1, 11)}
+DEPLOY_CONFIG = "03_deployment/gunicorn.conf.py"  # what `make serve` passes
 
 
 def free_port() -> int:
@@ -108,15 +110,7 @@ class Api:
 
     def stop(self) -> None:
         """Stop the master and everything it started (its process group)."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-            except ProcessLookupError:
-                pass
+        stop_process(self.proc)
 
 
 def start_api(tmp: Path, env_values: dict[str, str]) -> Api:
@@ -138,16 +132,10 @@ def start_api(tmp: Path, env_values: dict[str, str]) -> Api:
     env.update(env_values)
     tmp.mkdir(parents=True, exist_ok=True)
     log = tmp / f"gunicorn-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", str(REPO / "03_deployment" / "gunicorn.conf.py")],
-            cwd=tmp,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Api(f"http://127.0.0.1:{port}", port, proc, log, time.monotonic())
+    server = start_gunicorn(
+        f"http://127.0.0.1:{port}", env=env, cwd=tmp, log=log, config=REPO / DEPLOY_CONFIG
+    )
+    return Api(server.url, port, server.proc, log, server.started)
 
 
 def http(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dotenv import dotenv_values
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 _SERVICE_ADDR = re.compile(r"(?<=[@/])(postgres|mlflow|gcs|api|mage):(\d+)")
@@ -36,7 +37,10 @@ class Local:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a `.env`-style file: `KEY=VALUE` lines, `#` comments, optional quotes.
+    """Parse a `.env`-style file with python-dotenv (as pydantic-settings reads `.env`).
+
+    No `${VAR}` expansion inside the file (compose interpolation is `interpolate`'s job);
+    a name without ``=`` is skipped.
 
     Args:
         path: The file; a missing file gives an empty dict.
@@ -44,19 +48,10 @@ def read_env_file(path: Path) -> dict[str, str]:
     Returns:
         The variables in file order.
     """
-    values: dict[str, str] = {}
     if not path.is_file():
-        return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip().removeprefix("export ").strip()] = value
-    return values
+        return {}
+    values = dotenv_values(path, interpolate=False, encoding="utf-8")
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def variables(repo: Path, environ: Mapping[str, str]) -> dict[str, str]:

@@ -6,7 +6,9 @@ million records cost the same code. Version 1 of the model is the vendor catalog
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -287,3 +289,51 @@ def model_from_dict(data: dict[str, Any]) -> PersonaModel:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"malformed persona model document: {exc}") from None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A persona model with where it came from (the registry, a local folder, a cache).
+
+    Attributes:
+        model: The model.
+        name: Registered model name ("local" for a folder).
+        version: Version number as a string ("local" for a folder).
+        alias: The alias it was loaded by, if any.
+        uri: The URI or path it was loaded from.
+        tags: The version's tags.
+    """
+
+    model: PersonaModel
+    name: str
+    version: str
+    alias: str | None
+    uri: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def read_model_folder(path: str | Path) -> PersonaModel:
+    """Read a model document: the JSON file, a folder holding it, or a pyfunc model folder.
+
+    Looks at `path` itself, then ``path/persona_model.json``, then
+    ``path/artifacts/persona_model.json`` (an MLflow pyfunc folder). No MLflow import.
+
+    Args:
+        path: The file or folder.
+
+    Returns:
+        The model.
+
+    Raises:
+        ModelError: No model document was found, or it is unreadable or malformed.
+    """
+    root = Path(path)
+    candidates = [root, root / MODEL_JSON, root / "artifacts" / MODEL_JSON]
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                data = json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"cannot read model document {candidate}: {exc}") from None
+            return model_from_dict(data)
+    raise ModelError(f"no {MODEL_JSON} under {root} (looked in {', '.join(map(str, candidates))})")

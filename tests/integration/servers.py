@@ -2,23 +2,23 @@
 
 Import the fixtures into a test module (``from tests.integration.servers import
 gcs_emulator, mlflow_server  # noqa: F401``). Each server runs in its own process group on
-a free port and is stopped (SIGTERM, then SIGKILL) by the fixture's teardown.
+a free port and is stopped (SIGTERM, then SIGKILL) by the fixture's teardown; starting,
+waiting and stopping are `persona.serving.launch`.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
+
+from persona.serving import launch
 
 BIN = Path(sys.executable).parent
 BUCKET = "persona-test-artifacts"
@@ -32,40 +32,22 @@ def free_port() -> int:
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start a server in its own process group, output to `log`."""
-    handle = log.open("wb")
-    return subprocess.Popen(
-        args, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    """Start a server in its own process group, output to `log` (`persona.serving.launch`)."""
+    return launch.start(args, "", env=env, log=log).proc
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop a server's whole process group (SIGTERM, then SIGKILL after 10 s)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
+    launch.stop_process(proc, timeout_s=10)
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
     """Wait until `url` answers (any status < 500) or fail with the server's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=2).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"server at {url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+    server = launch.Server(proc, url, log, 0.0)
+    try:
+        server.wait("", timeout_s=timeout, ready=launch.status_below_500)
+    except launch.LaunchError as exc:
+        pytest.fail(str(exc))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from persona.cli._common import dependency_error
-from persona.serving.source import FileModelCache, LocalModel, read_local_model
+from persona.model import LoadedModel, read_model_folder
+from persona.serving.source import FileModelCache
 from persona.store.engine import make_engine
 from tests.faults import (
     BIN,
@@ -160,8 +161,8 @@ def test_api_answers_health_and_ready_whatever_mlflow_does(api_factory: Any, fau
 def test_a_worker_started_while_mlflow_is_down_serves_its_cached_model(
     api_factory: Any, model_dir: Path, tmp_path: Path
 ) -> None:
-    cached = read_local_model(model_dir)
-    entry = LocalModel(cached.model, "persona-classifier", "7", "champion", "models:/x", {})
+    model = read_model_folder(model_dir)
+    entry = LoadedModel(model, "persona-classifier", "7", "champion", "models:/x", {})
     key = "models:/persona-classifier@champion"
     FileModelCache(tmp_path / "var" / "model-cache", key).save(entry)
     api = api_factory(

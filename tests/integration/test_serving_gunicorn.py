@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import requests
 from persona.catalog import load_catalog
 from persona.features import FEATURE_NAMES
 from persona.model import PersonaModel, from_catalog
+from persona.serving import launch
 from persona.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,26 +81,19 @@ class Server:
         return requests.get(self.url + path, timeout=10)
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, workers: int = 2) -> None:
-    """Wait until every worker serves a model (each worker loads its own, in the
-    background: `persona_model_info` in /metrics has one live series per worker pid)."""
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"gunicorn exited: {log.read_text()[-3000:]}")
-        try:
-            text = requests.get(url + "/metrics", timeout=2).text
-            live = {
-                line.split('pid="', 1)[1].split('"', 1)[0]
-                for line in text.splitlines()
-                if line.startswith("persona_model_info{") and line.endswith(" 1.0")
-            }
-            if len(live) >= workers:
-                return
-        except requests.RequestException:  # not listening yet, or workers still booting
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"gunicorn workers not all ready in 180 s: {log.read_text()[-3000:]}")
+def _workers_ready(workers: int) -> Callable[[int, bytes], bool]:
+    """Every worker serves a model (each worker loads its own, in the background:
+    `persona_model_info` in /metrics has one live series per worker pid)."""
+
+    def ready(status: int, body: bytes) -> bool:
+        live = {
+            line.split('pid="', 1)[1].split('"', 1)[0]
+            for line in body.decode(errors="replace").splitlines()
+            if line.startswith("persona_model_info{") and line.endswith(" 1.0")
+        }
+        return status == 200 and len(live) >= workers
+
+    return ready
 
 
 @pytest.fixture(scope="module")
@@ -127,28 +119,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     v1 = register_champion(settings, from_catalog(catalog, np.full(3, 10.0)), {"kind": "catalog"})
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(env_values)
-    log = tmp / "gunicorn.log"
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(gunicorn), "-c", str(REPO / "03_deployment" / "gunicorn.conf.py")],
-            cwd=tmp,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     url = f"http://127.0.0.1:{env_values['API_PORT']}"
+    api = launch.start_gunicorn(url, env=env, cwd=tmp, log=tmp / "gunicorn.log")
     try:
-        _wait_ready(url, proc, log)
-        yield Server(url, settings, proc, log, v1)
+        api.wait("/metrics", timeout_s=180, ready=_workers_ready(2))
+        yield Server(url, settings, api.proc, tmp / "gunicorn.log", v1)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        api.stop(timeout_s=15)
 
 
 def centroid(i: int) -> dict[str, float]:

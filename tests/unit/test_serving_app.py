@@ -14,10 +14,10 @@ import pytest
 from persona.catalog import load_catalog
 from persona.errors import ModelError
 from persona.features import FEATURE_NAMES
-from persona.model import PersonaModel, from_catalog, model_to_dict
+from persona.model import PersonaModel, from_catalog, model_to_dict, read_model_folder
 from persona.serving.app import create_app
 from persona.serving.holder import ModelHolder, ModelSource
-from persona.serving.source import local_source, read_local_model
+from persona.serving.source import local_source
 from persona.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,7 +189,7 @@ def test_metrics_health_and_json_errors(app_for: Any, model_dir: Path) -> None:
 
 def test_local_model_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"no persona_model\.json"):
-        read_local_model(tmp_path)
+        read_model_folder(tmp_path)
     (tmp_path / "persona_model.json").write_text("{}")
     with pytest.raises(ModelError, match=r"not a persona-model"):
-        read_local_model(tmp_path)
+        read_model_folder(tmp_path)

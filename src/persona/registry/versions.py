@@ -6,7 +6,6 @@ import json
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from persona.errors import ModelError, RegistryError
-from persona.model import MODEL_JSON, PersonaModel, model_from_dict
+from persona.model import LoadedModel, PersonaModel, read_model_folder
 from persona.registry.tracking import client
 from persona.settings import Settings
 
@@ -25,27 +24,6 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A persona model with where it came from.
-
-    Attributes:
-        model: The model.
-        name: Registered model name ("local" for a folder).
-        version: Version number as a string ("local" for a folder).
-        alias: The alias it was loaded by, if any.
-        uri: The URI or path it was loaded from.
-        tags: The version's tags.
-    """
-
-    model: PersonaModel
-    name: str
-    version: str
-    alias: str | None
-    uri: str
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 def _not_found(exc: MlflowException) -> bool:
@@ -172,21 +150,12 @@ def champion_reference_months(settings: Settings) -> list[str] | None:
     return mv.tags["training_months"].split(",")
 
 
-def read_model_folder(folder: str | Path) -> PersonaModel:
-    """Read ``artifacts/persona_model.json`` from a downloaded / local pyfunc model folder.
-
-    Raises:
-        RegistryError: The folder has no persona model JSON or it is malformed.
-    """
-    path = Path(folder)
-    candidates = [path] if path.is_file() else [path / "artifacts" / MODEL_JSON, path / MODEL_JSON]
-    for candidate in candidates:
-        if candidate.is_file():
-            try:
-                return model_from_dict(json.loads(candidate.read_text(encoding="utf-8")))
-            except (ValueError, ModelError) as exc:
-                raise RegistryError(f"{candidate}: not a persona model: {exc}") from None
-    raise RegistryError(f"{path}: no artifacts/{MODEL_JSON} (not a persona pyfunc model folder)")
+def _read_folder(folder: str | Path) -> PersonaModel:
+    """`model.read_model_folder`, its failure as a `RegistryError`."""
+    try:
+        return read_model_folder(folder)
+    except ModelError as exc:
+        raise RegistryError(f"not a persona pyfunc model folder: {exc}") from None
 
 
 def load_model_for_serving(settings: Settings, uri: str | None = None) -> LoadedModel:
@@ -210,7 +179,7 @@ def load_model_for_serving(settings: Settings, uri: str | None = None) -> Loaded
         if uri.startswith("models:/"):
             raise RegistryError(f"bad model URI {uri!r}: use models:/NAME@ALIAS or models:/NAME/N")
         folder = Path(uri.removeprefix("file://"))
-        return LoadedModel(read_model_folder(folder), "local", "local", None, uri, {})
+        return LoadedModel(_read_folder(folder), "local", "local", None, uri, {})
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlc = client(settings)
     alias = None
@@ -234,5 +203,5 @@ def load_model_for_serving(settings: Settings, uri: str | None = None) -> Loaded
             )
         except MlflowException as exc:
             raise RegistryError(f"cannot download {uri} (version {mv.version}): {exc}") from exc
-        model = read_model_folder(local)
+        model = _read_folder(local)
     return LoadedModel(model, name, str(mv.version), alias, uri, dict(mv.tags))

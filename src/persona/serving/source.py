@@ -11,73 +11,28 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from persona.errors import ModelError
-from persona.model import MODEL_JSON, PersonaModel, model_from_dict, model_to_dict
+from persona.model import LoadedModel, model_from_dict, model_to_dict, read_model_folder
 from persona.serving.holder import Loaded, ModelSource
 from persona.settings import Settings
-
-
-@dataclass(frozen=True)
-class LocalModel:
-    """A model read from a folder outside the registry (offline use, tests).
-
-    Attributes:
-        model: The persona model.
-        name: Name reported to clients.
-        version: Version reported to clients.
-        alias: Always None (no alias behind a folder).
-        uri: The folder.
-        tags: Free-form tags.
-    """
-
-    model: PersonaModel
-    name: str
-    version: str
-    alias: str | None
-    uri: str
-    tags: dict[str, Any] = field(default_factory=dict)
-
-
-def read_local_model(path: str | Path, name: str = "local", version: str = "local") -> LocalModel:
-    """Read a model folder: an MLflow pyfunc dir (artifacts/persona_model.json) or the JSON.
-
-    Args:
-        path: A pyfunc model folder, a folder holding `persona_model.json`, or that file.
-        name: Name to report.
-        version: Version to report.
-
-    Returns:
-        The loaded model.
-
-    Raises:
-        ModelError: No model document was found or it is malformed.
-    """
-    root = Path(path)
-    candidates = [root, root / MODEL_JSON, root / "artifacts" / MODEL_JSON]
-    for candidate in candidates:
-        if candidate.is_file():
-            try:
-                data = json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise ModelError(f"cannot read model document {candidate}: {exc}") from None
-            return LocalModel(model_from_dict(data), name, version, None, str(root))
-    raise ModelError(f"no {MODEL_JSON} under {root} (looked in {', '.join(map(str, candidates))})")
 
 
 def local_source(path: str | Path, name: str = "local", version: str = "local") -> ModelSource:
     """A pinned source reading a local model folder once (no hot reload).
 
     Args:
-        path: See `read_local_model`.
+        path: See `persona.model.read_model_folder` (no MLflow import).
         name: Name to report.
         version: Version to report.
     """
+
+    def load() -> LoadedModel:
+        return LoadedModel(read_model_folder(path), name, version, None, str(Path(path)))
+
     return ModelSource(
-        load=lambda: read_local_model(path, name, version),
+        load=load,
         target_version=lambda: None,
         description=f"local folder {path}",
     )
@@ -184,7 +139,7 @@ class FileModelCache:
         except (OSError, TypeError, ValueError) as exc:
             log.warning("cannot write the model cache %s: %s", self.path, exc)
 
-    def load(self) -> LocalModel | None:
+    def load(self) -> LoadedModel | None:
         """The cached model, or None when there is none or it is unreadable (logged)."""
         if not self.path.is_file():
             return None
@@ -193,7 +148,7 @@ class FileModelCache:
             if data.get("key") != self.key:
                 return None
             model = model_from_dict(data["model"])
-            return LocalModel(
+            return LoadedModel(
                 model,
                 str(data["name"]),
                 str(data["version"]),
