@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,9 @@ def _admin() -> Any:
     return conn
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (its URL) for the `with` block; dropped after."""
     name = f"persona_test_{uuid.uuid4().hex[:12]}"
     conn = _admin()
     with conn.cursor() as cur:
@@ -72,3 +73,10 @@ def pg_url() -> Iterator[str]:
         with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    with fresh_database() as url:
+        yield url

@@ -3,6 +3,11 @@
 `start_mage.sh` runs in its own process group on a free port; runs are followed in Mage's
 own database (read-only), not through the authenticated API. Every wait is on state with
 a budget (`budget_s`) that survives a 4x slow-down of a busy 2-core machine.
+
+Also the harness the stack tests share (test_stack.py: local processes, test_containers.py:
+compose): JSON over HTTP (`http`), free ports, `MageApi` (log in, find the API trigger,
+run a month and follow it through the authenticated API), the champion alias in MLflow
+and waiting for the API to serve a version.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 PROJECT = REPO / "02_pipeline" / "persona_pipeline"
 START = REPO / "02_pipeline" / "start_mage.sh"
 DONE = ("completed", "failed", "cancelled")
+MAGE_CLIENT_ID = "zkWlN0PkIKSN0C11CfUHUj84OT5XOJ6tDZ6bDRO2"  # Mage's built-in web client key
+PIPELINE = "monthly_persona_cycle"
 
 
 def free_port() -> int:
@@ -33,6 +40,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free TCP ports on the loopback interface (all held while choosing)."""
+    socks = [socket.socket() for _ in range(n)]
+    for sock in socks:
+        sock.bind(("127.0.0.1", 0))
+    ports = [int(sock.getsockname()[1]) for sock in socks]
+    for sock in socks:
+        sock.close()
+    return ports
 
 
 def wait(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.5) -> Any:
@@ -46,20 +64,135 @@ def wait(predicate: Callable[[], Any], timeout: float, what: str, step: float = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
-    """One JSON request; returns ``(status, parsed body or text)``."""
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60,
+    *,
+    unreachable_as_zero: bool = False,
+) -> Any:
+    """One JSON request; returns ``(status, parsed body or text)`` whatever the status.
+
+    Args:
+        method: HTTP method.
+        url: Where.
+        body: JSON body (None: no body).
+        headers: Extra headers (``Content-Type: application/json`` is always sent).
+        timeout: Seconds.
+        unreachable_as_zero: Answer ``(0, reason)`` instead of raising when nothing answers.
+    """
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    req.add_header("Content-Type", "application/json")
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        if not unreachable_as_zero:
+            raise
+        return 0, str(exc)
     try:
-        return status, json.loads(raw)
+        return status, json.loads(raw or b"null")
     except ValueError:
         return status, raw.decode(errors="replace")
+
+
+def trigger_url(base: str, schedule_id: int, token: str) -> str:
+    """The URL of a Mage API trigger (the token authenticates it)."""
+    return f"{base}/api/pipeline_schedules/{schedule_id}/pipeline_runs/{token}"
+
+
+def fire_month(base: str, schedule_id: int, token: str, month: str) -> dict[str, Any]:
+    """POST the monthly cycle for `month` to the API trigger; the new `pipeline_run`."""
+    url = trigger_url(base, schedule_id, token)
+    status, body = http("POST", url, {"pipeline_run": {"variables": {"month": month}}})
+    assert status == 200 and "pipeline_run" in body, body
+    return dict(body["pipeline_run"])
+
+
+class MageApi:
+    """A Mage server through its authenticated REST API (login on, API trigger token set).
+
+    Args:
+        base: Mage's base URL.
+        email: Owner account (MAGE_ADMIN_EMAIL).
+        password: Its password (MAGE_ADMIN_PASSWORD).
+        token: The expected API trigger token (MAGE_API_TOKEN).
+    """
+
+    def __init__(self, base: str, email: str, password: str, token: str) -> None:
+        self.base, self.token = base, token
+        login = {"session": {"email": email, "password": password}}
+        status, body = http("POST", f"{base}/api/sessions", login, {"X-API-KEY": MAGE_CLIENT_ID})
+        assert status == 200, body
+        self.headers = {
+            "X-API-KEY": MAGE_CLIENT_ID,
+            "Cookie": f"oauth_token={body['session']['token']}",
+        }
+        url = f"{base}/api/pipelines/{PIPELINE}/pipeline_schedules"
+        status, body = http("GET", url, headers=self.headers)
+        assert status == 200, body
+        api = [s for s in body["pipeline_schedules"] if s["schedule_type"] == "api"]
+        assert len(api) == 1 and api[0]["token"] == token, body
+        self.schedule_id = int(api[0]["id"])
+
+    def run_month(
+        self, month: str, timeout: float, poll_s: float = 2.0, log_tail: Callable[[], str] = str
+    ) -> dict[str, Any]:
+        """Fire the cycle for `month` and follow the run to its end.
+
+        Args:
+            month: ``YYYY-MM``.
+            timeout: Seconds the run may take.
+            poll_s: Seconds between status reads.
+            log_tail: The end of Mage's log, for the timeout message.
+
+        Returns:
+            The final `pipeline_run` (its ``status`` is completed, failed or cancelled).
+        """
+        run = fire_month(self.base, self.schedule_id, self.token, month)
+        url = f"{self.base}/api/pipeline_runs/{run['id']}"
+        deadline = time.monotonic() + timeout
+        while run["status"] not in DONE:
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"Mage run {run['id']} for {month} still {run['status']} after {timeout}s;"
+                    f" Mage's log ends:\n{log_tail()[-3000:]}"
+                )
+            time.sleep(poll_s)
+            status, body = http("GET", url, headers=self.headers)
+            assert status == 200, body
+            run = body["pipeline_run"]
+        return dict(run)
+
+
+def champion_version(mlflow: str, model: str = "persona-classifier") -> str:
+    """The version the ``champion`` alias points at, read from the MLflow REST API."""
+    url = f"{mlflow}/api/2.0/mlflow/registered-models/get?name={model}"
+    status, body = http("GET", url, timeout=30)
+    assert status == 200, body
+    aliases = {a["alias"]: a["version"] for a in body["registered_model"].get("aliases", [])}
+    return str(aliases["champion"])
+
+
+def wait_api_version(api: str, version: str, timeout: float, poll_s: float = 1.0) -> dict[str, Any]:
+    """Wait until the API's `/model` is `version`; its body."""
+    deadline = time.monotonic() + timeout
+    body: Any = None
+    while time.monotonic() < deadline:
+        status, body = http("GET", f"{api}/model", timeout=30, unreachable_as_zero=True)
+        if status == 200 and str(body.get("version")) == version:
+            return dict(body)
+        time.sleep(poll_s)
+    raise AssertionError(f"the API at {api} never served version {version}: {body}")
 
 
 class MageDb:
@@ -115,11 +248,8 @@ class Mage:
         Returns:
             The final status, the block statuses and the seconds from the POST to the end.
         """
-        url = f"{self.base}/api/pipeline_schedules/{self.schedule_id}/pipeline_runs/{self.token}"
         started = time.monotonic()
-        status, body = http("POST", url, {"pipeline_run": {"variables": {"month": month}}})
-        assert status == 200 and "pipeline_run" in body, body
-        run_id = int(body["pipeline_run"]["id"])
+        run_id = int(fire_month(self.base, self.schedule_id, self.token, month)["id"])
 
         def ended() -> str | None:
             found = self.db.run_status(run_id) or ""
@@ -194,7 +324,7 @@ def mage_server(env: dict[str, str], state: Path, budget_s: float = 480.0) -> It
         token = env["MAGE_API_TOKEN"]
 
         def trigger_with_token() -> tuple[int, str] | None:
-            found = db.api_trigger("monthly_persona_cycle")
+            found = db.api_trigger(PIPELINE)
             return found if found and found[1] == token else None
 
         trigger = wait(trigger_with_token, budget_s, "the API trigger with MAGE_API_TOKEN")

@@ -14,12 +14,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +25,8 @@ from unittest import mock
 
 import pytest
 
+from tests.e2e.mage_harness import MageApi, champion_version, free_ports, http, wait_api_version
+
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,40 +34,10 @@ COMPOSE_FILES = ["docker-compose.yml", "docker/compose.local.yml"]
 SERVICES = ("postgres", "gcs", "mlflow", "mage", "api")
 MONTHS = ["2025-01", "2025-02", "2025-03"]
 ROWS = 500
-MAGE_CLIENT_ID = "zkWlN0PkIKSN0C11CfUHUj84OT5XOJ6tDZ6bDRO2"  # Mage's built-in web client key
 # Budgets on a 2-core machine under load (x4 headroom over what was measured here).
 UP_TIMEOUT_S = float(os.environ.get("E2E_CONTAINERS_UP_TIMEOUT_S", "900"))
 MAGE_RUN_TIMEOUT_S = float(os.environ.get("E2E_CONTAINERS_RUN_TIMEOUT_S", "600"))
 API_VERSION_TIMEOUT_S = 240  # the API container checks the alias every 30 s (default)
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _http(
-    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
-) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url,
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-        return 0, str(exc)
 
 
 class Compose:
@@ -128,23 +97,10 @@ class Compose:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def champion(self) -> str:
-        status, body = _http(
-            "GET",
-            f"{self.url('mlflow')}/api/2.0/mlflow/registered-models/get?name=persona-classifier",
-        )
-        assert status == 200, body
-        aliases = {a["alias"]: a["version"] for a in body["registered_model"].get("aliases", [])}
-        return str(aliases["champion"])
+        return champion_version(self.url("mlflow"))
 
     def wait_api_version(self, version: str) -> dict[str, Any]:
-        deadline = time.monotonic() + API_VERSION_TIMEOUT_S
-        body: Any = None
-        while time.monotonic() < deadline:
-            status, body = _http("GET", f"{self.url('api')}/model")
-            if status == 200 and str(body.get("version")) == version:
-                return dict(body)
-            time.sleep(2)
-        raise AssertionError(f"the API container never served version {version}: {body}")
+        return wait_api_version(self.url("api"), version, API_VERSION_TIMEOUT_S, poll_s=2)
 
 
 def _engine_ready() -> None:
@@ -164,7 +120,7 @@ def stack() -> Iterator[Compose]:
     project = f"personaops-e2e-{tag}"
     keys = Path(tempfile.mkdtemp(prefix="persona-keys-"))
     var_dir = Path(tempfile.mkdtemp(prefix="persona-containers-"))
-    ports = dict(zip(SERVICES, _free_ports(len(SERVICES)), strict=True))
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     env = {
         **os.environ,
         "VAR_DIR": str(var_dir),
@@ -250,39 +206,15 @@ def test_stack_comes_up_healthy_and_retrains_through_mage(stack: Compose) -> Non
     stack.wait_api_version("1")
 
     # Mage: the API trigger for each month (auth on), then follow the run.
-    mage = stack.url("mage")
-    status, body = _http(
-        "POST",
-        f"{mage}/api/sessions",
-        {
-            "session": {
-                "email": stack.env["MAGE_ADMIN_EMAIL"],
-                "password": stack.env["MAGE_ADMIN_PASSWORD"],
-            }
-        },
-        {"X-API-KEY": MAGE_CLIENT_ID},
+    env = stack.env
+    mage = MageApi(
+        stack.url("mage"),
+        env["MAGE_ADMIN_EMAIL"],
+        env["MAGE_ADMIN_PASSWORD"],
+        env["MAGE_API_TOKEN"],
     )
-    assert status == 200, body
-    headers = {"X-API-KEY": MAGE_CLIENT_ID, "Cookie": f"oauth_token={body['session']['token']}"}
-    status, body = _http(
-        "GET", f"{mage}/api/pipelines/monthly_persona_cycle/pipeline_schedules", headers=headers
-    )
-    assert status == 200, body
-    api = [s for s in body["pipeline_schedules"] if s["schedule_type"] == "api"]
-    assert len(api) == 1 and api[0]["token"] == stack.env["MAGE_API_TOKEN"], body
-    trigger = f"{mage}/api/pipeline_schedules/{api[0]['id']}/pipeline_runs/{api[0]['token']}"
     for month in MONTHS:
-        status, body = _http("POST", trigger, {"pipeline_run": {"variables": {"month": month}}})
-        assert status == 200 and "pipeline_run" in body, body
-        run_url = f"{mage}/api/pipeline_runs/{body['pipeline_run']['id']}"
-        deadline = time.monotonic() + MAGE_RUN_TIMEOUT_S
-        run: dict[str, Any] = body["pipeline_run"]
-        while run["status"] not in ("completed", "failed", "cancelled"):
-            assert time.monotonic() < deadline, f"Mage run for {month} still {run['status']}"
-            time.sleep(3)
-            status, body = _http("GET", run_url, headers=headers)
-            assert status == 200, body
-            run = body["pipeline_run"]
+        run = mage.run_month(month, MAGE_RUN_TIMEOUT_S, poll_s=3)
         assert run["status"] == "completed", (
             month,
             run,
@@ -291,7 +223,7 @@ def test_stack_comes_up_healthy_and_retrains_through_mage(stack: Compose) -> Non
 
     # MLflow: March retrained and promoted; artifacts live in the emulated GCS bucket.
     assert stack.champion() == "2"
-    status, body = _http(
+    status, body = http(
         "GET",
         f"{stack.url('mlflow')}/api/2.0/mlflow/model-versions/search"
         "?filter=name%3D%27persona-classifier%27",
@@ -308,7 +240,7 @@ def test_stack_comes_up_healthy_and_retrains_through_mage(stack: Compose) -> Non
     # The API container serves v2; a prediction through the published port.
     model = stack.wait_api_version("2")
     assert model["tags"]["training_months"] == "2025-01,2025-02,2025-03"
-    status, body = _http(
+    status, body = http(
         "POST",
         f"{stack.url('api')}/predict",
         {"instances": [{f"x{i}": 0.0 for i in range(1, 11)}, {f"x{i}": 3.0 for i in range(1, 11)}]},

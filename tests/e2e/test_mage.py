@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,32 +34,18 @@ from persona.settings import Settings, load_settings
 from persona.store import schema, survey_ingest
 from persona.store.engine import open_store
 from persona.synth import default_year, generate_month
-from tests.conftest import CATALOG, PG_URL_TEMPLATE, _admin
-from tests.e2e.mage_harness import PROJECT, REPO, Mage, mage_server
+from tests.conftest import CATALOG, fresh_database
+from tests.e2e.mage_harness import MAGE_CLIENT_ID, PROJECT, REPO, Mage, mage_server, trigger_url
 
 MAGE = REPO / ".venv-mage" / "bin" / "mage"
 PERSONA = REPO / ".venv" / "bin" / "persona"
 TOKEN = "e2e_token_4f1c"
 PASSWORD = "e2e_owner_pw_7d2a"
-MAGE_CLIENT_ID = "zkWlN0PkIKSN0C11CfUHUj84OT5XOJ6tDZ6bDRO2"  # Mage's built-in web client key
 MONTHS = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05"]
 N = 200
 BUDGET_S = 480.0  # one Mage run / CLI month; ~30-60 s on a busy 2-core machine
 
 pytestmark = [pytest.mark.mage, pytest.mark.postgres, pytest.mark.slow]
-
-
-def _database() -> Iterator[str]:
-    name = f"persona_test_{uuid.uuid4().hex[:12]}"
-    conn = _admin()
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL_TEMPLATE.format(db=name)
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
 
 
 def _settings(root: Path, url: str) -> Settings:
@@ -161,7 +146,7 @@ def _diff(left: dict[str, Any], right: dict[str, Any]) -> list[str]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Jan-May through `run_month` on a fresh store: the state of one run."""
-    for url in _database():
+    with fresh_database() as url:
         settings = _settings(tmp_path_factory.mktemp("cli"), url)
         _setup(settings)
         flows.run_year(settings, MONTHS)
@@ -172,7 +157,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Mage]]:
     """A second fresh store and a Mage server on it."""
     root = tmp_path_factory.mktemp("mage")
-    for url in _database():
+    with fresh_database() as url:
         settings = _settings(root, url)
         _setup(settings)
         with mage_server(_env(settings), root, BUDGET_S) as mage:
@@ -252,7 +237,7 @@ def test_server_is_closed_by_default(served: tuple[Settings, Mage]) -> None:
     assert good[0] == 200 and "session" in good[1], good
     bad = http("POST", login, {"session": {"email": "admin@admin.com", "password": "admin"}}, key)
     assert "session" not in bad[1], bad
-    url = f"{mage.base}/api/pipeline_schedules/{mage.schedule_id}/pipeline_runs/wrong_token"
+    url = trigger_url(mage.base, mage.schedule_id, "wrong_token")
     status, body = http("POST", url, {"pipeline_run": {"variables": {"month": "2025-02"}}})
     assert status == 401, body
     assert body["error"]["message"].startswith("Invalid token") and "Traceback" not in str(body)

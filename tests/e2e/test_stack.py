@@ -12,13 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,41 +33,17 @@ sys.path.insert(0, str(REPO / "scripts" / "stack"))
 
 import procs  # noqa: E402
 
+from tests.e2e.mage_harness import (  # noqa: E402
+    MageApi,
+    champion_version,
+    free_ports,
+    http,
+    wait_api_version,
+)
+
 SERVICES = ("postgres", "gcs", "mlflow", "api", "mage")
 MONTHS = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05"]
 ROWS = 500
-MAGE_CLIENT_ID = "zkWlN0PkIKSN0C11CfUHUj84OT5XOJ6tDZ6bDRO2"  # Mage's built-in web client key
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _http(
-    method: str,
-    url: str,
-    body: Any = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = 30,
-) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url,
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 class Stack:
@@ -129,78 +102,18 @@ class Stack:
             conn.close()
 
     def mlflow_get(self, path: str) -> Any:
-        status, body = _http("GET", f"{self.mlflow}/api/2.0/mlflow/{path}")
+        status, body = http("GET", f"{self.mlflow}/api/2.0/mlflow/{path}")
         assert status == 200, (path, body)
         return body
 
     def champion(self) -> str:
-        model = self.mlflow_get("registered-models/get?name=persona-classifier")
-        aliases = {a["alias"]: a["version"] for a in model["registered_model"].get("aliases", [])}
-        return aliases["champion"]
+        return champion_version(self.mlflow)
 
     def wait_api_version(self, version: str, timeout: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        body: Any = None
-        while time.monotonic() < deadline:
-            status, body = _http("GET", f"{self.api}/model")
-            if status == 200 and str(body.get("version")) == version:
-                return dict(body)
-            time.sleep(1)
-        raise AssertionError(f"API never served version {version}: {body}")
+        return wait_api_version(self.api, version, timeout)
 
     def log(self, name: str) -> str:
         return (self.var_dir / "log" / f"{name}.log").read_text(errors="replace")
-
-
-class Mage:
-    """Fires the monthly pipeline's API trigger and follows the run (auth is on)."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.base, self.token = stack.mage, stack.env["MAGE_API_TOKEN"]
-        status, body = _http(
-            "POST",
-            f"{self.base}/api/sessions",
-            {
-                "session": {
-                    "email": stack.env["MAGE_ADMIN_EMAIL"],
-                    "password": stack.env["MAGE_ADMIN_PASSWORD"],
-                }
-            },
-            {"X-API-KEY": MAGE_CLIENT_ID},
-        )
-        assert status == 200, body
-        self.headers = {
-            "X-API-KEY": MAGE_CLIENT_ID,
-            "Cookie": f"oauth_token={body['session']['token']}",
-        }
-        status, body = _http(
-            "GET",
-            f"{self.base}/api/pipelines/monthly_persona_cycle/pipeline_schedules",
-            headers=self.headers,
-        )
-        assert status == 200, body
-        api = [s for s in body["pipeline_schedules"] if s["schedule_type"] == "api"]
-        assert len(api) == 1 and api[0]["token"] == self.token, body
-        self.schedule_id = api[0]["id"]
-
-    def run_month(self, month: str, timeout: float = 600) -> dict[str, Any]:
-        url = f"{self.base}/api/pipeline_schedules/{self.schedule_id}/pipeline_runs/{self.token}"
-        status, body = _http("POST", url, {"pipeline_run": {"variables": {"month": month}}})
-        assert status == 200 and "pipeline_run" in body, body
-        run_id = body["pipeline_run"]["id"]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status, body = _http(
-                "GET", f"{self.base}/api/pipeline_runs/{run_id}", headers=self.headers
-            )
-            run = body["pipeline_run"]
-            if run["status"] in ("completed", "failed", "cancelled"):
-                return dict(run)
-            time.sleep(2)
-        raise AssertionError(
-            f"Mage run {run_id} for {month} still {run['status']} after {timeout}s;"
-            f" mage.log ends:\n{self.log('mage')[-3000:]}"
-        )
 
 
 def _pids(stack: Stack) -> list[int]:
@@ -215,7 +128,7 @@ def stack() -> Iterator[Stack]:
     # pytest's 0700 tmp root.
     var_dir = Path(tempfile.mkdtemp(prefix="persona-stack-", dir="/tmp"))
     var_dir.chmod(0o755)
-    ports = dict(zip(SERVICES, _free_ports(len(SERVICES)), strict=True))
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     tag = uuid.uuid4().hex[:8]
     env = {
         **os.environ,
@@ -279,8 +192,8 @@ def stack() -> Iterator[Stack]:
 def test_stack_is_up_and_api_waits_for_a_champion(stack: Stack) -> None:
     rows = json.loads(stack.sh("status", "--json").stdout)
     assert all(r["running"] and r["ready"] for r in rows), rows
-    assert _http("GET", f"{stack.api}/health")[0] == 200
-    status, body = _http("GET", f"{stack.api}/ready")
+    assert http("GET", f"{stack.api}/health")[0] == 200
+    status, body = http("GET", f"{stack.api}/ready")
     assert status == 503, body
     again = stack.sh("up")  # idempotent
     assert again.returncode == 0 and again.stdout.count("already running") == 5, again.stdout
@@ -305,9 +218,12 @@ def test_monthly_cycle_through_mage(stack: Stack) -> None:
     boot = stack.persona("model", "bootstrap")
     assert boot["version"] == "1" and "champion" in boot["aliases"]
     stack.wait_api_version("1")
-    mage = Mage(stack)
+    env = stack.env
+    mage = MageApi(
+        stack.mage, env["MAGE_ADMIN_EMAIL"], env["MAGE_ADMIN_PASSWORD"], env["MAGE_API_TOKEN"]
+    )
     for month in MONTHS:
-        run = mage.run_month(month)
+        run = mage.run_month(month, 600, log_tail=lambda: stack.log("mage"))
         assert run["status"] == "completed", (month, run, stack.log("mage")[-3000:])
         if month == "2025-03":  # the spread month: retrain, gates, promotion
             champion = stack.champion()
@@ -341,7 +257,7 @@ def test_monthly_cycle_through_mage(stack: Stack) -> None:
     assert not (stack.var_dir / "mlartifacts").exists()  # nothing written locally
 
     # API: serves the promoted model.
-    status, body = _http(
+    status, body = http(
         "POST",
         f"{stack.api}/predict",
         {"instances": [{f"x{i}": 0.0 for i in range(1, 11)}, {f"x{i}": 3.0 for i in range(1, 11)}]},
@@ -366,9 +282,9 @@ def test_api_keeps_serving_when_mlflow_is_down(stack: Stack) -> None:
     assert stack.sh("down", "mlflow").returncode == 0
     try:
         time.sleep(8)  # several reload intervals, each failing
-        status, body = _http("GET", f"{stack.api}/ready")
+        status, body = http("GET", f"{stack.api}/ready")
         assert status == 200, body
-        status, body = _http("POST", f"{stack.api}/predict", [{f"x{i}": 1.0 for i in range(1, 11)}])
+        status, body = http("POST", f"{stack.api}/predict", [{f"x{i}": 1.0 for i in range(1, 11)}])
         assert status == 200 and str(body["model_version"]) == "2", body
         log = stack.log("api")
         assert "cannot read the model alias" in log and "keeping the model in use" in log
@@ -445,4 +361,4 @@ def test_postgres_restart_mid_cycle_then_rerun_is_clean(stack: Stack) -> None:
         )
     ]
     assert len(keys) == len(set(keys)), f"a retrain was registered twice: {keys}"
-    assert _http("GET", f"{stack.api}/ready")[0] == 200
+    assert http("GET", f"{stack.api}/ready")[0] == 200
