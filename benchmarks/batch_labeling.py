@@ -55,8 +55,8 @@ def platform_run(url: str, loaded: Any) -> tuple[dict[str, Any], dict[str, Any]]
 
     settings = load_settings(_env_file=None, database_url=url)
     engine = open_store(url)
-    first = label_month(settings, engine, MONTH, loaded=loaded)
-    again = label_month(settings, engine, MONTH, loaded=loaded)
+    first = label_month(settings, engine, MONTH, loaded=loaded).to_dict()
+    again = label_month(settings, engine, MONTH, loaded=loaded).to_dict()
     engine.dispose()
     return first, again
 
@@ -89,7 +89,7 @@ def stages_run(url: str, loaded: Any) -> dict[str, Any]:
     assignments.write_assignments(engine, ids[:head], MONTH, loaded.name, "3", part)
     settings = load_settings(_env_file=None, database_url=url)
     v3 = replace(loaded, version="3")
-    out["resume_v3"] = label_month(settings, engine, MONTH, loaded=v3)
+    out["resume_v3"] = label_month(settings, engine, MONTH, loaded=v3).to_dict()
     engine.dispose()
     return out
 

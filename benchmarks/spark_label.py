@@ -98,7 +98,7 @@ def run_spark(args: argparse.Namespace, method: str) -> dict[str, Any]:
     started = time.perf_counter() - t0
     t1 = time.perf_counter()
     result = label_dataset(spark, settings, args.input, args.output, method=method,
-                           loaded=_loaded(args.model_uri))  # fmt: skip
+                           loaded=_loaded(args.model_uri)).to_dict()  # fmt: skip
     seconds = time.perf_counter() - t1
     out = {"path": f"spark-{method}", "rows": result["rows"], "seconds": seconds,
            "rows_per_s": result["rows"] / seconds, "session_start_s": started,

@@ -88,9 +88,8 @@ def _loaded(settings: Settings, version: str) -> registry.LoadedModel:
     return registry.load_model_for_serving(settings, f"models:/{settings.model_name}/{version}")
 
 
-def _label(engine: Engine, settings: Settings, month: str, loaded: Any) -> int:
-    result = labeling.label_month(settings, engine, month, loaded=loaded)
-    return int(dict(result).get("written", 0) or 0)
+def _label(engine: Engine, settings: Settings, month: Month, loaded: Any) -> int:
+    return labeling.label_month(settings, engine, month, loaded=loaded).written
 
 
 def _window(settings: Settings, engine: Engine, month: Month) -> Window:
@@ -462,7 +461,7 @@ def label_with_champion(settings: Settings, month: str) -> dict[str, Any]:
     month = parse_month(month)
     with _store(settings) as engine:
         result = labeling.label_month(settings, engine, month)
-    return {"month": month, **dict(result)}
+    return {"month": month, **result.to_dict()}
 
 
 def run_year(

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from persona.api_client import API_CHUNK, ApiLabeler
-from persona.errors import StoreError
+from persona.errors import NotIngestedError
 from persona.features import FEATURE_NAMES
 from persona.model import UNASSIGNED_ID
-from persona.months import parse_month
+from persona.months import Month
 from persona.settings import Settings
 from persona.store import assignments, survey_queries
 from persona.store.assignment_copy import factorize
@@ -30,40 +31,73 @@ from persona.store.survey_queries import count_month
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class LabelResult:
+    """What labeling a month did (`to_dict` is the ``--json`` document).
+
+    Attributes:
+        month: The month labelled.
+        model_name: Registered model name (lineage).
+        model_version: Registered model version (lineage).
+        rows: Responses of the month.
+        written: Labels written now.
+        skipped: Labels already there (``rows - written``).
+        persona_mix: Labels of the month per persona id, sorted by id.
+        unassigned_rate: Share of ``unassigned`` labels.
+        seconds: Wall time.
+        rows_per_s: Throughput (None when no time passed).
+        via: ``in-process`` or the API's URL.
+    """
+
+    month: Month
+    model_name: str
+    model_version: str
+    rows: int
+    written: int
+    skipped: int
+    persona_mix: dict[str, int]
+    unassigned_rate: float
+    seconds: float
+    rows_per_s: float | None
+    via: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (the keys of the ``--json`` output)."""
+        return {**asdict(self), "month": str(self.month)}
+
+
 def label_month(
     settings: Settings,
     engine: Any,
-    month: str,
+    month: Month,
     loaded: Any = None,
     *,
     via_api: str | None = None,
     chunk: int = API_CHUNK,
-) -> dict[str, Any]:
+) -> LabelResult:
     """Label every response of a month and store the labels with lineage.
 
     Args:
         settings: Settings (model source; API token for `via_api`).
         engine: The survey store engine.
-        month: ``YYYY-MM``.
+        month: The month.
         loaded: A `registry.LoadedModel` to use; default: the `MODEL_ALIAS` (champion).
         via_api: Base URL of a running persona API (``http://127.0.0.1:8000``) to label
             through instead of in-process.
         chunk: Records per API request (`via_api` only).
 
     Returns:
-        ``month, model_name, model_version, rows, written, skipped, persona_mix,
-        unassigned_rate, seconds, rows_per_s, via``.
+        What was done (`LabelResult`).
 
     Raises:
-        StoreError: The month has no responses.
+        NotIngestedError: The month has no responses.
         RegistryError: No model to label with.
         api_client.LabelingError: The API failed.
     """
     started = time.perf_counter()
-    month = parse_month(month)
     rows = count_month(engine, month)
     if not rows:
-        raise StoreError(f"no survey responses for {month}: ingest the month first")
+        raise NotIngestedError([month], "labeling")
     if via_api:
         labeler: Any = ApiLabeler(via_api, settings.api_token, chunk)
         name, version = labeler.model_identity()
@@ -91,13 +125,13 @@ def label_month(
     )
     log.info(
         "labelled %s with %s v%s: %d rows, %d written in %.2fs",
-        month, name, version, len(frame), written, result["seconds"],
+        month, name, version, len(frame), written, result.seconds,
     )  # fmt: skip
     return result
 
 
 def _result(
-    month: str,
+    month: Month,
     name: str,
     version: str,
     rows: int,
@@ -105,19 +139,19 @@ def _result(
     mix: dict[str, int],
     started: float,
     via: str,
-) -> dict[str, Any]:
+) -> LabelResult:
     seconds = time.perf_counter() - started
     total = sum(mix.values()) or 1
-    return {
-        "month": month,
-        "model_name": name,
-        "model_version": version,
-        "rows": rows,
-        "written": written,
-        "skipped": rows - written,
-        "persona_mix": mix,
-        "unassigned_rate": mix.get(UNASSIGNED_ID, 0) / total,
-        "seconds": round(seconds, 3),
-        "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
-        "via": via,
-    }
+    return LabelResult(
+        month=month,
+        model_name=name,
+        model_version=version,
+        rows=rows,
+        written=written,
+        skipped=rows - written,
+        persona_mix=mix,
+        unassigned_rate=mix.get(UNASSIGNED_ID, 0) / total,
+        seconds=round(seconds, 3),
+        rows_per_s=round(rows / seconds, 1) if seconds > 0 else None,
+        via=via,
+    )

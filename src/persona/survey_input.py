@@ -26,7 +26,7 @@ from persona.features import (
     validate_array,
     validate_frame,
 )
-from persona.months import MonthError, parse_month
+from persona.months import Month, MonthError, parse_month
 
 ID = "respondent_id"
 MONTH = "survey_month"
@@ -39,7 +39,7 @@ Renumber = Callable[[int], int]
 """Maps a 0-based row position to the number shown in errors (file line, 1-based row)."""
 
 
-def frame_hash(frame: pd.DataFrame, month: str) -> str:
+def frame_hash(frame: pd.DataFrame, month: Month) -> str:
     """sha256 of a frame's ids and features plus the month (the idempotence key of frames)."""
     digest = hashlib.sha256(f"frame|{month}|".encode())
     hashed = pd.util.hash_pandas_object(frame.loc[:, [ID, *FEATURE_NAMES]], index=False)
@@ -54,13 +54,13 @@ def bytes_hash(content: bytes, month: str) -> str:
     return digest.hexdigest()
 
 
-def _month_issues(frame: pd.DataFrame, month: str | None) -> tuple[str | None, list[Issue]]:
+def _month_issues(frame: pd.DataFrame, month: Month | None) -> tuple[Month | None, list[Issue]]:
     if MONTH not in frame.columns:
         return month, []
     values = frame[MONTH].astype(TEXT).str.strip().fillna("")
     uniques = [str(v) for v in values.unique()]
-    valid: dict[str, str | None] = {}
-    for value in uniques:
+    valid: dict[str, Month | None] = {}
+    for value in uniques:  # the cells of a file: an edge
         try:
             valid[value] = parse_month(value)
         except MonthError:
@@ -68,9 +68,9 @@ def _month_issues(frame: pd.DataFrame, month: str | None) -> tuple[str | None, l
     if month is None:
         good = [v for v in uniques if valid[v] is not None]
         if len(good) == 1:
-            month = good[0]
+            month = valid[good[0]]
         elif good:
-            month = str(values[values.isin(good)].value_counts().idxmax())
+            month = valid[str(values[values.isin(good)].value_counts().idxmax())]
     issues: list[Issue] = []
     for value in uniques:
         if valid[value] is None:
@@ -142,13 +142,13 @@ def _features(frame: pd.DataFrame, bounds: Bounds, limit: int, what: str) -> np.
 
 def validate_survey_frame(
     frame: pd.DataFrame,
-    month: str | None,
+    month: Month | None,
     bounds: Bounds,
     limit: int,
     what: str,
     note: str,
     renumber: Renumber,
-) -> tuple[str, pa.Array, np.ndarray]:
+) -> tuple[Month, pa.Array, np.ndarray]:
     """Validate a whole input before anything is written.
 
     Args:
@@ -167,7 +167,6 @@ def validate_survey_frame(
         DataValidationError: Wrong columns, bad month cells, empty/long/duplicate ids,
             text/NaN/inf/out-of-range features.
         IngestError: No month at all.
-        MonthError: `month` is not ``YYYY-MM``.
     """
     columns = [str(c) for c in frame.columns]
     issues = [
@@ -181,8 +180,6 @@ def validate_survey_frame(
         expected = ", ".join([ID, f"[{MONTH}]", *FEATURE_NAMES])
         summary = f"invalid {what}: wrong columns (expected {expected})"
         raise DataValidationError(summary, issues[:limit])
-    if month is not None:
-        month = parse_month(month)
     month, issues = _month_issues(frame, month)
     if month is None and issues:  # the column is there, but no cell holds a month
         issues = [Issue(renumber(i.row), i.column, i.message) for i in issues if i.row is not None]
@@ -212,7 +209,7 @@ def validate_survey_frame(
     return month, ids, values
 
 
-def _month_guess(frame: pd.DataFrame, month: str | None) -> str | None:
+def _month_guess(frame: pd.DataFrame, month: Month | None) -> str | None:
     """The month the content hash will most likely use (known for sure after validation)."""
     if month is not None or MONTH not in frame.columns or len(frame) == 0:
         return month
@@ -222,11 +219,11 @@ def _month_guess(frame: pd.DataFrame, month: str | None) -> str | None:
 
 def validate_and_hash(
     frame: pd.DataFrame,
-    month: str | None,
+    month: Month | None,
     content: bytes | None,
     limits: tuple[Bounds, int],
     numbering: tuple[str, str, Renumber],
-) -> tuple[str, pa.Array, np.ndarray, str]:
+) -> tuple[Month, pa.Array, np.ndarray, str]:
     """`validate_survey_frame` plus the content hash (`bytes_hash`, or `frame_hash`).
 
     The file bytes are hashed in a thread (sha256 releases the GIL) for the likely month

@@ -39,7 +39,7 @@ import pandas as pd
 from persona.catalog import Catalog
 from persona.errors import PersonaError
 from persona.features import FEATURE_NAMES
-from persona.months import parse_month
+from persona.months import Month
 
 SCENARIOS: tuple[str, ...] = (
     "stable",
@@ -76,7 +76,7 @@ class MonthPlan:
         scenario: One of `SCENARIOS`.
     """
 
-    month: str
+    month: Month
     n: int
     scenario: str = "stable"
 
@@ -95,8 +95,7 @@ def default_year(
         One `MonthPlan` per month, March = ``spread``, the others ``stable``.
     """
     return [
-        MonthPlan(parse_month(f"{year:04d}-{m:02d}"), n, "spread" if m == 3 else "stable")
-        for m in months
+        MonthPlan(Month(f"{year:04d}-{m:02d}"), n, "spread" if m == 3 else "stable") for m in months
     ]
 
 
@@ -250,7 +249,7 @@ def _structure(
 
 def generate_month(
     catalog: Catalog,
-    month: str,
+    month: Month,
     n: int,
     scenario: str = "stable",
     seed: int = 42,
@@ -293,9 +292,7 @@ def generate_month(
 
     Raises:
         ScenarioError: Unknown scenario, persona, feature or invalid parameter.
-        MonthError: `month` is not ``YYYY-MM``.
     """
-    month = parse_month(month)
     sigma = std if std is not None else (SPREAD_STD if scenario == "spread" else STABLE_STD)
     _check(scenario, n, sigma, membership)
     centroids, ids, persona_shares = _structure(
@@ -331,16 +328,38 @@ def generate_month(
     return survey, truth
 
 
+@dataclass(frozen=True)
+class WrittenMonth:
+    """The files `write_month` wrote for one month.
+
+    Attributes:
+        month: The month.
+        scenario: Its scenario.
+        rows: Respondents.
+        files: Path per kind (``csv``, ``parquet``, ``truth``).
+    """
+
+    month: Month
+    scenario: str
+    rows: int
+    files: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"month", "scenario", "rows", "files": {kind: path}}`` (JSON-ready)."""
+        return {"month": str(self.month), "scenario": self.scenario, "rows": self.rows,
+                "files": dict(self.files)}  # fmt: skip
+
+
 def write_month(
     catalog: Catalog,
-    month: str,
+    month: Month,
     n: int,
     out_dir: str | Path,
     scenario: str = "stable",
     seed: int = 42,
     formats: Sequence[str] = FORMATS,
     **params: Any,
-) -> dict[str, Any]:
+) -> WrittenMonth:
     """Generate a month and write ``survey_YYYY-MM.csv/.parquet`` and ``truth_YYYY-MM.csv``.
 
     Args:
@@ -354,7 +373,7 @@ def write_month(
         **params: Scenario parameters passed to `generate_month`.
 
     Returns:
-        ``{"month", "scenario", "rows", "files": {kind: path}}``.
+        The month and the files written (`WrittenMonth`).
 
     Raises:
         ScenarioError: Unknown format or scenario parameter.
@@ -365,7 +384,6 @@ def write_month(
     survey, truth = generate_month(catalog, month, n, scenario, seed, **params)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    month = parse_month(month)
     files: dict[str, str] = {}
     if "csv" in formats:
         files["csv"] = str(folder / f"survey_{month}.csv")
@@ -375,4 +393,4 @@ def write_month(
         survey.to_parquet(files["parquet"], index=False)
     files["truth"] = str(folder / f"truth_{month}.csv")
     truth.to_csv(files["truth"], index=False)
-    return {"month": month, "scenario": scenario, "rows": n, "files": files}
+    return WrittenMonth(month, scenario, n, files)

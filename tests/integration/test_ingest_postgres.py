@@ -30,6 +30,11 @@ _spec.loader.exec_module(cases)
 COLUMNS = cases.COLUMNS
 
 
+def stored(engine: Engine) -> list[dict[str, object]]:
+    """The stored months as their JSON form."""
+    return [m.to_dict() for m in survey_queries.list_months(engine)]
+
+
 @pytest.fixture
 def engine(pg_url: str) -> Engine:
     engine = open_store(pg_url)
@@ -55,7 +60,7 @@ def test_every_bad_input_is_a_clear_error_and_writes_nothing(
         assert _counts(engine) == (0, 0), name
     with pytest.raises(DataValidationError, match="does not match"):
         good = write_month(cases.CATALOG, "2025-03", 5, tmp_path / "ok", formats=("csv",))
-        survey_ingest.ingest_file(engine, good["files"]["csv"], month="2025-04")
+        survey_ingest.ingest_file(engine, good.files["csv"], month="2025-04")
     assert _counts(engine) == (0, 0)
 
 
@@ -65,9 +70,9 @@ def test_generated_year_loads_back_equal_and_reingest_is_a_no_op(
     plan = default_year(n=300)
     for p in plan:
         info = write_month(cases.CATALOG, p.month, p.n, tmp_path, p.scenario, seed=42)
-        result = survey_ingest.ingest_file(engine, info["files"]["csv"])
+        result = survey_ingest.ingest_file(engine, info.files["csv"])
         assert (result.rows_new, result.already_ingested) == (300, False)
-    assert survey_queries.list_months(engine) == [{"month": p.month, "rows": 300} for p in plan]
+    assert stored(engine) == [{"month": p.month, "rows": 300} for p in plan]
     march = survey_queries.load_month(engine, "2025-03")
     expected, _ = generate_month(cases.CATALOG, "2025-03", 300, "spread", seed=42)
     pd.testing.assert_frame_equal(march[COLUMNS].reset_index(drop=True), expected)
@@ -87,7 +92,7 @@ def test_same_fingerprint_as_sqlite_for_the_same_files(engine: Engine, tmp_path:
     info = write_month(cases.CATALOG, "2025-01", 50, tmp_path, seed=1)
     lite = open_store(f"sqlite:///{tmp_path}/lite.db")
     for target in (engine, lite):
-        survey_ingest.ingest_file(target, info["files"]["csv"])
+        survey_ingest.ingest_file(target, info.files["csv"])
     assert survey_queries.month_fingerprint(
         engine, ["2025-01"]
     ) == survey_queries.month_fingerprint(lite, ["2025-01"])
@@ -102,7 +107,7 @@ def test_partial_overlap_skips_and_counts(engine: Engine) -> None:
     survey_ingest.ingest_frame(engine, survey.iloc[:70])
     result = survey_ingest.ingest_frame(engine, survey.iloc[50:])
     assert (result.rows, result.rows_new, result.rows_skipped) == (50, 30, 20)
-    assert survey_queries.list_months(engine) == [{"month": "2025-02", "rows": 100}]
+    assert stored(engine) == [{"month": "2025-02", "rows": 100}]
 
 
 def test_a_failure_after_copy_rolls_everything_back(

@@ -67,12 +67,12 @@ def test_label_month_idempotent_with_lineage(
     expected = v1.model.predict(frame.loc[:, list(FEATURE_NAMES)].to_numpy())
 
     first = label_month(settings, engine, "2025-04", loaded=v1)
-    assert (first["rows"], first["written"], first["skipped"]) == (N, N, 0)
-    assert first["model_version"] == "1" and sum(first["persona_mix"].values()) == N
-    assert 0 < first["persona_mix"]["unassigned"] < N
+    assert (first.rows, first.written, first.skipped) == (N, N, 0)
+    assert first.model_version == "1" and sum(first.persona_mix.values()) == N
+    assert 0 < first.persona_mix["unassigned"] < N
     again = label_month(settings, engine, "2025-04", loaded=v1)
-    assert (again["written"], again["skipped"]) == (0, N)
-    assert again["persona_mix"] == first["persona_mix"]
+    assert (again.written, again.skipped) == (0, N)
+    assert again.persona_mix == first.persona_mix
 
     stored = assignments.load_assignments(engine, "2025-04", "persona-classifier", "1")
     assert len(stored) == N and stored["response_id"].is_unique
@@ -87,10 +87,10 @@ def test_label_month_idempotent_with_lineage(
 
     v2 = _v2(v1)
     third = label_month(settings, engine, "2025-04", loaded=v2)
-    assert third["written"] == N and set(third["persona_mix"]) <= {"p", "q"}
+    assert third.written == N and set(third.persona_mix) <= {"p", "q"}
     assert assignments.count_assignments(engine, "2025-04", "persona-classifier", "1") == N
-    assert assignments.persona_mix(engine, "2025-04", "persona-classifier", "2") == third[
-        "persona_mix"]  # fmt: skip
+    mix = assignments.persona_mix(engine, "2025-04", "persona-classifier", "2")
+    assert mix == third.persona_mix
     assert len(assignments.load_assignments(engine, "2025-04")) == 2 * N
     assert assignments.count_assignments(engine, "2025-03", "persona-classifier", "1") == 0
 
@@ -104,7 +104,7 @@ def test_partial_rerun_writes_only_missing_rows(engine: Any, make_settings: Any)
     assert assignments.write_assignments(engine, ids, "2025-04", v1.name, "1", pred) == 1000
     assert assignments.write_assignments(engine, ids, "2025-04", v1.name, "1", pred) == 0
     result = label_month(make_settings(), engine, "2025-04", loaded=v1)
-    assert (result["written"], result["skipped"]) == (N - 1000, 1000)
+    assert (result.written, result.skipped) == (N - 1000, 1000)
     assert assignments.count_assignments(engine, "2025-04", v1.name, "1") == N
 
 
@@ -123,7 +123,7 @@ def test_label_via_api_matches_in_process(pg_url: str, make_settings: Any) -> No
     finally:
         server.shutdown()
         thread.join(5)
-    assert result["via"] == url and result["written"] == N and result["model_version"] == "1"
+    assert result.via == url and result.written == N and result.model_version == "1"
     frame = survey_queries.load_month(engine, "2025-04")
     expected = v1.model.predict(frame.loc[:, list(FEATURE_NAMES)].to_numpy())
     stored = assignments.load_assignments(engine, "2025-04", v1.name, "1")
@@ -143,8 +143,8 @@ def test_label_with_registered_champion(pg_url: str, make_settings: Any) -> None
     settings = make_settings(database_url=pg_url)
     version = bootstrap(settings, engine)["version"]
     result = label_month(settings, engine, "2025-04")
-    assert result["model_name"] == settings.model_name
-    assert result["model_version"] == version and result["written"] == N
+    assert result.model_name == settings.model_name
+    assert result.model_version == version and result.written == N
     assert assignments.count_assignments(engine, "2025-04", settings.model_name, version) == N
     engine.dispose()
 
@@ -214,7 +214,7 @@ def test_copy_writes_exact_labels_on_both_paths(pg_url: str, make_settings: Any)
     before = utcnow()
     assert assignments.write_assignments(engine, ids[::3], *args, _take(expected, 3)) == 1000
     result = label_month(make_settings(), engine, "2025-04", loaded=loaded)
-    assert (result["written"], result["skipped"]) == (N - 1000, 1000)
+    assert (result.written, result.skipped) == (N - 1000, 1000)
     stored = assignments.load_assignments(engine, *args).set_index("response_id")
     stored = stored.loc[frame["response_id"]]
     assert stored["persona_id"].tolist() == expected.persona_id.tolist()
@@ -224,7 +224,7 @@ def test_copy_writes_exact_labels_on_both_paths(pg_url: str, make_settings: Any)
     np.testing.assert_array_equal(stored["margin"], expected.margin)
     assert stored["assigned_at"].nunique() == 2  # one time per write, in UTC
     assert before <= stored["assigned_at"].min() <= stored["assigned_at"].max() <= utcnow()
-    assert label_month(make_settings(), engine, "2025-04", loaded=loaded)["written"] == 0
+    assert label_month(make_settings(), engine, "2025-04", loaded=loaded).written == 0
     engine.dispose()
 
 
@@ -288,8 +288,8 @@ def test_labeling_a_version_2_database_needs_no_migration(pg_url: str, make_sett
     engine = _store(pg_url)
     v1 = _v1()
     first = label_month(make_settings(), engine, "2025-04", loaded=v1)
-    assert first["written"] == N
-    assert label_month(make_settings(), engine, "2025-04", loaded=v1)["written"] == 0
+    assert first.written == N
+    assert label_month(make_settings(), engine, "2025-04", loaded=v1).written == 0
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(DISTINCT assignment_id) FROM persona_assignments")
         assert cur.fetchone() == (N,)

@@ -94,8 +94,8 @@ def test_labels_equal_single_machine_row_for_row(
     out = tmp_path / "labels"
     settings = make_settings()
     result = label_dataset(spark, settings, dataset, str(out), loaded=loaded)
-    assert result["rows"] == len(months)
-    assert result["model_version"] == "7" and result["method"] == "arrays"
+    assert result.rows == len(months)
+    assert result.model_version == "7" and result.method == "arrays"
     parts = sorted(
         p.name for p in (out / "model_name=persona-classifier" / "model_version=7").iterdir()
     )
@@ -112,7 +112,7 @@ def test_labels_equal_single_machine_row_for_row(
     assert 0 < got["unassigned"].sum() < len(got)  # the shifted month leaves some unassigned
     # Rerun: the run's partitions are replaced, not appended to.
     again = label_dataset(spark, settings, dataset, str(out), loaded=loaded, month="2025-02")
-    assert again["rows"] == 1200
+    assert again.rows == 1200
     assert len(pd.read_parquet(out)) == len(months)
 
 
@@ -138,7 +138,7 @@ def test_spark_udf_gives_the_same_labels(
     out = tmp_path / "labels"
     result = label_dataset(spark, settings, dataset, str(out), month="2025-03",
                            method="spark_udf", loaded=pyfunc)  # fmt: skip
-    assert result["rows"] == 1200 and result["method"] == "spark_udf"
+    assert result.rows == 1200 and result.method == "spark_udf"
     got = pd.read_parquet(out).sort_values("response_id", ignore_index=True)
     expected = _expected(loaded.model, months[months.survey_month == "2025-03"])
     assert got["persona_id"].tolist() == expected["persona_id"].tolist()
@@ -241,7 +241,7 @@ def test_jdbc_appends_to_persona_assignments_once(
     out = str(tmp_path / "labels")
     first = label_dataset(spark, settings, str(src), out, jdbc=True, loaded=loaded)
     again = label_dataset(spark, settings, str(src), out, jdbc=True, loaded=loaded)
-    assert (first["jdbc_written"], again["jdbc_written"]) == (900, 0)
+    assert (first.jdbc_written, again.jdbc_written) == (900, 0)
     stored = assignments.load_assignments(engine, "2025-04", loaded.name, "7")
     expected = _expected(loaded.model, frame)
     assert stored["response_id"].tolist() == expected["response_id"].tolist()

@@ -143,6 +143,10 @@ def test_ingest_explicit_month_and_missing_paths(env: dict[str, str], tmp_path: 
     csv = tmp_path / "var" / "data" / "survey_2025-03.csv"
     code, out, _ = run("data", "ingest", str(csv), "--month", "2025-04", "--json")
     assert code == 2 and "does not match" in json.loads(out)["failed"]["error"]
+    code, out, _ = run("data", "ingest", str(csv), "--month", "2025/03", "--json")
+    failed = json.loads(out)["failed"]  # checked at the edge, reported as the first file's
+    assert code == 2 and failed["type"] == "MonthError" and "'2025/03'" in failed["error"]
+    assert failed["file"] == str(csv) and json.loads(out)["files"] == []
     code, out, _ = run("data", "ingest", str(csv), "--month", "2025-03", "--json")
     assert code == 0 and json.loads(out)["files"][0]["rows_new"] == 5
     code, out, err = run("data", "ingest", str(tmp_path / "nowhere"), "--json")

@@ -45,14 +45,14 @@ def parse_month_numbers(text: str) -> list[int]:
 
 
 def _overrides(items: list[str]) -> dict[str, str]:
-    found = {}
+    found: dict[str, str] = {}
     for item in items:
         month, sep, scenario = item.partition("=")
         if not sep or scenario not in SCENARIOS:
             raise ScenarioError(
                 f"--scenario-for {item!r}: expected YYYY-MM=SCENARIO with one of {list(SCENARIOS)}"
             )
-        found[str(parse_month(month))] = scenario
+        found[parse_month(month)] = scenario
     return found
 
 
@@ -90,9 +90,8 @@ def generate(
             for p in plan:
                 scenario = overrides.get(p.month, p.scenario)
                 start(f"generate {p.month} ({p.n:,} rows, {scenario})")
-                written.append(
-                    write_month(catalog, p.month, p.n, folder, scenario, base_seed, formats)
-                )
+                made = write_month(catalog, p.month, p.n, folder, scenario, base_seed, formats)
+                written.append(made.to_dict())
                 done()
     emit({"out": str(folder), "seed": base_seed, "months": written}, as_json, _render_generated)
 
@@ -141,12 +140,17 @@ def ingest(
     bounds = Bounds(cfg.feature_min, cfg.feature_max)
     results: list[dict[str, Any]] = []
     failure: PersonaError | None = None
+    try:
+        wanted = None if month is None else parse_month(month)
+    except PersonaError as exc:  # reported as the first file's failure, nothing ingested
+        _finish(results, exc, files, as_json)
+        return
     with progress("ingest", total=len(files)) as (start, done):
         for file in files:
             start(f"ingest {file.name} ({size_text(file.stat().st_size)})")
             try:
                 result = survey_ingest.ingest_file(
-                    engine, file, month=month, bounds=bounds, error_limit=cfg.ingest_error_limit
+                    engine, file, month=wanted, bounds=bounds, error_limit=cfg.ingest_error_limit
                 )
             except PersonaError as exc:
                 failure = exc
@@ -205,7 +209,8 @@ def months_(as_json: bool = JSON_OPTION) -> None:
     with errors_to_exit(as_json):
         engine = open_store(cfg.database_url)
         found = survey_queries.list_months(engine)
-    emit({"months": found, "total_rows": sum(m["rows"] for m in found)}, as_json, _render_months)
+    document = {"months": [m.to_dict() for m in found], "total_rows": sum(m.rows for m in found)}
+    emit(document, as_json, _render_months)
 
 
 def _render_months(result: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from persona.cli._common import JSON_OPTION, console, emit, errors_to_exit, settings
 from persona.cli._progress import progress
+from persona.months import parse_month
 
 
 def label(
@@ -24,13 +25,14 @@ def label(
         from persona.labeling import label_month
         from persona.store.engine import open_store
 
+        wanted = parse_month(month)
         engine = open_store(cfg.database_url)
         try:
-            with progress(f"label {month} with the {cfg.model_alias}"):
-                result = label_month(cfg, engine, month, via_api=via_api or None)
+            with progress(f"label {wanted} with the {cfg.model_alias}"):
+                result = label_month(cfg, engine, wanted, via_api=via_api or None)
         finally:
             engine.dispose()
-    emit(result, as_json, render)
+    emit(result.to_dict(), as_json, render)
 
 
 def render(result: dict[str, Any]) -> None:

@@ -34,13 +34,15 @@ def label(
     """Label every row of a Parquet dataset with the champion on Spark, with lineage."""
     cfg = settings()
     with errors_to_exit(as_json):
+        from persona.months import parse_month
         from persona.spark.label import label_dataset
         from persona.spark.session import start_session
 
+        wanted = None if month is None else parse_month(month)  # before Spark starts
         spark = start_session(cfg, "persona-spark-label")
-        result = label_dataset(spark, cfg, input_path, output, month=month, method=method,
+        result = label_dataset(spark, cfg, input_path, output, month=wanted, method=method,
                                jdbc=jdbc)  # fmt: skip
-    emit(result, as_json, render_label)
+    emit(result.to_dict(), as_json, render_label)
 
 
 @app.command("monitor")

@@ -25,6 +25,7 @@ from persona.features import FEATURE_NAMES
 from persona.model import calibrate_radii, from_catalog
 from persona.monitoring.check import check
 from persona.monitoring.policy import VERDICTS, decide
+from persona.months import Month
 from persona.settings import Settings
 from persona.synth import generate_month
 
@@ -182,13 +183,16 @@ def _catalog(path: str) -> Catalog:
 def judge_month(settings: Settings, case: Case, n: int, seed: int) -> str:
     """Verdict of one seeded month against its own fresh stable reference."""
     catalog = _catalog(str(settings.persona_catalog))
-    reference, _ = generate_month(catalog, "2025-01", case.reference_rows, "stable", seed=seed)
+    reference, _ = generate_month(
+        catalog, Month("2025-01"), case.reference_rows, "stable", seed=seed
+    )
     ref_x = reference[list(FEATURE_NAMES)].to_numpy()
     radii = calibrate_radii(
         from_catalog(catalog), ref_x, settings.radius_quantile, settings.radius_scale
     )
     model = from_catalog(catalog, radii)
-    current, _ = generate_month(catalog, "2025-02", n, case.scenario, seed=seed, **case.params)
+    month = Month("2025-02")
+    current, _ = generate_month(catalog, month, n, case.scenario, seed=seed, **case.params)
     cur_x = current[list(FEATURE_NAMES)].to_numpy()
     result = check(cur_x, ref_x, model, settings, seed=seed, evidently=False)
     return decide(result, settings).verdict

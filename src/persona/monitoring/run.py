@@ -18,7 +18,7 @@ from persona.monitoring.check import CheckResult, check
 from persona.monitoring.policy import VERDICTS, Decision, decide
 from persona.monitoring.report import RULES, report_name, write_report
 from persona.monitoring.workspace import add_check_safely
-from persona.months import parse_month
+from persona.months import Month, parse_month
 from persona.settings import Settings
 from persona.store import monitoring as runs_store
 
@@ -40,7 +40,7 @@ _POLICY_FIELDS = (
 )
 
 
-def _reference(settings: Settings, engine: Engine, given: Sequence[str] | None) -> list[str]:
+def _reference(settings: Settings, engine: Engine, given: Sequence[str] | None) -> list[Month]:
     from persona import registry
     from persona.store import survey_queries
 
@@ -52,10 +52,10 @@ def _reference(settings: Settings, engine: Engine, given: Sequence[str] | None) 
     months = survey_queries.list_months(engine)
     if not months:
         raise MonitoringError("no survey month is ingested; no reference window to compare with")
-    return [str(months[0]["month"])]
+    return [months[0].month]
 
 
-def _data_hash(settings: Settings, engine: Engine, month: str, refs: list[str]) -> str:
+def _data_hash(settings: Settings, engine: Engine, month: Month, refs: list[Month]) -> str:
     from persona.store import survey_queries
 
     policy = {name: getattr(settings, name) for name in _POLICY_FIELDS}
@@ -67,7 +67,7 @@ def _data_hash(settings: Settings, engine: Engine, month: str, refs: list[str]) 
     return digest.hexdigest()
 
 
-def _load(engine: Engine, months: list[str], columns: tuple[str, ...]) -> Any:
+def _load(engine: Engine, months: list[Month], columns: tuple[str, ...]) -> Any:
     from persona.store import survey_queries
 
     frame = survey_queries.load_months(engine, months)
@@ -211,12 +211,14 @@ def run_check(
     cur_x = _load(engine, [month], model.feature_names)
     result = check(cur_x, ref_x, model, settings, seed=settings.random_seed)
     decision = decide(result, settings)
-    path = Path(settings.reports_dir) / report_name(month, refs, str(loaded.version), data_hash)
+    ref_names: list[str] = list(refs)
+    report_file = report_name(month, ref_names, str(loaded.version), data_hash)
+    path = Path(settings.reports_dir) / report_file
     report = write_report(
         result,
         decision,
         month,
-        refs,
+        ref_names,
         path,
         rules={name: getattr(settings, name, None) for name in RULES},
         metadata={"model_version": str(loaded.version), "data_hash": data_hash[:12]},

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ import pandas as pd
 from persona.errors import DataValidationError, Issue
 from persona.features import FEATURE_NAMES
 from persona.model import UNASSIGNED_ID, PersonaModel, model_from_dict, model_to_dict
-from persona.months import parse_month
+from persona.months import Month
 from persona.settings import Settings
 from persona.spark.session import SparkJobError
 
@@ -46,13 +47,13 @@ PARTITION_COLUMNS = ("model_name", "model_version", MONTH_COLUMN)
 METHODS = ("arrays", "spark_udf")
 
 
-def read_dataset(spark: Any, path: str, month: str | None = None) -> Any:
+def read_dataset(spark: Any, path: str, month: Month | None = None) -> Any:
     """Read a Parquet dataset of respondents and check its columns (lazy).
 
     Args:
         spark: The SparkSession.
         path: A local path or ``gs://bucket/prefix`` holding Parquet files.
-        month: Keep only this ``YYYY-MM`` (needs a `survey_month` column), or give a dataset
+        month: Keep only this month (needs a `survey_month` column), or give a dataset
             without one its month.
 
     Returns:
@@ -84,7 +85,6 @@ def read_dataset(spark: Any, path: str, month: str | None = None) -> Any:
     if issues:
         raise DataValidationError(f"{path} is not a respondent dataset", issues)
     if month is not None:
-        month = parse_month(month)
         if MONTH_COLUMN in types:
             frame = frame.where(F.col(MONTH_COLUMN) == month)
         else:
@@ -200,17 +200,55 @@ def with_lineage(labels: Any, model_name: str, model_version: str, labeled_at: A
     )
 
 
+@dataclass(frozen=True)
+class SparkLabelResult:
+    """What labeling a dataset on Spark did (`to_dict` is the ``--json`` document).
+
+    Attributes:
+        input: The Parquet respondents read.
+        output: Root of the partitioned Parquet labels written.
+        month: The month kept (None: every month of the dataset).
+        model_name: Registered model name (lineage).
+        model_version: Registered model version (lineage).
+        method: ``arrays`` or ``spark_udf``.
+        rows: Labels written.
+        persona_mix: Labels per persona id, sorted by id.
+        unassigned_rate: Share of ``unassigned`` labels (None without rows).
+        jdbc_written: Rows appended to `persona_assignments` (None without ``--jdbc``).
+        seconds: Wall time.
+        rows_per_s: Throughput (None when no time passed).
+    """
+
+    input: str
+    output: str
+    month: Month | None
+    model_name: str
+    model_version: str
+    method: str
+    rows: int
+    persona_mix: dict[str, int]
+    unassigned_rate: float | None
+    jdbc_written: int | None
+    seconds: float
+    rows_per_s: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        month = None if self.month is None else str(self.month)
+        return {**asdict(self), "month": month}
+
+
 def label_dataset(
     spark: Any,
     settings: Settings,
     input_path: str,
     output_path: str,
     *,
-    month: str | None = None,
+    month: Month | None = None,
     method: str | None = None,
     jdbc: bool = False,
     loaded: Any = None,
-) -> dict[str, Any]:
+) -> SparkLabelResult:
     """Label every row of a Parquet dataset and write the labels with lineage.
 
     The executors read, label and write; the driver only plans the job and, for the
@@ -227,8 +265,7 @@ def label_dataset(
         loaded: A `registry.LoadedModel`; default the `MODEL_ALIAS` version.
 
     Returns:
-        ``input, output, month, model_name, model_version, method, rows, persona_mix,
-        unassigned_rate, jdbc_written, seconds, rows_per_s``.
+        What was done (`SparkLabelResult`).
 
     Raises:
         SparkJobError: The job failed (nothing of this run is left in the output).
@@ -263,27 +300,27 @@ def label_dataset(
         jdbc_written = write_assignments_jdbc(written, settings)
     rows = sum(mix.values())
     seconds = time.perf_counter() - started
-    result = {
-        "input": input_path,
-        "output": output_path,
-        "month": month,
-        "model_name": loaded.name,
-        "model_version": str(loaded.version),
-        "method": method,
-        "rows": rows,
-        "persona_mix": mix,
-        "unassigned_rate": mix.get(UNASSIGNED_ID, 0) / rows if rows else None,
-        "jdbc_written": jdbc_written,
-        "seconds": round(seconds, 3),
-        "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
-    }
+    result = SparkLabelResult(
+        input=input_path,
+        output=output_path,
+        month=month,
+        model_name=loaded.name,
+        model_version=str(loaded.version),
+        method=method,
+        rows=rows,
+        persona_mix=mix,
+        unassigned_rate=mix.get(UNASSIGNED_ID, 0) / rows if rows else None,
+        jdbc_written=jdbc_written,
+        seconds=round(seconds, 3),
+        rows_per_s=round(rows / seconds, 1) if seconds > 0 else None,
+    )
     log.info("spark-labelled %s with %s v%s (%s): %d rows in %.1fs", input_path,
              loaded.name, loaded.version, method, rows, seconds)  # fmt: skip
     return result
 
 
 def read_labels(
-    spark: Any, output_path: str, model_name: str, model_version: str, month: str | None = None
+    spark: Any, output_path: str, model_name: str, model_version: str, month: Month | None = None
 ) -> Any:
     """Read back the labels one model version wrote under `output_path` (lazy)."""
     from pyspark.sql import functions as F
@@ -292,7 +329,7 @@ def read_labels(
         (F.col("model_name") == model_name) & (F.col("model_version") == str(model_version))
     )
     if month is not None:
-        labels = labels.where(F.col(MONTH_COLUMN) == parse_month(month))
+        labels = labels.where(F.col(MONTH_COLUMN) == month)
     return labels
 
 

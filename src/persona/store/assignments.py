@@ -43,7 +43,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from persona.errors import StoreError
 from persona.model import Prediction
-from persona.months import parse_month
+from persona.months import Month
 from persona.store.assignment_copy import COPY_COLUMNS, copy_into, copy_stream
 from persona.store.engine import utcnow
 from persona.store.schema import persona_assignments as pa_table
@@ -68,7 +68,7 @@ _staging = Table(
 def write_assignments(
     engine: Engine,
     response_ids: Sequence[int] | np.ndarray,
-    month: str,
+    month: Month,
     model_name: str,
     model_version: str,
     prediction: Prediction,
@@ -78,7 +78,7 @@ def write_assignments(
     Args:
         engine: The store engine.
         response_ids: Response id of each labelled row, in prediction order.
-        month: ``YYYY-MM`` of the responses.
+        month: The month of the responses.
         model_name: Registered model name (lineage).
         model_version: Registered model version (lineage).
         prediction: The labels (persona id/name, nearest id, distance, margin).
@@ -89,7 +89,6 @@ def write_assignments(
     Raises:
         StoreError: The write failed (nothing is written then), e.g. an unknown response id.
     """
-    month = parse_month(month)
     ids = np.asarray(response_ids, dtype=np.int64)
     if len(ids) != len(prediction):
         raise StoreError(f"{len(ids)} response ids for {len(prediction)} predictions")
@@ -134,7 +133,7 @@ def _gap_free_responses(conn: Connection, ids: np.ndarray) -> bool:
 
 
 def first_unknown_response(
-    conn: Connection, month: str, model_name: str, model_version: str
+    conn: Connection, month: Month, model_name: str, model_version: str
 ) -> int | None:
     """The smallest response id a model version labelled in a month that is not a response.
 
@@ -205,28 +204,28 @@ def _insert_sqlite(
     return _count(conn, month, model_name, model_version) - before
 
 
-def _where(month: str, model_name: str, model_version: str) -> Any:
+def _where(month: Month, model_name: str, model_version: str) -> Any:
     c = pa_table.c
     return (
-        (c.survey_month == parse_month(month))
+        (c.survey_month == month)
         & (c.model_name == model_name)
         & (c.model_version == str(model_version))
     )
 
 
-def _count(conn: Connection, month: str, model_name: str, model_version: str) -> int:
+def _count(conn: Connection, month: Month, model_name: str, model_version: str) -> int:
     query = (
         select(func.count()).select_from(pa_table).where(_where(month, model_name, model_version))
     )
     return int(conn.execute(query).scalar_one())
 
 
-def count_assignments(engine: Engine, month: str, model_name: str, model_version: str) -> int:
+def count_assignments(engine: Engine, month: Month, model_name: str, model_version: str) -> int:
     """Count the labels a model version wrote for a month.
 
     Args:
         engine: The store engine.
-        month: ``YYYY-MM``.
+        month: The month.
         model_name: Registered model name.
         model_version: Registered model version.
     """
@@ -237,7 +236,9 @@ def count_assignments(engine: Engine, month: str, model_name: str, model_version
         raise StoreError(f"cannot count persona assignments of {month}: {exc}") from exc
 
 
-def persona_mix(engine: Engine, month: str, model_name: str, model_version: str) -> dict[str, int]:
+def persona_mix(
+    engine: Engine, month: Month, model_name: str, model_version: str
+) -> dict[str, int]:
     """Count a model version's labels of a month per persona id.
 
     Returns:
@@ -258,13 +259,13 @@ def persona_mix(engine: Engine, month: str, model_name: str, model_version: str)
 
 
 def load_assignments(
-    engine: Engine, month: str, model_name: str | None = None, model_version: str | None = None
+    engine: Engine, month: Month, model_name: str | None = None, model_version: str | None = None
 ) -> pd.DataFrame:
     """Load a month's labels, optionally of one model (and version), by response id.
 
     Args:
         engine: The store engine.
-        month: ``YYYY-MM``.
+        month: The month.
         model_name: Only this model (all models when None).
         model_version: Only this version (all versions when None).
 
@@ -272,7 +273,7 @@ def load_assignments(
         Every column of `persona_assignments` (empty frame when there are none).
     """
     c = pa_table.c
-    condition = c.survey_month == parse_month(month)
+    condition = c.survey_month == month
     if model_name is not None:
         condition &= c.model_name == model_name
     if model_version is not None:

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from persona.errors import IngestError, StoreError
 from persona.features import DEFAULT_BOUNDS, Bounds
+from persona.months import Month
 from persona.store.engine import utcnow
 from persona.store.schema import ingest_batches
 from persona.store.survey_write import SurveyRows
@@ -56,7 +57,7 @@ class IngestResult:
     """
 
     source: str
-    month: str
+    month: Month
     content_hash: str
     rows: int
     rows_new: int
@@ -66,8 +67,8 @@ class IngestResult:
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return asdict(self)
+        """Return a JSON-ready dict (the keys of ``persona data ingest --json``)."""
+        return {**asdict(self), "month": str(self.month)}
 
 
 def _existing_batch(conn: Connection, content_hash: str) -> str | None:
@@ -80,7 +81,7 @@ def _write(
     engine: Engine,
     ids: pa.Array,
     values: np.ndarray,
-    month: str,
+    month: Month,
     source: str,
     content_hash: str,
     direct: bool = True,
@@ -128,7 +129,7 @@ def _write(
 def _ingest(
     engine: Engine,
     frame: pd.DataFrame,
-    month: str | None,
+    month: Month | None,
     source: str,
     limits: tuple[Bounds, int],
     numbering: tuple[str, str, Renumber],
@@ -147,7 +148,7 @@ def _ingest(
 def ingest_frame(
     engine: Engine,
     frame: pd.DataFrame,
-    month: str | None = None,
+    month: Month | None = None,
     source: str = "<frame>",
     *,
     bounds: Bounds = DEFAULT_BOUNDS,
@@ -170,7 +171,6 @@ def ingest_frame(
     Raises:
         DataValidationError: Bad columns or rows (0-based row positions); nothing written.
         IngestError: No month, or an empty frame.
-        MonthError: `month` is not ``YYYY-MM``.
         StoreError: The database write failed; nothing written.
     """
     if len(frame) == 0:
@@ -183,7 +183,7 @@ def ingest_file(
     engine: Engine,
     path: str | Path,
     *,
-    month: str | None = None,
+    month: Month | None = None,
     bounds: Bounds = DEFAULT_BOUNDS,
     error_limit: int = 20,
 ) -> IngestResult:
@@ -205,7 +205,6 @@ def ingest_file(
         DataValidationError: Bad columns or rows: CSV rows are file line numbers (line 1
             is the header), Parquet rows are 1-based. Nothing is written.
         IngestError: Missing/empty/unreadable file, no month, unknown file type.
-        MonthError: `month` is not ``YYYY-MM``.
         StoreError: The database write failed; nothing written.
     """
     path = Path(path)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from persona.errors import NotIngestedError, StoreError
 from persona.features import FEATURE_NAMES
-from persona.months import Month, Window, month_range, parse_month
+from persona.months import Month, Window, month_range
 from persona.store.copy_codec import read_tuples, tuple_dtype
 from persona.store.schema import ingest_batches, survey_responses
 from persona.survey_input import ID, MONTH
@@ -31,12 +32,12 @@ _DTYPES = {"response_id": "int64", ID: "object", MONTH: "object"}
 _MONTH_BYTES = 7  # YYYY-MM
 
 
-def load_months(engine: Engine, months: Sequence[str]) -> pd.DataFrame:
+def load_months(engine: Engine, months: Iterable[Month]) -> pd.DataFrame:
     """Load the responses of several months, ordered by month then response id.
 
     Args:
         engine: The store engine.
-        months: ``YYYY-MM`` months.
+        months: The months (a `Window`, or any months; repeats are read once).
 
     Returns:
         Columns ``response_id, respondent_id, survey_month, x1..x10`` (empty if none).
@@ -44,7 +45,7 @@ def load_months(engine: Engine, months: Sequence[str]) -> pd.DataFrame:
     Raises:
         StoreError: The store cannot be read.
     """
-    wanted = sorted({parse_month(m) for m in months})
+    wanted = sorted(set(months))
     try:
         if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg2":
             snapshot = engine.connect().execution_options(isolation_level="REPEATABLE READ")
@@ -132,12 +133,12 @@ def _parse_rows(payload: memoryview, width: int, count: int, months: int) -> pd.
     return frame
 
 
-def load_month(engine: Engine, month: str) -> pd.DataFrame:
+def load_month(engine: Engine, month: Month) -> pd.DataFrame:
     """Load one month's responses ordered by response id (file order).
 
     Args:
         engine: The store engine.
-        month: ``YYYY-MM``.
+        month: The month.
 
     Returns:
         Columns ``response_id, respondent_id, survey_month, x1..x10`` (empty if none).
@@ -145,17 +146,16 @@ def load_month(engine: Engine, month: str) -> pd.DataFrame:
     return load_months(engine, [month])
 
 
-def count_month(engine: Engine, month: str) -> int:
+def count_month(engine: Engine, month: Month) -> int:
     """Count one month's stored responses (one index-backed query).
 
     Args:
         engine: The store engine.
-        month: ``YYYY-MM``.
+        month: The month.
 
     Raises:
         StoreError: The store cannot be read.
     """
-    month = parse_month(month)
     query = select(func.count()).where(survey_responses.c[MONTH] == month)
     try:
         with engine.connect() as conn:
@@ -164,22 +164,42 @@ def count_month(engine: Engine, month: str) -> int:
         raise StoreError(f"cannot count the survey responses of {month}: {exc}") from exc
 
 
-def list_months(engine: Engine) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class StoredMonth:
+    """A month held by the store.
+
+    Attributes:
+        month: The month.
+        rows: Its stored responses.
+    """
+
+    month: Month
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"month": "2025-01", "rows": 500}`` (JSON-ready)."""
+        return {"month": str(self.month), "rows": self.rows}
+
+
+def list_months(engine: Engine) -> list[StoredMonth]:
     """List the stored months with their row counts, oldest first.
 
     Returns:
-        ``[{"month": "2025-01", "rows": 500}, ...]``.
+        One `StoredMonth` per month (the month text read back is checked: a file-like edge).
+
+    Raises:
+        StoreError: The store cannot be read.
     """
     month = survey_responses.c[MONTH]
     query = select(month, func.count()).group_by(month).order_by(month)
     try:
         with engine.connect() as conn:
-            return [{"month": str(m), "rows": int(n)} for m, n in conn.execute(query)]
+            return [StoredMonth(Month(m), int(n)) for m, n in conn.execute(query)]
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot list survey months: {exc}") from exc
 
 
-def month_fingerprint(engine: Engine, months: Sequence[str]) -> str:
+def month_fingerprint(engine: Engine, months: Iterable[Month]) -> str:
     """A sha256 over the months' ingest batches (content hash and rows written).
 
     Batches that wrote no new rows (a re-ingest of the same data in another format) do
@@ -187,12 +207,12 @@ def month_fingerprint(engine: Engine, months: Sequence[str]) -> str:
 
     Args:
         engine: The store engine.
-        months: ``YYYY-MM`` months.
+        months: The months (order and repeats do not matter).
 
     Returns:
         Hex digest.
     """
-    wanted = sorted({parse_month(m) for m in months})
+    wanted = sorted(set(months))
     batches = ingest_batches.c
     query = (
         select(batches.survey_month, batches.content_hash, batches.rows_new)
@@ -220,7 +240,7 @@ def stored_window(engine: Engine, last: Month, size: int, purpose: str = "traini
         StoreError: The store cannot be read.
     """
     wanted = set(month_range(last.add(1 - max(size, 1)), last))
-    stored = [row["month"] for row in list_months(engine) if row["month"] in wanted]
+    stored = [row.month for row in list_months(engine) if row.month in wanted]
     if last not in stored:
         raise NotIngestedError([last], purpose)
     return Window.of(stored)
@@ -236,10 +256,10 @@ def earliest_month(engine: Engine, purpose: str = "") -> Month:
     months = list_months(engine)
     if not months:
         raise NotIngestedError([], purpose)
-    return Month(months[0]["month"])
+    return months[0].month
 
 
-def feature_rows(engine: Engine, months: Sequence[Month], purpose: str = "") -> np.ndarray:
+def feature_rows(engine: Engine, months: Iterable[Month], purpose: str = "") -> np.ndarray:
     """The feature columns of some months' rows, shape (rows, 10), float64.
 
     Args:
@@ -251,7 +271,8 @@ def feature_rows(engine: Engine, months: Sequence[Month], purpose: str = "") -> 
         NotIngestedError: The months hold no rows.
         StoreError: The store cannot be read.
     """
-    frame = load_months(engine, months)
+    wanted = sorted(set(months))
+    frame = load_months(engine, wanted)
     if frame.empty:
-        raise NotIngestedError(sorted(set(months)), purpose)
+        raise NotIngestedError(tuple(wanted), purpose)
     return frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float64)

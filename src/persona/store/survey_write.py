@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from persona.features import FEATURE_NAMES
+from persona.months import Month
 from persona.store.copy_codec import (
     copy_in,
     field,
@@ -114,7 +115,7 @@ class SurveyRows:
 
     ids: pa.Array
     values: np.ndarray
-    month: str
+    month: Month
     batch_id: str
     now: dt.datetime
 
