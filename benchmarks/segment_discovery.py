@@ -113,7 +113,7 @@ def run_seed(seed: int, folder: Path) -> dict[str, Any]:
     if months[-1].get("challenger_version"):
         reviewed = registry.promote(settings, engine, str(months[-1]["challenger_version"]),
                                     "reviewed", "benchmark")  # fmt: skip
-    promoted = [e["to_version"] for e in events.list_events(engine) if e["event"] == "promote"]
+    promoted = [e.to_version for e in events.list_events(engine) if e.event == "promote"]
     engine.dispose()
     hidden = {}
     for version in promoted:

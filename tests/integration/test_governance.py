@@ -79,7 +79,7 @@ def _wait(predicate: Callable[[], Any], what: str) -> Any:
 
 def _external(engine: Any, name: str) -> list[tuple[Any, ...]]:
     rows = events.list_events(engine, name)
-    return [(r["from_version"], r["to_version"]) for r in rows if r["actor"] == "external"]
+    return [(r.from_version, r.to_version) for r in rows if r.actor == "external"]
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -57,9 +57,7 @@ def test_bootstrap_is_idempotent(env, tmp_path: Path) -> None:  # type: ignore[n
     assert registry.alias_version(settings, "champion") == "1"
     assert registry.alias_version(settings, "challenger") is None
     rows = events.list_events(engine, settings.model_name)
-    assert [(r["event"], r["from_version"], r["to_version"]) for r in rows] == [
-        ("bootstrap", None, "1")
-    ]
+    assert [(r.event, r.from_version, r.to_version) for r in rows] == [("bootstrap", None, "1")]
     # Registered like mlflow.register_model: the version's source is its logged model, and
     # the logged model lists the version (what the MLflow UI shows as registered).
     mlc = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
@@ -143,7 +141,7 @@ def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
     assert back == {**back, "rolled_back": True, "version": "1", "previous": "2"}
     assert registry.load_model_for_serving(settings).version == "1"
     rows = events.list_events(engine, settings.model_name)
-    assert [(r["event"], r["from_version"], r["to_version"], r["actor"]) for r in rows] == [
+    assert [(r.event, r.from_version, r.to_version, r.actor) for r in rows] == [
         ("bootstrap", None, "1", "system"),
         ("promote", "1", "2", "tester"),
         ("rollback", "2", "1", "tester"),
@@ -203,7 +201,7 @@ def test_gates_refuse_a_worse_challenger(make_settings, env) -> None:  # type: i
     refused = registry.promote(worse, engine)
     assert not refused["promoted"] and "refused" in refused["note"]
     assert registry.alias_version(settings, "champion") == "1"
-    assert [r["event"] for r in events.list_events(engine)] == ["bootstrap"]
+    assert [r.event for r in events.list_events(engine)] == ["bootstrap"]
     forced = registry.promote(worse, engine, force=True, reason="override")
     assert forced["promoted"] and forced["forced"]
     assert registry.alias_version(settings, "champion") == result["version"]
@@ -259,7 +257,7 @@ def test_bootstrap_event_failure_leaves_no_champion(env, monkeypatch) -> None:  
     assert registry.list_versions(settings) == []
     done = registry.bootstrap(settings, engine)
     assert done["created"] and "champion" in done["aliases"]
-    assert [e["event"] for e in events.list_events(engine)] == ["bootstrap"]
+    assert [e.event for e in events.list_events(engine)] == ["bootstrap"]
 
 
 def test_cli_model_commands(env, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from mlflow import MlflowClient
@@ -169,17 +170,17 @@ def promote(
     }
 
 
-def champion_history(rows: list[dict[str, Any]]) -> list[str]:
+def champion_history(rows: Sequence[events.ModelEvent]) -> list[str]:
     """Replay model_events into the stack of champions (rollback pops)."""
     stack: list[str] = []
     for row in rows:
-        if row["event"] == "rollback":
-            if stack and stack[-1] == row["from_version"]:
+        if row.event == "rollback":
+            if stack and stack[-1] == row.from_version:
                 stack.pop()
-            if not stack or stack[-1] != row["to_version"]:
-                stack.append(row["to_version"])
+            if not stack or stack[-1] != row.to_version:
+                stack.append(row.to_version)
         else:
-            stack.append(row["to_version"])
+            stack.append(row.to_version)
     return stack
 
 

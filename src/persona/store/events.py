@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
@@ -36,6 +37,23 @@ class ModelEvent:
     actor: str
 
 
+@dataclass(frozen=True)
+class RecordedEvent(ModelEvent):
+    """An event as stored: the `ModelEvent` plus its id and time.
+
+    Attributes:
+        event_id: The row id (events replay in this order).
+        created_at: When it was recorded.
+    """
+
+    event_id: int
+    created_at: dt.datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every column, JSON-ready (the time as ISO text)."""
+        return {**asdict(self), "created_at": self.created_at.isoformat()}
+
+
 def record_event(engine: Engine, event: ModelEvent) -> int:
     """Append one event in its own transaction.
 
@@ -57,7 +75,7 @@ def record_event(engine: Engine, event: ModelEvent) -> int:
         raise StoreError(f"cannot record {what}: {exc}") from exc
 
 
-def list_events(engine: Engine, model_name: str | None = None) -> list[dict[str, Any]]:
+def list_events(engine: Engine, model_name: str | None = None) -> list[RecordedEvent]:
     """Return events oldest first, optionally of one model.
 
     Args:
@@ -65,13 +83,13 @@ def list_events(engine: Engine, model_name: str | None = None) -> list[dict[str,
         model_name: Only this registered model (all when None).
 
     Returns:
-        One dict per event with every column.
+        One `RecordedEvent` per row.
     """
     query = select(model_events).order_by(model_events.c.event_id)
     if model_name is not None:
         query = query.where(model_events.c.model_name == model_name)
     with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+        return [RecordedEvent(**row._mapping) for row in conn.execute(query)]
 
 
 @contextmanager
