@@ -70,15 +70,19 @@ def run(rows: int, scenarios: list[str]) -> dict[str, Any]:
     model = from_catalog(
         catalog, calibrate_radii(base, ref, settings.radius_quantile, settings.radius_scale)
     )
-    check(ref[:1000], ref[:1000], model, settings, seed=0)  # warm-up: Evidently imports
+    floor = 1.0 - settings.radius_quantile
+    # warm-up: Evidently imports
+    check(ref[:1000], ref[:1000], model, settings.policy, seed=0, unassigned_floor=floor)
     results = []
     for scenario in scenarios:
         current, _ = generate_month(catalog, "2025-02", rows, scenario, seed=202)
         cur = current[list(FEATURE_NAMES)].to_numpy()
         del current
         started = time.perf_counter()
-        result = check(cur, ref, model, settings, seed=settings.random_seed)
-        decision = decide(result, settings)
+        result = check(
+            cur, ref, model, settings.policy, seed=settings.random_seed, unassigned_floor=floor
+        )
+        decision = decide(result, settings.policy)
         platform_s = time.perf_counter() - started
         started = time.perf_counter()
         baseline = evidently_default(cur, ref)

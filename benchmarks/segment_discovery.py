@@ -161,8 +161,9 @@ def run_seed_direct(seed: int) -> dict[str, Any]:
     )  # fmt: skip
     original, months, held, hidden = set(catalog.ids), [], False, {}
     for last, month in enumerate(RUN):
-        verdict = decide(check(data[month], jan, champion, settings, seed=seed,
-                               evidently=False), settings).verdict  # fmt: skip
+        verdict = decide(check(data[month], jan, champion, settings.policy, seed=seed,
+                               unassigned_floor=1.0 - settings.radius_quantile,
+                               evidently=False), settings.policy).verdict  # fmt: skip
         entry: dict[str, Any] = {"month": month, "verdict": verdict}
         if verdict == "retrain":
             window = np.vstack([data[m] for m in list(MONTHS)[last : last + 3]])

@@ -25,6 +25,8 @@ from tests.integration.servers import free_port, start, stop, wait_http
 
 pytestmark = pytest.mark.slow
 
+FLOOR = 1.0 - 0.999  # 1 - RADIUS_QUANTILE (the default): the unassigned test's floor
+
 
 def month_x(scenario: str, seed: int, month: str) -> np.ndarray:
     frame, _ = generate_month(load_catalog(CATALOG), month, 400, seed=seed, scenario=scenario)
@@ -35,8 +37,15 @@ def snapshot_of(cfg: Settings, month: str, scenario: str, seed: int) -> tuple[An
     reference = month_x("stable", 1, "2025-01")
     base = from_catalog(load_catalog(CATALOG))
     model = from_catalog(load_catalog(CATALOG), calibrate_radii(base, reference, 0.999, 1.25))
-    result = check(month_x(scenario, seed, month), reference, model, cfg, seed=seed)
-    decision = decide(result, cfg)
+    result = check(
+        month_x(scenario, seed, month),
+        reference,
+        model,
+        cfg.policy,
+        unassigned_floor=FLOOR,
+        seed=seed,
+    )
+    decision = decide(result, cfg.policy)
     return build_snapshot(result, decision, month, ["2025-01"], {}), decision.verdict
 
 

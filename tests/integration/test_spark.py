@@ -162,8 +162,15 @@ def test_same_verdict_as_single_machine(
     settings = make_settings()
     on_spark = monitor_dataset(spark, settings, dataset, month, "2025-01", loaded=loaded)
     x = {m: g[list(FEATURE_NAMES)].to_numpy() for m, g in months.groupby("survey_month")}
-    single = check(x[month], x["2025-01"], loaded.model, settings, seed=settings.random_seed)
-    decision = decide(single, settings)
+    single = check(
+        x[month],
+        x["2025-01"],
+        loaded.model,
+        settings.policy,
+        seed=settings.random_seed,
+        unassigned_floor=1.0 - settings.radius_quantile,
+    )
+    decision = decide(single, settings.policy)
     assert decision.verdict == verdict
     assert on_spark["verdict"] == decision.verdict
     # Spark computes the location, unassigned and gone tests (not yet spread / far rows)

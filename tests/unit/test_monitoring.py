@@ -12,7 +12,7 @@ from persona.catalog import load_catalog
 from persona.errors import MonitoringError
 from persona.features import FEATURE_NAMES
 from persona.model import PersonaModel, calibrate_radii, from_catalog
-from persona.monitoring import CheckResult, check, decide
+from persona.monitoring import check, decide
 from persona.monitoring.drift import sample_rows
 from persona.monitoring.fit import persona_mix
 from persona.monitoring.report import report_name, write_report
@@ -20,6 +20,8 @@ from persona.settings import Settings
 from persona.synth import generate_month
 
 CATALOG = Path(__file__).resolve().parents[2] / "01_model" / "personas.yaml"
+
+FLOOR = 1.0 - 0.999  # 1 - RADIUS_QUANTILE (the default): the unassigned test's floor
 
 
 def month_x(scenario: str, seed: int, n: int = 500, month: str = "2025-02") -> np.ndarray:
@@ -44,8 +46,10 @@ def cfg(make_settings: Callable[..., Settings]) -> Settings:
 
 
 def test_stable_month_is_not_retrain(reference, model, cfg) -> None:
-    result = check(month_x("stable", 1), reference, model, cfg, seed=1)
-    decision = decide(result, cfg)
+    result = check(
+        month_x("stable", 1), reference, model, cfg.policy, unassigned_floor=FLOOR, seed=1
+    )
+    decision = decide(result, cfg.policy)
     assert decision.verdict in ("no_drift", "watch")
     assert result.drift is not None and len(result.drift.features) == 10
     first = result.drift.features[0]
@@ -69,16 +73,18 @@ def test_stable_month_is_not_retrain(reference, model, cfg) -> None:
     ],
 )
 def test_drift_scenarios_trigger_retrain(reference, model, cfg, scenario, expected) -> None:
-    result = check(month_x(scenario, 3), reference, model, cfg, seed=3)
-    decision = decide(result, cfg)
+    result = check(
+        month_x(scenario, 3), reference, model, cfg.policy, unassigned_floor=FLOOR, seed=3
+    )
+    decision = decide(result, cfg.policy)
     assert decision.verdict == "retrain"
     assert any(expected in reason for reason in decision.reasons), decision.reasons
     assert decision.fired and any("Holm over" in reason for reason in decision.reasons)
 
 
 def test_pure_mix_change_is_watch_with_the_shares(reference, model, cfg) -> None:
-    result = check(month_x("mix", 3), reference, model, cfg, seed=3)
-    decision = decide(result, cfg)
+    result = check(month_x("mix", 3), reference, model, cfg.policy, unassigned_floor=FLOOR, seed=3)
+    decision = decide(result, cfg.policy)
     assert decision.verdict == "watch", decision.reasons
     assert decision.reasons[0].startswith("persona mix changed: sustainable-steve 5")
     assert "(was 3" in decision.reasons[0] and "budget-bob 10.0%" in decision.reasons[0]
@@ -86,14 +92,23 @@ def test_pure_mix_change_is_watch_with_the_shares(reference, model, cfg) -> None
 
 def test_same_inputs_same_verdict_and_evidently_does_not_decide(reference, model, cfg) -> None:
     cur = month_x("new_segment", 6)
-    first = decide(check(cur, reference, model, cfg, seed=1), cfg)
-    again = decide(check(cur, reference, model, cfg, seed=1), cfg)
-    quick = decide(check(cur, reference, model, cfg, seed=1, evidently=False), cfg)
+    first = decide(
+        check(cur, reference, model, cfg.policy, unassigned_floor=FLOOR, seed=1), cfg.policy
+    )
+    again = decide(
+        check(cur, reference, model, cfg.policy, unassigned_floor=FLOOR, seed=1), cfg.policy
+    )
+    quick = decide(
+        check(cur, reference, model, cfg.policy, unassigned_floor=FLOOR, seed=1, evidently=False),
+        cfg.policy,
+    )
     assert first == again == quick
 
 
 def test_shift_names_the_moved_persona(reference, model, cfg) -> None:
-    result = check(month_x("shift", 5), reference, model, cfg, seed=5)
+    result = check(
+        month_x("shift", 5), reference, model, cfg.policy, unassigned_floor=FLOOR, seed=5
+    )
     shifts = result.fit["centroid_shift"]
     assert result.fit["max_centroid_shift_persona"] == model.persona_ids[0]
     assert shifts[model.persona_ids[0]]["shift"] > 2.0
@@ -102,8 +117,10 @@ def test_shift_names_the_moved_persona(reference, model, cfg) -> None:
 
 @pytest.mark.parametrize("rows", [0, 10, 49])
 def test_tiny_current_month_is_insufficient_data(reference, model, cfg, rows) -> None:
-    result = check(month_x("spread", 2)[:rows], reference, model, cfg, seed=0)
-    decision = decide(result, cfg)
+    result = check(
+        month_x("spread", 2)[:rows], reference, model, cfg.policy, unassigned_floor=FLOOR, seed=0
+    )
+    decision = decide(result, cfg.policy)
     assert decision.verdict == "insufficient_data"
     assert result.drift is None
     assert f"has {rows} rows" in decision.reasons[0]
@@ -111,21 +128,42 @@ def test_tiny_current_month_is_insufficient_data(reference, model, cfg, rows) ->
 
 def test_empty_reference_is_an_error(model, cfg) -> None:
     with pytest.raises(MonitoringError, match="reference window has no rows"):
-        check(month_x("stable", 1), np.empty((0, 10)), model, cfg, seed=0)
+        check(
+            month_x("stable", 1),
+            np.empty((0, 10)),
+            model,
+            cfg.policy,
+            unassigned_floor=FLOOR,
+            seed=0,
+        )
 
 
 def test_mismatched_columns_are_an_error(reference, model, cfg) -> None:
     with pytest.raises(MonitoringError, match=r"current data has shape \(500, 9\)"):
-        check(month_x("stable", 1)[:, :9], reference, model, cfg, seed=0)
+        check(
+            month_x("stable", 1)[:, :9],
+            reference,
+            model,
+            cfg.policy,
+            unassigned_floor=FLOOR,
+            seed=0,
+        )
     with pytest.raises(MonitoringError, match="reference data"):
-        check(month_x("stable", 1), reference[:, :9], model, cfg, seed=0)
+        check(
+            month_x("stable", 1),
+            reference[:, :9],
+            model,
+            cfg.policy,
+            unassigned_floor=FLOOR,
+            seed=0,
+        )
 
 
 def test_large_sides_are_sampled_with_the_seed(model, make_settings) -> None:
     cfg = make_settings(drift_sample_rows=300)
     cur, ref = month_x("stable", 7, n=800), month_x("stable", 8, n=1200)
-    first = check(cur, ref, model, cfg, seed=11)
-    again = check(cur, ref, model, cfg, seed=11)
+    first = check(cur, ref, model, cfg.policy, unassigned_floor=FLOOR, seed=11)
+    again = check(cur, ref, model, cfg.policy, unassigned_floor=FLOOR, seed=11)
     assert first.drift is not None and again.drift is not None
     assert (first.drift.n_current_used, first.drift.n_reference_used) == (300, 300)
     assert (first.drift.n_current, first.drift.n_reference) == (800, 1200)
@@ -151,77 +189,12 @@ def test_psi_is_finite_with_an_empty_bin(reference, model) -> None:
     assert mix["chi2_pvalue"] > 0.05
 
 
-def _result(drift_share: float = 0.0, **fit: object) -> CheckResult:
-    from persona.monitoring.drift import DriftResult, FeatureDrift
-
-    drifted = round(drift_share * 10)
-    features = [FeatureDrift(f"x{i + 1}", "ks", 0.5, 0.05, i < drifted) for i in range(10)]
-    base = {
-        "unassigned_rate": 0.0,
-        "reference_unassigned_rate": 0.0,
-        "mean_distance": 6.0,
-        "reference_mean_distance": 6.0,
-        "distance_ratio": 1.0,
-        "mix": {**MIX, "psi": 0.0, "chi2_pvalue": 1.0},
-        "centroid_shift": {},
-        "tests": [],
-    }
-    base.update(fit)
-    return CheckResult(
-        500, 500, DriftResult(features, drift_share, False, 500, 500, 500, 500), base, 0
-    )
-
-
-def _t(kind: str, effect: float, pvalue: float, persona: str | None = "a") -> dict:
-    return {"kind": kind, "persona": persona, "feature": "x1", "effect": effect, "pvalue": pvalue}
-
-
-MIX = {
-    "bins": ["a", "b"],
-    "current_shares": {"a": 0.7, "b": 0.3},
-    "reference_shares": {"a": 0.5, "b": 0.5},
-}
-
-
-def test_decide_rules(cfg) -> None:
-    assert decide(_result(), cfg).verdict == "no_drift"
-    # the marginal K-S share informs, it does not decide
-    assert decide(_result(0.9), cfg).verdict == "no_drift"
-    fill = [_t("feature_shift", 0.0, 0.9)] * 98
-    assert decide(_result(tests=[_t("shift", 1.5, 1e-6), *fill]), cfg).verdict == "retrain"
-    # significant alone, but not after Holm over 100 tests (2e-5 * 100 > alpha)
-    assert decide(_result(tests=[_t("shift", 1.5, 2e-5), *fill, fill[0]]), cfg).verdict == (
-        "no_drift"
-    )
-    # significant but too small an effect
-    assert decide(_result(tests=[_t("shift", 0.1, 1e-9)]), cfg).verdict == "no_drift"
-    assert decide(_result(tests=[_t("spread", 1.3, 1e-9)]), cfg).verdict == "retrain"
-    assert decide(_result(tests=[_t("spread", 0.8, 1e-9)]), cfg).verdict == "no_drift"
-    assert decide(_result(tests=[_t("spread", 1.05, 1e-9)]), cfg).verdict == "no_drift"
-    assert decide(_result(tests=[_t("gone", 0.5, 1e-9)]), cfg).verdict == "no_drift"
-    assert decide(_result(tests=[_t("gone", 0.1, 1e-9)]), cfg).verdict == "retrain"
-    assert decide(_result(tests=[_t("unassigned", 0.005, 1e-9, None)]), cfg).verdict == ("no_drift")
-    mix = {**MIX, "psi": 0.15, "chi2_pvalue": 0.001}
-    watch = decide(_result(mix=mix), cfg)
-    assert watch.verdict == "watch" and "a 70.0% (was 50.0%)" in watch.reasons[0]
-    # a large PSI that is not significant (tiny persona counts) is not an alarm
-    assert decide(_result(mix={**MIX, "psi": 0.3, "chi2_pvalue": 0.2}), cfg).verdict == ("no_drift")
-    both = decide(_result(mix=mix, tests=[_t("shift", 1.5, 1e-9)]), cfg)
-    assert both.verdict == "retrain" and "persona mix changed" in both.reasons[-1]
-
-
-def test_holm_steps_down() -> None:
-    from persona.monitoring.stats import holm
-
-    p = np.array([0.001, 0.04, 0.03, np.nan, 0.5])
-    assert holm(p, 0.05).tolist() == [True, False, False, False, False]
-    assert holm(np.array([0.001, 0.012, 0.02]), 0.05).tolist() == [True, True, True]
-
-
 def test_report_states_samples_and_verdict(reference, model, make_settings, tmp_path) -> None:
     cfg = make_settings(drift_sample_rows=400)
-    result = check(month_x("spread", 4), reference, model, cfg, seed=4)
-    decision = decide(result, cfg)
+    result = check(
+        month_x("spread", 4), reference, model, cfg.policy, unassigned_floor=FLOOR, seed=4
+    )
+    decision = decide(result, cfg.policy)
     name = report_name("2025-02", ["2025-01"], "1", "abcdef0123456789")
     assert name == "drift_2025-02_ref-2025-01_v1_abcdef01.html"
     path = write_report(result, decision, "2025-02", ["2025-01"], tmp_path / name)

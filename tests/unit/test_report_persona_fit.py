@@ -19,6 +19,8 @@ from persona.settings import Settings
 from persona.synth import generate_month
 from tests.conftest import CATALOG
 
+FLOOR = 1.0 - 0.999  # 1 - RADIUS_QUANTILE (the default): the unassigned test's floor
+
 
 def month_x(scenario: str, seed: int, month: str = "2025-02") -> np.ndarray:
     frame, _ = generate_month(load_catalog(CATALOG), month, 500, seed=seed, scenario=scenario)
@@ -50,8 +52,10 @@ def test_report_leads_with_the_verdict_and_never_contradicts_it(
     tmp_path: Path,
 ) -> None:
     cfg = make_settings()
-    result = check(month_x(scenario, 7), reference, model, cfg, seed=3)
-    decision = decide(result, cfg)
+    result = check(
+        month_x(scenario, 7), reference, model, cfg.policy, unassigned_floor=FLOOR, seed=3
+    )
+    decision = decide(result, cfg.policy)
     rules = {name: getattr(cfg, name) for name in RULES}
     seen: list[object] = []
     path = write_report(
@@ -76,8 +80,10 @@ def test_persona_fit_values_are_evidently_metrics(
     reference: np.ndarray, model: PersonaModel, make_settings: Callable[..., Settings]
 ) -> None:
     cfg = make_settings()
-    result = check(month_x("spread", 8), reference, model, cfg, seed=3)
-    decision = decide(result, cfg)
+    result = check(
+        month_x("spread", 8), reference, model, cfg.policy, unassigned_floor=FLOOR, seed=3
+    )
+    decision = decide(result, cfg.policy)
     snapshot = build_snapshot(result, decision, "2025-03", ["2025-01"], {}, {"model_version": "1"})
     model_ = snapshot.to_snapshot_model()
     values = {}
@@ -107,7 +113,9 @@ def test_no_report_without_a_drift_test(
     tmp_path: Path,
 ) -> None:
     cfg = make_settings()
-    result = check(month_x("stable", 9)[:20], reference, model, cfg, seed=3)
-    decision = decide(result, cfg)
+    result = check(
+        month_x("stable", 9)[:20], reference, model, cfg.policy, unassigned_floor=FLOOR, seed=3
+    )
+    decision = decide(result, cfg.policy)
     assert decision.verdict == "insufficient_data"
     assert write_report(result, decision, "2025-04", ["2025-01"], tmp_path / "r.html") is None

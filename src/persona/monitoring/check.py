@@ -11,7 +11,7 @@ from persona.errors import MonitoringError
 from persona.model import PersonaModel
 from persona.monitoring.drift import STATTEST, DriftResult, data_drift
 from persona.monitoring.fit import persona_fit
-from persona.settings import Settings
+from persona.settings import PolicySettings
 
 
 @dataclass(frozen=True)
@@ -63,24 +63,27 @@ def check(
     current_x: np.ndarray,
     reference_x: np.ndarray,
     model: PersonaModel,
-    settings: Settings,
+    policy: PolicySettings,
     *,
     seed: int,
+    unassigned_floor: float,
     evidently: bool = True,
 ) -> CheckResult:
     """Measure data drift and persona fit of the current rows against the reference rows.
 
     Pure: no I/O. The persona-fit tests (which alone decide the verdict) use every row.
-    Evidently's marginal K-S report runs on at most `settings.drift_sample_rows` rows per
+    Evidently's marginal K-S report runs on at most `policy.drift_sample_rows` rows per
     side (a seeded sample) and only informs; a current month below
-    `settings.min_month_rows` skips it (the decision will be ``insufficient_data``).
+    `policy.min_month_rows` skips it (the decision will be ``insufficient_data``).
 
     Args:
         current_x: Current month, float64 (rows, features) in model feature order.
         reference_x: Reference window, same columns.
         model: The champion model that labels both sides.
-        settings: Thresholds and the sample limit.
+        policy: Thresholds and the sample limit (`Settings.policy`).
         seed: Seed of the sampling.
+        unassigned_floor: Smallest null rate of the ``unassigned`` test: the share the
+            model's radii leave out by construction, ``1 - RADIUS_QUANTILE``.
         evidently: Run the Evidently report (the policy evaluation skips it: the verdict
             does not depend on it).
 
@@ -97,11 +100,11 @@ def check(
         raise MonitoringError("the reference window has no rows; choose months with data")
     params = {
         "stattest": STATTEST,
-        "feature_threshold": settings.drift_feature_threshold,
-        "sample_rows": settings.drift_sample_rows,
-        "min_month_rows": settings.min_month_rows,
-        "persona_fit_alpha": settings.persona_fit_alpha,
-        "far_tail_share": settings.far_tail_share,
+        "feature_threshold": policy.drift_feature_threshold,
+        "sample_rows": policy.drift_sample_rows,
+        "min_month_rows": policy.min_month_rows,
+        "persona_fit_alpha": policy.persona_fit_alpha,
+        "far_tail_share": policy.far_tail_share,
     }
     fit = None
     if len(cur):
@@ -111,17 +114,17 @@ def check(
             model.predict(cur),
             model.predict(ref),
             model,
-            far_tail=settings.far_tail_share,
-            unassigned_floor=1.0 - settings.radius_quantile,
+            far_tail=policy.far_tail_share,
+            unassigned_floor=unassigned_floor,
         )
     drift = None
-    if evidently and len(cur) >= settings.min_month_rows:
+    if evidently and len(cur) >= policy.min_month_rows:
         drift = data_drift(
             cur,
             ref,
-            sample_rows_limit=settings.drift_sample_rows,
-            threshold=settings.drift_feature_threshold,
-            drift_share=settings.drift_share_retrain,
+            sample_rows_limit=policy.drift_sample_rows,
+            threshold=policy.drift_feature_threshold,
+            drift_share=policy.drift_share_retrain,
             seed=seed,
             features=tuple(model.feature_names),
         )

@@ -194,8 +194,10 @@ def judge_month(settings: Settings, case: Case, n: int, seed: int) -> str:
     month = Month("2025-02")
     current, _ = generate_month(catalog, month, n, case.scenario, seed=seed, **case.params)
     cur_x = current[list(FEATURE_NAMES)].to_numpy()
-    result = check(cur_x, ref_x, model, settings, seed=seed, evidently=False)
-    return decide(result, settings).verdict
+    floor = 1.0 - settings.radius_quantile
+    policy = settings.policy
+    result = check(cur_x, ref_x, model, policy, seed=seed, unassigned_floor=floor, evidently=False)
+    return decide(result, policy).verdict
 
 
 def _row(case: Case, n: int, counts: Counter[str], runs: int) -> dict[str, Any]:

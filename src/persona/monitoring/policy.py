@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from persona.monitoring.stats import holm
-from persona.settings import Settings
+from persona.settings import PolicySettings
 
 if TYPE_CHECKING:
     from persona.monitoring.check import CheckResult
@@ -59,7 +59,7 @@ def _pct(value: float) -> str:
     return f"{100.0 * value:.1f}%"
 
 
-def big_enough(test: dict[str, Any], s: Settings) -> bool:
+def big_enough(test: dict[str, Any], s: PolicySettings) -> bool:
     """Whether a test's effect reaches the minimum effect of its kind."""
     kind, effect = test["kind"], test["effect"]
     if effect is None or not np.isfinite(effect):
@@ -77,7 +77,7 @@ def big_enough(test: dict[str, Any], s: Settings) -> bool:
     return False
 
 
-def fired_tests(fit: dict[str, Any], s: Settings) -> list[dict[str, Any]]:
+def fired_tests(fit: dict[str, Any], s: PolicySettings) -> list[dict[str, Any]]:
     """Tests rejected by Holm at `PERSONA_FIT_ALPHA` whose effect is big enough."""
     tests = list(fit.get("tests") or [])
     if not tests:
@@ -112,7 +112,9 @@ def _describe(test: dict[str, Any], fit: dict[str, Any]) -> str:
     return f"persona {pid} is gone: share x{test['effect']:.2f} of the reference (p={p:.2g})"
 
 
-def _retrain_reasons(fired: list[dict[str, Any]], fit: dict[str, Any], s: Settings) -> list[str]:
+def _retrain_reasons(
+    fired: list[dict[str, Any]], fit: dict[str, Any], s: PolicySettings
+) -> list[str]:
     persona_level = [t for t in fired if t["kind"] not in ("feature_shift", "feature_spread")]
     features = sorted(
         (t for t in fired if t["kind"] in ("feature_shift", "feature_spread")),
@@ -139,36 +141,36 @@ def mix_reason(mix: dict[str, Any]) -> str:
     )
 
 
-def _mix_changed(mix: dict[str, Any], s: Settings) -> bool:
+def _mix_changed(mix: dict[str, Any], s: PolicySettings) -> bool:
     return bool(mix) and mix["chi2_pvalue"] < s.mix_alpha and mix["psi"] >= s.psi_watch
 
 
-def decide(result: CheckResult, settings: Settings) -> Decision:
+def decide(result: CheckResult, policy: PolicySettings) -> Decision:
     """Turn a check result into ``no_drift``, ``watch``, ``retrain`` or ``insufficient_data``.
 
     See the module docstring for the rules; every threshold is a setting.
 
     Args:
         result: What `monitoring.check` returned.
-        settings: Thresholds.
+        policy: The thresholds (`Settings.policy`).
 
     Returns:
         The verdict, one readable reason per rule that fired, and the fired tests.
     """
-    if result.n_current < settings.min_month_rows:
+    if result.n_current < policy.min_month_rows:
         return Decision(
             "insufficient_data",
             [
                 f"current month has {result.n_current} rows, fewer than the minimum "
-                f"{settings.min_month_rows} (MIN_MONTH_ROWS); no drift verdict"
+                f"{policy.min_month_rows} (MIN_MONTH_ROWS); no drift verdict"
             ],
         )
     fit = result.fit or {}
     mix = fit.get("mix") or {}
-    fired = fired_tests(fit, settings)
-    watch = [mix_reason(mix)] if _mix_changed(mix, settings) else []
+    fired = fired_tests(fit, policy)
+    watch = [mix_reason(mix)] if _mix_changed(mix, policy) else []
     if fired:
-        return Decision("retrain", _retrain_reasons(fired, fit, settings) + watch, fired)
+        return Decision("retrain", _retrain_reasons(fired, fit, policy) + watch, fired)
     if watch:
         return Decision("watch", watch)
     summary = "no persona moved, spread or vanished and no rows beyond the personas"

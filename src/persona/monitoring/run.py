@@ -19,25 +19,29 @@ from persona.monitoring.policy import VERDICTS, Decision, decide
 from persona.monitoring.report import RULES, report_name, write_report
 from persona.monitoring.workspace import add_check_safely
 from persona.months import Month, parse_month
-from persona.settings import Settings
+from persona.settings import PolicySettings, Settings
 from persona.store import monitoring as runs_store
 
 log = logging.getLogger(__name__)
 
-_POLICY_FIELDS = (
-    "drift_sample_rows",
-    "drift_feature_threshold",
-    "drift_share_retrain",
-    "min_month_rows",
-    "persona_fit_alpha",
-    "centroid_shift_retrain",
-    "distance_ratio_retrain",
-    "unassigned_min_effect",
-    "far_tail_share",
-    "persona_gone_ratio",
-    "mix_alpha",
-    "psi_watch",
-)
+
+def verdict_key(policy: PolicySettings, seed: int, unassigned_floor: float) -> str:
+    """Everything besides the data that decides a verdict, as canonical JSON text.
+
+    Part of a stored check's idempotence key (`data_hash`): the whole policy section (a
+    threshold added to `PolicySettings` joins the key by itself), the sampling seed and the
+    ``unassigned`` test's floor (``1 - RADIUS_QUANTILE``).
+
+    Args:
+        policy: The verdict thresholds (`Settings.policy`).
+        seed: The seed of the check's sampling (`RANDOM_SEED`).
+        unassigned_floor: Smallest null rate of the ``unassigned`` test.
+
+    Returns:
+        JSON text; equal inputs give equal text.
+    """
+    inputs = {"policy": policy.model_dump(), "seed": seed, "unassigned_floor": unassigned_floor}
+    return json.dumps(inputs, sort_keys=True, default=str)
 
 
 def _reference(settings: Settings, engine: Engine, given: Sequence[str] | None) -> list[Month]:
@@ -55,15 +59,13 @@ def _reference(settings: Settings, engine: Engine, given: Sequence[str] | None) 
     return [months[0].month]
 
 
-def _data_hash(settings: Settings, engine: Engine, month: Month, refs: list[Month]) -> str:
+def _data_hash(engine: Engine, month: Month, refs: list[Month], key: str) -> str:
     from persona.store import survey_queries
 
-    policy = {name: getattr(settings, name) for name in _POLICY_FIELDS}
     digest = hashlib.sha256()
     digest.update(survey_queries.month_fingerprint(engine, [month]).encode())
     digest.update(survey_queries.month_fingerprint(engine, refs).encode())
-    digest.update(json.dumps(policy, sort_keys=True, default=str).encode())
-    digest.update(str(settings.random_seed).encode())
+    digest.update(key.encode())
     return digest.hexdigest()
 
 
@@ -171,7 +173,7 @@ def run_check(
     """Check one stored month against a reference window, then report, log and record it.
 
     Idempotent: the same month, reference window, model version and data hash (stored
-    data fingerprints + policy settings) returns the stored run (``existing: true``).
+    data fingerprints + `verdict_key`) returns the stored run (``existing: true``).
 
     Args:
         settings: Thresholds, report folder, MLflow settings.
@@ -200,7 +202,9 @@ def run_check(
             f"model {loaded.name} v{loaded.version} uses features {list(model.feature_names)}; "
             f"the store holds {list(FEATURE_NAMES)}"
         )
-    data_hash = _data_hash(settings, engine, month, refs)
+    policy, seed = settings.policy, settings.random_seed
+    floor = 1.0 - settings.radius_quantile
+    data_hash = _data_hash(engine, month, refs, verdict_key(policy, seed, floor))
     found = runs_store.find_run(engine, month, refs, loaded.name, str(loaded.version), data_hash)
     if found is not None:
         log.info("monitoring %s vs %s: identical run %s exists", month, refs, found["run_id"])
@@ -209,16 +213,14 @@ def run_check(
     if len(ref_x) == 0:
         raise MonitoringError(f"reference months {refs} have no ingested rows")
     cur_x = _load(engine, [month], model.feature_names)
-    result = check(cur_x, ref_x, model, settings, seed=settings.random_seed)
-    decision = decide(result, settings)
-    ref_names: list[str] = list(refs)
-    report_file = report_name(month, ref_names, str(loaded.version), data_hash)
-    path = Path(settings.reports_dir) / report_file
+    result = check(cur_x, ref_x, model, policy, seed=seed, unassigned_floor=floor)
+    decision = decide(result, policy)
+    path = Path(settings.reports_dir) / report_name(month, refs, str(loaded.version), data_hash)
     report = write_report(
         result,
         decision,
         month,
-        ref_names,
+        refs,
         path,
         rules={name: getattr(settings, name, None) for name in RULES},
         metadata={"model_version": str(loaded.version), "data_hash": data_hash[:12]},

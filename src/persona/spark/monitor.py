@@ -222,7 +222,7 @@ def monitor_dataset(
         loaded = load_model_for_serving(settings)
     frame = read_dataset(spark, input_path)
     result = check_dataset(spark, settings, frame, month, refs, loaded)
-    decision = decide(result, settings)
+    decision = decide(result, settings.policy)
     return {
         "month": month,
         "reference_months": refs,

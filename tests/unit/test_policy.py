@@ -1,0 +1,209 @@
+"""The monitoring decision (`monitoring.policy.decide`) on hand-built check results.
+
+Pure: no MLflow, no store, no Evidently run. Every verdict is reached from inputs written
+out here, and the idempotence key of a stored verdict follows every policy setting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from persona.monitoring import CheckResult, decide
+from persona.monitoring.drift import DriftResult, FeatureDrift
+from persona.monitoring.policy import VERDICTS
+from persona.monitoring.run import verdict_key
+from persona.settings import PolicySettings
+
+POLICY = PolicySettings()
+
+MIX = {
+    "bins": ["a", "b"],
+    "current_shares": {"a": 0.7, "b": 0.3},
+    "reference_shares": {"a": 0.5, "b": 0.5},
+}
+
+
+def _fit(**changes: Any) -> dict[str, Any]:
+    fit: dict[str, Any] = {
+        "unassigned_rate": 0.0,
+        "reference_unassigned_rate": 0.0,
+        "far": None,
+        "mean_distance": 6.0,
+        "reference_mean_distance": 6.0,
+        "distance_ratio": 1.0,
+        "mix": {**MIX, "psi": 0.0, "chi2_pvalue": 1.0},
+        "centroid_shift": {},
+        "tests": [],
+    }
+    fit.update(changes)
+    return fit
+
+
+def _result(drift_share: float = 0.0, n_current: int = 500, **fit: Any) -> CheckResult:
+    drifted = round(drift_share * 10)
+    features = [FeatureDrift(f"x{i + 1}", "ks", 0.5, 0.05, i < drifted) for i in range(10)]
+    drift = DriftResult(features, drift_share, False, n_current, 500, n_current, 500)
+    return CheckResult(n_current, 500, drift, _fit(**fit), 0)
+
+
+def _t(kind: str, effect: float, pvalue: float, persona: str | None = "a") -> dict[str, Any]:
+    feature = "x1" if kind.startswith("feature_") else None
+    return {"kind": kind, "persona": persona, "feature": feature, "effect": effect,
+            "pvalue": pvalue}  # fmt: skip
+
+
+def test_insufficient_data_below_min_month_rows() -> None:
+    loud = [_t("shift", 5.0, 1e-12)]
+    decision = decide(_result(n_current=49, tests=loud), POLICY)
+    assert decision.verdict == "insufficient_data" and decision.fired == []
+    assert decision.reasons == [
+        "current month has 49 rows, fewer than the minimum 50 (MIN_MONTH_ROWS); no drift verdict"
+    ]
+    assert decide(_result(n_current=50, tests=loud), POLICY).verdict == "retrain"
+    empty = CheckResult(0, 500, None, None, 0)
+    assert decide(empty, POLICY).verdict == "insufficient_data"
+
+
+def test_no_drift_says_what_was_measured() -> None:
+    decision = decide(_result(0.9), POLICY)  # the marginal K-S share informs, never decides
+    assert decision.verdict == "no_drift" and decision.fired == []
+    (reason,) = decision.reasons
+    assert reason.startswith("no persona moved, spread or vanished")
+    assert "unassigned 0.0%" in reason and "mix PSI 0.000 (p=1)" in reason
+    assert "marginal K-S drifted share 0.90 (information)" in reason
+
+
+def test_watch_on_a_significant_and_large_mix_change() -> None:
+    mix = {**MIX, "psi": 0.15, "chi2_pvalue": 0.001}
+    watch = decide(_result(mix=mix), POLICY)
+    assert watch.verdict == "watch" and watch.fired == []
+    assert watch.reasons == [
+        "persona mix changed: a 70.0% (was 50.0%), b 30.0% (was 50.0%); "
+        "chi-square p=0.001, PSI 0.150"
+    ]
+    # large but not significant (tiny persona counts), or significant but small: no alarm
+    assert decide(_result(mix={**MIX, "psi": 0.3, "chi2_pvalue": 0.2}), POLICY).verdict == (
+        "no_drift"
+    )
+    assert decide(_result(mix={**MIX, "psi": 0.01, "chi2_pvalue": 1e-6}), POLICY).verdict == (
+        "no_drift"
+    )
+    both = decide(_result(mix=mix, tests=[_t("shift", 1.5, 1e-9)]), POLICY)
+    assert both.verdict == "retrain" and "persona mix changed" in both.reasons[-1]
+
+
+@pytest.mark.parametrize(
+    ("test", "verdict"),
+    [
+        (_t("shift", 1.5, 1e-9), "retrain"),
+        (_t("shift", 0.1, 1e-9), "no_drift"),  # significant, too small an effect
+        (_t("feature_shift", -0.5, 1e-9), "retrain"),
+        (_t("spread", 1.3, 1e-9), "retrain"),
+        (_t("spread", 0.8, 1e-9), "no_drift"),  # tighter is still a fit
+        (_t("spread", 1.05, 1e-9), "no_drift"),
+        (_t("feature_spread", 1.2, 1e-9), "retrain"),
+        (_t("gone", 0.1, 1e-9), "retrain"),
+        (_t("gone", 0.5, 1e-9), "no_drift"),
+        (_t("unassigned", 0.05, 1e-9, None), "retrain"),
+        (_t("unassigned", 0.005, 1e-9, None), "no_drift"),
+        (_t("shift", float("nan"), 1e-9), "no_drift"),
+        (_t("shift", 1.5, 0.01), "no_drift"),  # not rejected at alpha 0.001
+    ],
+)
+def test_each_kind_of_test_fires_on_a_big_enough_effect(test: dict[str, Any], verdict: str) -> None:
+    unassigned = {"unassigned_rate": 0.06, "reference_unassigned_rate": 0.01}
+    decision = decide(_result(tests=[test], **unassigned), POLICY)
+    assert decision.verdict == verdict
+    assert decision.fired == ([test] if verdict == "retrain" else [])
+
+
+def test_retrain_reasons_name_every_fired_test() -> None:
+    far = {"count": 15, "rate": 0.03, "m": 1, "threshold": 21.04, "expected": 1.0}
+    tests = [
+        _t("shift", 1.5, 1e-9),
+        _t("spread", 1.3, 2e-9, "b"),
+        _t("gone", 0.1, 3e-9, "c"),
+        _t("far", 0.03, 4e-9, None),
+        _t("unassigned", 0.05, 5e-9, None),
+        *[_t("feature_shift", 0.5, 1e-8 * (i + 1)) for i in range(5)],
+    ]
+    fit = {"tests": tests, "far": far, "unassigned_rate": 0.06, "reference_unassigned_rate": 0.01}
+    decision = decide(_result(**fit), POLICY)
+    assert decision.verdict == "retrain" and decision.fired == tests
+    assert decision.reasons == [
+        "persona a moved 1.50 std (p=1e-09)",
+        "persona b spread x1.30 (p=2e-09)",
+        "persona c is gone: share x0.10 of the reference (p=3e-09)",
+        "15 rows (3.0%) lie beyond the reference's farthest 1 from every persona (distance "
+        "21.0; 1.0 expected, p=4e-09): a new segment?",
+        "unassigned rate 6.0% vs reference 1.0% (binomial p=5e-09)",
+        "x1 of persona a shifted +0.50 std (p=1e-08)",
+        "x1 of persona a shifted +0.50 std (p=2e-08)",
+        "x1 of persona a shifted +0.50 std (p=3e-08)",
+        "2 more feature-level changes",
+        "Holm over 10 persona-fit tests at alpha 0.001",
+    ]
+
+
+def test_holm_controls_the_family() -> None:
+    fill = [_t("feature_shift", 0.0, 0.9)] * 98
+    assert decide(_result(tests=[_t("shift", 1.5, 1e-6), *fill]), POLICY).verdict == "retrain"
+    # significant alone, but not after Holm over 100 tests (2e-5 * 100 > alpha)
+    many = [_t("shift", 1.5, 2e-5), *fill, fill[0]]
+    assert decide(_result(tests=many), POLICY).verdict == "no_drift"
+    assert decide(_result(tests=many), PolicySettings(persona_fit_alpha=0.01)).verdict == (
+        "retrain"
+    )
+
+
+def test_every_threshold_is_a_setting() -> None:
+    test = [_t("shift", 0.5, 1e-9)]
+    assert decide(_result(tests=test), POLICY).verdict == "retrain"
+    assert decide(_result(tests=test), PolicySettings(centroid_shift_retrain=0.6)).verdict == (
+        "no_drift"
+    )
+    mix = {**MIX, "psi": 0.15, "chi2_pvalue": 0.001}
+    assert decide(_result(mix=mix), PolicySettings(psi_watch=0.2)).verdict == "no_drift"
+    assert decide(_result(mix=mix), PolicySettings(mix_alpha=0.0005)).verdict == "no_drift"
+
+
+def test_verdicts_are_the_documented_four() -> None:
+    assert VERDICTS == ("no_drift", "watch", "retrain", "insufficient_data")
+
+
+def test_holm_steps_down() -> None:
+    from persona.monitoring.stats import holm
+
+    p = np.array([0.001, 0.04, 0.03, np.nan, 0.5])
+    assert holm(p, 0.05).tolist() == [True, False, False, False, False]
+    assert holm(np.array([0.001, 0.012, 0.02]), 0.05).tolist() == [True, True, True]
+
+
+def _changed(name: str, value: Any) -> Any:
+    """Another valid value of a policy setting."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    return value * 0.5 if name != "distance_ratio_retrain" else value + 0.1
+
+
+@pytest.mark.parametrize("name", sorted(PolicySettings.model_fields))
+def test_every_policy_setting_changes_the_verdict_key(name: str) -> None:
+    key = verdict_key(POLICY, 42, 0.001)
+    changed = PolicySettings(**{name: _changed(name, getattr(POLICY, name))})
+    assert verdict_key(changed, 42, 0.001) != key
+    assert verdict_key(PolicySettings(), 42, 0.001) == key
+
+
+def test_verdict_key_follows_new_settings_seed_and_floor() -> None:
+    class WithNewThreshold(PolicySettings):
+        new_threshold: float = 0.5
+
+    key = verdict_key(POLICY, 42, 0.001)
+    assert verdict_key(WithNewThreshold(), 42, 0.001) != key  # a new field joins by itself
+    assert verdict_key(POLICY, 43, 0.001) != key
+    assert verdict_key(POLICY, 42, 0.002) != key
