@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from persona.months import Month
 from persona.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,9 @@ def send_alert(
     return results
 
 
-def alert_for_check(settings: Settings, month: str, check: dict[str, Any]) -> list[dict[str, Any]]:
+def alert_for_check(
+    settings: Settings, month: Month, check: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Send the alert of a monitoring check (its verdict, reasons and report).
 
     Args:
@@ -160,7 +163,7 @@ def alert_for_check(settings: Settings, month: str, check: dict[str, Any]) -> li
     return send_alert(settings, title, text, fields)
 
 
-def review_text(month: str, trained: dict[str, Any]) -> tuple[str, str]:
+def review_text(month: Month, trained: dict[str, Any]) -> tuple[str, str]:
     """Title and body of the alert for a challenger that needs a person's review."""
     version = trained.get("version")
     title = f"PersonaOps: challenger v{version} for {month} needs review"
@@ -185,7 +188,7 @@ def review_text(month: str, trained: dict[str, Any]) -> tuple[str, str]:
 
 
 def alert_for_review(
-    settings: Settings, month: str, trained: dict[str, Any]
+    settings: Settings, month: Month, trained: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Send the alert of a challenger with a candidate, retired or over-grown persona.
 

@@ -103,7 +103,7 @@ def check(
     settings: Settings,
     engine: Engine,
     month: str,
-    reference_months: Sequence[str] | None = None,
+    reference_months: Window | None = None,
 ) -> dict[str, Any]:
     """Step 1: govern the champion, label the month, monitor it, record and alert.
 
@@ -132,9 +132,9 @@ def check(
         )
     pinned = _month_run(engine, month)
     version = str(pinned["model_version"]) if pinned else champion
-    refs = list(reference_months) if reference_months else None
+    refs = reference_months or None
     if refs is None and pinned is not None:
-        refs = str(pinned["reference_months"]).split(",")
+        refs = Window.of(str(pinned["reference_months"]).split(","))
     loaded = _loaded(settings, version)
     written = _label(engine, settings, month, loaded)
     result = monitoring.run_check(settings, engine, month, refs, loaded=loaded)
@@ -356,7 +356,7 @@ def run_step(
     settings: Settings,
     step: str,
     month: str,
-    reference_months: Sequence[str] | None = None,
+    reference_months: Window | None = None,
     actor: str = "flow",
 ) -> dict[str, Any]:
     """Run one step of the cycle on its own store connection (the CLI's `persona cycle`).
@@ -389,7 +389,7 @@ def run_step(
 def run_month(
     settings: Settings,
     month: str,
-    reference_months: Sequence[str] | None = None,
+    reference_months: Window | None = None,
     actor: str = "flow",
 ) -> dict[str, Any]:
     """Run the monthly cycle for one ingested month: the four steps in order.

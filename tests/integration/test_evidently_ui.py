@@ -18,6 +18,7 @@ from persona.monitoring import check, decide
 from persona.monitoring.evidently_fit import METRIC_TYPE
 from persona.monitoring.report import build_snapshot
 from persona.monitoring.workspace import PANELS, add_check, ensure_project, open_workspace
+from persona.months import Month, Window
 from persona.settings import Settings
 from persona.synth import generate_month
 from tests.conftest import CATALOG, REPO
@@ -46,7 +47,9 @@ def snapshot_of(cfg: Settings, month: str, scenario: str, seed: int) -> tuple[An
         seed=seed,
     )
     decision = decide(result, cfg.policy)
-    return build_snapshot(result, decision, month, ["2025-01"], {}), decision.verdict
+    return build_snapshot(
+        result, decision, Month(month), Window.of(["2025-01"]), {}
+    ), decision.verdict
 
 
 def test_monthly_checks_in_the_evidently_ui(
@@ -60,7 +63,7 @@ def test_monthly_checks_in_the_evidently_ui(
         ("2025-03", "spread", 4),  # the month checked again: replaces its snapshot
     ):
         snapshot, verdicts[month] = snapshot_of(cfg, month, scenario, seed)
-        add_check(cfg, snapshot, month)
+        add_check(cfg, snapshot, Month(month))
     workspace = open_workspace(cfg)
     project = ensure_project(workspace, cfg)  # idempotent: no duplicate panels
     assert len(project.dashboard.model().panels) == len(PANELS)
@@ -135,7 +138,7 @@ def test_run_check_adds_its_snapshot_to_the_workspace(
     reference = month_x("stable", 1, "2025-01")
     base = from_catalog(catalog)
     loaded = Loaded(from_catalog(catalog, calibrate_radii(base, reference, 0.999, 1.25)))
-    result = run_check(cfg, engine, "2025-03", ["2025-01"], loaded=loaded)
+    result = run_check(cfg, engine, Month("2025-03"), Window.of(["2025-01"]), loaded=loaded)
     workspace = open_workspace(cfg)
     project = ensure_project(workspace, cfg)
     [run_id] = workspace.list_runs(project.id)

@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 
 from persona import registry
 from persona.catalog import load_catalog
-from persona.errors import MonitoringError
+from persona.errors import MonitoringError, NotIngestedError
 from persona.model import PersonaModel
 from persona.monitoring import run_check
+from persona.months import Month, Window
 from persona.settings import Settings
 from persona.store import survey_ingest
 from persona.store.engine import open_store
@@ -44,7 +45,7 @@ def world(pg_url: str, make_settings: Callable[..., Settings]) -> dict[str, Any]
 
 def test_run_check_stores_reports_logs_and_is_idempotent(world) -> None:
     cfg, engine = world["cfg"], world["engine"]
-    stable = run_check(cfg, engine, "2025-02")
+    stable = run_check(cfg, engine, Month("2025-02"))
     assert stable["reference_months"] == ["2025-01"]  # the champion's calibration month
     assert stable["verdict"] in ("no_drift", "watch")
     assert (stable["model_name"], stable["model_version"]) == (cfg.model_name, "1")
@@ -54,13 +55,13 @@ def test_run_check_stores_reports_logs_and_is_idempotent(world) -> None:
     assert "current 500 of 500" in Path(stable["report_path"]).read_text(encoding="utf-8")
     assert stable["mlflow_run_id"]
 
-    again = run_check(cfg, engine, "2025-02")
+    again = run_check(cfg, engine, Month("2025-02"))
     assert again["existing"] and again["run_id"] == stable["run_id"]
     assert again["verdict"] == stable["verdict"] and again["features"] == stable["features"]
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(monitoring_runs)).scalar() == 1
 
-    drifted = run_check(cfg, engine, "2025-03")
+    drifted = run_check(cfg, engine, Month("2025-03"))
     assert drifted["verdict"] == "retrain"
     assert any(" spread x" in r for r in drifted["reasons"])
     assert [r["survey_month"] for r in list_runs(engine)] == ["2025-03", "2025-02"]
@@ -79,23 +80,25 @@ def test_run_check_stores_reports_logs_and_is_idempotent(world) -> None:
 
 
 def test_explicit_reference_window(world) -> None:
-    result = run_check(world["cfg"], world["engine"], "2025-03", ["2025-02", "2025-01"])
+    result = run_check(
+        world["cfg"], world["engine"], Month("2025-03"), Window.of(["2025-02", "2025-01"])
+    )
     assert result["reference_months"] == ["2025-01", "2025-02"]
     assert result["n_reference"] == 1000
     assert result["verdict"] == "retrain"
 
 
 def test_tiny_or_empty_month_is_insufficient_data(world) -> None:
-    tiny = run_check(world["cfg"], world["engine"], "2025-04")
+    tiny = run_check(world["cfg"], world["engine"], Month("2025-04"))
     assert tiny["verdict"] == "insufficient_data" and tiny["n_current"] == 20
     assert tiny["features"] == [] and tiny["report_path"] is None
-    empty = run_check(world["cfg"], world["engine"], "2025-06")
+    empty = run_check(world["cfg"], world["engine"], Month("2025-06"))
     assert empty["verdict"] == "insufficient_data" and empty["n_current"] == 0
 
 
 def test_missing_reference_is_an_error(world) -> None:
-    with pytest.raises(MonitoringError, match=r"reference months \['2024-12'\] have no ingested"):
-        run_check(world["cfg"], world["engine"], "2025-02", ["2024-12"])
+    with pytest.raises(NotIngestedError, match="no survey rows for month 2024-12 for the ref"):
+        run_check(world["cfg"], world["engine"], Month("2025-02"), Window.of(["2024-12"]))
 
 
 def test_mismatched_model_columns_are_an_error(world) -> None:
@@ -103,7 +106,9 @@ def test_mismatched_model_columns_are_an_error(world) -> None:
     model = PersonaModel(("a", "b"), ("A", "B"), np.array([[0.0] * 9, [1.0] * 9]), np.ones(2), nine)
     loaded = registry.LoadedModel(model, "odd", "9", None, "test")
     with pytest.raises(MonitoringError, match="uses features"):
-        run_check(world["cfg"], world["engine"], "2025-02", ["2025-01"], loaded=loaded)
+        run_check(
+            world["cfg"], world["engine"], Month("2025-02"), Window.of(["2025-01"]), loaded=loaded
+        )
 
 
 def test_cli_monitor_json_and_table(world, monkeypatch) -> None:
@@ -123,5 +128,5 @@ def test_cli_monitor_json_and_table(world, monkeypatch) -> None:
     bad = runner.invoke(app, ["monitor", "--month", "2025-13", "--json"])
     assert bad.exit_code == 2 and "error" in json.loads(bad.stdout)
     missing = runner.invoke(app, ["monitor", "--month", "2025-02", "--reference", "2024-01"])
-    assert missing.exit_code == 2 and "no ingested rows" in missing.output
+    assert missing.exit_code == 2 and "no survey rows for month 2024-01" in missing.output
     assert get_settings  # the real settings function is untouched

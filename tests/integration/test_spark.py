@@ -20,6 +20,7 @@ from persona.errors import DataValidationError, StoreError
 from persona.features import FEATURE_NAMES
 from persona.model import PersonaModel, calibrate_radii, from_catalog
 from persona.monitoring import check, decide
+from persona.months import Month, Window
 from persona.registry.versions import LoadedModel
 from persona.settings import Settings, load_settings
 from persona.spark.label import label_dataset
@@ -160,7 +161,9 @@ def test_same_verdict_as_single_machine(
     verdict: str,
 ) -> None:
     settings = make_settings()
-    on_spark = monitor_dataset(spark, settings, dataset, month, "2025-01", loaded=loaded)
+    on_spark = monitor_dataset(
+        spark, settings, dataset, Month(month), Window.of(["2025-01"]), loaded=loaded
+    )
     x = {m: g[list(FEATURE_NAMES)].to_numpy() for m, g in months.groupby("survey_month")}
     single = check(
         x[month],

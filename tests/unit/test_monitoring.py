@@ -16,6 +16,7 @@ from persona.monitoring import check, decide
 from persona.monitoring.drift import sample_rows
 from persona.monitoring.fit import persona_mix
 from persona.monitoring.report import report_name, write_report
+from persona.months import Month, Window
 from persona.settings import Settings
 from persona.synth import generate_month
 
@@ -195,9 +196,9 @@ def test_report_states_samples_and_verdict(reference, model, make_settings, tmp_
         month_x("spread", 4), reference, model, cfg.policy, unassigned_floor=FLOOR, seed=4
     )
     decision = decide(result, cfg.policy)
-    name = report_name("2025-02", ["2025-01"], "1", "abcdef0123456789")
+    name = report_name(Month("2025-02"), Window.of(["2025-01"]), "1", "abcdef0123456789")
     assert name == "drift_2025-02_ref-2025-01_v1_abcdef01.html"
-    path = write_report(result, decision, "2025-02", ["2025-01"], tmp_path / name)
+    path = write_report(result, decision, Month("2025-02"), Window.of(["2025-01"]), tmp_path / name)
     assert path is not None
     page = path.read_text(encoding="utf-8")
     assert "current 400 of 500, reference 400 of 500 (seeded samples)" in page
@@ -254,3 +255,24 @@ def test_far_rows_test_is_exact_and_sees_a_segment() -> None:
     segment = np.concatenate([rng.chisquare(10, 485), np.full(15, 80.0)])
     far = tail_excess_pvalue(segment, reference, 0.002)
     assert far["count"] >= 15 and far["pvalue"] < 1e-4 and far["excess"] > 0.02
+
+
+def test_reference_option_is_one_definition_parsed_to_a_window() -> None:
+    import inspect
+
+    from persona.cli import _common, flow, monitor, spark
+    from persona.errors import PersonaError
+
+    commands = (monitor.monitor, flow.run_month, flow.check, spark.monitor)
+    for command in commands:
+        assert inspect.signature(command).parameters["reference"].default is (
+            _common.REFERENCE_OPTION
+        ), command
+    assert _common.reference_window(None) is None and _common.reference_window(" ") is None
+    window = _common.reference_window("2025-02, 2025-01,2025-02")
+    assert window == Window.of(["2025-01", "2025-02"]) and window.to_list() == [
+        "2025-01",
+        "2025-02",
+    ]
+    with pytest.raises(PersonaError, match="invalid month '2025-13'"):
+        _common.reference_window("2025-01,2025-13")

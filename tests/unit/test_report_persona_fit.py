@@ -15,6 +15,7 @@ from persona.model import PersonaModel, calibrate_radii, from_catalog
 from persona.monitoring import check, decide
 from persona.monitoring.evidently_fit import METRIC_TYPE
 from persona.monitoring.report import RULES, build_snapshot, write_report
+from persona.months import Month, Window
 from persona.settings import Settings
 from persona.synth import generate_month
 from tests.conftest import CATALOG
@@ -59,8 +60,8 @@ def test_report_leads_with_the_verdict_and_never_contradicts_it(
     rules = {name: getattr(cfg, name) for name in RULES}
     seen: list[object] = []
     path = write_report(
-        result, decision, "2025-02", ["2025-01"], tmp_path / "r.html", rules=rules,
-        on_snapshot=seen.append,
+        result, decision, Month("2025-02"), Window.of(["2025-01"]), tmp_path / "r.html",
+        rules=rules, on_snapshot=seen.append,
     )  # fmt: skip
     assert path is not None and len(seen) == 1
     page = path.read_text(encoding="utf-8")
@@ -84,7 +85,9 @@ def test_persona_fit_values_are_evidently_metrics(
         month_x("spread", 8), reference, model, cfg.policy, unassigned_floor=FLOOR, seed=3
     )
     decision = decide(result, cfg.policy)
-    snapshot = build_snapshot(result, decision, "2025-03", ["2025-01"], {}, {"model_version": "1"})
+    snapshot = build_snapshot(
+        result, decision, Month("2025-03"), Window.of(["2025-01"]), {}, {"model_version": "1"}
+    )
     model_ = snapshot.to_snapshot_model()
     values = {}
     for metric in model_.metric_results.values():
@@ -118,4 +121,9 @@ def test_no_report_without_a_drift_test(
     )
     decision = decide(result, cfg.policy)
     assert decision.verdict == "insufficient_data"
-    assert write_report(result, decision, "2025-04", ["2025-01"], tmp_path / "r.html") is None
+    assert (
+        write_report(
+            result, decision, Month("2025-04"), Window.of(["2025-01"]), tmp_path / "r.html"
+        )
+        is None
+    )

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from persona.errors import DataValidationError, PersonaError
+from persona.months import Window, parse_window
 from persona.settings import Settings, get_settings
 
 # Human output and logs go to stderr; stdout carries only the --json document, so a
@@ -34,6 +35,28 @@ JSON_OPTION = typer.Option(
     help="Print one JSON document on stdout (errors too). `--json`, `--json true` or "
     "`--json false`.",
 )
+
+REFERENCE_OPTION = typer.Option(
+    None, "--reference", help="Reference months, e.g. 2025-01[,2025-02] (default: champion's)."
+)
+"""`--reference` of `monitor`, `run-month`, `cycle check` and `spark monitor` (a `str`
+parameter; `reference_window` parses it inside `errors_to_exit`)."""
+
+
+def reference_window(reference: str | None) -> Window | None:
+    """The reference window given by `--reference` (`REFERENCE_OPTION`), parsed once here.
+
+    Args:
+        reference: The option's text, e.g. ``"2025-01,2025-02"``; None or blank: not given.
+
+    Returns:
+        The window, or None when the option was not given (the champion's months apply).
+
+    Raises:
+        MonthError: A month is not ``YYYY-MM`` (call it inside `errors_to_exit`).
+    """
+    return parse_window(reference)
+
 
 _json_stream: list[TextIO] = []
 

@@ -17,15 +17,17 @@ from rich.table import Table
 
 from persona.cli._common import (
     JSON_OPTION,
+    REFERENCE_OPTION,
     VERDICT_STYLE,
     console,
     emit,
     errors_to_exit,
     json_stdout,
+    reference_window,
     settings,
 )
 from persona.errors import PersonaError
-from persona.months import parse_month, parse_month_list, resolve_month
+from persona.months import parse_month, parse_window, resolve_month
 
 cycle = typer.Typer(no_args_is_help=True)
 
@@ -34,9 +36,7 @@ _MONTH = typer.Option(..., "--month", help="Month, YYYY-MM (as `cycle check` ret
 
 def run_month(
     month: str = typer.Option(..., "--month", help="Month to run, YYYY-MM (must be ingested)."),
-    reference: str = typer.Option(
-        None, "--reference", help="Reference months, e.g. 2025-01[,2025-02] (default: champion's)."
-    ),
+    reference: str = REFERENCE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the monthly cycle: label, monitor, and on drift retrain, gate and promote."""
@@ -44,7 +44,7 @@ def run_month(
     with errors_to_exit(as_json):
         from persona.flows import run_month as run
 
-        result = run(cfg, parse_month(month), parse_month_list(reference), actor="cli")
+        result = run(cfg, parse_month(month), reference_window(reference), actor="cli")
     emit(result, as_json, render)
 
 
@@ -88,7 +88,7 @@ def _step(step: str, month: str, reference: str | None, as_json: bool) -> None:
     with errors_to_exit(as_json):
         from persona.flows import run_step
 
-        result = run_step(cfg, step, parse_month(month), parse_month_list(reference), "flow")
+        result = run_step(cfg, step, parse_month(month), reference_window(reference), "flow")
     emit(result, as_json, _render_step)
 
 
@@ -100,9 +100,7 @@ def check(
     run_date: str = typer.Option(
         "", "--run-date", help="ISO date of a scheduled run (default: today, UTC)."
     ),
-    reference: str = typer.Option(
-        None, "--reference", help="Reference months, e.g. 2025-01[,2025-02] (default: champion's)."
-    ),
+    reference: str = REFERENCE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Step 1: govern the champion, label and monitor the month, record, alert; print the branch."""
@@ -181,7 +179,7 @@ def _serve_one(cfg: Any, flows: Any, request: Any) -> dict[str, Any]:
         month = resolve_month(month, str(request.get("run_date") or ""))
     if step == "batch_label":
         return flows.label_with_champion(cfg, month)
-    reference = parse_month_list(str(request.get("reference") or "")) if step == "check" else None
+    reference = parse_window(str(request.get("reference") or "")) if step == "check" else None
     return dict(flows.run_step(cfg, step, parse_month(month), reference, "flow"))
 
 

@@ -9,20 +9,20 @@ from rich.table import Table
 
 from persona.cli._common import (
     JSON_OPTION,
+    REFERENCE_OPTION,
     VERDICT_STYLE,
     console,
     emit,
     errors_to_exit,
+    reference_window,
     settings,
 )
-from persona.months import parse_month, parse_month_list
+from persona.months import parse_month
 
 
 def monitor(
     month: str = typer.Option(..., "--month", help="Month to check, YYYY-MM."),
-    reference: str = typer.Option(
-        None, "--reference", help="Reference months, e.g. 2025-01[,2025-02] (default: champion's)."
-    ),
+    reference: str = REFERENCE_OPTION,
     alert: bool = typer.Option(
         False, "--alert", help="Send the configured alerts when the verdict is watch or retrain."
     ),
@@ -35,7 +35,7 @@ def monitor(
         from persona.store.engine import open_store
 
         current = parse_month(month)
-        refs = parse_month_list(reference)
+        refs = reference_window(reference)
         engine = open_store(cfg.database_url)
         try:
             result = run_check(cfg, engine, current, refs)

@@ -7,7 +7,16 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from persona.cli._common import JSON_OPTION, VERDICT_STYLE, console, emit, errors_to_exit, settings
+from persona.cli._common import (
+    JSON_OPTION,
+    REFERENCE_OPTION,
+    VERDICT_STYLE,
+    console,
+    emit,
+    errors_to_exit,
+    reference_window,
+    settings,
+)
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -49,19 +58,17 @@ def label(
 def monitor(
     input_path: str = INPUT_OPTION,
     month: str = typer.Option(..., "--month", help="Month to check, YYYY-MM."),
-    reference: str = typer.Option(
-        None, "--reference", help="Reference months, e.g. 2025-01[,2025-02] (default: champion's)."
-    ),
+    reference: str = REFERENCE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Monitoring statistics of a month on Spark, judged by the same policy as `monitor`."""
     cfg = settings()
     with errors_to_exit(as_json):
-        from persona.months import parse_month, parse_month_list
+        from persona.months import parse_month
         from persona.spark.monitor import monitor_dataset
         from persona.spark.session import start_session
 
-        current, refs = parse_month(month), parse_month_list(reference)  # before Spark starts
+        current, refs = parse_month(month), reference_window(reference)  # before Spark starts
         spark = start_session(cfg, "persona-spark-monitor")
         result = monitor_dataset(spark, cfg, input_path, current, refs)
     emit(result, as_json, render_monitor)

@@ -29,6 +29,8 @@ from evidently.legacy.renderers.html_widgets import (
     text_widget,
 )
 
+from persona.months import Month, Window
+
 METRIC_TYPE = "evidently:metric_v2:PersonaFitValue"
 VERDICT_TITLE = {
     "no_drift": "No drift: the personas fit",
@@ -116,7 +118,7 @@ def _num(value: float | None, pattern: str = "{:.3f}") -> str:
 
 
 def verdict_widgets(
-    verdict: str, reasons: list[str], month: str, references: list[str]
+    verdict: str, reasons: list[str], month: Month, references: Window
 ) -> list[BaseWidgetInfo]:
     """The report's headline: the verdict and every reason behind it."""
     refs = ", ".join(references)

@@ -25,6 +25,7 @@ from typing import Any
 
 from persona.monitoring.check import CheckResult
 from persona.monitoring.policy import VERDICTS, Decision
+from persona.months import Month, Window
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ RULES = (
 DRIFT_HEADLINE = "Dataset Drift is"
 
 
-def report_name(month: str, reference_months: list[str], model_version: str, data_hash: str) -> str:
+def report_name(month: Month, reference_months: Window, model_version: str, data_hash: str) -> str:
     """File name of a report: month, reference window, model version, data hash prefix.
 
     Args:
@@ -54,17 +55,16 @@ def report_name(month: str, reference_months: list[str], model_version: str, dat
     Returns:
         E.g. ``drift_2025-03_ref-2025-01_v1_ab12cd34.html``.
     """
-    refs = "+".join(sorted(reference_months))
+    refs = "+".join(reference_months)
     if len(reference_months) > 3:
-        refs = f"{min(reference_months)}..{max(reference_months)}"
+        refs = f"{reference_months.first}..{reference_months.last}"
     name = f"drift_{month}_ref-{refs}_v{model_version}_{data_hash[:8]}.html"
     return _SAFE.sub("_", name)
 
 
-def month_timestamp(month: str) -> dt.datetime:
-    """The first day of a ``YYYY-MM`` month (the snapshot's time in the Evidently UI)."""
-    year, number = (int(part) for part in month.split("-"))
-    return dt.datetime(year, number, 1)
+def month_timestamp(month: Month) -> dt.datetime:
+    """The first day of a month (the snapshot's time in the Evidently UI)."""
+    return dt.datetime(month.year, month.number, 1)
 
 
 def measured_text(result: CheckResult) -> str:
@@ -91,8 +91,8 @@ def measured_text(result: CheckResult) -> str:
 def persona_metrics(
     result: CheckResult,
     decision: Decision,
-    month: str,
-    reference_months: list[str],
+    month: Month,
+    reference_months: Window,
     rules: dict[str, Any],
 ) -> list[Any]:
     """The persona-fit section as Evidently custom metrics with their widgets.
@@ -161,8 +161,8 @@ def _reword_drift_headline(widgets: list[Any], decision: Decision) -> None:
 def build_snapshot(
     result: CheckResult,
     decision: Decision,
-    month: str,
-    reference_months: list[str],
+    month: Month,
+    reference_months: Window,
     rules: dict[str, Any],
     metadata: dict[str, str] | None = None,
 ) -> Any:
@@ -200,7 +200,7 @@ def build_snapshot(
         timestamp=month_timestamp(month),
         metadata={
             "month": month,
-            "reference_months": ",".join(reference_months),
+            "reference_months": str(reference_months),
             "verdict": decision.verdict,
             **(metadata or {}),
         },
@@ -216,8 +216,8 @@ def build_snapshot(
 def write_report(
     result: CheckResult,
     decision: Decision,
-    month: str,
-    reference_months: list[str],
+    month: Month,
+    reference_months: Window,
     path: Path,
     *,
     rules: dict[str, Any] | None = None,

@@ -12,70 +12,70 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from persona.errors import MonitoringError
+from persona.errors import MonitoringError, NotIngestedError
 from persona.features import FEATURE_NAMES
 from persona.monitoring.check import CheckResult, check
 from persona.monitoring.policy import VERDICTS, Decision, decide
 from persona.monitoring.report import RULES, report_name, write_report
 from persona.monitoring.workspace import add_check_safely
-from persona.months import Month, parse_month
+from persona.months import Month, Window
 from persona.settings import PolicySettings, Settings
 from persona.store import monitoring as runs_store
 
 log = logging.getLogger(__name__)
 
 
-def verdict_key(policy: PolicySettings, seed: int, unassigned_floor: float) -> str:
-    """Everything besides the data that decides a verdict, as canonical JSON text.
+def verdict_key(policy: PolicySettings, seed: int) -> str:
+    """Everything besides the data and the model that decides a verdict, as text to hash.
 
     Part of a stored check's idempotence key (`data_hash`): the whole policy section (a
-    threshold added to `PolicySettings` joins the key by itself), the sampling seed and the
-    ``unassigned`` test's floor (``1 - RADIUS_QUANTILE``).
+    threshold added to `PolicySettings` joins the key by itself) and the sampling seed. The
+    text is the one stored runs were keyed on, so they stay valid. The ``unassigned`` test's
+    floor (``1 - RADIUS_QUANTILE``) is the model's calibration, keyed by its version.
 
     Args:
         policy: The verdict thresholds (`Settings.policy`).
         seed: The seed of the check's sampling (`RANDOM_SEED`).
-        unassigned_floor: Smallest null rate of the ``unassigned`` test.
 
     Returns:
-        JSON text; equal inputs give equal text.
+        Sorted-key JSON of the policy, then the seed; equal inputs give equal text.
     """
-    inputs = {"policy": policy.model_dump(), "seed": seed, "unassigned_floor": unassigned_floor}
-    return json.dumps(inputs, sort_keys=True, default=str)
+    return json.dumps(policy.model_dump(), sort_keys=True, default=str) + str(seed)
 
 
-def _reference(settings: Settings, engine: Engine, given: Sequence[str] | None) -> list[Month]:
+def _reference(settings: Settings, engine: Engine, given: Window | None) -> Window:
     from persona import registry
     from persona.store import survey_queries
 
     if given:
-        return sorted({parse_month(m) for m in given})
-    champion = registry.champion_reference_months(settings)
+        return given
+    champion = registry.champion_reference_months(settings)  # a registry tag: an edge
     if champion:
-        return sorted({parse_month(m) for m in champion})
+        return Window.of(champion)
     months = survey_queries.list_months(engine)
     if not months:
-        raise MonitoringError("no survey month is ingested; no reference window to compare with")
-    return [months[0].month]
+        raise NotIngestedError((), "a reference window")
+    return Window.of([months[0].month])
 
 
-def _data_hash(engine: Engine, month: Month, refs: list[Month], key: str) -> str:
+def _data_hash(engine: Engine, month: Month, refs: Window, key: str) -> str:
     from persona.store import survey_queries
 
     digest = hashlib.sha256()
     digest.update(survey_queries.month_fingerprint(engine, [month]).encode())
-    digest.update(survey_queries.month_fingerprint(engine, refs).encode())
+    digest.update(survey_queries.month_fingerprint(engine, refs.months).encode())
     digest.update(key.encode())
     return digest.hexdigest()
 
 
-def _load(engine: Engine, months: list[Month], columns: tuple[str, ...]) -> Any:
+def _load(engine: Engine, months: Sequence[Month], columns: tuple[str, ...]) -> Any:
     from persona.store import survey_queries
 
     frame = survey_queries.load_months(engine, months)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise MonitoringError(f"stored months {months} lack model feature columns {missing}")
+        listed = [str(m) for m in months]
+        raise MonitoringError(f"stored months {listed} lack model feature columns {missing}")
     return frame[list(columns)].to_numpy(dtype="float64")
 
 
@@ -166,8 +166,8 @@ def _public(row: dict[str, Any], existing: bool = False) -> dict[str, Any]:
 def run_check(
     settings: Settings,
     engine: Engine,
-    month: str,
-    reference_months: Sequence[str] | None = None,
+    month: Month,
+    reference_months: Window | None = None,
     loaded: Any = None,
 ) -> dict[str, Any]:
     """Check one stored month against a reference window, then report, log and record it.
@@ -178,7 +178,7 @@ def run_check(
     Args:
         settings: Thresholds, report folder, MLflow settings.
         engine: The survey store.
-        month: Current month ``YYYY-MM``.
+        month: Current month.
         reference_months: Reference window; default the champion's training months, else
             the earliest ingested month.
         loaded: A `registry.LoadedModel`; default `registry.load_model_for_serving`.
@@ -188,9 +188,9 @@ def run_check(
         MLflow run id, run id.
 
     Raises:
-        MonitoringError: Empty reference window or mismatched feature columns.
+        NotIngestedError: No month is ingested, or the reference window has no rows.
+        MonitoringError: Mismatched feature columns.
     """
-    month = parse_month(month)
     refs = _reference(settings, engine, reference_months)
     if loaded is None:
         from persona import registry
@@ -204,14 +204,16 @@ def run_check(
         )
     policy, seed = settings.policy, settings.random_seed
     floor = 1.0 - settings.radius_quantile
-    data_hash = _data_hash(engine, month, refs, verdict_key(policy, seed, floor))
-    found = runs_store.find_run(engine, month, refs, loaded.name, str(loaded.version), data_hash)
+    data_hash = _data_hash(engine, month, refs, verdict_key(policy, seed))
+    found = runs_store.find_run(
+        engine, month, refs.months, loaded.name, str(loaded.version), data_hash
+    )
     if found is not None:
         log.info("monitoring %s vs %s: identical run %s exists", month, refs, found["run_id"])
         return _public(found, existing=True)
-    ref_x = _load(engine, refs, model.feature_names)
+    ref_x = _load(engine, refs.months, model.feature_names)
     if len(ref_x) == 0:
-        raise MonitoringError(f"reference months {refs} have no ingested rows")
+        raise NotIngestedError(refs.months, "the reference window")
     cur_x = _load(engine, [month], model.feature_names)
     result = check(cur_x, ref_x, model, policy, seed=seed, unassigned_floor=floor)
     decision = decide(result, policy)
@@ -229,7 +231,7 @@ def run_check(
     drift = result.drift
     row: dict[str, Any] = {
         "survey_month": month,
-        "reference_months": runs_store.reference_key(refs),
+        "reference_months": runs_store.reference_key(refs.months),
         "model_name": loaded.name,
         "model_version": str(loaded.version),
         "data_hash": data_hash,

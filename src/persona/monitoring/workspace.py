@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from persona.monitoring.evidently_fit import METRIC_TYPE
+from persona.months import Month
 from persona.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,13 +76,13 @@ def ensure_project(workspace: Any, settings: Settings) -> Any:
     return project
 
 
-def add_check(settings: Settings, snapshot: Any, month: str) -> str:
+def add_check(settings: Settings, snapshot: Any, month: Month) -> str:
     """Add a check's snapshot to the project, replacing older snapshots of the same month.
 
     Args:
         settings: Workspace folder and project name.
         snapshot: The check's Evidently snapshot (`report.build_snapshot`).
-        month: ``YYYY-MM`` of the check.
+        month: The month of the check.
 
     Returns:
         The new snapshot id.
@@ -96,7 +97,7 @@ def add_check(settings: Settings, snapshot: Any, month: str) -> str:
     return str(ref.id)
 
 
-def add_check_safely(settings: Settings, snapshot: Any, month: str) -> str | None:
+def add_check_safely(settings: Settings, snapshot: Any, month: Month) -> str | None:
     """`add_check`, logging a failure instead of raising (the stored check must not fail)."""
     try:
         return add_check(settings, snapshot, month)

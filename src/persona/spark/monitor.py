@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from persona.errors import MonitoringError
+from persona.errors import MonitoringError, NotIngestedError
 from persona.features import FEATURE_NAMES
 from persona.monitoring import CheckResult, decide
 from persona.monitoring.drift import STATTEST, data_drift
-from persona.months import parse_month, parse_month_list
+from persona.months import Month, Window
 from persona.settings import Settings
 from persona.spark.label import ID_COLUMN, MONTH_COLUMN, label_frame, read_dataset, spark_errors
 from persona.spark.stats import SideStats, fit_from_stats
@@ -112,8 +111,8 @@ def check_dataset(
     spark: Any,
     settings: Settings,
     frame: Any,
-    month: str,
-    reference_months: Sequence[str],
+    month: Month,
+    reference_months: Window,
     loaded: Any,
 ) -> CheckResult:
     """The `monitoring.check` result of a month against reference months, computed on Spark.
@@ -130,7 +129,7 @@ def check_dataset(
         The check result (no Evidently snapshot is kept).
 
     Raises:
-        MonitoringError: The reference window has no rows.
+        NotIngestedError: The reference window has no rows.
     """
     from pyspark.sql import functions as F
 
@@ -147,10 +146,7 @@ def check_dataset(
         sides = side_stats(labeled, ("current", "reference"))
         cur, ref = sides["current"], sides["reference"]
         if ref.rows == 0:
-            raise MonitoringError(
-                f"the reference window {','.join(reference_months)} has no rows; "
-                "choose months with data"
-            )
+            raise NotIngestedError(reference_months.months, "the reference window")
         drift = None
         if cur.rows >= settings.min_month_rows:
             limit, seed = settings.drift_sample_rows, settings.random_seed
@@ -183,8 +179,8 @@ def monitor_dataset(
     spark: Any,
     settings: Settings,
     input_path: str,
-    month: str,
-    reference_months: Sequence[str] | str | None = None,
+    month: Month,
+    reference_months: Window | None = None,
     loaded: Any = None,
 ) -> dict[str, Any]:
     """Check a month of a Parquet dataset on Spark and decide with `monitoring.decide`.
@@ -193,9 +189,8 @@ def monitor_dataset(
         spark: The SparkSession.
         settings: Model source, thresholds.
         input_path: Parquet respondents with a ``survey_month`` column (local or ``gs://``).
-        month: ``YYYY-MM``.
-        reference_months: The reference window (list or ``"A,B"``); default the champion's
-            training months.
+        month: The month to check.
+        reference_months: The reference window; default the champion's training months.
         loaded: A `registry.LoadedModel`; default the `MODEL_ALIAS` version.
 
     Returns:
@@ -203,19 +198,18 @@ def monitor_dataset(
         seconds, engine``.
 
     Raises:
-        MonitoringError: No reference window, or it has no rows.
+        MonitoringError: No reference window given and the champion has none.
+        NotIngestedError: The reference window has no rows.
     """
     started = time.perf_counter()
-    month = parse_month(month)
-    if isinstance(reference_months, str):
-        reference_months = parse_month_list(reference_months)
-    if not reference_months:
+    refs = reference_months
+    if not refs:
         from persona.registry import champion_reference_months
 
-        reference_months = champion_reference_months(settings)
-        if not reference_months:
+        champion = champion_reference_months(settings)  # a registry tag: an edge
+        if not champion:
             raise MonitoringError("no reference months: pass --reference (e.g. 2025-01,2025-02)")
-    refs = [parse_month(m) for m in reference_months]
+        refs = Window.of(champion)
     if loaded is None:
         from persona.registry.versions import load_model_for_serving
 
@@ -225,7 +219,7 @@ def monitor_dataset(
     decision = decide(result, settings.policy)
     return {
         "month": month,
-        "reference_months": refs,
+        "reference_months": refs.to_list(),
         "model_name": loaded.name,
         "model_version": str(loaded.version),
         "verdict": decision.verdict,
