@@ -365,3 +365,52 @@ def test_champion_alias_move_swaps_model_without_restart(server: Server) -> None
     assert server.proc.pid == pid_before and server.proc.poll() is None
     metrics = server.get("/metrics").text
     assert 'persona_model_info{alias="champion",name="persona-classifier",pid=' in metrics
+
+
+def test_one_worker_governs_champion_moves(server: Server) -> None:
+    """With 2 workers, `sync_champion` runs in one of them: an outside move is recorded once."""
+    from mlflow import MlflowClient
+
+    from persona.store import events
+    from persona.store.engine import open_store
+
+    settings, name = server.settings, server.settings.model_name
+    plain = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    current = server.get("/model").json()["version"]
+    engine = open_store(settings.database_url)
+    try:
+        # The audit trail says the platform made `current` champion; then a person moves it.
+        made = events.ModelEvent(name, "promote", None, current, "test", "test")
+        events.record_event(engine, made)
+        plain.set_registered_model_alias(name, "champion", server.v1)
+        deadline, external = time.time() + 30, []
+        while time.time() < deadline and not external:
+            rows = events.list_events(engine, name)
+            external = [
+                (r["from_version"], r["to_version"]) for r in rows if r["actor"] == "external"
+            ]
+            time.sleep(0.2)
+        assert external == [(current, server.v1)]
+        deadline, streak = time.time() + 30, 0
+        while time.time() < deadline and streak < 12:  # every worker follows the move
+            streak = streak + 1 if server.get("/model").json()["version"] == server.v1 else 0
+            time.sleep(0.1)
+        assert streak >= 12
+        time.sleep(1.5)  # three reload intervals: a second governing worker would show now
+        rows = events.list_events(engine, name)
+        assert [r["to_version"] for r in rows if r["actor"] == "external"] == [server.v1]
+    finally:
+        engine.dispose()
+    log = server.log.read_text()
+    governing = {
+        line.split("pid ", 1)[1].split()[0]
+        for line in log.splitlines()
+        if "runs the champion governance" in line
+    }
+    serving = {
+        line.split("pid ", 1)[1].split()[0]
+        for line in log.splitlines()
+        if " serving persona-classifier version" in line
+    }
+    assert len(governing) == 1 and len(serving) >= 2, log[-3000:]
+    assert log.count("moved outside the platform") == 1, log[-3000:]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from persona.errors import ModelError
 from persona.model import LoadedModel, model_from_dict, model_to_dict, read_model_folder
+from persona.serving.election import governs
 from persona.serving.holder import Loaded, ModelSource
 from persona.settings import Settings
 
@@ -82,7 +83,9 @@ def champion_governance(settings: Settings) -> Callable[[], None] | None:
     """What the reload thread calls after a swap: govern champion moves made outside.
 
     Returns None (nothing to call) when `API_SYNC_CHAMPION` is off, the API serves a
-    pinned `MODEL_URI`, or follows another alias than ``champion``.
+    pinned `MODEL_URI`, or follows another alias than ``champion``. Under gunicorn only
+    the worker elected by `governs` runs it (see there), so one external move is checked
+    by one process, within one reload interval of the move.
 
     Args:
         settings: Settings (store, registry, alerts).
@@ -91,6 +94,8 @@ def champion_governance(settings: Settings) -> Callable[[], None] | None:
         return None
 
     def sync() -> None:
+        if not governs():
+            return
         from persona.registry.governance import sync_champion
         from persona.store.engine import open_store
 
