@@ -16,6 +16,7 @@ import pytest
 
 from persona.catalog import load_catalog
 from persona.cli._common import dependency_error
+from persona.errors import Issue
 from persona.model import PersonaModel, from_catalog
 from persona.serving.app import create_app
 from persona.serving.front import nginx_conf
@@ -113,7 +114,7 @@ def test_ready_reports_the_reason_or_the_cache(tmp_path: Path, model: Any) -> No
 
 
 def test_error_body_survives_unpaired_surrogates() -> None:
-    body = error_body("bad key", [{"row": 0, "column": "\ud800", "message": "unexpected"}])
+    body = error_body("bad key", [Issue(0, "\ud800", "unexpected")])
     assert json.loads(body)["issues"][0]["column"] == "\ud800"
 
 

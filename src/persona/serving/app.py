@@ -343,7 +343,11 @@ def _add_routes(app: Flask, wsgi: PersonaWsgi) -> None:
     def model() -> tuple[dict[str, Any], int]:
         loaded = holder.current
         if loaded is None:
-            return {"error": "no model loaded", "issues": [], "reload": holder.status()}, 503
+            return {
+                "error": "no model loaded",
+                "issues": [],
+                "reload": holder.status().to_dict(),
+            }, 503
         return {
             "name": loaded.name,
             "version": loaded.version,
@@ -354,7 +358,7 @@ def _add_routes(app: Flask, wsgi: PersonaWsgi) -> None:
             "bounds": {"low": limits.bounds.low, "high": limits.bounds.high},
             "limits": {"max_records": limits.max_records, "max_body_bytes": limits.max_body_bytes},
             "auth": bool(limits.token),
-            "reload": holder.status(),
+            "reload": holder.status().to_dict(),
         }, 200
 
     @app.get("/metrics")

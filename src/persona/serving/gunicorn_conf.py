@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,44 +92,68 @@ def install_json_errors() -> None:
     util.write_error = write_json_error
 
 
-def options(serving: ServingSettings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GunicornOptions:
+    """The gunicorn config variables of the API (names as in a gunicorn config file).
+
+    `threads` and `worker_tmp_dir` are None when gunicorn's default applies (sync workers;
+    no /dev/shm); `accesslog` None means no access log.
+    """
+
+    bind: tuple[str, ...]
+    workers: int
+    worker_class: str
+    accesslog: str | None
+    loglevel: str
+    threads: int | None = None
+    worker_tmp_dir: str | None = None
+    wsgi_app: str = WSGI_APP
+    preload_app: bool = False
+    control_socket_disable: bool = True
+    errorlog: str = "-"
+    timeout: int = WORKER_TIMEOUT_S
+    graceful_timeout: int = 10
+    keepalive: int = 5
+    backlog: int = 2048
+    proc_name: str = "persona-api"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The variables for a gunicorn config module (defaults left out, `bind` a list)."""
+        values = asdict(self)
+        values["bind"] = list(self.bind)
+        for name in ("threads", "worker_tmp_dir"):
+            if values[name] is None:
+                del values[name]
+        return values
+
+
+def options(serving: ServingSettings) -> GunicornOptions:
     """Gunicorn settings derived from the platform settings.
 
     Args:
         serving: API host, port, workers, front and the `GUNICORN_*` values.
 
     Returns:
-        Gunicorn config variables (names as in a gunicorn config file).
+        The gunicorn config variables (`GunicornOptions.to_dict` for a config module).
     """
     worker_class = serving.gunicorn_worker_class
-    values: dict[str, Any] = {
-        "bind": [f"{serving.api_host}:{serving.api_port}"],
-        "workers": serving.api_workers,
-        "worker_class": worker_class,
-        "wsgi_app": WSGI_APP,
-        "preload_app": False,
-        "control_socket_disable": True,
-        "accesslog": serving.gunicorn_access_log or None,
-        "errorlog": "-",
-        "loglevel": serving.gunicorn_log_level,
-        "timeout": WORKER_TIMEOUT_S,
-        "graceful_timeout": 10,
-        "keepalive": 5,
-        "backlog": 2048,
-        "proc_name": "persona-api",
-    }
-    if Path("/dev/shm").is_dir():
-        values["worker_tmp_dir"] = "/dev/shm"
+    bind = f"{serving.api_host}:{serving.api_port}"
     if serving.api_front == "nginx":
         front.nginx_binary()  # fail at start, with the fix, when nginx is missing
         folder = os.environ.get(front.DIR_ENV)
         if not folder or not Path(folder).is_dir():
             folder = tempfile.mkdtemp(prefix="persona-api-")
             os.environ[front.DIR_ENV] = folder
-        values["bind"] = [f"unix:{front.socket_path(folder)}"]
-    if worker_class == "gthread":
-        values["threads"] = serving.gunicorn_threads
-    return values
+        bind = f"unix:{front.socket_path(folder)}"
+    return GunicornOptions(
+        bind=(bind,),
+        workers=serving.api_workers,
+        worker_class=worker_class,
+        accesslog=serving.gunicorn_access_log or None,
+        loglevel=serving.gunicorn_log_level,
+        threads=serving.gunicorn_threads if worker_class == "gthread" else None,
+        worker_tmp_dir="/dev/shm" if Path("/dev/shm").is_dir() else None,
+    )
 
 
 def child_exit(server: Any, worker: Any) -> None:

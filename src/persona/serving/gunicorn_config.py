@@ -26,7 +26,7 @@ from persona.settings import get_settings
 try:
     prepare_environment()
     install_json_errors()
-    _values = options(get_settings().serving)
+    _values = options(get_settings().serving).to_dict()
 except PersonaError as exc:  # a bad setting: one clear line, no traceback
     sys.exit(f"persona-api: {exc}")
 globals().update(_values)

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from persona.model import PersonaModel
@@ -54,7 +54,7 @@ class Loaded(Protocol):
         """Where it was loaded from."""
 
     @property
-    def tags(self) -> dict[str, Any]:
+    def tags(self) -> dict[str, str]:
         """Version tags (training months, data hash...)."""
 
 
@@ -72,6 +72,33 @@ class ModelSource:
     load: Callable[[], Loaded]
     target_version: Callable[[], str | None]
     description: str
+
+
+@dataclass(frozen=True)
+class ReloadStatus:
+    """The reload state of one worker (the ``reload`` object of `/model`).
+
+    Attributes:
+        source: Where the model comes from (`ModelSource.description`).
+        interval_s: Seconds between checks of the alias.
+        loaded_at: When the model in use was loaded (epoch seconds), if any.
+        last_check: When the source was last checked, if ever.
+        last_error: The last failure, until a check succeeds.
+        from_cache: Whether the model in use is the local cache's.
+        checking_since: When the check under way started, if one is.
+    """
+
+    source: str
+    interval_s: float
+    loaded_at: float | None
+    last_check: float | None
+    last_error: str | None
+    from_cache: bool
+    checking_since: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (keys in field order)."""
+        return asdict(self)
 
 
 class ModelCache(Protocol):
@@ -262,17 +289,17 @@ class ModelHolder:
         except Exception as exc:
             log.error("champion governance check failed: %s", exc)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ReloadStatus:
         """Return the reload state for `/model`."""
-        return {
-            "source": self.source.description,
-            "interval_s": self.interval_s,
-            "loaded_at": self.loaded_at,
-            "last_check": self.last_check,
-            "last_error": self.last_error,
-            "from_cache": self.from_cache,
-            "checking_since": self.checking_since,
-        }
+        return ReloadStatus(
+            source=self.source.description,
+            interval_s=self.interval_s,
+            loaded_at=self.loaded_at,
+            last_check=self.last_check,
+            last_error=self.last_error,
+            from_cache=self.from_cache,
+            checking_since=self.checking_since,
+        )
 
 
 def _one_line(exc: BaseException, limit: int = 500) -> str:

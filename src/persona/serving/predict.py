@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from persona.errors import DataValidationError
+from persona.errors import DataValidationError, Issue
 from persona.features import FEATURE_NAMES, Bounds, validate_array, validate_records
 from persona.model import Prediction
 from persona.serving.holder import Loaded
@@ -51,7 +51,7 @@ class ApiError(Exception):
     Args:
         status: HTTP status code (4xx for client mistakes).
         error: One line saying what is wrong.
-        issues: Per row/field problems (``{"row", "column", "message"}``).
+        issues: Per row/field problems (JSON ``{"row", "column", "message"}``).
         headers: Extra response headers (e.g. WWW-Authenticate).
     """
 
@@ -59,7 +59,7 @@ class ApiError(Exception):
         self,
         status: int,
         error: str,
-        issues: Sequence[dict[str, Any]] = (),
+        issues: Sequence[Issue] = (),
         headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         super().__init__(error)
@@ -73,13 +73,13 @@ class ApiError(Exception):
         return error_body(self.error, self.issues)
 
 
-def error_body(error: str, issues: Sequence[dict[str, Any]] = ()) -> bytes:
+def error_body(error: str, issues: Sequence[Issue] = ()) -> bytes:
     """Return ``{"error": ..., "issues": [...]}`` as JSON bytes.
 
     Client text echoed in a message may hold what the fast encoder refuses (an unpaired
     UTF-16 surrogate, sent as backslash-u-d800): then `json` writes it as an ASCII escape.
     """
-    document = {"error": error, "issues": list(issues)}
+    document = {"error": error, "issues": [issue.to_dict() for issue in issues]}
     try:
         return _DUMPS(document)
     except (TypeError, ValueError, UnicodeError):
@@ -197,7 +197,7 @@ def validated_array(records: list[Any], limits: Limits) -> np.ndarray:
     try:
         return validate_records(records, limits.bounds)
     except DataValidationError as exc:
-        raise ApiError(422, _summary(exc), [issue.to_dict() for issue in exc.issues]) from None
+        raise ApiError(422, _summary(exc), exc.issues) from None
     except (OverflowError, ValueError, TypeError) as exc:
         raise ApiError(422, f"invalid records: a value is not a usable number ({exc})") from None
 
@@ -227,16 +227,16 @@ def _records_of(payload: Any) -> list[Any]:
     elif isinstance(payload, dict):
         extra = [str(key) for key in payload if key != "instances"]
         if "instances" not in payload or extra:
-            issues = [{"row": None, "column": k, "message": "unexpected key"} for k in extra]
+            issues = [Issue(None, k, "unexpected key") for k in extra]
             if "instances" not in payload:
-                issues.insert(0, {"row": None, "column": "instances", "message": "missing key"})
+                issues.insert(0, Issue(None, "instances", "missing key"))
             raise ApiError(422, 'expected a JSON list of records or {"instances": [...]}', issues)
         records = payload["instances"]
         if not isinstance(records, list):
             raise ApiError(
                 422,
                 f'"instances" must be a list of records, got {type(records).__name__}',
-                [{"row": None, "column": "instances", "message": "not a list"}],
+                [Issue(None, "instances", "not a list")],
             )
     else:
         raise ApiError(
