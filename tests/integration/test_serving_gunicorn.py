@@ -386,9 +386,7 @@ def test_one_worker_governs_champion_moves(server: Server) -> None:
         deadline, external = time.time() + 30, []
         while time.time() < deadline and not external:
             rows = events.list_events(engine, name)
-            external = [
-                (r["from_version"], r["to_version"]) for r in rows if r["actor"] == "external"
-            ]
+            external = [(r.from_version, r.to_version) for r in rows if r.actor == "external"]
             time.sleep(0.2)
         assert external == [(current, server.v1)]
         deadline, streak = time.time() + 30, 0
@@ -398,7 +396,7 @@ def test_one_worker_governs_champion_moves(server: Server) -> None:
         assert streak >= 12
         time.sleep(1.5)  # three reload intervals: a second governing worker would show now
         rows = events.list_events(engine, name)
-        assert [r["to_version"] for r in rows if r["actor"] == "external"] == [server.v1]
+        assert [r.to_version for r in rows if r.actor == "external"] == [server.v1]
     finally:
         engine.dispose()
     log = server.log.read_text()
