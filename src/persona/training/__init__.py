@@ -45,6 +45,7 @@ from persona.training.alignment import (
     bound_radii,
     cluster_sizes,
     label_stability,
+    persona_order,
 )
 from persona.training.discovery import discover
 from persona.training.sweep import (
@@ -147,7 +148,7 @@ def train(
     found, splits = discover(x, chosen["centroids"], params)
     k = len(found)
     ids, labels, report = align(found, current, params.align_max_distance, names)
-    order = _persona_order(ids, current)
+    order = persona_order(ids, current)
     centroids = found[order]
     info = {
         "kind": "kmeans",
@@ -173,16 +174,3 @@ def train(
     return TrainingResult(
         model, k, sweep, report, params.selection_metric, float(chosen[params.selection_metric])
     )
-
-
-def _persona_order(ids: list[str], current: PersonaModel) -> list[int]:
-    """Cluster indices ordered: current personas in their order, then candidates by number."""
-    rank = {pid: i for i, pid in enumerate(current.persona_ids)}
-
-    def key(i: int) -> tuple[int, int]:
-        pid = ids[i]
-        if pid in rank:
-            return (0, rank[pid])
-        return (1, int(pid[len(CANDIDATE_PREFIX) :]))
-
-    return sorted(range(len(ids)), key=key)

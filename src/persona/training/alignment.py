@@ -13,6 +13,27 @@ from persona.model import PersonaModel
 CANDIDATE_PREFIX = "candidate-"
 
 
+def candidate_number(persona_id: str) -> int | None:
+    """N of a provisional persona id ``candidate-N``; None for any other id."""
+    number = persona_id[len(CANDIDATE_PREFIX) :]
+    if persona_id.startswith(CANDIDATE_PREFIX) and number.isdigit():
+        return int(number)
+    return None
+
+
+def persona_order(ids: list[str], current: PersonaModel) -> list[int]:
+    """Cluster indices ordered: `current`'s personas in its order, then candidates by N."""
+    rank = {pid: i for i, pid in enumerate(current.persona_ids)}
+
+    def key(i: int) -> tuple[int, int]:
+        pid = ids[i]
+        if pid in rank:
+            return (0, rank[pid])
+        return (1, candidate_number(pid) or 0)
+
+    return sorted(range(len(ids)), key=key)
+
+
 @dataclass(frozen=True)
 class Alignment:
     """How new clusters map to existing personas.
@@ -66,11 +87,7 @@ def align(
                     "distance": float(dist[r, c]),
                 }
             )
-    taken = {
-        int(s[len(CANDIDATE_PREFIX) :])
-        for s in current.persona_ids
-        if s.startswith(CANDIDATE_PREFIX) and s[len(CANDIDATE_PREFIX) :].isdigit()
-    }
+    taken = {candidate_number(pid) for pid in current.persona_ids}
     number = 0
     for r in range(len(centroids)):
         if ids[r] is not None:
