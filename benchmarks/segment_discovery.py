@@ -40,6 +40,7 @@ import numpy as np
 from persona import flows, registry
 from persona.catalog import load_catalog
 from persona.features import FEATURE_NAMES
+from persona.months import Month
 from persona.settings import Settings, load_settings
 from persona.store import events, survey_ingest
 from persona.store.engine import open_store
@@ -96,7 +97,7 @@ def run_seed(seed: int, folder: Path) -> dict[str, Any]:
     original = set(load_catalog(settings.persona_catalog).ids)
     months, held = [], False
     for month in RUN:
-        out = flows.run_month(settings, month)
+        out = flows.run_month(settings, Month(month)).to_dict()
         entry = {k: out.get(k) for k in ("verdict", "challenger_version", "promoted",
                                           "needs_review", "review_reasons")}  # fmt: skip
         if out.get("challenger_version"):
@@ -112,7 +113,7 @@ def run_seed(seed: int, folder: Path) -> dict[str, Any]:
     reviewed = None
     if months[-1].get("challenger_version"):
         reviewed = registry.promote(settings, engine, str(months[-1]["challenger_version"]),
-                                    "reviewed", "benchmark")  # fmt: skip
+                                    "reviewed", "benchmark").to_dict()  # fmt: skip
     promoted = [e.to_version for e in events.list_events(engine) if e.event == "promote"]
     engine.dispose()
     hidden = {}
@@ -139,6 +140,7 @@ def run_seed_direct(seed: int) -> dict[str, Any]:
     """One seed through the cycle's decision functions, without MLflow or the store."""
     from dataclasses import asdict
 
+    from persona.cycle_results import Challenger
     from persona.flows import promotion_refusal
     from persona.model import calibrate_radii, from_catalog
     from persona.monitoring import check, decide
@@ -171,8 +173,7 @@ def run_seed_direct(seed: int) -> dict[str, Any]:
             gates = evaluate_gates(champion, result.model, window, jan, settings.gates,
                                    settings.training, True, data[month])  # fmt: skip
             review = review_reasons(asdict(result.alignment))
-            challenger = {"challenger_version": "2", "gates_passed": gates.passed,
-                          "needs_review": bool(review)}  # fmt: skip
+            challenger = Challenger("2", gates_passed=gates.passed, needs_review=bool(review))
             auto = promotion_refusal(challenger, "1", settings.auto_promote) is None
             nearest = result.model.predict(segment[month]).nearest_id
             entry.update(

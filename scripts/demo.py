@@ -123,6 +123,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
 def main() -> None:
     os.chdir(REPO)
     from persona.flows import run_year
+    from persona.months import Month
     from persona.settings import get_settings
 
     settings = get_settings()
@@ -136,7 +137,7 @@ def main() -> None:
     boot = persona("model", "bootstrap")
     console.print(f"champion v{boot['version']} ({'created' if boot['created'] else 'exists'})")
     console.rule("3. the monthly cycle, month by month")
-    summaries = run_year(settings, MONTHS, actor="demo")
+    summaries = [s.to_dict() for s in run_year(settings, [Month(m) for m in MONTHS], "demo")]
     console.rule("4. serving: gunicorn + REST predictions with the champion")
     served = serve_and_predict(settings, sample_records(settings, MONTHS[-1]))
     console.print(f"POST {served['url']}/predict ->")

@@ -1,6 +1,7 @@
 """The persisted state of one month's cycle: `monitoring_runs.action_taken` of its run.
 
-Pure functions: parse and write the state text; the steps in `persona.flows` read it to
+Pure functions: parse and write the state text (and read the run a month's cycle acts on,
+`PinnedRun`); the steps in `persona.flows` read it to
 know what is already done, so each step is idempotent and a month can be replayed from
 any door (CLI, Mage) any number of times.
 
@@ -16,7 +17,11 @@ Grammar of ``action_taken``:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
+
+from persona.months import Window, parse_window
 
 PENDING = "pending"
 FINAL = ("none", "alerted", "retrained_challenger", "retrained_promoted")
@@ -108,3 +113,39 @@ def parse_state(action: str | None, decision: str) -> CycleState:
     promotion = next((p for p in ("promoted", "kept") if p in flags), None)
     alerted = "alerted" in flags or parts[1] not in ALERTING
     return CycleState(verdict=parts[1], alerted=alerted, promotion=promotion)
+
+
+@dataclass(frozen=True)
+class PinnedRun:
+    """The monitoring run a month's cycle acts on (its earliest marked run), as stored.
+
+    Attributes:
+        run_id: The run.
+        decision: Its verdict.
+        action_taken: Its ``action_taken`` text (None: never acted on).
+        model_version: The model version the month was checked with.
+        reference_months: The reference window it was compared with (None: not stored).
+    """
+
+    run_id: int
+    decision: str
+    action_taken: str | None = None
+    model_version: str | None = None
+    reference_months: Window | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PinnedRun:
+        """Read a `monitoring_runs` row (values from the store are parsed here)."""
+        refs = row.get("reference_months")
+        return cls(
+            run_id=int(row["run_id"]),
+            decision=str(row["decision"]),
+            action_taken=row.get("action_taken"),
+            model_version=None if row.get("model_version") is None else str(row["model_version"]),
+            reference_months=None if refs is None else parse_window(str(refs)),
+        )
+
+    @property
+    def state(self) -> CycleState:
+        """The month's cycle state this run holds."""
+        return parse_state(self.action_taken, self.decision)

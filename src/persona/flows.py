@@ -32,9 +32,19 @@ from typing import Any
 from sqlalchemy import Engine
 
 from persona import alerts, labeling, monitoring, registry
-from persona.cycle_state import RETRAIN, CycleState, parse_state
+from persona.cycle_results import (
+    Challenger,
+    CheckStep,
+    LabelStep,
+    MonthSummary,
+    PromoteStep,
+    RetrainStep,
+    Skipped,
+    StepResult,
+)
+from persona.cycle_state import RETRAIN, CycleState, PinnedRun
 from persona.errors import PersonaError, RegistryError
-from persona.months import Month, Window, parse_month
+from persona.months import Month, Window
 from persona.settings import Settings
 from persona.store import assignments
 from persona.store import monitoring as runs_store
@@ -60,28 +70,24 @@ def _store(settings: Settings) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _month_run(engine: Engine, month: str) -> dict[str, Any] | None:
+def _month_run(engine: Engine, month: Month) -> PinnedRun | None:
     """The run a cycle of `month` acts on: the earliest run of the month that is marked."""
     runs = [r for r in runs_store.list_runs(engine, month=month) if r.get("action_taken")]
-    return min(runs, key=lambda r: r["run_id"]) if runs else None
+    return PinnedRun.from_row(min(runs, key=lambda r: r["run_id"])) if runs else None
 
 
-def _state_of(run: dict[str, Any]) -> CycleState:
-    return parse_state(run.get("action_taken"), str(run["decision"]))
-
-
-def _require(engine: Engine, month: str, step: str) -> tuple[dict[str, Any], CycleState]:
+def _require(engine: Engine, month: Month, step: str) -> tuple[PinnedRun, CycleState]:
     run = _month_run(engine, month)
     if run is None:
         raise CycleError(
             f"month {month} has no checked cycle: run `persona cycle check --month {month}` "
             f"before the {step} step"
         )
-    return run, _state_of(run)
+    return run, run.state
 
 
-def _save(engine: Engine, run: dict[str, Any], state: CycleState) -> None:
-    runs_store.set_action(engine, int(run["run_id"]), state.encode())
+def _save(engine: Engine, run: PinnedRun, state: CycleState) -> None:
+    runs_store.set_action(engine, run.run_id, state.encode())
 
 
 def _loaded(settings: Settings, version: str) -> registry.LoadedModel:
@@ -102,28 +108,26 @@ def _window(settings: Settings, engine: Engine, month: Month) -> Window:
 def check(
     settings: Settings,
     engine: Engine,
-    month: str,
+    month: Month,
     reference_months: Window | None = None,
-) -> dict[str, Any]:
+) -> CheckStep:
     """Step 1: govern the champion, label the month, monitor it, record and alert.
 
     Args:
         settings: The settings.
         engine: The survey store.
-        month: Survey month ``YYYY-MM`` (must be ingested).
+        month: Survey month (must be ingested).
         reference_months: Override of the reference window (default: the window the
             month's first cycle used, else the champion's training months).
 
     Returns:
-        ``month``, ``branch`` (``retrain`` or ``label``), ``verdict``, ``reasons``,
-        ``rows``, ``reference_months``, ``model_version`` (the model the month is checked
-        and labelled with), ``labels_written``, ``alerts``, ``report_path``,
-        ``monitoring_run_id``, ``replayed``, ``governance`` (what `sync_champion` found).
+        The branch (``retrain`` or ``label``), verdict, reasons, rows, reference window,
+        the model the month is checked and labelled with, labels written, alerts, report,
+        monitoring run, whether it is a replay, and what `sync_champion` found.
 
     Raises:
-        PersonaError: Bad month, no champion (bootstrap first), no data, MLflow errors.
+        PersonaError: No champion (bootstrap first), no data, MLflow errors.
     """
-    month = parse_month(month)
     governance = registry.sync_champion(settings, engine)
     champion = registry.alias_version(settings, registry.CHAMPION)
     if champion is None:
@@ -131,61 +135,56 @@ def check(
             f"model {settings.model_name!r} has no champion: run `persona model bootstrap`"
         )
     pinned = _month_run(engine, month)
-    version = str(pinned["model_version"]) if pinned else champion
+    version = str(pinned.model_version) if pinned else champion
     refs = reference_months or None
     if refs is None and pinned is not None:
-        refs = Window.of(str(pinned["reference_months"]).split(","))
+        refs = pinned.reference_months
     loaded = _loaded(settings, version)
     written = _label(engine, settings, month, loaded)
     result = monitoring.run_check(settings, engine, month, refs, loaded=loaded)
-    run = pinned
-    if run is None:
-        run = {"run_id": result["run_id"], "decision": result["verdict"], "action_taken": None}
-    state = _state_of(run)
-    if run.get("action_taken") is None:
+    run = pinned or PinnedRun(int(result["run_id"]), str(result["verdict"]))
+    state = run.state
+    if run.action_taken is None:
         _save(engine, run, state)
     sent: list[dict[str, Any]] = []
     if not state.done and not state.alerted:
         sent = alerts.alert_for_check(settings, month, result)
         state = state.with_alerted()
         _save(engine, run, state)
-    return {
-        "step": "check",
-        "month": month,
-        "branch": RETRAIN if state.verdict == RETRAIN else "label",
-        "verdict": state.verdict,
-        "reasons": list(result.get("reasons") or []),
-        "rows": int(result.get("n_current") or 0),
-        "reference_months": list(result.get("reference_months") or []),
-        "model_version": version,
-        "labels_written": written,
-        "alerts": sent,
-        "report_path": result.get("report_path"),
-        "monitoring_run_id": int(run["run_id"]),
-        "replayed": pinned is not None,
-        "governance": governance,
-    }
+    return CheckStep(
+        month=month,
+        verdict=state.verdict,
+        reasons=tuple(result.get("reasons") or []),
+        rows=int(result.get("n_current") or 0),
+        reference_months=Window.of(result.get("reference_months") or []),
+        model_version=version,
+        labels_written=written,
+        alerts=tuple(sent),
+        report_path=result.get("report_path"),
+        monitoring_run_id=run.run_id,
+        replayed=pinned is not None,
+        governance=governance,
+    )
 
 
 # --- step 2: retrain ----------------------------------------------------------------------
 
 
-def retrain(settings: Settings, engine: Engine, month: str) -> dict[str, Any]:
+def retrain(settings: Settings, engine: Engine, month: Month) -> RetrainStep | Skipped:
     """Step 2: on a ``retrain`` month, train and register the challenger on the window.
 
     Idempotent: a challenger of the same months and data is looked up, not retrained.
 
     Returns:
-        ``month``, ``skipped`` (true off the retrain branch), ``challenger_version``,
-        ``training_months``, ``gates_passed``, ``needs_review``, ``gates``, ``created``.
+        The challenger (version, training months, gates, review, created), or `Skipped`
+        off the retrain branch.
 
     Raises:
         CycleError: The month was not checked. PersonaError: training / MLflow errors.
     """
-    month = parse_month(month)
     _run, state = _require(engine, month, "retrain")
     if state.verdict != RETRAIN:
-        return _skipped("retrain", month, state, "no retrain: the month did not drift")
+        return Skipped("retrain", month, state.verdict, "no retrain: the month did not drift")
     window = _window(settings, engine, month)
     with _month_lock(settings, engine, month):  # two copies of the step train once
         trained = registry.find_challenger(settings, engine, window)
@@ -194,99 +193,79 @@ def retrain(settings: Settings, engine: Engine, month: str) -> dict[str, Any]:
             trained = registry.train_challenger(
                 settings, engine, window, reason, drift_demanded=True
             )
-            if trained.get("needs_review"):  # a new challenger: what a person must review
-                alerts.alert_for_review(settings, month, trained)
-    return {"step": "retrain", "month": month, "skipped": False, **_challenger(trained)}
+            if trained.needs_review:  # a new challenger: what a person must review
+                alerts.alert_for_review(settings, month, trained.to_dict())
+    return RetrainStep(month, Challenger.of(trained))
 
 
-def _month_lock(settings: Settings, engine: Engine, month: str) -> Any:
+def _month_lock(settings: Settings, engine: Engine, month: Month) -> Any:
     return store_lock(engine, f"persona-cycle:{month}", settings.cycle_step_timeout_s)
-
-
-def _challenger(trained: dict[str, Any]) -> dict[str, Any]:
-    gates = trained.get("gates") or {}
-    tags = trained.get("tags") or {}
-    return {
-        "challenger_version": str(trained["version"]),
-        "training_months": list(trained.get("training_months") or []),
-        "gates_passed": bool(gates.get("passed")),
-        "needs_review": tags.get("needs_review") == "true",
-        "review_reasons": list(trained.get("review_reasons") or []),
-        "gates": gates or None,
-        "created": bool(trained.get("created")),
-    }
-
-
-def _skipped(step: str, month: str, state: CycleState, note: str) -> dict[str, Any]:
-    return {"step": step, "month": month, "skipped": True, "verdict": state.verdict, "note": note}
 
 
 # --- step 3: promote ----------------------------------------------------------------------
 
 
 def promotion_refusal(
-    challenger: dict[str, Any], champion: str | None, auto_promote: bool
+    challenger: Challenger, champion: str | None, auto_promote: bool
 ) -> str | None:
     """Why the cycle must not promote its challenger on its own, or None when it may.
 
     Args:
-        challenger: What `retrain` returned (version, gates, needs_review).
+        challenger: The month's challenger (version, gates, needs_review).
         champion: The current champion version.
         auto_promote: The ``AUTO_PROMOTE`` setting.
 
     Returns:
         A reason for people, or None.
     """
-    version = str(challenger["challenger_version"])
-    if champion is not None and int(champion) >= int(version):
+    if champion is not None and int(champion) >= int(challenger.version):
         return f"champion v{champion} is not older than the challenger: never move back"
-    if not challenger["gates_passed"]:
+    if not challenger.gates_passed:
         return "refused by the promotion gates"
-    if challenger["needs_review"]:
+    if challenger.needs_review:
         return "needs review (a candidate, retired or over-grown persona): promote by hand"
     if not auto_promote:
         return "AUTO_PROMOTE is off: awaiting review"
     return None
 
 
-def promote(settings: Settings, engine: Engine, month: str, actor: str = "flow") -> dict[str, Any]:
+def promote(
+    settings: Settings, engine: Engine, month: Month, actor: str = "flow"
+) -> PromoteStep | Skipped:
     """Step 3: on a ``retrain`` month, promote the challenger when the rules allow it.
 
     The decision is taken once and recorded; a replay reports it and moves nothing.
 
     Returns:
-        ``month``, ``skipped``, ``challenger_version``, ``promoted``, ``note``,
-        ``auto_promote``, ``replayed``.
+        The challenger, whether it is promoted, a note, ``AUTO_PROMOTE``, whether an
+        earlier run decided; or `Skipped` off the retrain branch.
 
     Raises:
         CycleError: The month was not checked or its challenger not trained.
     """
-    month = parse_month(month)
     with _month_lock(settings, engine, month):  # two copies of the step decide once
         return _promote(settings, engine, month, actor)
 
 
-def _promote(settings: Settings, engine: Engine, month: Month, actor: str) -> dict[str, Any]:
+def _promote(settings: Settings, engine: Engine, month: Month, actor: str) -> PromoteStep | Skipped:
     run, state = _require(engine, month, "promote")
     if state.verdict != RETRAIN:
-        return _skipped("promote", month, state, "no promotion: the month did not drift")
+        return Skipped("promote", month, state.verdict, "no promotion: the month did not drift")
     trained = registry.find_challenger(settings, engine, _window(settings, engine, month))
     if trained is None:
         raise CycleError(
             f"month {month} has no challenger: run `persona cycle retrain --month {month}` first"
         )
-    challenger = _challenger(trained)
-    version = challenger["challenger_version"]
-    out = {
-        "step": "promote",
-        "month": month,
-        "skipped": False,
-        "challenger_version": version,
-        "auto_promote": settings.auto_promote,
-        "replayed": state.promote_decided,
-    }
+    challenger = Challenger.of(trained)
+    version = challenger.version
+
+    def step(promoted: bool, note: str | None) -> PromoteStep:
+        return PromoteStep(
+            month, version, settings.auto_promote, state.promote_decided, promoted, note
+        )
+
     if state.promote_decided:
-        return {**out, "promoted": state.promoted, "note": "decided by an earlier run"}
+        return step(state.promoted, "decided by an earlier run")
     champion = registry.alias_version(settings, registry.CHAMPION)
     note: str | None = "already champion"
     if champion != version:
@@ -295,38 +274,36 @@ def _promote(settings: Settings, engine: Engine, month: Month, actor: str) -> di
             moved = registry.promote(
                 settings, engine, version=version, reason=f"drift in {month}", actor=actor
             )
-            note = "promoted" if moved["promoted"] else str(moved.get("note"))
+            note = "promoted" if moved.promoted else str(moved.note)
     promoted = registry.alias_version(settings, registry.CHAMPION) == version
     _save(engine, run, state.with_promotion(promoted))
-    return {**out, "promoted": promoted, "note": note}
+    return step(promoted, note)
 
 
 # --- step 4: label ------------------------------------------------------------------------
 
 
-def label(settings: Settings, engine: Engine, month: str) -> dict[str, Any]:
+def label(settings: Settings, engine: Engine, month: Month) -> LabelStep | Skipped:
     """Step 4: label the month with the model that ends up champion for it; close the month.
 
-    On a ``retrain`` month it waits for the promote step (returns ``skipped``), so running
+    On a ``retrain`` month it waits for the promote step (returns `Skipped`), so running
     the branches in any order never closes a month early.
 
     Returns:
-        ``month``, ``skipped``, ``verdict``, ``model_version_before`` / ``_after``,
-        ``promoted``, ``challenger_version``, ``labels_written``, ``action``,
-        ``persona_mix``.
+        The verdict, model versions before / after, promoted, the challenger, labels
+        written, the final action and the persona mix.
 
     Raises:
         CycleError: The month was not checked.
     """
-    month = parse_month(month)
     run, state = _require(engine, month, "label")
     if not state.promote_decided:
-        return _skipped("label", month, state, "the retrain branch labels this month")
-    before = str(run["model_version"])
+        return Skipped("label", month, state.verdict, "the retrain branch labels this month")
+    before = str(run.model_version)
     challenger = None
     if state.verdict == RETRAIN:
         found = registry.find_challenger(settings, engine, _window(settings, engine, month))
-        challenger = None if found is None else str(found["version"])
+        challenger = None if found is None else found.version
     after = challenger if (state.promoted and challenger) else before
     written = 0
     if after != before:
@@ -334,19 +311,17 @@ def label(settings: Settings, engine: Engine, month: str) -> dict[str, Any]:
     if not state.done:
         state = state.finished()
         _save(engine, run, state)
-    return {
-        "step": "label",
-        "month": month,
-        "skipped": False,
-        "verdict": state.verdict,
-        "model_version_before": before,
-        "model_version_after": after,
-        "promoted": state.promoted,
-        "challenger_version": challenger,
-        "labels_written": written,
-        "action": state.final,
-        "persona_mix": assignments.persona_mix(engine, month, settings.model_name, after),
-    }
+    return LabelStep(
+        month=month,
+        verdict=state.verdict,
+        model_version_before=before,
+        model_version_after=after,
+        promoted=state.promoted,
+        challenger_version=challenger,
+        labels_written=written,
+        action=state.final,
+        persona_mix=assignments.persona_mix(engine, month, settings.model_name, after),
+    )
 
 
 # --- the whole cycle ----------------------------------------------------------------------
@@ -355,16 +330,16 @@ def label(settings: Settings, engine: Engine, month: str) -> dict[str, Any]:
 def run_step(
     settings: Settings,
     step: str,
-    month: str,
+    month: Month,
     reference_months: Window | None = None,
     actor: str = "flow",
-) -> dict[str, Any]:
+) -> StepResult:
     """Run one step of the cycle on its own store connection (the CLI's `persona cycle`).
 
     Args:
         settings: The settings.
         step: One of `STEPS`.
-        month: Survey month ``YYYY-MM``.
+        month: Survey month.
         reference_months: Reference override (``check`` only).
         actor: Who runs it (recorded on promotions).
 
@@ -387,86 +362,44 @@ def run_step(
 
 
 def run_month(
-    settings: Settings,
-    month: str,
-    reference_months: Window | None = None,
-    actor: str = "flow",
-) -> dict[str, Any]:
+    settings: Settings, month: Month, reference_months: Window | None = None, actor: str = "flow"
+) -> MonthSummary:
     """Run the monthly cycle for one ingested month: the four steps in order.
 
-    Args:
-        settings: The settings.
-        month: Survey month ``YYYY-MM`` (must be ingested).
-        reference_months: Override of the reference window (default: the champion's
-            training months, or the window an earlier run of this month used).
-        actor: Who runs the cycle (recorded on promotions).
+    The arguments are those of `run_step` (`reference_months` defaults to the champion's
+    training months, or the window an earlier run of this month used).
 
     Returns:
-        A JSON-ready summary: month, rows, verdict, reasons, model versions before and
-        after, challenger version, promoted, persona mix, report path, labels written.
+        The month's summary: rows, verdict, reasons, model versions before and after,
+        challenger, promoted, persona mix, report path, labels written.
 
     Raises:
-        PersonaError: Bad month, no champion (bootstrap first), no data, MLflow errors.
+        PersonaError: No champion (bootstrap first), no data, MLflow errors.
     """
-    month = parse_month(month)
     with _store(settings) as engine:
         checked = check(settings, engine, month, reference_months)
         trained = retrain(settings, engine, month)
         promoted = promote(settings, engine, month, actor)
         labelled = label(settings, engine, month)
-    return summary(checked, trained, promoted, labelled, settings.auto_promote)
+    if not isinstance(labelled, LabelStep):  # the promote step always decides first
+        raise CycleError(f"month {month}: the label step did not run after the promote step")
+    return MonthSummary(checked, trained, promoted, labelled, settings.auto_promote)
 
 
-def summary(
-    checked: dict[str, Any],
-    trained: dict[str, Any],
-    promoted: dict[str, Any],
-    labelled: dict[str, Any],
-    auto_promote: bool,
-) -> dict[str, Any]:
-    """The month's summary from the four step results (what `persona run-month` prints)."""
-    return {
-        "month": checked["month"],
-        "rows": checked["rows"],
-        "verdict": labelled["verdict"],
-        "reasons": checked["reasons"],
-        "reference_months": checked["reference_months"],
-        "model_version_before": labelled["model_version_before"],
-        "model_version_after": labelled["model_version_after"],
-        "labels_written": checked["labels_written"] + labelled["labels_written"],
-        "challenger_version": trained.get("challenger_version"),
-        "training_months": trained.get("training_months"),
-        "gates_passed": trained.get("gates_passed"),
-        "needs_review": trained.get("needs_review"),
-        "review_reasons": trained.get("review_reasons"),
-        "promoted": labelled["promoted"],
-        "promotion_note": promoted.get("note"),
-        "auto_promote": auto_promote,
-        "action": labelled["action"],
-        "alerts": checked["alerts"],
-        "persona_mix": labelled["persona_mix"],
-        "report_path": checked["report_path"],
-        "monitoring_run_id": checked["monitoring_run_id"],
-        "replayed": checked["replayed"],
-        "governance": checked["governance"],
-    }
-
-
-def label_with_champion(settings: Settings, month: str) -> dict[str, Any]:
+def label_with_champion(settings: Settings, month: Month) -> dict[str, Any]:
     """Label a month with the current champion (the batch labeling job; idempotent).
 
     Returns:
         What `labeling.label_month` returns, with ``month``.
     """
-    month = parse_month(month)
     with _store(settings) as engine:
         result = labeling.label_month(settings, engine, month)
     return {"month": month, **result.to_dict()}
 
 
 def run_year(
-    settings: Settings, months: Sequence[str], actor: str = "flow"
-) -> list[dict[str, Any]]:
+    settings: Settings, months: Sequence[Month], actor: str = "flow"
+) -> list[MonthSummary]:
     """Run the monthly cycle for each month in order (the demo's year).
 
     Args:

@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from persona import flows, registry
 from persona.catalog import load_catalog
+from persona.months import Month
 from persona.settings import Settings, load_settings
 from persona.store import schema, survey_ingest
 from persona.store.engine import open_store
@@ -149,7 +150,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     with fresh_database() as url:
         settings = _settings(tmp_path_factory.mktemp("cli"), url)
         _setup(settings)
-        flows.run_year(settings, MONTHS)
+        flows.run_year(settings, [Month(m) for m in MONTHS])
         yield state(settings)
 
 

@@ -17,6 +17,7 @@ import pytest
 from persona import flows, registry
 from persona.catalog import load_catalog
 from persona.features import FEATURE_NAMES
+from persona.months import Month
 from persona.settings import Settings
 from persona.store import survey_ingest
 from persona.store.engine import open_store
@@ -41,7 +42,7 @@ def test_new_segment_becomes_a_reviewed_candidate(
     registry.bootstrap(settings, engine)
 
     with caplog.at_level(logging.WARNING, logger="persona.alerts"):
-        march = flows.run_month(settings, "2025-03")
+        march = flows.run_month(settings, Month("2025-03")).to_dict()
     assert march["verdict"] == "retrain" and march["challenger_version"] == "2"
     assert march["needs_review"] and not march["promoted"]
     assert march["review_reasons"][0].startswith("candidate candidate-1: ")
@@ -51,7 +52,7 @@ def test_new_segment_becomes_a_reviewed_candidate(
     assert "persona model promote --version 2" in alert
 
     # A person reviews and promotes: the segment is labelled with the candidate, not hidden.
-    done = registry.promote(settings, engine, "2", reason="reviewed", actor="tester")
+    done = registry.promote(settings, engine, "2", reason="reviewed", actor="tester").to_dict()
     assert done["promoted"], done
     model = registry.load_model_for_serving(settings).model
     labels = model.predict(segment).persona_id

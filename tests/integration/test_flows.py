@@ -16,12 +16,13 @@ from sqlalchemy import func, select
 from persona import flows, registry
 from persona.catalog import load_catalog
 from persona.errors import RegistryError
+from persona.months import Month
 from persona.settings import Settings
 from persona.store import schema, survey_ingest
 from persona.store.engine import open_store
 from persona.synth import default_year, generate_month
 
-MONTHS = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05"]
+MONTHS = [Month(m) for m in ("2025-01", "2025-02", "2025-03", "2025-04", "2025-05")]
 N = 300
 
 
@@ -90,7 +91,7 @@ def _labels_per_month(settings: Settings, version: str) -> dict[str, int]:
 
 def _check_year(settings: Settings) -> list[dict[str, Any]]:
     _setup(settings)
-    summaries = flows.run_year(settings, MONTHS)
+    summaries = [s.to_dict() for s in flows.run_year(settings, MONTHS)]
     verdicts = {s["month"]: s["verdict"] for s in summaries}
     assert verdicts["2025-03"] == "retrain", summaries[2]["reasons"]
     assert [m for m, v in verdicts.items() if v == "retrain"] == ["2025-03"], verdicts
@@ -111,12 +112,12 @@ def _check_year(settings: Settings) -> list[dict[str, Any]]:
     assert state["counts"]["monitoring_runs"] == 5
     assert state["counts"]["model_events"] == 2  # bootstrap + promote
     # Rerunning any month changes nothing.
-    again = flows.run_month(settings, "2025-03")
+    again = flows.run_month(settings, Month("2025-03")).to_dict()
     assert again["labels_written"] == 0 and again["replayed"] is True
     for key in ("verdict", "model_version_before", "model_version_after", "challenger_version"):
         assert again[key] == march[key]
     assert again["promoted"] is True
-    flows.run_month(settings, "2025-01")
+    flows.run_month(settings, Month("2025-01"))
     assert _state(settings) == state
     return summaries
 
@@ -189,10 +190,10 @@ def test_failure_part_way_then_rerun_completes(
 
     monkeypatch.setattr(registry, "promote", failing_promote)
     with pytest.raises(RegistryError, match="injected"):
-        flows.run_month(broken, "2025-03")
+        flows.run_month(broken, Month("2025-03"))
     half = _state(broken)
     assert half["champion"] == "1" and half["challenger"] == "2"
     monkeypatch.setattr(registry, "promote", real_promote)
-    summary = flows.run_month(broken, "2025-03")
+    summary = flows.run_month(broken, Month("2025-03")).to_dict()
     assert summary["promoted"] is True and summary["model_version_after"] == "2"
     assert _state(broken) == expected

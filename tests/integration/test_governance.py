@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 
 from persona import flows, registry
 from persona.catalog import load_catalog
+from persona.months import Month
 from persona.serving.app import create_app
 from persona.settings import Settings
 from persona.store import events, survey_ingest
@@ -108,7 +109,9 @@ def test_champion_moved_with_the_plain_client_is_governed(
         frame, _ = generate_month(catalog, plan.month, plan.n, plan.scenario, seed=3)
         survey_ingest.ingest_frame(engine, frame, plan.month, f"synth-{plan.month}")
     registry.bootstrap(settings, engine)
-    march = flows.run_year(settings, ["2025-01", "2025-02", "2025-03"])[-1]
+    march = flows.run_year(settings, [Month(m) for m in ("2025-01", "2025-02", "2025-03")])[
+        -1
+    ].to_dict()
     assert march["verdict"] == "retrain" and not march["promoted"]
     assert registry.alias_version(settings, registry.CHALLENGER) == "2"
     receiver.bodies.clear()  # March's drift alert
@@ -160,7 +163,7 @@ def test_champion_moved_with_the_plain_client_is_governed(
 
     # 3. Moved again; the next cycle notices it first thing.
     plain.set_registered_model_alias(settings.model_name, "champion", "2")
-    april = flows.run_month(settings, "2025-04")
+    april = flows.run_month(settings, Month("2025-04")).to_dict()
     assert april["governance"]["moved"] and april["model_version_before"] == "2"
     assert _external(engine, settings.model_name) == [("1", "2"), ("2", "1"), ("1", "2")]
     engine.dispose()

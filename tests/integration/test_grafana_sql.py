@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 
 from persona import flows, registry
 from persona.catalog import load_catalog
+from persona.months import Month
 from persona.settings import Settings
 from persona.store import monitoring as store_monitoring
 from persona.store import survey_ingest
@@ -63,7 +64,7 @@ def fill_store(cfg: Settings, engine: Engine) -> dict[str, Any]:
         frame, _ = generate_month(catalog, month, 500, scenario, seed=11)
         survey_ingest.ingest_frame(engine, frame, month, f"synth-{month}")
     registry.bootstrap(cfg, engine)
-    summaries = flows.run_year(cfg, list(PLAN))
+    summaries = [s.to_dict() for s in flows.run_year(cfg, [Month(m) for m in PLAN])]
     checks = {
         run["survey_month"]: {"verdict": run["decision"], "drift_share": run["drift_share"]}
         for run in store_monitoring.list_runs(engine)

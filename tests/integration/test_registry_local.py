@@ -48,12 +48,12 @@ def env(make_settings):  # type: ignore[no-untyped-def]
 
 def test_bootstrap_is_idempotent(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings, engine = env
-    first = registry.bootstrap(settings, engine)
+    first = registry.bootstrap(settings, engine).to_dict()
     assert first["created"] and first["version"] == "1" and first["aliases"] == ["champion"]
     assert first["tags"]["training_months"] == "2025-01" and first["tags"]["kind"] == "catalog"
-    again = registry.bootstrap(settings, engine, calibrate_month=Month("2025-02"))
+    again = registry.bootstrap(settings, engine, calibrate_month=Month("2025-02")).to_dict()
     assert not again["created"] and again["version"] == "1"
-    assert registry.champion_reference_months(settings) == ["2025-01"]
+    assert registry.champion_reference_months(settings) == Window.of(["2025-01"])
     assert registry.alias_version(settings, "champion") == "1"
     assert registry.alias_version(settings, "challenger") is None
     rows = events.list_events(engine, settings.model_name)
@@ -116,7 +116,9 @@ def test_pyfunc_predictions_equal_in_process(env) -> None:  # type: ignore[no-un
 def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
     settings, engine = env
     registry.bootstrap(settings, engine)
-    result = registry.train_challenger(settings, engine, Window.of(["2025-02"]), "test retrain")
+    result = registry.train_challenger(
+        settings, engine, Window.of(["2025-02"]), "test retrain"
+    ).to_dict()
     assert result["created"] and result["version"] == "2" and result["aliases"] == ["challenger"]
     assert result["k"] == 3 and result["candidates"] == [] and result["label_stability"] >= 0.99
     tags = result["tags"]
@@ -128,16 +130,16 @@ def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
     assert sorted(r.data.params["k"] for r in nested) == ["2", "3", "4", "5"]
     assert all("silhouette" in r.data.metrics for r in nested)
 
-    same = registry.train_challenger(settings, engine, Window.of(["2025-02"]), "again")
+    same = registry.train_challenger(settings, engine, Window.of(["2025-02"]), "again").to_dict()
     assert not same["created"] and same["version"] == "2"
 
-    promoted = registry.promote(settings, engine, reason="ok", actor="tester")
+    promoted = registry.promote(settings, engine, reason="ok", actor="tester").to_dict()
     assert promoted["promoted"] and promoted["previous"] == "1" and promoted["gates"]["passed"]
     assert registry.alias_version(settings, "champion") == "2"
     assert registry.alias_version(settings, "challenger") is None
-    assert registry.champion_reference_months(settings) == ["2025-02"]
+    assert registry.champion_reference_months(settings) == Window.of(["2025-02"])
 
-    back = registry.rollback(settings, engine, reason="bad", actor="tester")
+    back = registry.rollback(settings, engine, reason="bad", actor="tester").to_dict()
     assert back == {**back, "rolled_back": True, "version": "1", "previous": "2"}
     assert registry.load_model_for_serving(settings).version == "1"
     rows = events.list_events(engine, settings.model_name)
@@ -158,7 +160,9 @@ def test_new_segment_window_registers_candidate(env) -> None:  # type: ignore[no
     registry.bootstrap(settings, engine)
     months = stored_window(engine, Month("2025-03"), 3)
     assert months.to_list() == ["2025-01", "2025-02", "2025-03"]
-    result = registry.train_challenger(settings, engine, months, "drift", drift_demanded=True)
+    result = registry.train_challenger(
+        settings, engine, months, "drift", drift_demanded=True
+    ).to_dict()
     assert result["candidates"] == ["candidate-1"] and result["tags"]["needs_review"] == "true"
     assert result["personas"][-1] == "candidate-1" and len(result["personas"]) == 4
     assert result["needs_review"] and result["review_reasons"][0].startswith(
@@ -176,9 +180,11 @@ def test_new_segment_window_registers_candidate(env) -> None:  # type: ignore[no
         name_persona(settings, "candidate-9", "Nobody")
     name_persona(settings, "candidate-1", "Thrifty Tina")
     assert given_names(settings) == {"candidate-1": "Thrifty Tina"}
-    promoted = registry.promote(settings, engine, reason="reviewed", actor="tester")
+    promoted = registry.promote(settings, engine, reason="reviewed", actor="tester").to_dict()
     assert promoted["promoted"], promoted
-    again = registry.train_challenger(settings, engine, Window.of(["2025-03"]), "later retrain")
+    again = registry.train_challenger(
+        settings, engine, Window.of(["2025-03"]), "later retrain"
+    ).to_dict()
     assert again["personas"][-1] == "candidate-1" and not again["candidates"]
     later = registry.load_model_for_serving(
         settings, f"models:/{settings.model_name}/{again['version']}"
@@ -190,7 +196,9 @@ def test_gates_refuse_a_worse_challenger(make_settings, env) -> None:  # type: i
     settings, engine = env
     registry.bootstrap(settings, engine)
     worse = make_settings(k_min=2, k_max=2, selection_metric="calinski_harabasz")
-    result = registry.train_challenger(worse, engine, Window.of(["2025-02"]), "forced k=2")
+    result = registry.train_challenger(
+        worse, engine, Window.of(["2025-02"]), "forced k=2"
+    ).to_dict()
     gates = result["gates"]
     assert not gates["passed"] and result["tags"]["gates_passed"] == "false"
     assert {c["name"]: c["passed"] for c in gates["checks"]} == {
@@ -198,11 +206,11 @@ def test_gates_refuse_a_worse_challenger(make_settings, env) -> None:  # type: i
         "label_stability": False,
         "absorbed": True,
     }
-    refused = registry.promote(worse, engine)
+    refused = registry.promote(worse, engine).to_dict()
     assert not refused["promoted"] and "refused" in refused["note"]
     assert registry.alias_version(settings, "champion") == "1"
     assert [r.event for r in events.list_events(engine)] == ["bootstrap"]
-    forced = registry.promote(worse, engine, force=True, reason="override")
+    forced = registry.promote(worse, engine, force=True, reason="override").to_dict()
     assert forced["promoted"] and forced["forced"]
     assert registry.alias_version(settings, "champion") == result["version"]
 
@@ -236,7 +244,7 @@ def test_no_half_registered_version(env, monkeypatch) -> None:  # type: ignore[n
         registry.train_challenger(settings, engine, Window.of(["2025-02"]))
     monkeypatch.undo()
     assert [v["version"] for v in registry.list_versions(settings)] == ["1"]
-    retry = registry.train_challenger(settings, engine, Window.of(["2025-02"]))
+    retry = registry.train_challenger(settings, engine, Window.of(["2025-02"])).to_dict()
     assert retry["created"] and retry["aliases"] == ["challenger"]
 
 
@@ -255,7 +263,7 @@ def test_bootstrap_event_failure_leaves_no_champion(env, monkeypatch) -> None:  
     monkeypatch.undo()
     assert registry.alias_version(settings, "champion") is None
     assert registry.list_versions(settings) == []
-    done = registry.bootstrap(settings, engine)
+    done = registry.bootstrap(settings, engine).to_dict()
     assert done["created"] and "champion" in done["aliases"]
     assert [e.event for e in events.list_events(engine)] == ["bootstrap"]
 

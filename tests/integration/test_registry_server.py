@@ -29,10 +29,10 @@ def test_server_postgres_gcs_round_trip(
     engine = open_store(settings.database_url)
     ingest(engine, MONTHS)
     try:
-        assert registry.bootstrap(settings, engine)["version"] == "1"
+        assert registry.bootstrap(settings, engine).version == "1"
         trained = registry.train_challenger(settings, engine, Window.of(["2025-02"]), "server test")
         assert trained["created"] and trained["aliases"] == ["challenger"]
-        assert registry.promote(settings, engine)["promoted"]
+        assert registry.promote(settings, engine).promoted
         loaded = registry.load_model_for_serving(
             settings, f"models:/{settings.model_name}@champion"
         )
@@ -63,7 +63,7 @@ def test_direct_gcs_artifact_root_with_sqlite_store(
     engine = open_store(settings.database_url)
     ingest(engine, {"2025-01": "stable"})
     try:
-        assert registry.bootstrap(settings, engine)["created"]
+        assert registry.bootstrap(settings, engine).created
         loaded = registry.load_model_for_serving(settings)
     finally:
         engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from persona.cycle_results import Challenger
 from persona.cycle_state import CycleState, final_action, parse_state
 from persona.flows import promotion_refusal
 from persona.months import MonthError, resolve_month
@@ -49,8 +50,8 @@ def test_resolve_month() -> None:
         resolve_month("", "yesterday")
 
 
-def _challenger(version: str = "3", passed: bool = True, review: bool = False) -> dict:
-    return {"challenger_version": version, "gates_passed": passed, "needs_review": review}
+def _challenger(version: str = "3", passed: bool = True, review: bool = False) -> Challenger:
+    return Challenger(version, gates_passed=passed, needs_review=review)
 
 
 def test_promotion_rules() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from persona.alerts import review_text
+from persona.cycle_results import Challenger
 from persona.flows import promotion_refusal
 from persona.model import PersonaModel
 from persona.registry.gates import absorbed_rows, review_reasons
@@ -51,7 +52,7 @@ def test_review_reasons_and_auto_promotion_rule() -> None:
     assert review_reasons({"candidates": [], "retired": [], "radius_grown": []}) == []
 
     def refusal(gates: bool, review: bool, auto: bool) -> str | None:
-        challenger = {"challenger_version": "4", "gates_passed": gates, "needs_review": review}
+        challenger = Challenger("4", gates_passed=gates, needs_review=review)
         return promotion_refusal(challenger, "3", auto)
 
     assert refusal(True, False, True) is None

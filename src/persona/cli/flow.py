@@ -45,7 +45,7 @@ def run_month(
         from persona.flows import run_month as run
 
         result = run(cfg, parse_month(month), reference_window(reference), actor="cli")
-    emit(result, as_json, render)
+    emit(result.to_dict(), as_json, render)
 
 
 def _mix(mix: dict[str, int]) -> str:
@@ -89,7 +89,7 @@ def _step(step: str, month: str, reference: str | None, as_json: bool) -> None:
         from persona.flows import run_step
 
         result = run_step(cfg, step, parse_month(month), reference_window(reference), "flow")
-    emit(result, as_json, _render_step)
+    emit(result.to_dict(), as_json, _render_step)
 
 
 @cycle.command("check")
@@ -174,13 +174,15 @@ def _serve_one(cfg: Any, flows: Any, request: Any) -> dict[str, Any]:
     if not isinstance(request, dict) or not isinstance(request.get("step"), str):
         raise CycleRequestError(f"a request must be a JSON object with a step, got {request!r}")
     step = request["step"]
-    month = str(request.get("month") or "")
+    text = str(request.get("month") or "")
     if step in ("check", "batch_label"):
-        month = resolve_month(month, str(request.get("run_date") or ""))
+        month = resolve_month(text, str(request.get("run_date") or ""))
+    else:
+        month = parse_month(text)
     if step == "batch_label":
         return flows.label_with_champion(cfg, month)
     reference = parse_window(str(request.get("reference") or "")) if step == "check" else None
-    return dict(flows.run_step(cfg, step, parse_month(month), reference, "flow"))
+    return flows.run_step(cfg, step, month, reference, "flow").to_dict()
 
 
 class CycleRequestError(PersonaError):

@@ -54,7 +54,7 @@ def bootstrap(
 
     def job(cfg: Settings, engine: Engine) -> dict[str, Any]:
         month = None if calibrate_month is None else parse_month(calibrate_month)
-        return run(cfg, engine, month)
+        return run(cfg, engine, month).to_dict()
 
     result = _run(as_json, job)
     emit(result, as_json, _render_version)
@@ -84,7 +84,7 @@ def train(
         else:
             size = window or cfg.training_window_months
             chosen = stored_window(engine, parse_month(month), size)
-        return train_challenger(cfg, engine, chosen, reason, drift_demanded)
+        return train_challenger(cfg, engine, chosen, reason, drift_demanded).to_dict()
 
     emit(_run(as_json, job), as_json, _render_training)
 
@@ -99,7 +99,9 @@ def promote(
     """Make a version champion if the gates pass (a refusal is reported, exit 0)."""
     from persona.registry import promote as run
 
-    result = _run(as_json, lambda cfg, engine: run(cfg, engine, version, reason, _actor(), force))
+    result = _run(
+        as_json, lambda cfg, engine: run(cfg, engine, version, reason, _actor(), force).to_dict()
+    )
     emit(result, as_json, _render_move)
 
 
@@ -111,7 +113,7 @@ def rollback(
     """Give the champion alias back to the previous champion."""
     from persona.registry import rollback as run
 
-    result = _run(as_json, lambda cfg, engine: run(cfg, engine, reason, _actor()))
+    result = _run(as_json, lambda cfg, engine: run(cfg, engine, reason, _actor()).to_dict())
     emit(result, as_json, _render_move)
 
 
@@ -120,7 +122,11 @@ def sync(as_json: bool = JSON_OPTION) -> None:
     """Record and govern a champion move made outside the platform (MLflow UI, client)."""
     from persona.registry import sync_champion
 
-    emit(_run(as_json, sync_champion), as_json, _render_sync)
+    emit(
+        _run(as_json, lambda cfg, engine: sync_champion(cfg, engine).to_dict()),
+        as_json,
+        _render_sync,
+    )
 
 
 @app.command("list")

@@ -4,7 +4,8 @@ The registered model `MODEL_NAME` has aliases ``champion`` (served) and ``challe
 (candidate); no deprecated stages. MLflow is imported only in this package and in
 `persona.pyfunc`. Modules: `tracking` (configure, runs), `plots` (persona map),
 `versions` (register, aliases, load), `gates`, `lifecycle` (bootstrap, train_challenger),
-`promotion` (promote, rollback), `governance` (champion moves made outside the platform).
+`promotion` (promote, rollback), `governance` (champion moves made outside the platform),
+`results` (what they return).
 """
 
 from persona.registry.gates import GateResult, evaluate_gates
@@ -16,6 +17,13 @@ from persona.registry.lifecycle import (
     train_challenger,
 )
 from persona.registry.promotion import champion_history, gates_for, promote, rollback
+from persona.registry.results import (
+    PromotionResult,
+    RollbackResult,
+    SyncResult,
+    TrainedVersion,
+    VersionSummary,
+)
 from persona.registry.tracking import configure
 from persona.registry.versions import (
     CHALLENGER,
@@ -32,6 +40,11 @@ __all__ = [
     "CHAMPION",
     "GateResult",
     "LoadedModel",
+    "PromotionResult",
+    "RollbackResult",
+    "SyncResult",
+    "TrainedVersion",
+    "VersionSummary",
     "alias_version",
     "bootstrap",
     "champion_history",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -27,6 +28,7 @@ from sqlalchemy import Engine
 from persona import alerts
 from persona.errors import PersonaError
 from persona.registry.promotion import gates_for, tag_move
+from persona.registry.results import SyncResult
 from persona.registry.tracking import client
 from persona.registry.versions import CHALLENGER, CHAMPION, version_by_alias
 from persona.settings import Settings
@@ -39,7 +41,7 @@ EXTERNAL = "external"
 REASON = "champion alias moved outside the platform"
 
 
-def sync_champion(settings: Settings, engine: Engine) -> dict[str, Any]:
+def sync_champion(settings: Settings, engine: Engine) -> SyncResult:
     """Record and govern a move of ``champion`` made outside the platform, if any.
 
     Idempotent: once recorded, the same alias position is no move.
@@ -49,63 +51,52 @@ def sync_champion(settings: Settings, engine: Engine) -> dict[str, Any]:
         engine: The survey store (audit trail, gate data).
 
     Returns:
-        ``{"moved", "champion", "previous", "event_id", "gates", "gates_error",
-        "challenger_cleared", "alerts"}``; ``moved`` is False when the alias and the audit
-        trail agree (or nothing was recorded yet: no history to compare with).
+        What was found and done; ``moved`` is False when the alias and the audit trail
+        agree (or nothing was recorded yet: no history to compare with).
 
     Raises:
         RegistryError: The registry cannot be read. StoreError: the store cannot be written.
     """
     mlc = client(settings)
     name = settings.model_name
-    out: dict[str, Any] = {
-        "moved": False,
-        "champion": None,
-        "previous": None,
-        "event_id": None,
-        "gates": None,
-        "gates_error": None,
-        "challenger_cleared": False,
-        "alerts": [],
-    }
     with events.champion_lock(engine) as conn:
         current = version_by_alias(mlc, name, CHAMPION)
         recorded = events.last_champion(conn, name)
-        out["champion"] = None if current is None else str(current.version)
-        if current is None or recorded is None or recorded == out["champion"]:
-            return out
-        version = out["champion"]
+        champion = None if current is None else str(current.version)
+        if champion is None or recorded is None or recorded == champion:
+            return SyncResult(champion=champion)
+        version = champion
         move = events.ModelEvent(name, "promote", recorded, version, REASON, EXTERNAL)
-        out["event_id"] = events.insert_event(conn, move)
-    out.update(moved=True, previous=recorded)
+        event_id = events.insert_event(conn, move)
     log.warning("champion of %s moved outside the platform: v%s -> v%s", name, recorded, version)
     stamp = {"at": utcnow().isoformat(), "actor": EXTERNAL, "reason": REASON, "from": recorded}
     tag_move(mlc, name, "promote", recorded, version, stamp)
     challenger = version_by_alias(mlc, name, CHALLENGER)
-    if challenger is not None and str(challenger.version) == version:
+    cleared = challenger is not None and str(challenger.version) == version
+    if cleared:
         mlc.delete_registered_model_alias(name, CHALLENGER)
-        out["challenger_cleared"] = True
+    gates, gates_error = None, None
     try:
-        gates = gates_for(settings, engine, recorded, version).to_dict()
-        out["gates"] = gates
+        gates = gates_for(settings, engine, recorded, version)
     except PersonaError as exc:
-        out["gates_error"] = str(exc)
-    verdict = {"passed": None if out["gates"] is None else out["gates"]["passed"]}
+        gates_error = str(exc)
+    out = SyncResult(True, version, recorded, event_id, gates, gates_error, cleared)
+    verdict = {"passed": None if gates is None else gates.passed}
     mlc.set_model_version_tag(
-        name, version, "external_gates", json.dumps({**verdict, "error": out["gates_error"]})
+        name, version, "external_gates", json.dumps({**verdict, "error": gates_error})
     )
     if verdict["passed"] is not True:
-        out["alerts"] = _alert(settings, out)
+        out = replace(out, alerts=tuple(_alert(settings, out)))
     return out
 
 
-def _alert(settings: Settings, out: dict[str, Any]) -> list[dict[str, Any]]:
-    version, previous = out["champion"], out["previous"]
-    if out["gates"] is not None:
-        failed = [c["detail"] for c in out["gates"]["checks"] if not (c["passed"] or c["waived"])]
+def _alert(settings: Settings, out: SyncResult) -> list[dict[str, Any]]:
+    version, previous = out.champion, out.previous
+    if out.gates is not None:
+        failed = [c["detail"] for c in out.gates.checks if not (c["passed"] or c["waived"])]
         text = "promotion gates failed after the fact: " + "; ".join(failed)
     else:
-        text = f"promotion gates could not be evaluated: {out['gates_error']}"
+        text = f"promotion gates could not be evaluated: {out.gates_error}"
     title = f"PersonaOps: v{version} made champion outside the platform"
     log.warning("ALERT %s: %s", title, text)
     fields = {
@@ -113,7 +104,7 @@ def _alert(settings: Settings, out: dict[str, Any]) -> list[dict[str, Any]]:
         "champion": version,
         "previous": previous,
         "actor": EXTERNAL,
-        "event_id": out["event_id"],
+        "event_id": out.event_id,
         "rollback": "persona model rollback",
     }
     return alerts.send_alert(settings, title, text, fields)

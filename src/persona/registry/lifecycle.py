@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from persona.months import Month, Window
 from persona.pyfunc import log_pyfunc
 from persona.registry.gates import evaluate_gates, review_reasons
 from persona.registry.naming import given_names
+from persona.registry.results import TrainedVersion, VersionSummary
 from persona.registry.tracking import client, configure, log_model_run, log_sweep, parent_run
 from persona.registry.versions import (
     CHALLENGER,
@@ -48,13 +49,8 @@ def load_features(engine: Engine, months: Iterable[Month], purpose: str = "train
     return check_training_data(feature_rows(engine, list(months), purpose))
 
 
-def _version_summary(mv: ModelVersion, created: bool) -> dict[str, Any]:
-    return {
-        "version": str(mv.version),
-        "created": created,
-        "aliases": sorted(mv.aliases or []),
-        "tags": dict(mv.tags),
-    }
+def _version_summary(mv: ModelVersion, created: bool) -> VersionSummary:
+    return VersionSummary(str(mv.version), created, tuple(sorted(mv.aliases or [])), dict(mv.tags))
 
 
 def _log_and_register(
@@ -82,7 +78,7 @@ def _log_and_register(
 
 def bootstrap(
     settings: Settings, engine: Engine, calibrate_month: Month | None = None
-) -> dict[str, Any]:
+) -> VersionSummary:
     """Register v1 = the catalog centroids (radii calibrated on a month) as champion.
 
     Idempotent: when a champion exists it is returned unchanged.
@@ -93,7 +89,7 @@ def bootstrap(
         calibrate_month: Month to calibrate radii on (default: the earliest ingested).
 
     Returns:
-        ``{"version", "created", "aliases", "tags"}``.
+        The version (``created`` false when a champion existed).
 
     Raises:
         NotIngestedError: No month to calibrate on. RegistryError: MLflow unreachable.
@@ -149,7 +145,7 @@ def train_challenger(
     months: Window,
     reason: str = "",
     drift_demanded: bool = False,
-) -> dict[str, Any]:
+) -> TrainedVersion:
     """Retrain on some months, evaluate the gates, register the version as `challenger`.
 
     Idempotent: a version trained on the same months and data hash is returned instead.
@@ -162,7 +158,7 @@ def train_challenger(
         drift_demanded: Monitoring demanded a change (waives the stability gate).
 
     Returns:
-        ``{"version", "created", "k", "personas", "candidates", "retired", "gates", ...}``.
+        The version and what its tags say (k, personas, candidates, gates, review...).
 
     Raises:
         RegistryError: No champion; MLflow errors. NotIngestedError: a month has no rows.
@@ -175,7 +171,7 @@ def train_challenger(
     key = _challenger_key(engine, months)
     found = find_version(mlc, settings.model_name, key)
     if found is not None:
-        return {**_version_summary(found, created=False), **_stored_result(found)}
+        return _stored_result(found, created=False)
     champion = load_model_for_serving(settings, f"models:/{settings.model_name}@{CHAMPION}")
     features = load_features(engine, months, "training")
     params = settings.training
@@ -230,8 +226,8 @@ def train_challenger(
         log_sweep(mlc, exp_id, run_id, features, result, settings.random_seed)
         mv = _log_and_register(settings, exp_id, result.model, features, run, tags, CHALLENGER)
     fetched = mlc.get_model_version(settings.model_name, mv.version)
-    out = {**_version_summary(fetched, True), **_stored_result(fetched)}
-    return {**out, "run_id": run_id, "sweep": result.summary()["sweep"]}
+    sweep = tuple(result.summary()["sweep"])
+    return replace(_stored_result(fetched, created=True), run_id=run_id, sweep=sweep)
 
 
 def _challenger_key(engine: Engine, months: Window) -> dict[str, str]:
@@ -239,7 +235,7 @@ def _challenger_key(engine: Engine, months: Window) -> dict[str, str]:
     return {"training_months": str(months), "data_hash": data_hash, "kind": "kmeans"}
 
 
-def find_challenger(settings: Settings, engine: Engine, months: Window) -> dict[str, Any] | None:
+def find_challenger(settings: Settings, engine: Engine, months: Window) -> TrainedVersion | None:
     """The version trained on exactly these months and data, if one is registered.
 
     The look-up `train_challenger` does before training, without training.
@@ -250,7 +246,7 @@ def find_challenger(settings: Settings, engine: Engine, months: Window) -> dict[
     found = find_version(client(settings), settings.model_name, _challenger_key(engine, months))
     if found is None:
         return None
-    return {**_version_summary(found, created=False), **_stored_result(found)}
+    return _stored_result(found, created=False)
 
 
 def _json_tag(items: list[Any], limit: int = 4900) -> str:
@@ -276,19 +272,21 @@ def _gate_metrics(gates: Any) -> list[tuple[str, float]]:
     ]
 
 
-def _stored_result(mv: ModelVersion) -> dict[str, Any]:
+def _stored_result(mv: ModelVersion, created: bool) -> TrainedVersion:
+    """What a version's tags say about its training (tag values are read back here)."""
     tags = dict(mv.tags)
-    split = lambda key: [s for s in tags.get(key, "").split(",") if s]  # noqa: E731
-    return {
-        "training_months": split("training_months"),
-        "data_hash": tags.get("data_hash"),
-        "k": int(tags["k"]) if tags.get("k") else None,
-        "personas": split("personas"),
-        "candidates": split("candidate_personas"),
-        "retired": split("retired_candidates"),
-        "label_stability": float(tags.get("label_stability_vs_champion", "nan")),
-        "gates": json.loads(tags["gates"]) if tags.get("gates") else None,
-        "needs_review": tags.get("needs_review") == "true",
-        "review_reasons": json.loads(tags.get("review_reasons") or "[]"),
-        "candidates_detail": json.loads(tags.get("candidates_detail") or "[]"),
-    }
+    split = lambda key: tuple(s for s in tags.get(key, "").split(",") if s)  # noqa: E731
+    return TrainedVersion(
+        summary=_version_summary(mv, created),
+        training_months=Window.of(split("training_months")),
+        data_hash=tags.get("data_hash"),
+        k=int(tags["k"]) if tags.get("k") else None,
+        personas=split("personas"),
+        candidates=split("candidate_personas"),
+        retired=split("retired_candidates"),
+        label_stability=float(tags.get("label_stability_vs_champion", "nan")),
+        gates=json.loads(tags["gates"]) if tags.get("gates") else None,
+        needs_review=tags.get("needs_review") == "true",
+        review_reasons=tuple(json.loads(tags.get("review_reasons") or "[]")),
+        candidates_detail=tuple(json.loads(tags.get("candidates_detail") or "[]")),
+    )

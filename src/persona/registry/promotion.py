@@ -14,6 +14,7 @@ from persona.errors import ModelError, RegistryError, StoreError
 from persona.months import Month
 from persona.registry.gates import GateResult, evaluate_gates
 from persona.registry.lifecycle import load_features
+from persona.registry.results import PromotionResult, RollbackResult
 from persona.registry.tracking import client, configure
 from persona.registry.versions import (
     CHALLENGER,
@@ -117,10 +118,10 @@ def promote(
     reason: str = "",
     actor: str = "cli",
     force: bool = False,
-) -> dict[str, Any]:
+) -> PromotionResult:
     """Make a version champion when the gates pass (or `force`).
 
-    A gate refusal is a verdict, not an error: ``{"promoted": False, "gates": ...}``.
+    A gate refusal is a verdict, not an error: ``promoted`` false, with the gates.
 
     Args:
         settings: The settings.
@@ -131,7 +132,7 @@ def promote(
         force: Skip the gates.
 
     Returns:
-        ``{"promoted", "version", "previous", "gates", "event_id"}``.
+        Whether it moved, the version, the previous champion, the gates, the event.
 
     Raises:
         RegistryError: No challenger, unknown version, no champion.
@@ -148,26 +149,20 @@ def promote(
     version = str(target.version)
     current = version_by_alias(mlc, name, CHAMPION)
     previous = None if current is None else str(current.version)
-    out: dict[str, Any] = {"promoted": False, "version": version, "previous": previous}
     if previous == version:
-        return {**out, "note": f"version {version} is already champion"}
+        return PromotionResult(False, version, previous, f"version {version} is already champion")
     gates = None
     if previous is not None and not force:
         gates = gates_for(settings, engine, previous, version)
         if not gates.passed:
             mlc.set_model_version_tag(name, version, "gates_passed", "false")
-            return {**out, "gates": gates.to_dict(), "note": "refused by the promotion gates"}
+            note = "refused by the promotion gates"
+            return PromotionResult(False, version, previous, note, gates)
     event_id = _move_champion(settings, engine, "promote", previous, version, reason, actor)
     challenger = version_by_alias(mlc, name, CHALLENGER)
     if challenger is not None and str(challenger.version) == version:
         mlc.delete_registered_model_alias(name, CHALLENGER)
-    return {
-        **out,
-        "promoted": True,
-        "forced": force,
-        "gates": None if gates is None else gates.to_dict(),
-        "event_id": event_id,
-    }
+    return PromotionResult(True, version, previous, None, gates, force, event_id)
 
 
 def champion_history(rows: Sequence[events.ModelEvent]) -> list[str]:
@@ -186,11 +181,11 @@ def champion_history(rows: Sequence[events.ModelEvent]) -> list[str]:
 
 def rollback(
     settings: Settings, engine: Engine, reason: str = "", actor: str = "cli"
-) -> dict[str, Any]:
+) -> RollbackResult:
     """Give the `champion` alias back to the previous champion (from model_events).
 
     Returns:
-        ``{"rolled_back", "version", "previous", "event_id"}``.
+        The restored champion, the one rolled back and the event.
 
     Raises:
         RegistryError: No champion, or no earlier champion to return to.
@@ -210,4 +205,4 @@ def rollback(
     target = stack[-1]
     get_version(mlc, name, target)
     event_id = _move_champion(settings, engine, "rollback", now, target, reason, actor)
-    return {"rolled_back": True, "version": target, "previous": now, "event_id": event_id}
+    return RollbackResult(target, now, event_id)

@@ -16,6 +16,7 @@ from mlflow.exceptions import MlflowException
 
 from persona.errors import ModelError, RegistryError
 from persona.model import LoadedModel, PersonaModel, read_model_folder
+from persona.months import Window, parse_window
 from persona.registry.tracking import client
 from persona.settings import Settings
 
@@ -142,12 +143,12 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
     return out
 
 
-def champion_reference_months(settings: Settings) -> list[str] | None:
+def champion_reference_months(settings: Settings) -> Window | None:
     """The months the champion was trained / calibrated on (its `training_months` tag)."""
     mv = version_by_alias(client(settings), settings.model_name, CHAMPION)
     if mv is None or not mv.tags.get("training_months"):
         return None
-    return mv.tags["training_months"].split(",")
+    return parse_window(mv.tags["training_months"])
 
 
 def _read_folder(folder: str | Path) -> PersonaModel:
