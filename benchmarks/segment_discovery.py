@@ -138,7 +138,6 @@ def _x(frame: Any) -> np.ndarray:
 
 def run_seed_direct(seed: int) -> dict[str, Any]:
     """One seed through the cycle's decision functions, without MLflow or the store."""
-    from dataclasses import asdict
 
     from persona.cycle_results import Challenger
     from persona.flows import promotion_refusal
@@ -172,7 +171,7 @@ def run_seed_direct(seed: int) -> dict[str, Any]:
             result = train(window, champion, settings.training, None, {}, jan, data[month])
             gates = evaluate_gates(champion, result.model, window, jan, settings.gates,
                                    settings.training, True, data[month])  # fmt: skip
-            review = review_reasons(asdict(result.alignment))
+            review = review_reasons(result.alignment)
             challenger = Challenger("2", gates_passed=gates.passed, needs_review=bool(review))
             auto = promotion_refusal(challenger, "1", settings.auto_promote) is None
             nearest = result.model.predict(segment[month]).nearest_id

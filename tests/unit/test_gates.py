@@ -22,10 +22,6 @@ def _blobs(rows: int = 100, seed: int = 0) -> np.ndarray:
     return np.vstack([rng.normal(0, 1.0, (rows, 10)), rng.normal(30, 1.0, (rows, 10))])
 
 
-def _check(result, name: str) -> dict:  # type: ignore[no-untyped-def]
-    return next(c for c in result.checks if c["name"] == name)
-
-
 def test_the_same_model_passes_every_gate() -> None:
     champion = _model(("a", "b"), CENTRES, [8.0, 8.0])
     data = _blobs()
@@ -33,9 +29,9 @@ def test_the_same_model_passes_every_gate() -> None:
     assert result.passed and result.metric == "silhouette"
     assert result.label_stability == 1.0
     assert result.champion_score == result.challenger_score
-    assert [c["name"] for c in result.checks] == ["metric", "label_stability", "absorbed"]
-    assert not any(c["waived"] for c in result.checks)
-    assert result.absorbed["rows"] == 0
+    assert [c.name for c in result.checks] == ["metric", "label_stability", "absorbed"]
+    assert not any(c.waived for c in result.checks)
+    assert result.absorbed.rows == 0
     assert result.to_dict()["passed"] is True
 
 
@@ -45,10 +41,10 @@ def test_swapped_labels_fail_stability_unless_drift_demanded_it() -> None:
     data = _blobs()
     refused = evaluate_gates(champion, swapped, data, data, GATES, TRAINING, False)
     assert not refused.passed and refused.label_stability == 0.0
-    assert not _check(refused, "label_stability")["passed"]
+    assert not refused.check("label_stability").passed
     waived = evaluate_gates(champion, swapped, data, data, GATES, TRAINING, True)
-    assert waived.passed and _check(waived, "label_stability")["waived"]
-    assert "waived: drift demanded a change" in _check(waived, "label_stability")["detail"]
+    assert waived.passed and waived.check("label_stability").waived
+    assert "waived: drift demanded a change" in waived.check("label_stability").detail
 
 
 def test_a_worse_partition_fails_the_metric_gate_within_its_tolerance() -> None:
@@ -58,13 +54,13 @@ def test_a_worse_partition_fails_the_metric_gate_within_its_tolerance() -> None:
     data = _blobs()
     worse = evaluate_gates(champion, split, data, data, GATES, TRAINING, False)
     assert worse.challenger_score < worse.champion_score
-    assert not _check(worse, "metric")["passed"] and not worse.passed
+    assert not worse.check("metric").passed and not worse.passed
     drift = evaluate_gates(champion, split, data, data, GATES, TRAINING, True)
-    assert _check(drift, "metric")["waived"]  # another k on a drift: waived, reported
+    assert drift.check("metric").waived  # another k on a drift: waived, reported
     lenient = GateSettings(gate_metric_tolerance=10.0)
-    assert _check(evaluate_gates(champion, split, data, data, lenient, TRAINING, False), "metric")[
-        "passed"
-    ]
+    assert (
+        evaluate_gates(champion, split, data, data, lenient, TRAINING, False).check("metric").passed
+    )
 
 
 def test_absorbed_rows_are_never_waived() -> None:
@@ -72,9 +68,12 @@ def test_absorbed_rows_are_never_waived() -> None:
     month = np.vstack([np.zeros((90, 10)), np.full((10, 10), 3.0)])  # 10 rows at 9.5
     wider = _model(("a", "b"), CENTRES, [12.0, 5.0])
     result = evaluate_gates(champion, wider, month, month, GATES, TRAINING, True, month)
-    absorbed = _check(result, "absorbed")
-    assert not absorbed["passed"] and not absorbed["waived"] and not result.passed
-    assert result.absorbed["rows"] == 10 and result.absorbed["share"] == 0.1
+    absorbed = result.check("absorbed")
+    assert not absorbed.passed and not absorbed.waived and not result.passed
+    assert result.absorbed.rows == 10 and result.absorbed.share == 0.1
+    assert result.to_dict()["absorbed"] == {"rows": 10, "unassigned": 10, "month_rows": 100,
+                                            "share": 0.1, "by_persona": {"a": 10}}  # fmt: skip
+    assert list(result.to_dict()["checks"][2]) == ["name", "passed", "waived", "detail"]
     allowed = GateSettings(gate_max_absorbed_share=0.2)
     assert evaluate_gates(champion, wider, month, month, allowed, TRAINING, True, month).passed
 
@@ -84,5 +83,5 @@ def test_unscorable_scores_are_written_as_none() -> None:
     data = _blobs(20)
     assert np.isnan(model_score(one, data, "silhouette", 100, 0))
     result = evaluate_gates(one, one, data, data, GATES, TRAINING, False)
-    assert _check(result, "metric")["passed"]  # neither can be scored: not worse
+    assert result.check("metric").passed  # neither can be scored: not worse
     assert result.to_dict()["champion_score"] is None

@@ -9,6 +9,7 @@ from persona.cycle_results import Challenger
 from persona.flows import promotion_refusal
 from persona.model import PersonaModel
 from persona.registry.gates import absorbed_rows, review_reasons
+from persona.training import Alignment
 
 CENTRES = np.array([[0.0] * 10, [30.0] * 10])
 
@@ -23,33 +24,33 @@ def test_absorbed_rows_count_only_what_an_old_persona_takes() -> None:
     # rows at 3.0 (distance 9.5) are unassigned by the champion
     wider = _model(("a", "b"), CENTRES, [10.0, 5.0])
     out = absorbed_rows(champion, wider, month)
-    assert out == {**out, "rows": 2, "unassigned": 4, "month_rows": 12}
-    assert out["by_persona"] == {"a": 2} and out["share"] == 2 / 12
+    assert (out.rows, out.unassigned, out.month_rows) == (2, 4, 12)
+    assert out.by_persona == {"a": 2} and out.share == 2 / 12
     # a challenger that gives them to a candidate absorbs nothing
     with_candidate = _model(
         ("a", "b", "candidate-1"), np.vstack([CENTRES, np.full((1, 10), 3.0)]), [5.0, 5.0, 5.0]
     )
-    assert absorbed_rows(champion, with_candidate, month)["rows"] == 0
+    assert absorbed_rows(champion, with_candidate, month).rows == 0
 
 
 def test_review_reasons_and_auto_promotion_rule() -> None:
-    alignment = {
-        "candidates": [
+    alignment = Alignment(
+        candidates=[
             {"persona_id": "candidate-1", "rows": 180, "nearest_persona": "budget-bob",
              "distance": 16.6},
         ],
-        "retired": [{"persona_id": "eco-conscious-haley"}],
-        "radius_grown": [
+        retired=[{"persona_id": "eco-conscious-haley"}],
+        radius_grown=[
             {"persona_id": "budget-bob", "radius": 13.0, "calibrated": 25.0, "bound": 19.5}
         ],
-    }  # fmt: skip
+    )  # fmt: skip
     reasons = review_reasons(alignment)
     assert reasons == [
         "candidate candidate-1: 180 rows, nearest persona budget-bob at distance 16.6",
         "persona eco-conscious-haley retired",
         "persona budget-bob radius grew to 25.0 beyond the bound 19.5 (capped)",
     ]
-    assert review_reasons({"candidates": [], "retired": [], "radius_grown": []}) == []
+    assert review_reasons(Alignment()) == []
 
     def refusal(gates: bool, review: bool, auto: bool) -> str | None:
         challenger = Challenger("4", gates_passed=gates, needs_review=review)
@@ -84,5 +85,5 @@ def test_a_persona_that_spread_as_a_whole_is_not_an_absorption() -> None:
     reference = np.vstack([rng.normal(0, 1.5, (200, 10)), rng.normal(30, 1.5, (200, 10))])
     spread = np.vstack([rng.normal(0, 3.0, (200, 10)), rng.normal(30, 1.5, (200, 10))])
     wide = _model(("a", "b"), CENTRES, [16.0, 8.0])
-    assert absorbed_rows(champion, wide, spread)["rows"] > 20  # without the champion's rows
-    assert absorbed_rows(champion, wide, spread, reference)["rows"] <= 2
+    assert absorbed_rows(champion, wide, spread).rows > 20  # without the champion's rows
+    assert absorbed_rows(champion, wide, spread, reference).rows <= 2

@@ -22,7 +22,7 @@ from persona.registry.results import (
 )
 
 MARCH = Month("2025-03")
-GATES = GateResult(True, "silhouette", 0.5, 0.5, 1.0, False, [], {"rows": 0})
+GATES = GateResult(True, "silhouette", 0.5, 0.5, 1.0, False)
 
 
 def _trained(**extra: object) -> TrainedVersion:

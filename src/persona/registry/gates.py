@@ -30,7 +30,51 @@ import numpy as np
 
 from persona.model import PersonaModel
 from persona.settings import GateSettings, TrainingSettings
-from persona.training import LOWER_IS_BETTER, label_stability, score_labels
+from persona.training import LOWER_IS_BETTER, Alignment, label_stability, score_labels
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One promotion gate's verdict.
+
+    Attributes:
+        name: ``metric``, ``label_stability`` or ``absorbed``.
+        passed: Whether the check passed.
+        waived: Whether its failure is waived (drift demanded a change).
+        detail: What was compared, for people.
+    """
+
+    name: str
+    passed: bool
+    waived: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Absorbed:
+    """Rows the champion leaves unexplained that the challenger gives to a champion persona.
+
+    Attributes:
+        rows: How many rows were absorbed.
+        unassigned: Rows of the month the champion leaves unassigned.
+        month_rows: Rows of the month.
+        share: `rows` as a share of the month's rows.
+        by_persona: Absorbed rows per champion persona id.
+    """
+
+    rows: int = 0
+    unassigned: int = 0
+    month_rows: int = 0
+    share: float = 0.0
+    by_persona: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {**asdict(self), "by_persona": dict(self.by_persona)}
 
 
 @dataclass(frozen=True)
@@ -44,7 +88,8 @@ class GateResult:
         challenger_score: The challenger's score on the same data.
         label_stability: Share of the champion's data with unchanged labels.
         drift_demanded: Whether the stability check was waived.
-        checks: ``{name, passed, waived, detail}`` per check.
+        checks: Each check's verdict.
+        absorbed: The absorbed-rows count behind the ``absorbed`` check.
     """
 
     passed: bool
@@ -53,12 +98,25 @@ class GateResult:
     challenger_score: float
     label_stability: float
     drift_demanded: bool
-    checks: list[dict[str, Any]] = field(default_factory=list)
-    absorbed: dict[str, Any] = field(default_factory=dict)
+    checks: tuple[GateCheck, ...] = ()
+    absorbed: Absorbed = field(default_factory=Absorbed)
+
+    def check(self, name: str) -> GateCheck:
+        """The check of that name."""
+        return next(c for c in self.checks if c.name == name)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (NaN written as None)."""
-        data = asdict(self)
+        data: dict[str, Any] = {
+            "passed": self.passed,
+            "metric": self.metric,
+            "champion_score": self.champion_score,
+            "challenger_score": self.challenger_score,
+            "label_stability": self.label_stability,
+            "drift_demanded": self.drift_demanded,
+            "checks": [c.to_dict() for c in self.checks],
+            "absorbed": self.absorbed.to_dict(),
+        }
         for key in ("champion_score", "challenger_score", "label_stability"):
             if not np.isfinite(data[key]):
                 data[key] = None
@@ -115,44 +173,44 @@ def evaluate_gates(
     stability = label_stability(champion, challenger, champion_data)
     stable_ok = stability >= gates.gate_min_label_stability
     checks = [
-        {
-            "name": "metric",
-            "passed": bool(metric_ok),
-            "waived": bool(drift_demanded and not metric_ok and challenger.k != champion.k),
-            "detail": f"{metric}: challenger {new:.6g} vs champion {old:.6g} "
+        GateCheck(
+            "metric",
+            bool(metric_ok),
+            bool(drift_demanded and not metric_ok and challenger.k != champion.k),
+            f"{metric}: challenger {new:.6g} vs champion {old:.6g} "
             f"(tolerance {gates.gate_metric_tolerance:.0%})"
             + (
                 "; waived: drift demanded a change of personas"
                 if drift_demanded and challenger.k != champion.k
                 else ""
             ),
-        },
-        {
-            "name": "label_stability",
-            "passed": bool(stable_ok),
-            "waived": bool(drift_demanded and not stable_ok),
-            "detail": f"{stability:.2%} of the champion's data keep their persona "
+        ),
+        GateCheck(
+            "label_stability",
+            bool(stable_ok),
+            bool(drift_demanded and not stable_ok),
+            f"{stability:.2%} of the champion's data keep their persona "
             f"(minimum {gates.gate_min_label_stability:.0%})"
             + ("; waived: drift demanded a change" if drift_demanded else ""),
-        },
+        ),
     ]
     absorbed = absorbed_rows(
         champion, challenger, current if month is None else month, champion_data
     )
-    absorbed_ok = absorbed["share"] <= gates.gate_max_absorbed_share
+    absorbed_ok = absorbed.share <= gates.gate_max_absorbed_share
     checks.append(
-        {
-            "name": "absorbed",
-            "passed": bool(absorbed_ok),
-            "waived": False,
-            "detail": f"{absorbed['rows']} of the month's {absorbed['unassigned']} rows the "
-            f"champion left unassigned go to an existing persona ({absorbed['share']:.2%} of "
-            f"{absorbed['month_rows']} rows; maximum {gates.gate_max_absorbed_share:.0%})"
-            + (f": {absorbed['by_persona']}" if absorbed["by_persona"] else ""),
-        }
+        GateCheck(
+            "absorbed",
+            bool(absorbed_ok),
+            False,
+            f"{absorbed.rows} of the month's {absorbed.unassigned} rows the "
+            f"champion left unassigned go to an existing persona ({absorbed.share:.2%} of "
+            f"{absorbed.month_rows} rows; maximum {gates.gate_max_absorbed_share:.0%})"
+            + (f": {absorbed.by_persona}" if absorbed.by_persona else ""),
+        )
     )
-    passed = all(c["passed"] or c["waived"] for c in checks)
-    return GateResult(passed, metric, old, new, stability, drift_demanded, checks, absorbed)
+    passed = all(c.passed or c.waived for c in checks)
+    return GateResult(passed, metric, old, new, stability, drift_demanded, tuple(checks), absorbed)
 
 
 def absorbed_rows(
@@ -160,7 +218,7 @@ def absorbed_rows(
     challenger: PersonaModel,
     month: np.ndarray,
     reference: np.ndarray | None = None,
-) -> dict[str, Any]:
+) -> Absorbed:
     """Rows the champion leaves unexplained that the challenger gives to a champion persona.
 
     Args:
@@ -171,11 +229,10 @@ def absorbed_rows(
             the growth of its persona's median distance (a spread is not an absorption).
 
     Returns:
-        ``{"rows", "unassigned", "month_rows", "share", "by_persona"}``; share is of the
-        month's rows.
+        The count; share is of the month's rows.
     """
     if len(month) == 0:
-        return {"rows": 0, "unassigned": 0, "month_rows": 0, "share": 0.0, "by_persona": {}}
+        return Absorbed()
     old = champion.predict(month)
     growth = np.ones(champion.k)
     if reference is not None and len(reference):
@@ -188,21 +245,20 @@ def absorbed_rows(
     new = challenger.predict(month).persona_id
     taken = unexplained & np.isin(new, list(champion.persona_ids))
     ids, counts = np.unique(new[taken], return_counts=True)
-    return {
-        "rows": int(taken.sum()),
-        "unassigned": int((~old.assigned).sum()),
-        "month_rows": len(month),
-        "share": float(taken.mean()),
-        "by_persona": dict(zip(ids.tolist(), counts.tolist(), strict=True)),
-    }
+    return Absorbed(
+        rows=int(taken.sum()),
+        unassigned=int((~old.assigned).sum()),
+        month_rows=len(month),
+        share=float(taken.mean()),
+        by_persona=dict(zip(ids.tolist(), counts.tolist(), strict=True)),
+    )
 
 
-def review_reasons(alignment: dict[str, Any]) -> list[str]:
+def review_reasons(alignment: Alignment) -> list[str]:
     """Why a challenger needs a person's review (empty: it does not).
 
     Args:
-        alignment: The training alignment report (``candidates``, ``retired``,
-            ``radius_grown`` lists).
+        alignment: The training alignment report (candidates, retired, grown radii).
 
     Returns:
         One sentence per candidate, retired persona and over-grown radius.
@@ -210,12 +266,12 @@ def review_reasons(alignment: dict[str, Any]) -> list[str]:
     out = [
         f"candidate {c['persona_id']}: {c.get('rows', '?')} rows, nearest persona "
         f"{c['nearest_persona']} at distance {c['distance']:.1f}"
-        for c in alignment.get("candidates") or []
+        for c in alignment.candidates
     ]
-    out += [f"persona {r['persona_id']} retired" for r in alignment.get("retired") or []]
+    out += [f"persona {r['persona_id']} retired" for r in alignment.retired]
     out += [
         f"persona {g['persona_id']} radius grew to {g['calibrated']:.1f} beyond the bound "
         f"{g['bound']:.1f} (capped)"
-        for g in alignment.get("radius_grown") or []
+        for g in alignment.radius_grown
     ]
     return out

@@ -93,7 +93,7 @@ def sync_champion(settings: Settings, engine: Engine) -> SyncResult:
 def _alert(settings: Settings, out: SyncResult) -> list[dict[str, Any]]:
     version, previous = out.champion, out.previous
     if out.gates is not None:
-        failed = [c["detail"] for c in out.gates.checks if not (c["passed"] or c["waived"])]
+        failed = [c.detail for c in out.gates.checks if not (c.passed or c.waived)]
         text = "promotion gates failed after the fact: " + "; ".join(failed)
     else:
         text = f"promotion gates could not be evaluated: {out.gates_error}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -196,7 +196,7 @@ def train_challenger(
         month_x,
     )
     candidates = [c["persona_id"] for c in result.alignment.candidates]
-    review = review_reasons(asdict(result.alignment))
+    review = review_reasons(result.alignment)
     tags = {
         **key,
         "reason": reason or "retrain",
@@ -214,7 +214,7 @@ def train_challenger(
         "needs_review": str(bool(review)).lower(),
         "review_reasons": _json_tag(review),
         "candidates_detail": _json_tag(result.alignment.candidates),
-        "absorbed_rows": str(gates.absorbed.get("rows", 0)),
+        "absorbed_rows": str(gates.absorbed.rows),
     }
     with parent_run(exp_id, f"train {months}", {"kind": "kmeans"}) as run:
         run_id = run.info.run_id
