@@ -30,7 +30,9 @@ def test_server_postgres_gcs_round_trip(
     ingest(engine, MONTHS)
     try:
         assert registry.bootstrap(settings, engine).version == "1"
-        trained = registry.train_challenger(settings, engine, Window.of(["2025-02"]), "server test")
+        trained = registry.train_challenger(
+            settings, engine, Window.of(["2025-02"]), "server test"
+        ).to_dict()
         assert trained["created"] and trained["aliases"] == ["challenger"]
         assert registry.promote(settings, engine).promoted
         loaded = registry.load_model_for_serving(
