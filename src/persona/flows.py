@@ -72,8 +72,8 @@ def _store(settings: Settings) -> Iterator[Engine]:
 
 def _month_run(engine: Engine, month: Month) -> PinnedRun | None:
     """The run a cycle of `month` acts on: the earliest run of the month that is marked."""
-    runs = [r for r in runs_store.list_runs(engine, month=month) if r.get("action_taken")]
-    return PinnedRun.from_row(min(runs, key=lambda r: r["run_id"])) if runs else None
+    runs = [r for r in runs_store.list_runs(engine, month=month) if r.action_taken]
+    return PinnedRun.from_row(min(runs, key=lambda r: r.run_id).to_dict()) if runs else None
 
 
 def _require(engine: Engine, month: Month, step: str) -> tuple[PinnedRun, CycleState]:

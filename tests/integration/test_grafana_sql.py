@@ -66,7 +66,7 @@ def fill_store(cfg: Settings, engine: Engine) -> dict[str, Any]:
     registry.bootstrap(cfg, engine)
     summaries = [s.to_dict() for s in flows.run_year(cfg, [Month(m) for m in PLAN])]
     checks = {
-        run["survey_month"]: {"verdict": run["decision"], "drift_share": run["drift_share"]}
+        run.survey_month: {"verdict": run.decision, "drift_share": run.drift_share}
         for run in store_monitoring.list_runs(engine)
     }
     return {"months": list(PLAN), "summaries": summaries, "checks": checks}

@@ -64,7 +64,7 @@ def test_run_check_stores_reports_logs_and_is_idempotent(world) -> None:
     drifted = run_check(cfg, engine, Month("2025-03"))
     assert drifted["verdict"] == "retrain"
     assert any(" spread x" in r for r in drifted["reasons"])
-    assert [r["survey_month"] for r in list_runs(engine)] == ["2025-03", "2025-02"]
+    assert [r.survey_month for r in list_runs(engine)] == ["2025-03", "2025-02"]
 
     import mlflow
 

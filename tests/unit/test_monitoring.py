@@ -207,32 +207,40 @@ def test_report_states_samples_and_verdict(reference, model, make_settings, tmp_
 
 
 def test_store_record_run_is_idempotent(make_settings) -> None:
+    from persona.months import Month, Window
     from persona.store import monitoring as runs_store
     from persona.store.engine import open_store
 
     engine = open_store(make_settings().database_url)
-    row = {
-        "survey_month": "2025-03",
-        "reference_months": ["2025-02", "2025-01"],
-        "model_name": "m",
-        "model_version": 1,
-        "data_hash": "h" * 64,
-        "n_current": 500,
-        "n_reference": 1000,
-        "decision": "retrain",
-        "reasons": ["r"],
-        "feature_results": [],
-        "persona_fit": {},
-    }
-    first = runs_store.record_run(engine, row)
-    assert runs_store.record_run(engine, row) == first
+    check = runs_store.MonitoringCheck(
+        survey_month=Month("2025-03"),
+        reference_months=Window.of(["2025-02", "2025-01"]),
+        model_name="m",
+        model_version="1",
+        data_hash="h" * 64,
+        n_current=500,
+        n_reference=1000,
+        n_current_sampled=None,
+        n_reference_sampled=None,
+        drift_share=None,
+        dataset_drift=None,
+        decision="retrain",
+        reasons=["r"],
+        feature_results=[],
+        persona_fit={},
+        report_path=None,
+        mlflow_run_id=None,
+    )
+    first = runs_store.record_run(engine, check)
+    assert runs_store.record_run(engine, check) == first
     found = runs_store.find_run(engine, "2025-03", ["2025-01", "2025-02"], "m", "1", "h" * 64)
-    assert found is not None and found["run_id"] == first
-    assert found["reference_months"] == "2025-01,2025-02" and found["reasons"] == ["r"]
+    assert found is not None and found.run_id == first
+    assert found.reference_months == check.reference_months and found.reasons == ["r"]
+    assert found.to_dict()["reference_months"] == "2025-01,2025-02"
+    assert found.to_dict() == {**check.to_dict(), "run_id": first, "action_taken": None,
+                               "created_at": found.created_at}  # fmt: skip
     runs_store.set_action(engine, first, "retrained")
-    assert [r["action_taken"] for r in runs_store.list_runs(engine, month="2025-03")] == [
-        "retrained"
-    ]
+    assert [r.action_taken for r in runs_store.list_runs(engine, month="2025-03")] == ["retrained"]
     assert runs_store.list_runs(engine, month="2025-04") == []
     engine.dispose()
 

@@ -7,6 +7,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +210,8 @@ def run_check(
         engine, month, refs.months, loaded.name, str(loaded.version), data_hash
     )
     if found is not None:
-        log.info("monitoring %s vs %s: identical run %s exists", month, refs, found["run_id"])
-        return _public(found, existing=True)
+        log.info("monitoring %s vs %s: identical run %s exists", month, refs, found.run_id)
+        return _public(found.to_dict(), existing=True)
     ref_x = _load(engine, refs.months, model.feature_names)
     if len(ref_x) == 0:
         raise NotIngestedError(refs.months, "the reference window")
@@ -229,25 +230,27 @@ def run_check(
         on_snapshot=lambda snapshot: add_check_safely(settings, snapshot, month),
     )
     drift = result.drift
-    row: dict[str, Any] = {
-        "survey_month": month,
-        "reference_months": runs_store.reference_key(refs.months),
-        "model_name": loaded.name,
-        "model_version": str(loaded.version),
-        "data_hash": data_hash,
-        "n_current": result.n_current,
-        "n_reference": result.n_reference,
-        "n_current_sampled": drift.n_current_used if drift else None,
-        "n_reference_sampled": drift.n_reference_used if drift else None,
-        "drift_share": drift.drift_share if drift else None,
-        "dataset_drift": drift.dataset_drift if drift else None,
-        "decision": decision.verdict,
-        "reasons": decision.reasons,
-        "feature_results": [f.to_dict() for f in drift.features] if drift else [],
-        "persona_fit": result.fit or {},
-        "report_path": str(report) if report else None,
-    }
-    row["mlflow_run_id"] = _log_mlflow(settings, row, _metrics(result, decision), report)
-    row["run_id"] = runs_store.record_run(engine, row)
+    stored = runs_store.MonitoringCheck(
+        survey_month=month,
+        reference_months=refs,
+        model_name=loaded.name,
+        model_version=str(loaded.version),
+        data_hash=data_hash,
+        n_current=result.n_current,
+        n_reference=result.n_reference,
+        n_current_sampled=drift.n_current_used if drift else None,
+        n_reference_sampled=drift.n_reference_used if drift else None,
+        drift_share=drift.drift_share if drift else None,
+        dataset_drift=drift.dataset_drift if drift else None,
+        decision=decision.verdict,
+        reasons=decision.reasons,
+        feature_results=[f.to_dict() for f in drift.features] if drift else [],
+        persona_fit=result.fit or {},
+        report_path=str(report) if report else None,
+        mlflow_run_id=None,
+    )
+    mlflow_run_id = _log_mlflow(settings, stored.to_dict(), _metrics(result, decision), report)
+    stored = replace(stored, mlflow_run_id=mlflow_run_id)
+    run_id = runs_store.record_run(engine, stored)
     log.info("monitoring %s vs %s: %s", month, refs, decision.verdict)
-    return _public(row)
+    return _public({**stored.to_dict(), "run_id": run_id})

@@ -1,36 +1,118 @@
 """`monitoring_runs`: one row per monitoring check, unique per month + reference + model + data.
 
-`reference_months` is stored as a comma-separated, sorted list of ``YYYY-MM`` months.
+`reference_months` is stored as a comma-separated, sorted list of ``YYYY-MM`` months
+(`reference_key`); in Python it is a `Window`. A check to record is a `MonitoringCheck`;
+a stored row comes back as a `MonitoringRun` (the check plus its id, action and time).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from persona.errors import StoreError
+from persona.months import Month, Window
 from persona.store.engine import utcnow
 from persona.store.schema import monitoring_runs
 
 _T = monitoring_runs.c
 
 
-def reference_key(months: Sequence[str]) -> str:
+def reference_key(months: Iterable[str]) -> str:
     """Return the stored form of a reference window (sorted, comma-separated)."""
     return ",".join(sorted(set(months)))
 
 
+@dataclass(frozen=True)
+class MonitoringCheck:
+    """One monitoring check, as `monitoring_runs` records it.
+
+    Attributes:
+        survey_month: The month checked.
+        reference_months: The reference window.
+        model_name: Registered model name.
+        model_version: Model version.
+        data_hash: Fingerprint of the data and check parameters (the idempotence key).
+        n_current: Rows of the month.
+        n_reference: Rows of the reference window.
+        n_current_sampled: Rows of the month the drift tests used (None without them).
+        n_reference_sampled: Rows of the reference the drift tests used.
+        drift_share: Share of drifted features.
+        dataset_drift: Evidently's dataset drift flag.
+        decision: The verdict.
+        reasons: Why (JSON list).
+        feature_results: Per-feature drift results (JSON list).
+        persona_fit: Persona fit statistics (JSON object).
+        report_path: The HTML report written, if any.
+        mlflow_run_id: The MLflow run logged, if any.
+    """
+
+    survey_month: Month
+    reference_months: Window
+    model_name: str
+    model_version: str
+    data_hash: str
+    n_current: int
+    n_reference: int
+    n_current_sampled: int | None
+    n_reference_sampled: int | None
+    drift_share: float | None
+    dataset_drift: bool | None
+    decision: str
+    reasons: list[str]
+    feature_results: list[dict[str, Any]]
+    persona_fit: dict[str, Any]
+    report_path: str | None
+    mlflow_run_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The column values (``reference_months`` in its stored, comma-separated form)."""
+        return {
+            **{f.name: getattr(self, f.name) for f in fields(self)},
+            "survey_month": str(self.survey_month),
+            "reference_months": reference_key(self.reference_months),
+            "model_version": str(self.model_version),
+        }
+
+
+@dataclass(frozen=True)
+class MonitoringRun(MonitoringCheck):
+    """A stored check.
+
+    Attributes:
+        run_id: The row id.
+        action_taken: What the cycle did after it (`cycle_state`), or None.
+        created_at: When it was stored.
+    """
+
+    run_id: int
+    action_taken: str | None
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> MonitoringRun:
+        """The run of a `monitoring_runs` row (the database is an edge: months are checked)."""
+        values = dict(row)
+        values["survey_month"] = Month(values["survey_month"])
+        values["reference_months"] = Window.of(str(values["reference_months"]).split(","))
+        values["model_version"] = str(values["model_version"])
+        return cls(**values)
+
+
 def find_run(
     engine: Engine,
-    month: str,
+    month: Month,
     reference_months: Sequence[str],
     model_name: str,
     model_version: str,
     data_hash: str,
-) -> dict[str, Any] | None:
+) -> MonitoringRun | None:
     """Return the stored run of an identical check, or None.
 
     Args:
@@ -42,7 +124,7 @@ def find_run(
         data_hash: Fingerprint of the data and check parameters.
 
     Returns:
-        The row as a dict (every column), or None.
+        The stored run, or None.
     """
     query = select(monitoring_runs).where(
         _T.survey_month == month,
@@ -56,25 +138,20 @@ def find_run(
             row = conn.execute(query).first()
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read monitoring runs: {exc}") from exc
-    return dict(row._mapping) if row is not None else None
+    return MonitoringRun.from_row(row._mapping) if row is not None else None
 
 
-def record_run(engine: Engine, values: dict[str, Any]) -> int:
+def record_run(engine: Engine, check: MonitoringCheck) -> int:
     """Store one check; an identical check (same unique key) returns the existing id.
 
     Args:
         engine: The store engine.
-        values: Column values; ``reference_months`` may be a list; ``created_at`` is
-            filled when missing.
+        check: The check (stored at the current time).
 
     Returns:
         The run id.
     """
-    row = dict(values)
-    refs = row["reference_months"]
-    row["reference_months"] = refs if isinstance(refs, str) else reference_key(refs)
-    row["model_version"] = str(row["model_version"])
-    row.setdefault("created_at", utcnow())
+    row = {**check.to_dict(), "created_at": utcnow()}
     try:
         with engine.begin() as conn:
             key = conn.execute(monitoring_runs.insert().values(**row)).inserted_primary_key
@@ -82,15 +159,15 @@ def record_run(engine: Engine, values: dict[str, Any]) -> int:
     except IntegrityError:
         existing = find_run(
             engine,
-            row["survey_month"],
-            row["reference_months"].split(","),
-            row["model_name"],
-            row["model_version"],
-            row["data_hash"],
+            check.survey_month,
+            check.reference_months.months,
+            check.model_name,
+            str(check.model_version),
+            check.data_hash,
         )
         if existing is None:
             raise
-        return int(existing["run_id"])
+        return existing.run_id
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot record monitoring run: {exc}") from exc
 
@@ -108,8 +185,8 @@ def set_action(engine: Engine, run_id: int, action: str) -> None:
 
 
 def list_runs(
-    engine: Engine, month: str | None = None, limit: int | None = None
-) -> list[dict[str, Any]]:
+    engine: Engine, month: Month | None = None, limit: int | None = None
+) -> list[MonitoringRun]:
     """Return stored runs, newest first.
 
     Args:
@@ -118,7 +195,7 @@ def list_runs(
         limit: At most this many rows.
 
     Returns:
-        One dict per run with every column.
+        One `MonitoringRun` per row.
     """
     query = select(monitoring_runs).order_by(_T.run_id.desc())
     if month is not None:
@@ -127,6 +204,6 @@ def list_runs(
         query = query.limit(limit)
     try:
         with engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return [MonitoringRun.from_row(row._mapping) for row in conn.execute(query)]
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read monitoring runs: {exc}") from exc
