@@ -141,7 +141,7 @@ def test_label_with_registered_champion(pg_url: str, make_settings: Any) -> None
 
     engine = _store(pg_url)
     settings = make_settings(database_url=pg_url)
-    version = bootstrap(settings, engine)["version"]
+    version = bootstrap(settings, engine).version
     result = label_month(settings, engine, "2025-04")
     assert result.model_name == settings.model_name
     assert result.model_version == version and result.written == N
