@@ -13,11 +13,14 @@ import logging
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from persona.months import Month
 from persona.settings import Settings
+
+if TYPE_CHECKING:
+    from persona.monitoring.results import CheckRun
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +138,7 @@ def send_alert(
     return results
 
 
-def alert_for_check(
-    settings: Settings, month: Month, check: dict[str, Any]
-) -> list[dict[str, Any]]:
+def alert_for_check(settings: Settings, month: Month, check: CheckRun) -> list[dict[str, Any]]:
     """Send the alert of a monitoring check (its verdict, reasons and report).
 
     Args:
@@ -148,17 +149,17 @@ def alert_for_check(
     Returns:
         One delivery result per configured channel (empty when none is configured).
     """
-    verdict = check["verdict"]
+    verdict = check.verdict
     title = f"PersonaOps: {verdict} for {month}"
-    text = "; ".join(check.get("reasons") or []) or verdict
+    text = "; ".join(check.reasons) or verdict
     log.warning("ALERT %s: %s", title, text)
     fields = {
         "month": month,
         "verdict": verdict,
-        "reference": ",".join(check.get("reference_months") or []),
-        "model_version": check.get("model_version"),
-        "drift_share": check.get("drift_share"),
-        "report": check.get("report_path"),
+        "reference": str(check.reference_months),
+        "model_version": check.model_version,
+        "drift_share": check.drift_share,
+        "report": check.report_path,
     }
     return send_alert(settings, title, text, fields)
 

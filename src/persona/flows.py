@@ -142,7 +142,7 @@ def check(
     loaded = _loaded(settings, version)
     written = _label(engine, settings, month, loaded)
     result = monitoring.run_check(settings, engine, month, refs, loaded=loaded)
-    run = pinned or PinnedRun(int(result["run_id"]), str(result["verdict"]))
+    run = pinned or PinnedRun(int(result.run_id or 0), result.verdict)
     state = run.state
     if run.action_taken is None:
         _save(engine, run, state)
@@ -154,13 +154,13 @@ def check(
     return CheckStep(
         month=month,
         verdict=state.verdict,
-        reasons=tuple(result.get("reasons") or []),
-        rows=int(result.get("n_current") or 0),
-        reference_months=Window.of(result.get("reference_months") or []),
+        reasons=result.reasons,
+        rows=result.n_current,
+        reference_months=result.reference_months,
         model_version=version,
         labels_written=written,
         alerts=tuple(sent),
-        report_path=result.get("report_path"),
+        report_path=result.report_path,
         monitoring_run_id=run.run_id,
         replayed=pinned is not None,
         governance=governance,

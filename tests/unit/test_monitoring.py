@@ -56,8 +56,8 @@ def test_stable_month_is_not_retrain(reference, model, cfg) -> None:
     first = result.drift.features[0]
     assert (first.feature, first.test, first.threshold) == ("x1", "ks", 0.05)
     assert first.drifted == (first.score < 0.05)
-    assert result.fit is not None and result.fit["unassigned_rate"] < 0.01
-    assert 0.9 < result.fit["distance_ratio"] < 1.1
+    assert result.fit is not None and result.fit.unassigned_rate < 0.01
+    assert 0.9 < result.fit.distance_ratio < 1.1
     assert decision.reasons
 
 
@@ -110,10 +110,10 @@ def test_shift_names_the_moved_persona(reference, model, cfg) -> None:
     result = check(
         month_x("shift", 5), reference, model, cfg.policy, unassigned_floor=FLOOR, seed=5
     )
-    shifts = result.fit["centroid_shift"]
-    assert result.fit["max_centroid_shift_persona"] == model.persona_ids[0]
-    assert shifts[model.persona_ids[0]]["shift"] > 2.0
-    assert all(shifts[p]["shift"] < 0.7 for p in model.persona_ids[1:])
+    shifts = result.fit.centroid_shift
+    assert result.fit.max_centroid_shift_persona == model.persona_ids[0]
+    assert shifts[model.persona_ids[0]].shift > 2.0
+    assert all(shifts[p].shift < 0.7 for p in model.persona_ids[1:])
 
 
 @pytest.mark.parametrize("rows", [0, 10, 49])
@@ -185,9 +185,9 @@ def test_psi_is_finite_with_an_empty_bin(reference, model) -> None:
     cur = model.predict(reference[:200])
     ref = model.predict(reference)
     mix = persona_mix(cur, ref, model)
-    assert mix["assigned_shares"]["unassigned"] == 0.0
-    assert np.isfinite(mix["psi"]) and mix["psi"] < 0.05
-    assert mix["chi2_pvalue"] > 0.05
+    assert mix.assigned_shares["unassigned"] == 0.0
+    assert np.isfinite(mix.psi) and mix.psi < 0.05
+    assert mix.chi2_pvalue > 0.05
 
 
 def test_report_states_samples_and_verdict(reference, model, make_settings, tmp_path) -> None:
@@ -251,18 +251,18 @@ def test_far_rows_test_is_exact_and_sees_a_segment() -> None:
     rng = np.random.default_rng(3)
     reference = rng.chisquare(10, 500)
     out = tail_excess_pvalue(rng.chisquare(10, 500), reference, 0.002)
-    assert out["m"] == 1 and out["threshold"] == reference.max()
-    assert out["pvalue"] > 0.01 and out["expected"] == pytest.approx(500 / 501)
+    assert out.m == 1 and out.threshold == reference.max()
+    assert out.pvalue > 0.01 and out.expected == pytest.approx(500 / 501)
     # under "same distribution", P(count >= x) = P(the x largest of the pooled 1000 values
     # are all current), about 2^-x: the p-value is exact, not an approximation
     pvalues = [
-        tail_excess_pvalue(rng.chisquare(10, 500), rng.chisquare(10, 500), 0.002)["pvalue"]
+        tail_excess_pvalue(rng.chisquare(10, 500), rng.chisquare(10, 500), 0.002).pvalue
         for _ in range(400)
     ]
     assert 0.01 <= np.mean(np.array(pvalues) < 0.05) <= 0.09
     segment = np.concatenate([rng.chisquare(10, 485), np.full(15, 80.0)])
     far = tail_excess_pvalue(segment, reference, 0.002)
-    assert far["count"] >= 15 and far["pvalue"] < 1e-4 and far["excess"] > 0.02
+    assert far.count >= 15 and far.pvalue < 1e-4 and far.excess > 0.02
 
 
 def test_reference_option_is_one_definition_parsed_to_a_window() -> None:

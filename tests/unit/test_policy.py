@@ -15,51 +15,61 @@ import pytest
 from persona.monitoring import CheckResult, decide
 from persona.monitoring.drift import DriftResult, FeatureDrift
 from persona.monitoring.policy import VERDICTS
+from persona.monitoring.results import FitTest, PersonaFit, PersonaMix, PersonaShift
 from persona.monitoring.run import verdict_key
+from persona.monitoring.stats import TailExcess
 from persona.settings import PolicySettings
 
 POLICY = PolicySettings()
 
-MIX = {
-    "bins": ["a", "b"],
-    "current_shares": {"a": 0.7, "b": 0.3},
-    "reference_shares": {"a": 0.5, "b": 0.5},
-}
+
+def _mix(psi: float = 0.0, chi2_pvalue: float = 1.0) -> PersonaMix:
+    return PersonaMix(
+        bins=("a", "b"),
+        current_shares={"a": 0.7, "b": 0.3},
+        reference_shares={"a": 0.5, "b": 0.5},
+        assigned_shares={"a": 0.7, "b": 0.3, "unassigned": 0.0},
+        psi=psi,
+        chi2=0.0,
+        chi2_pvalue=chi2_pvalue,
+    )
 
 
-def _fit(**changes: Any) -> dict[str, Any]:
-    fit: dict[str, Any] = {
+def _result(
+    drift_share: float = 0.0,
+    n_current: int = 500,
+    tests: list[FitTest] | None = None,
+    **fit: Any,
+) -> CheckResult:
+    drifted = round(drift_share * 10)
+    features = [FeatureDrift(f"x{i + 1}", "ks", 0.5, 0.05, i < drifted) for i in range(10)]
+    drift = DriftResult(features, drift_share, False, n_current, 500, n_current, 500)
+    values: dict[str, Any] = {
         "unassigned_rate": 0.0,
         "reference_unassigned_rate": 0.0,
         "far": None,
         "mean_distance": 6.0,
         "reference_mean_distance": 6.0,
         "distance_ratio": 1.0,
-        "mix": {**MIX, "psi": 0.0, "chi2_pvalue": 1.0},
-        "centroid_shift": {},
-        "tests": [],
+        "p95_distance": 9.0,
+        "reference_p95_distance": 9.0,
+        "p95_distance_ratio": 1.0,
+        "mix": _mix(),
+        "tests": tuple(tests or ()),
+        **fit,
     }
-    fit.update(changes)
-    return fit
+    return CheckResult(n_current, 500, drift, PersonaFit(**values), 0)
 
 
-def _result(drift_share: float = 0.0, n_current: int = 500, **fit: Any) -> CheckResult:
-    drifted = round(drift_share * 10)
-    features = [FeatureDrift(f"x{i + 1}", "ks", 0.5, 0.05, i < drifted) for i in range(10)]
-    drift = DriftResult(features, drift_share, False, n_current, 500, n_current, 500)
-    return CheckResult(n_current, 500, drift, _fit(**fit), 0)
-
-
-def _t(kind: str, effect: float, pvalue: float, persona: str | None = "a") -> dict[str, Any]:
+def _t(kind: str, effect: float, pvalue: float, persona: str | None = "a") -> FitTest:
     feature = "x1" if kind.startswith("feature_") else None
-    return {"kind": kind, "persona": persona, "feature": feature, "effect": effect,
-            "pvalue": pvalue}  # fmt: skip
+    return FitTest(kind, persona, feature, effect, pvalue)
 
 
 def test_insufficient_data_below_min_month_rows() -> None:
     loud = [_t("shift", 5.0, 1e-12)]
     decision = decide(_result(n_current=49, tests=loud), POLICY)
-    assert decision.verdict == "insufficient_data" and decision.fired == []
+    assert decision.verdict == "insufficient_data" and decision.fired == ()
     assert decision.reasons == [
         "current month has 49 rows, fewer than the minimum 50 (MIN_MONTH_ROWS); no drift verdict"
     ]
@@ -70,7 +80,7 @@ def test_insufficient_data_below_min_month_rows() -> None:
 
 def test_no_drift_says_what_was_measured() -> None:
     decision = decide(_result(0.9), POLICY)  # the marginal K-S share informs, never decides
-    assert decision.verdict == "no_drift" and decision.fired == []
+    assert decision.verdict == "no_drift" and decision.fired == ()
     (reason,) = decision.reasons
     assert reason.startswith("no persona moved, spread or vanished")
     assert "unassigned 0.0%" in reason and "mix PSI 0.000 (p=1)" in reason
@@ -78,20 +88,16 @@ def test_no_drift_says_what_was_measured() -> None:
 
 
 def test_watch_on_a_significant_and_large_mix_change() -> None:
-    mix = {**MIX, "psi": 0.15, "chi2_pvalue": 0.001}
+    mix = _mix(0.15, 0.001)
     watch = decide(_result(mix=mix), POLICY)
-    assert watch.verdict == "watch" and watch.fired == []
+    assert watch.verdict == "watch" and watch.fired == ()
     assert watch.reasons == [
         "persona mix changed: a 70.0% (was 50.0%), b 30.0% (was 50.0%); "
         "chi-square p=0.001, PSI 0.150"
     ]
     # large but not significant (tiny persona counts), or significant but small: no alarm
-    assert decide(_result(mix={**MIX, "psi": 0.3, "chi2_pvalue": 0.2}), POLICY).verdict == (
-        "no_drift"
-    )
-    assert decide(_result(mix={**MIX, "psi": 0.01, "chi2_pvalue": 1e-6}), POLICY).verdict == (
-        "no_drift"
-    )
+    assert decide(_result(mix=_mix(0.3, 0.2)), POLICY).verdict == ("no_drift")
+    assert decide(_result(mix=_mix(0.01, 1e-6)), POLICY).verdict == ("no_drift")
     both = decide(_result(mix=mix, tests=[_t("shift", 1.5, 1e-9)]), POLICY)
     assert both.verdict == "retrain" and "persona mix changed" in both.reasons[-1]
 
@@ -114,15 +120,15 @@ def test_watch_on_a_significant_and_large_mix_change() -> None:
         (_t("shift", 1.5, 0.01), "no_drift"),  # not rejected at alpha 0.001
     ],
 )
-def test_each_kind_of_test_fires_on_a_big_enough_effect(test: dict[str, Any], verdict: str) -> None:
+def test_each_kind_of_test_fires_on_a_big_enough_effect(test: FitTest, verdict: str) -> None:
     unassigned = {"unassigned_rate": 0.06, "reference_unassigned_rate": 0.01}
     decision = decide(_result(tests=[test], **unassigned), POLICY)
     assert decision.verdict == verdict
-    assert decision.fired == ([test] if verdict == "retrain" else [])
+    assert decision.fired == ((test,) if verdict == "retrain" else ())
 
 
 def test_retrain_reasons_name_every_fired_test() -> None:
-    far = {"count": 15, "rate": 0.03, "m": 1, "threshold": 21.04, "expected": 1.0}
+    far = TailExcess(21.04, 1, 15, 1.0, 0.03, 0.028, 4e-9)
     tests = [
         _t("shift", 1.5, 1e-9),
         _t("spread", 1.3, 2e-9, "b"),
@@ -133,7 +139,7 @@ def test_retrain_reasons_name_every_fired_test() -> None:
     ]
     fit = {"tests": tests, "far": far, "unassigned_rate": 0.06, "reference_unassigned_rate": 0.01}
     decision = decide(_result(**fit), POLICY)
-    assert decision.verdict == "retrain" and decision.fired == tests
+    assert decision.verdict == "retrain" and decision.fired == tuple(tests)
     assert decision.reasons == [
         "persona a moved 1.50 std (p=1e-09)",
         "persona b spread x1.30 (p=2e-09)",
@@ -166,7 +172,7 @@ def test_every_threshold_is_a_setting() -> None:
     assert decide(_result(tests=test), PolicySettings(centroid_shift_retrain=0.6)).verdict == (
         "no_drift"
     )
-    mix = {**MIX, "psi": 0.15, "chi2_pvalue": 0.001}
+    mix = _mix(0.15, 0.001)
     assert decide(_result(mix=mix), PolicySettings(psi_watch=0.2)).verdict == "no_drift"
     assert decide(_result(mix=mix), PolicySettings(mix_alpha=0.0005)).verdict == "no_drift"
 
@@ -213,3 +219,30 @@ def test_verdict_key_of_the_defaults_is_the_stored_runs_key() -> None:
     """Runs stored before the policy section existed keep their key (no re-check)."""
     digest = hashlib.sha256(verdict_key(POLICY, 42).encode()).hexdigest()
     assert digest == "e576f2e5b2c49155358c89e773eb95911deb3d9a891bdeb18dbd041ff0559b0b"
+
+
+def test_results_keep_the_stored_json_keys() -> None:
+    """`to_dict` gives the keys `monitoring_runs.persona_fit` and `--json` always had."""
+    far = TailExcess(21.0, 1, 15, 1.0, 0.03, 0.028, 4e-9)
+    result = _result(tests=[_t("shift", 1.5, 1e-9)], far=far)
+    doc = result.to_dict()
+    assert list(doc) == ["n_current", "n_reference", "drift", "persona_fit", "seed", "params"]
+    fit = doc["persona_fit"]
+    assert list(fit) == [
+        "unassigned_rate", "reference_unassigned_rate", "far", "mean_distance",
+        "reference_mean_distance", "distance_ratio", "p95_distance", "reference_p95_distance",
+        "p95_distance_ratio", "mix", "centroid_shift", "max_centroid_shift",
+        "max_centroid_shift_persona", "max_centroid_shift_pvalue", "tests",
+    ]  # fmt: skip
+    assert list(fit["mix"]) == [
+        "bins", "current_shares", "reference_shares", "assigned_shares", "psi", "chi2",
+        "chi2_pvalue",
+    ]  # fmt: skip
+    assert fit["mix"]["bins"] == ["a", "b"]
+    assert list(fit["far"]) == ["threshold", "m", "count", "expected", "rate", "excess", "pvalue"]
+    shift = {"kind": "shift", "persona": "a", "feature": None, "effect": 1.5, "pvalue": 1e-9}
+    assert fit["tests"] == [shift]
+    assert decide(result, POLICY).to_dict()["fired"] == [shift]
+    assert list(PersonaShift(3, 4).to_dict()) == [
+        "shift", "pvalue", "spread_ratio", "spread_pvalue", "n_current", "n_reference",
+    ]  # fmt: skip

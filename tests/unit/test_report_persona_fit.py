@@ -94,9 +94,10 @@ def test_persona_fit_values_are_evidently_metrics(
         params = metric.metric_value_location.metric.params
         if params.get("type") == METRIC_TYPE:
             values.setdefault(params["key"], metric.value)
-    fit = result.fit or {}
-    assert values["unassigned_rate"] == pytest.approx(fit["unassigned_rate"])
-    assert values["mix_psi"] == pytest.approx(fit["mix"]["psi"])
+    fit = result.fit
+    assert fit is not None
+    assert values["unassigned_rate"] == pytest.approx(fit.unassigned_rate)
+    assert values["mix_psi"] == pytest.approx(fit.mix.psi)
     assert values["drift_share"] == pytest.approx(result.drift.drift_share)  # type: ignore[union-attr]
     assert values["verdict_code"] == ["no_drift", "watch", "retrain"].index(decision.verdict)
     assert model_.timestamp.isoformat().startswith("2025-03-01")

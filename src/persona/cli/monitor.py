@@ -38,14 +38,15 @@ def monitor(
         refs = reference_window(reference)
         engine = open_store(cfg.database_url)
         try:
-            result = run_check(cfg, engine, current, refs)
+            checked = run_check(cfg, engine, current, refs)
         finally:
             engine.dispose()
+        result = checked.to_dict()
         # A reused (identical) check already alerted when it was first made.
-        if alert and not result.get("existing") and result["verdict"] in ("watch", "retrain"):
+        if alert and not checked.existing and checked.verdict in ("watch", "retrain"):
             from persona.alerts import alert_for_check
 
-            result["alerts"] = alert_for_check(cfg, current, result)
+            result["alerts"] = alert_for_check(cfg, current, checked)
     emit(result, as_json, render)
 
 

@@ -14,14 +14,18 @@ from __future__ import annotations
 from persona.monitoring.check import CheckResult, check
 from persona.monitoring.drift import DriftResult, FeatureDrift
 from persona.monitoring.policy import VERDICTS, Decision, decide
+from persona.monitoring.results import CheckRun, FitTest, PersonaFit
 from persona.monitoring.run import run_check
 
 __all__ = [
     "VERDICTS",
     "CheckResult",
+    "CheckRun",
     "Decision",
     "DriftResult",
     "FeatureDrift",
+    "FitTest",
+    "PersonaFit",
     "check",
     "decide",
     "run_check",

@@ -11,6 +11,7 @@ from persona.errors import MonitoringError
 from persona.model import PersonaModel
 from persona.monitoring.drift import STATTEST, DriftResult, data_drift
 from persona.monitoring.fit import persona_fit
+from persona.monitoring.results import PersonaFit
 from persona.settings import PolicySettings
 
 
@@ -30,7 +31,7 @@ class CheckResult:
     n_current: int
     n_reference: int
     drift: DriftResult | None
-    fit: dict[str, Any] | None
+    fit: PersonaFit | None
     seed: int
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -40,7 +41,7 @@ class CheckResult:
             "n_current": self.n_current,
             "n_reference": self.n_reference,
             "drift": self.drift.to_dict() if self.drift is not None else None,
-            "persona_fit": self.fit,
+            "persona_fit": self.fit.to_dict() if self.fit is not None else None,
             "seed": self.seed,
             "params": self.params,
         }

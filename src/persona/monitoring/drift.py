@@ -10,7 +10,7 @@ bounds how small a shift the test can call significant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,13 +42,7 @@ class FeatureDrift:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {
-            "feature": self.feature,
-            "test": self.test,
-            "score": self.score,
-            "threshold": self.threshold,
-            "drifted": self.drifted,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from evidently.legacy.renderers.html_widgets import (
     text_widget,
 )
 
+from persona.monitoring.results import PersonaFit
 from persona.months import Month, Window
 
 METRIC_TYPE = "evidently:metric_v2:PersonaFitValue"
@@ -131,7 +132,7 @@ def verdict_widgets(
 
 
 def summary_widget(
-    fit: dict[str, Any], drift: Any, params: dict[str, Any], decision_rules: dict[str, Any]
+    fit: PersonaFit | None, drift: Any, params: dict[str, Any], decision_rules: dict[str, Any]
 ) -> BaseWidgetInfo:
     """Counters: drifted features, unassigned rate, distance ratio, mix PSI, largest shift."""
     counters = []
@@ -146,47 +147,46 @@ def summary_widget(
         )
     counters.append(
         CounterData(
-            f"Unassigned rate, reference {_pct(fit.get('reference_unassigned_rate'))} "
+            f"Unassigned rate, reference {_pct(fit.reference_unassigned_rate if fit else None)} "
             f"(retrain: binomial test, excess >= "
             f"{_pct(decision_rules.get('unassigned_min_effect'))})",
-            _pct(fit.get("unassigned_rate")),
+            _pct(fit.unassigned_rate if fit else None),
         )
     )
     counters.append(
         CounterData(
             "Mean distance vs reference "
             f"(a persona's spread retrains from {decision_rules.get('distance_ratio_retrain')}x)",
-            _num(fit.get("distance_ratio"), "{:.2f}x"),
+            _num(fit.distance_ratio if fit else None, "{:.2f}x"),
         )
     )
-    mix = fit.get("mix") or {}
     counters.append(
         CounterData(
             f"Persona-mix PSI (watch at {decision_rules.get('psi_watch')} with chi-square "
             f"p < {decision_rules.get('mix_alpha')}; a mix change alone never retrains)",
-            _num(mix.get("psi")),
+            _num(fit.mix.psi if fit else None),
         )
     )
-    worst = fit.get("max_centroid_shift_persona")
+    worst = fit.max_centroid_shift_persona if fit else None
     counters.append(
         CounterData(
             "Largest centroid shift, reference std"
             + (f" ({worst})" if worst else "")
             + f" (retrain from {decision_rules.get('centroid_shift_retrain')}, Holm)",
-            _num(fit.get("max_centroid_shift"), "{:.2f}"),
+            _num(fit.max_centroid_shift if fit else None, "{:.2f}"),
         )
     )
     return counter(counters=counters, title="Persona fit of the month")
 
 
-def mix_widget(fit: dict[str, Any]) -> BaseWidgetInfo | None:
+def mix_widget(fit: PersonaFit | None) -> BaseWidgetInfo | None:
     """Grouped bar chart of the persona shares, reference vs current (unassigned included)."""
-    mix = fit.get("mix") or {}
-    bins = list(mix.get("bins") or [])
-    if not bins:
+    if fit is None or not fit.mix.bins:
         return None
-    ref = [float(mix["reference_shares"].get(b, 0.0)) for b in bins]
-    cur = [float(mix["current_shares"].get(b, 0.0)) for b in bins]
+    mix = fit.mix
+    bins = list(mix.bins)
+    ref = [float(mix.reference_shares.get(b, 0.0)) for b in bins]
+    cur = [float(mix.current_shares.get(b, 0.0)) for b in bins]
     figure = go.Figure(
         data=[
             go.Bar(name="reference", x=bins, y=ref, marker_color="#4d4d4d"),
@@ -196,14 +196,13 @@ def mix_widget(fit: dict[str, Any]) -> BaseWidgetInfo | None:
     figure.update_layout(
         barmode="group", yaxis={"title": "share of respondents", "tickformat": ".0%"}
     )
-    pvalue = mix.get("chi2_pvalue")
-    title = f"Persona mix: reference vs current (PSI {_num(mix.get('psi'))}"
-    title += f", chi-square p={pvalue:.2g})" if pvalue is not None else ")"
+    title = f"Persona mix: reference vs current (PSI {_num(mix.psi)}"
+    title += f", chi-square p={mix.chi2_pvalue:.2g})"
     return plotly_figure(title=title, figure=figure, size=WidgetSize.FULL)
 
 
 def shift_widget(
-    fit: dict[str, Any], decision_rules: dict[str, Any], moved_ids: set[str] | None = None
+    fit: PersonaFit | None, decision_rules: dict[str, Any], moved_ids: set[str] | None = None
 ) -> BaseWidgetInfo | None:
     """Table: per persona, the centroid shift in std, its p-value and row counts.
 
@@ -211,14 +210,14 @@ def shift_widget(
     persona-fit test, with the minimum effect); without `moved_ids`, shift >= the minimum
     and p < alpha.
     """
-    shifts = fit.get("centroid_shift") or {}
+    shifts = fit.centroid_shift if fit is not None else {}
     if not shifts:
         return None
     limit = decision_rules.get("centroid_shift_retrain")
     alpha = decision_rules.get("persona_fit_alpha")
     rows = []
     for pid, entry in shifts.items():
-        shift, pvalue = entry.get("shift"), entry.get("pvalue")
+        shift, pvalue = entry.shift, entry.pvalue
         moved = (
             (pid in moved_ids)
             if moved_ids is not None
@@ -236,8 +235,8 @@ def shift_widget(
                 pid,
                 _num(shift, "{:.2f}"),
                 "-" if pvalue is None else f"{pvalue:.2g}",
-                str(entry.get("n_current", "-")),
-                str(entry.get("n_reference", "-")),
+                str(entry.n_current),
+                str(entry.n_reference),
                 "moved" if moved else ("too few rows" if shift is None else "no"),
             ]
         )

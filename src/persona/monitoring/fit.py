@@ -25,21 +25,16 @@ homogeneity) is reported separately: a pure mix change is a ``watch``, not a ret
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy import stats
 
 from persona.model import UNASSIGNED_ID, PersonaModel, Prediction
 from persona.monitoring import stats as st
+from persona.monitoring.results import FitTest, PersonaFit, PersonaMix, PersonaShift
+from persona.monitoring.stats import TailExcess
 
 PSEUDO_COUNT = 0.5
 MIN_PERSONA_ROWS = 20
-
-
-def _test(kind: str, persona: str | None, feature: str | None, effect: float, p: float) -> dict:
-    """One entry of the ``tests`` list."""
-    return {"kind": kind, "persona": persona, "feature": feature, "effect": effect, "pvalue": p}
 
 
 def _distance_stats(pred: Prediction) -> tuple[float | None, float | None]:
@@ -50,6 +45,7 @@ def _distance_stats(pred: Prediction) -> tuple[float | None, float | None]:
 
 
 def _ratio(cur: float | None, ref: float | None) -> float | None:
+    """``cur / ref``, None when either is missing or ``ref`` is not positive."""
     if cur is None or ref is None or ref <= 0:
         return None
     return cur / ref
@@ -61,20 +57,20 @@ def _counts(labels: np.ndarray, bins: list[str]) -> np.ndarray:
     return np.array([lookup.get(b, 0) for b in bins], dtype=np.float64)
 
 
-def persona_mix(cur: Prediction, ref: Prediction, model: PersonaModel) -> dict[str, Any]:
-    """Shares of the nearest persona on both sides, their PSI and a chi-square test.
+def mix_from_count_arrays(
+    c: np.ndarray, r: np.ndarray, bins: tuple[str, ...], assigned: np.ndarray
+) -> PersonaMix:
+    """Persona shares, PSI and the chi-square test of homogeneity from per-persona counts.
 
     Args:
-        cur: Labels of the current month.
-        ref: Labels of the reference window.
-        model: The model (gives the persona bins).
+        c: Current rows per persona, float64 in `bins` order.
+        r: Reference rows per persona, likewise.
+        bins: The persona ids.
+        assigned: Current rows per persona then unassigned (``len(bins) + 1`` counts).
 
     Returns:
-        ``{"bins", "current_shares", "reference_shares", "assigned_shares", "psi", "chi2",
-        "chi2_pvalue"}``; assigned shares count unassigned rows as a bin of their own.
+        The mix; PSI uses a pseudo-count of `PSEUDO_COUNT` per bin, so an empty bin is finite.
     """
-    bins = list(model.persona_ids)
-    c, r = _counts(cur.nearest_id, bins), _counts(ref.nearest_id, bins)
     cs = (c + PSEUDO_COUNT) / (c.sum() + PSEUDO_COUNT * len(bins))
     rs = (r + PSEUDO_COUNT) / (r.sum() + PSEUDO_COUNT * len(bins))
     psi = float(np.sum((cs - rs) * np.log(cs / rs)))
@@ -84,23 +80,73 @@ def persona_mix(cur: Prediction, ref: Prediction, model: PersonaModel) -> dict[s
         res = stats.chi2_contingency(np.vstack([c[used], r[used]]), correction=False)
         chi2, pvalue = float(res.statistic), float(res.pvalue)
     labelled = [*bins, UNASSIGNED_ID]
-    assigned = _counts(cur.persona_id, labelled)
-    return {
-        "bins": bins,
-        "current_shares": dict(zip(bins, (c / max(c.sum(), 1)).tolist(), strict=True)),
-        "reference_shares": dict(zip(bins, (r / max(r.sum(), 1)).tolist(), strict=True)),
-        "assigned_shares": dict(
+    return PersonaMix(
+        bins=tuple(bins),
+        current_shares=dict(zip(bins, (c / max(c.sum(), 1)).tolist(), strict=True)),
+        reference_shares=dict(zip(bins, (r / max(r.sum(), 1)).tolist(), strict=True)),
+        assigned_shares=dict(
             zip(labelled, (assigned / max(assigned.sum(), 1)).tolist(), strict=True)
         ),
-        "psi": psi,
-        "chi2": chi2,
-        "chi2_pvalue": pvalue,
-    }
+        psi=psi,
+        chi2=chi2,
+        chi2_pvalue=pvalue,
+    )
+
+
+def persona_mix(cur: Prediction, ref: Prediction, model: PersonaModel) -> PersonaMix:
+    """Shares of the nearest persona on both sides, their PSI and a chi-square test.
+
+    Args:
+        cur: Labels of the current month.
+        ref: Labels of the reference window.
+        model: The model (gives the persona bins).
+
+    Returns:
+        The mix; assigned shares count unassigned rows as a bin of their own.
+    """
+    bins = list(model.persona_ids)
+    c, r = _counts(cur.nearest_id, bins), _counts(ref.nearest_id, bins)
+    assigned = _counts(cur.persona_id, [*bins, UNASSIGNED_ID])
+    return mix_from_count_arrays(c, r, tuple(bins), assigned)
+
+
+def location_tests(
+    pid: str,
+    features: tuple[str, ...],
+    current: tuple[int, np.ndarray, np.ndarray],
+    reference: tuple[int, np.ndarray, np.ndarray],
+) -> tuple[float, float, list[FitTest]]:
+    """The persona-level ``shift`` and per-feature ``feature_shift`` tests of one persona.
+
+    From moments alone, so rows (`persona_tests`) and Spark aggregates (`spark.stats`)
+    give the same tests: Welch per feature, combined over the features.
+
+    Args:
+        pid: Persona id.
+        features: Feature names.
+        current: ``(rows, feature means, feature sample variances)`` of the current side.
+        reference: The same of the reference side.
+
+    Returns:
+        ``(shift, combined p-value, tests)``.
+    """
+    effect, pvalues = st.welch_moments(*current, *reference)
+    shift, combined = float(np.sqrt(np.sum(effect**2))), st.combined_pvalue(pvalues)
+    tests = [FitTest("shift", pid, None, shift, combined)]
+    tests += [
+        FitTest("feature_shift", pid, name, float(e), float(p))
+        for name, e, p in zip(features, effect, pvalues, strict=True)
+    ]
+    return shift, combined, tests
+
+
+def _moments(rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    return len(rows), rows.mean(axis=0), rows.var(axis=0, ddof=1)
 
 
 def persona_tests(
     pid: str, c_rows: np.ndarray, r_rows: np.ndarray, features: tuple[str, ...]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[PersonaShift, list[FitTest]]:
     """Location and spread tests of one persona's current rows against its reference rows.
 
     Args:
@@ -112,50 +158,82 @@ def persona_tests(
     Returns:
         ``(summary, tests)``; no tests when either side has fewer than `MIN_PERSONA_ROWS`.
     """
-    summary: dict[str, Any] = {
-        "shift": None,
-        "pvalue": None,
-        "spread_ratio": None,
-        "spread_pvalue": None,
-        "n_current": len(c_rows),
-        "n_reference": len(r_rows),
-    }
     if len(c_rows) < MIN_PERSONA_ROWS or len(r_rows) < MIN_PERSONA_ROWS:
-        return summary, []
-    shift, shift_p = st.welch(c_rows, r_rows)
-    size, size_p, tests = st.location_tests(pid, features, shift, shift_p)
+        return PersonaShift(len(c_rows), len(r_rows)), []
+    size, size_p, tests = location_tests(pid, features, _moments(c_rows), _moments(r_rows))
     dev_c, dev_r = st.spread_deviations(c_rows), st.spread_deviations(r_rows)
     spread_p = st.pooled_t(dev_c, dev_r)
     spread_ratio = dev_c.mean(axis=0) / np.maximum(dev_r.mean(axis=0), 1e-12)
     rows_c, rows_r = st.row_spread(c_rows), st.row_spread(r_rows)
     (row_p,) = st.pooled_t(rows_c[:, None], rows_r[:, None])
-    summary.update(
-        shift=size,
-        pvalue=size_p,
-        spread_ratio=float(rows_c.mean() / max(rows_r.mean(), 1e-12)),
-        spread_pvalue=float(row_p),
-    )
-    tests.append(_test("spread", pid, None, summary["spread_ratio"], summary["spread_pvalue"]))
+    row_ratio, row_pvalue = float(rows_c.mean() / max(rows_r.mean(), 1e-12)), float(row_p)
+    summary = PersonaShift(len(c_rows), len(r_rows), size, size_p, row_ratio, row_pvalue)
+    tests.append(FitTest("spread", pid, None, row_ratio, row_pvalue))
     for j, name in enumerate(features):
-        tests.append(_test("feature_spread", pid, name, float(spread_ratio[j]), float(spread_p[j])))
+        tests.append(
+            FitTest("feature_spread", pid, name, float(spread_ratio[j]), float(spread_p[j]))
+        )
     return summary, tests
 
 
-def gone_tests(mix: dict[str, Any], n_cur: int, n_ref: int) -> list[dict[str, Any]]:
+def gone_tests(mix: PersonaMix, n_cur: int, n_ref: int) -> list[FitTest]:
     """One-sided Fisher exact test per persona that its share fell (from the mix shares)."""
     out = []
-    for pid in mix["bins"]:
+    for pid in mix.bins:
         if pid == UNASSIGNED_ID:
             continue
-        c = round(mix["current_shares"][pid] * n_cur)
-        r = round(mix["reference_shares"][pid] * n_ref)
+        c = round(mix.current_shares[pid] * n_cur)
+        r = round(mix.reference_shares[pid] * n_ref)
         if r < MIN_PERSONA_ROWS or n_cur == 0:
             continue
         table = [[c, n_cur - c], [r, n_ref - r]]
         p = float(stats.fisher_exact(table, alternative="less").pvalue)
-        ratio = (c / n_cur) / (r / n_ref)
-        out.append(_test("gone", pid, None, ratio, p))
+        ratio_ = (c / n_cur) / (r / n_ref)
+        out.append(FitTest("gone", pid, None, ratio_, p))
     return out
+
+
+def assemble_fit(
+    rates: tuple[float | None, float | None],
+    distances: tuple[float | None, float | None, float | None, float | None],
+    mix: PersonaMix,
+    shifts: dict[str, PersonaShift],
+    tests: list[FitTest],
+    far: TailExcess | None = None,
+) -> PersonaFit:
+    """The `PersonaFit` of measured pieces; the ratios and the largest shift are derived here.
+
+    Args:
+        rates: Unassigned rate of the current and the reference side.
+        distances: Mean distance current, reference; p95 distance current, reference.
+        mix: The persona mix.
+        shifts: Per persona, its location (and spread) summary.
+        tests: Every test.
+        far: The ``far`` test's numbers, when computed.
+
+    Returns:
+        The persona fit.
+    """
+    cur_mean, ref_mean, cur_p95, ref_p95 = distances
+    measured = {pid: s for pid, s in shifts.items() if s.shift is not None}
+    worst = max(measured, key=lambda pid: measured[pid].shift or 0.0) if measured else None
+    return PersonaFit(
+        unassigned_rate=rates[0],
+        reference_unassigned_rate=rates[1],
+        far=far,
+        mean_distance=cur_mean,
+        reference_mean_distance=ref_mean,
+        distance_ratio=_ratio(cur_mean, ref_mean),
+        p95_distance=cur_p95,
+        reference_p95_distance=ref_p95,
+        p95_distance_ratio=_ratio(cur_p95, ref_p95),
+        mix=mix,
+        centroid_shift=shifts,
+        max_centroid_shift=measured[worst].shift if worst else None,
+        max_centroid_shift_persona=worst,
+        max_centroid_shift_pvalue=measured[worst].pvalue if worst else None,
+        tests=tuple(tests),
+    )
 
 
 def persona_fit(
@@ -166,7 +244,7 @@ def persona_fit(
     model: PersonaModel,
     far_tail: float = 0.002,
     unassigned_floor: float = 0.001,
-) -> dict[str, Any]:
+) -> PersonaFit:
     """Compute every persona-fit measurement of the current month against the reference.
 
     Args:
@@ -179,13 +257,13 @@ def persona_fit(
         unassigned_floor: Smallest null rate of the ``unassigned`` test.
 
     Returns:
-        A JSON-ready dict (see the module docstring); ``tests`` lists every test.
+        The measurements (see the module docstring); ``tests`` lists every test.
     """
     n_cur, n_ref = len(cur), len(ref)
     cur_mean, cur_p95 = _distance_stats(cur)
     ref_mean, ref_p95 = _distance_stats(ref)
-    personas: dict[str, dict[str, Any]] = {}
-    tests: list[dict[str, Any]] = []
+    personas: dict[str, PersonaShift] = {}
+    tests: list[FitTest] = []
     for index, pid in enumerate(model.persona_ids):
         c_rows = current_x[cur.nearest_index == index]
         r_rows = reference_x[ref.nearest_index == index]
@@ -193,31 +271,14 @@ def persona_fit(
         tests += found
     far = st.tail_excess_pvalue(cur.distance, ref.distance, far_tail) if n_cur else None
     if far is not None:
-        tests.append(_test("far", None, None, far["excess"], far["pvalue"]))
+        tests.append(FitTest("far", None, None, far.excess, far.pvalue))
     un_c, un_r = int(np.sum(~cur.assigned)), int(np.sum(~ref.assigned))
     rate = un_c / n_cur if n_cur else None
     ref_rate = un_r / n_ref if n_ref else None
     if rate is not None and ref_rate is not None:
         p = st.binomial_greater(un_c, n_cur, max(ref_rate, unassigned_floor))
-        tests.append(_test("unassigned", None, None, rate - ref_rate, p))
+        tests.append(FitTest("unassigned", None, None, rate - ref_rate, p))
     mix = persona_mix(cur, ref, model)
     tests += gone_tests(mix, n_cur, n_ref)
-    measured = {k: v for k, v in personas.items() if v["shift"] is not None}
-    worst = max(measured, key=lambda k: measured[k]["shift"]) if measured else None
-    return {
-        "unassigned_rate": rate,
-        "reference_unassigned_rate": ref_rate,
-        "far": far,
-        "mean_distance": cur_mean,
-        "reference_mean_distance": ref_mean,
-        "distance_ratio": _ratio(cur_mean, ref_mean),
-        "p95_distance": cur_p95,
-        "reference_p95_distance": ref_p95,
-        "p95_distance_ratio": _ratio(cur_p95, ref_p95),
-        "mix": mix,
-        "centroid_shift": personas,
-        "max_centroid_shift": measured[worst]["shift"] if worst else None,
-        "max_centroid_shift_persona": worst,
-        "max_centroid_shift_pvalue": measured[worst]["pvalue"] if worst else None,
-        "tests": tests,
-    }
+    distances = (cur_mean, ref_mean, cur_p95, ref_p95)
+    return assemble_fit((rate, ref_rate), distances, mix, personas, tests, far)

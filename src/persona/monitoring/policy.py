@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from persona.monitoring.results import FitTest, PersonaFit, PersonaMix
 from persona.monitoring.stats import holm
 from persona.settings import PolicySettings
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 VERDICTS = ("no_drift", "watch", "retrain", "insufficient_data")
 MAX_FEATURE_REASONS = 3
+FEATURE_KINDS = ("feature_shift", "feature_spread")
 
 
 @dataclass(frozen=True)
@@ -43,25 +45,29 @@ class Decision:
     Attributes:
         verdict: One of `VERDICTS`.
         reasons: One sentence per rule that fired (or why nothing fired).
-        fired: The tests that fired (kind, persona, feature, effect, p-value).
+        fired: The tests that fired.
     """
 
     verdict: str
     reasons: list[str] = field(default_factory=list)
-    fired: list[dict[str, Any]] = field(default_factory=list)
+    fired: tuple[FitTest, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"verdict": self.verdict, "reasons": list(self.reasons), "fired": self.fired}
+        return {
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "fired": [t.to_dict() for t in self.fired],
+        }
 
 
 def _pct(value: float) -> str:
     return f"{100.0 * value:.1f}%"
 
 
-def big_enough(test: dict[str, Any], s: PolicySettings) -> bool:
+def big_enough(test: FitTest, s: PolicySettings) -> bool:
     """Whether a test's effect reaches the minimum effect of its kind."""
-    kind, effect = test["kind"], test["effect"]
+    kind, effect = test.kind, test.effect
     if effect is None or not np.isfinite(effect):
         return False
     if kind in ("shift", "feature_shift"):
@@ -77,72 +83,63 @@ def big_enough(test: dict[str, Any], s: PolicySettings) -> bool:
     return False
 
 
-def fired_tests(fit: dict[str, Any], s: PolicySettings) -> list[dict[str, Any]]:
+def fired_tests(fit: PersonaFit, s: PolicySettings) -> tuple[FitTest, ...]:
     """Tests rejected by Holm at `PERSONA_FIT_ALPHA` whose effect is big enough."""
-    tests = list(fit.get("tests") or [])
+    tests = fit.tests
     if not tests:
-        return []
-    pvalues = np.array([np.nan if t["pvalue"] is None else t["pvalue"] for t in tests])
+        return ()
+    pvalues = np.array([np.nan if t.pvalue is None else t.pvalue for t in tests])
     rejected = holm(pvalues, s.persona_fit_alpha)
-    return [t for t, r in zip(tests, rejected, strict=True) if r and big_enough(t, s)]
+    return tuple(t for t, r in zip(tests, rejected, strict=True) if r and big_enough(t, s))
 
 
-def _describe(test: dict[str, Any], fit: dict[str, Any]) -> str:
-    kind, pid, p = test["kind"], test["persona"], test["pvalue"]
+def _describe(test: FitTest, fit: PersonaFit) -> str:
+    kind, pid, p, effect = test.kind, test.persona, test.pvalue, test.effect
     if kind == "shift":
-        return f"persona {pid} moved {test['effect']:.2f} std (p={p:.2g})"
+        return f"persona {pid} moved {effect:.2f} std (p={p:.2g})"
     if kind == "spread":
-        return f"persona {pid} spread x{test['effect']:.2f} (p={p:.2g})"
+        return f"persona {pid} spread x{effect:.2f} (p={p:.2g})"
     if kind == "feature_shift":
-        return f"{test['feature']} of persona {pid} shifted {test['effect']:+.2f} std (p={p:.2g})"
+        return f"{test.feature} of persona {pid} shifted {effect:+.2f} std (p={p:.2g})"
     if kind == "feature_spread":
-        return f"{test['feature']} of persona {pid} spread x{test['effect']:.2f} (p={p:.2g})"
-    if kind == "far":
-        far = fit["far"]
+        return f"{test.feature} of persona {pid} spread x{effect:.2f} (p={p:.2g})"
+    if kind == "far" and fit.far is not None:
+        far = fit.far
         return (
-            f"{far['count']} rows ({_pct(far['rate'])}) lie beyond the reference's farthest "
-            f"{far['m']} from every persona (distance {far['threshold']:.1f}; "
-            f"{far['expected']:.1f} expected, p={p:.2g}): a new segment?"
+            f"{far.count} rows ({_pct(far.rate)}) lie beyond the reference's farthest "
+            f"{far.m} from every persona (distance {far.threshold:.1f}; "
+            f"{far.expected:.1f} expected, p={p:.2g}): a new segment?"
         )
     if kind == "unassigned":
         return (
-            f"unassigned rate {_pct(fit['unassigned_rate'])} vs reference "
-            f"{_pct(fit['reference_unassigned_rate'])} (binomial p={p:.2g})"
+            f"unassigned rate {_pct(fit.unassigned_rate or 0.0)} vs reference "
+            f"{_pct(fit.reference_unassigned_rate or 0.0)} (binomial p={p:.2g})"
         )
-    return f"persona {pid} is gone: share x{test['effect']:.2f} of the reference (p={p:.2g})"
+    return f"persona {pid} is gone: share x{effect:.2f} of the reference (p={p:.2g})"
 
 
-def _retrain_reasons(
-    fired: list[dict[str, Any]], fit: dict[str, Any], s: PolicySettings
-) -> list[str]:
-    persona_level = [t for t in fired if t["kind"] not in ("feature_shift", "feature_spread")]
-    features = sorted(
-        (t for t in fired if t["kind"] in ("feature_shift", "feature_spread")),
-        key=lambda t: t["pvalue"],
-    )
+def _retrain_reasons(fired: tuple[FitTest, ...], fit: PersonaFit, s: PolicySettings) -> list[str]:
+    persona_level = [t for t in fired if t.kind not in FEATURE_KINDS]
+    features = sorted((t for t in fired if t.kind in FEATURE_KINDS), key=lambda t: t.pvalue)
     reasons = [_describe(t, fit) for t in persona_level]
     reasons += [_describe(t, fit) for t in features[:MAX_FEATURE_REASONS]]
     if len(features) > MAX_FEATURE_REASONS:
         reasons.append(f"{len(features) - MAX_FEATURE_REASONS} more feature-level changes")
-    n_tests = len(fit.get("tests") or [])
-    reasons.append(f"Holm over {n_tests} persona-fit tests at alpha {s.persona_fit_alpha:g}")
+    reasons.append(f"Holm over {len(fit.tests)} persona-fit tests at alpha {s.persona_fit_alpha:g}")
     return reasons
 
 
-def mix_reason(mix: dict[str, Any]) -> str:
+def mix_reason(mix: PersonaMix) -> str:
     """The persona shares of both sides as one sentence."""
     shares = ", ".join(
-        f"{pid} {_pct(mix['current_shares'][pid])} (was {_pct(mix['reference_shares'][pid])})"
-        for pid in mix["bins"]
+        f"{pid} {_pct(mix.current_shares[pid])} (was {_pct(mix.reference_shares[pid])})"
+        for pid in mix.bins
     )
-    return (
-        f"persona mix changed: {shares}; chi-square p={mix['chi2_pvalue']:.2g}, "
-        f"PSI {mix['psi']:.3f}"
-    )
+    return f"persona mix changed: {shares}; chi-square p={mix.chi2_pvalue:.2g}, PSI {mix.psi:.3f}"
 
 
-def _mix_changed(mix: dict[str, Any], s: PolicySettings) -> bool:
-    return bool(mix) and mix["chi2_pvalue"] < s.mix_alpha and mix["psi"] >= s.psi_watch
+def _mix_changed(mix: PersonaMix, s: PolicySettings) -> bool:
+    return mix.chi2_pvalue < s.mix_alpha and mix.psi >= s.psi_watch
 
 
 def decide(result: CheckResult, policy: PolicySettings) -> Decision:
@@ -157,7 +154,8 @@ def decide(result: CheckResult, policy: PolicySettings) -> Decision:
     Returns:
         The verdict, one readable reason per rule that fired, and the fired tests.
     """
-    if result.n_current < policy.min_month_rows:
+    fit = result.fit
+    if result.n_current < policy.min_month_rows or fit is None:
         return Decision(
             "insufficient_data",
             [
@@ -165,8 +163,7 @@ def decide(result: CheckResult, policy: PolicySettings) -> Decision:
                 f"{policy.min_month_rows} (MIN_MONTH_ROWS); no drift verdict"
             ],
         )
-    fit = result.fit or {}
-    mix = fit.get("mix") or {}
+    mix = fit.mix
     fired = fired_tests(fit, policy)
     watch = [mix_reason(mix)] if _mix_changed(mix, policy) else []
     if fired:
@@ -174,10 +171,9 @@ def decide(result: CheckResult, policy: PolicySettings) -> Decision:
     if watch:
         return Decision("watch", watch)
     summary = "no persona moved, spread or vanished and no rows beyond the personas"
-    if fit.get("unassigned_rate") is not None:
-        summary += f"; unassigned {_pct(fit['unassigned_rate'])}"
-    if mix:
-        summary += f", mix PSI {mix['psi']:.3f} (p={mix['chi2_pvalue']:.2g})"
+    if fit.unassigned_rate is not None:
+        summary += f"; unassigned {_pct(fit.unassigned_rate)}"
+    summary += f", mix PSI {mix.psi:.3f} (p={mix.chi2_pvalue:.2g})"
     if result.drift is not None:
         summary += f"; marginal K-S drifted share {result.drift.drift_share:.2f} (information)"
     return Decision("no_drift", [summary])

@@ -109,15 +109,14 @@ def persona_metrics(
     """
     from persona.monitoring import evidently_fit as ef
 
-    fit = result.fit or {}
+    fit = result.fit
     drift = result.drift
     widgets = ef.verdict_widgets(decision.verdict, decision.reasons, month, reference_months)
     widgets.append(ef.summary_widget(fit, drift, result.params, rules))
-    moved = {t["persona"] for t in decision.fired if t["kind"] == "shift"}
+    moved = {t.persona for t in decision.fired if t.kind == "shift" and t.persona is not None}
     shifts = ef.shift_widget(fit, rules, moved)
     widgets += [w for w in (ef.mix_widget(fit), shifts) if w is not None]
     widgets.append(ef.text_widget(title="How it was measured", text=measured_text(result)))
-    mix = fit.get("mix") or {}
     verdicts = list(VERDICTS)
     code = float(verdicts.index(decision.verdict)) if decision.verdict in verdicts else None
     codes = ", ".join(f"{i} {v}" for i, v in enumerate(verdicts))
@@ -131,13 +130,17 @@ def persona_metrics(
         ef.fit_value(
             "unassigned_rate",
             "Unassigned rate",
-            fit.get("unassigned_rate"),
-            fit.get("reference_unassigned_rate"),
+            fit.unassigned_rate if fit else None,
+            fit.reference_unassigned_rate if fit else None,
         ),
-        ef.fit_value("distance_ratio", "Mean distance / reference", fit.get("distance_ratio")),
-        ef.fit_value("mix_psi", "Persona-mix PSI", mix.get("psi")),
         ef.fit_value(
-            "max_centroid_shift", "Largest centroid shift (std)", fit.get("max_centroid_shift")
+            "distance_ratio", "Mean distance / reference", fit.distance_ratio if fit else None
+        ),
+        ef.fit_value("mix_psi", "Persona-mix PSI", fit.mix.psi if fit else None),
+        ef.fit_value(
+            "max_centroid_shift",
+            "Largest centroid shift (std)",
+            fit.max_centroid_shift if fit else None,
         ),
     ]
 

@@ -18,6 +18,7 @@ from persona.features import FEATURE_NAMES
 from persona.monitoring.check import CheckResult, check
 from persona.monitoring.policy import VERDICTS, Decision, decide
 from persona.monitoring.report import RULES, report_name, write_report
+from persona.monitoring.results import CheckRun
 from persona.monitoring.workspace import add_check_safely
 from persona.months import Month, Window
 from persona.settings import PolicySettings, Settings
@@ -92,15 +93,18 @@ def _metrics(result: CheckResult, decision: Decision) -> dict[str, float]:
         metrics["n_reference_sampled"] = result.drift.n_reference_used
         for f in result.drift.features:
             metrics[f"ks_pvalue_{f.feature}"] = f.score
-    fit = result.fit or {}
-    for key in ("unassigned_rate", "mean_distance", "distance_ratio", "p95_distance_ratio"):
-        if fit.get(key) is not None:
-            metrics[key] = fit[key]
-    if fit.get("max_centroid_shift") is not None:
-        metrics["max_centroid_shift"] = fit["max_centroid_shift"]
-    if fit.get("mix"):
-        metrics["mix_psi"] = fit["mix"]["psi"]
-        metrics["mix_chi2_pvalue"] = fit["mix"]["chi2_pvalue"]
+    fit = result.fit
+    if fit is not None:
+        optional = {
+            "unassigned_rate": fit.unassigned_rate,
+            "mean_distance": fit.mean_distance,
+            "distance_ratio": fit.distance_ratio,
+            "p95_distance_ratio": fit.p95_distance_ratio,
+            "max_centroid_shift": fit.max_centroid_shift,
+        }
+        metrics.update({k: v for k, v in optional.items() if v is not None})
+        metrics["mix_psi"] = fit.mix.psi
+        metrics["mix_chi2_pvalue"] = fit.mix.chi2_pvalue
     return {k: float(v) for k, v in metrics.items()}
 
 
@@ -128,7 +132,8 @@ def _log_mlflow(
             mlflow.log_metrics(metrics)
             with tempfile.TemporaryDirectory() as tmp:
                 doc = Path(tmp) / "check.json"
-                doc.write_text(json.dumps(_public(row), indent=2, default=str), encoding="utf-8")
+                document = CheckRun.from_row(row).to_dict()
+                doc.write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
                 mlflow.log_artifact(str(doc), "monitoring")
             if report is not None:
                 mlflow.log_artifact(str(report), "monitoring")
@@ -138,39 +143,13 @@ def _log_mlflow(
         return None
 
 
-def _public(row: dict[str, Any], existing: bool = False) -> dict[str, Any]:
-    refs = row["reference_months"]
-    return {
-        "run_id": row.get("run_id"),
-        "month": row["survey_month"],
-        "reference_months": refs.split(",") if isinstance(refs, str) else list(refs),
-        "model_name": row["model_name"],
-        "model_version": str(row["model_version"]),
-        "data_hash": row["data_hash"],
-        "verdict": row["decision"],
-        "reasons": list(row["reasons"]),
-        "n_current": row["n_current"],
-        "n_reference": row["n_reference"],
-        "n_current_sampled": row.get("n_current_sampled"),
-        "n_reference_sampled": row.get("n_reference_sampled"),
-        "drift_share": row.get("drift_share"),
-        "dataset_drift": row.get("dataset_drift"),
-        "features": list(row["feature_results"]),
-        "persona_fit": row["persona_fit"],
-        "report_path": row.get("report_path"),
-        "mlflow_run_id": row.get("mlflow_run_id"),
-        "created_at": str(row["created_at"]) if row.get("created_at") else None,
-        "existing": existing,
-    }
-
-
 def run_check(
     settings: Settings,
     engine: Engine,
     month: Month,
     reference_months: Window | None = None,
     loaded: Any = None,
-) -> dict[str, Any]:
+) -> CheckRun:
     """Check one stored month against a reference window, then report, log and record it.
 
     Idempotent: the same month, reference window, model version and data hash (stored
@@ -185,8 +164,8 @@ def run_check(
         loaded: A `registry.LoadedModel`; default `registry.load_model_for_serving`.
 
     Returns:
-        A JSON-ready dict: verdict, reasons, per-feature results, persona fit, report path,
-        MLflow run id, run id.
+        The recorded check (`to_dict` for JSON): verdict, reasons, per-feature results,
+        persona fit, report path, MLflow run id, run id.
 
     Raises:
         NotIngestedError: No month is ingested, or the reference window has no rows.
@@ -211,7 +190,7 @@ def run_check(
     )
     if found is not None:
         log.info("monitoring %s vs %s: identical run %s exists", month, refs, found.run_id)
-        return _public(found.to_dict(), existing=True)
+        return CheckRun.from_row(found.to_dict(), existing=True)
     ref_x = _load(engine, refs.months, model.feature_names)
     if len(ref_x) == 0:
         raise NotIngestedError(refs.months, "the reference window")
@@ -245,7 +224,7 @@ def run_check(
         decision=decision.verdict,
         reasons=decision.reasons,
         feature_results=[f.to_dict() for f in drift.features] if drift else [],
-        persona_fit=result.fit or {},
+        persona_fit=result.fit.to_dict() if result.fit is not None else {},
         report_path=str(report) if report else None,
         mlflow_run_id=None,
     )
@@ -253,4 +232,4 @@ def run_check(
     stored = replace(stored, mlflow_run_id=mlflow_run_id)
     run_id = runs_store.record_run(engine, stored)
     log.info("monitoring %s vs %s: %s", month, refs, decision.verdict)
-    return _public({**stored.to_dict(), "run_id": run_id})
+    return CheckRun.from_row({**stored.to_dict(), "run_id": run_id})

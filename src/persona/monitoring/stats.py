@@ -7,56 +7,36 @@ false-alarm rate.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Any
+
 import numpy as np
 from scipy import stats
-
-
-def welch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Welch's t-test per column of two samples.
-
-    Args:
-        a: Sample of shape (n_a, features), n_a >= 2.
-        b: Sample of shape (n_b, features), n_b >= 2.
-
-    Returns:
-        ``(effect, pvalue)`` per column: effect is the mean difference in pooled standard
-        deviations (a minus b); p-values are two-sided.
-    """
-    return welch_moments(
-        len(a), a.mean(axis=0), a.var(axis=0, ddof=1), len(b), b.mean(axis=0), b.var(axis=0, ddof=1)
-    )
 
 
 def welch_moments(
     na: int, mean_a: np.ndarray, va: np.ndarray, nb: int, mean_b: np.ndarray, vb: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`welch` from each side's row count, means and sample variances (ddof=1)."""
+    """Welch's t-test per column of two samples, from each side's moments.
+
+    Args:
+        na: Rows of sample a (>= 2).
+        mean_a: Its column means.
+        va: Its column sample variances (ddof=1).
+        nb: Rows of sample b (>= 2).
+        mean_b: Its column means.
+        vb: Its column sample variances (ddof=1).
+
+    Returns:
+        ``(effect, pvalue)`` per column: effect is the mean difference in pooled standard
+        deviations (a minus b); p-values are two-sided.
+    """
     diff = mean_a - mean_b
     se2 = np.maximum(va / na + vb / nb, 1e-300)
     t = diff / np.sqrt(se2)
     df = se2**2 / np.maximum((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1), 1e-300)
     pooled = np.sqrt(np.maximum(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2), 1e-300))
     return diff / pooled, 2.0 * stats.t.sf(np.abs(t), df)
-
-
-def location_tests(
-    pid: str, features: tuple[str, ...], effect: np.ndarray, pvalues: np.ndarray
-) -> tuple[float, float, list[dict[str, object]]]:
-    """The persona-level ``shift`` and per-feature ``feature_shift`` tests of one persona.
-
-    Returns:
-        ``(shift, combined p-value, tests)``.
-    """
-    shift, combined = float(np.sqrt(np.sum(effect**2))), combined_pvalue(pvalues)
-    tests: list[dict[str, object]] = [
-        {"kind": "shift", "persona": pid, "feature": None, "effect": shift, "pvalue": combined}
-    ]
-    tests += [
-        {"kind": "feature_shift", "persona": pid, "feature": name, "effect": float(e),
-         "pvalue": float(p)}
-        for name, e, p in zip(features, effect, pvalues, strict=True)
-    ]  # fmt: skip
-    return shift, combined, tests
 
 
 def pooled_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -98,7 +78,34 @@ def row_spread(x: np.ndarray) -> np.ndarray:
     return np.sqrt(np.sum((x - x.mean(axis=0)) ** 2, axis=1) * len(x) / (len(x) - 1.0))
 
 
-def tail_excess_pvalue(current: np.ndarray, reference: np.ndarray, tail: float) -> dict[str, float]:
+@dataclass(frozen=True)
+class TailExcess:
+    """The ``far`` test: current values beyond the reference's extreme tail.
+
+    Attributes:
+        threshold: The m-th largest reference value.
+        m: How many reference values reach the threshold.
+        count: Current values beyond it.
+        expected: How many were expected when nothing changed.
+        rate: ``count`` / current values.
+        excess: ``rate`` minus the expected rate.
+        pvalue: The exact (beta-binomial) p-value.
+    """
+
+    threshold: float
+    m: int
+    count: int
+    expected: float
+    rate: float
+    excess: float
+    pvalue: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+
+def tail_excess_pvalue(current: np.ndarray, reference: np.ndarray, tail: float) -> TailExcess:
     """Exact test that more current values lie beyond the reference's extreme tail.
 
     The threshold is the m-th largest reference value, m = max(1, round(tail x n_ref)).
@@ -112,7 +119,7 @@ def tail_excess_pvalue(current: np.ndarray, reference: np.ndarray, tail: float) 
         tail: Reference share that defines the threshold.
 
     Returns:
-        ``{"threshold", "m", "count", "expected", "rate", "excess", "pvalue"}``.
+        The test's numbers.
     """
     n_ref, n_cur = len(reference), len(current)
     m = int(min(max(1, round(tail * n_ref)), n_ref))
@@ -121,15 +128,9 @@ def tail_excess_pvalue(current: np.ndarray, reference: np.ndarray, tail: float) 
     expected_rate = m / (n_ref + 1.0)
     pvalue = float(stats.betabinom.sf(count - 1, n_cur, m, n_ref - m + 1)) if count else 1.0
     rate = count / n_cur if n_cur else 0.0
-    return {
-        "threshold": threshold,
-        "m": m,
-        "count": count,
-        "expected": expected_rate * n_cur,
-        "rate": rate,
-        "excess": rate - expected_rate,
-        "pvalue": pvalue,
-    }
+    return TailExcess(
+        threshold, m, count, expected_rate * n_cur, rate, rate - expected_rate, pvalue
+    )
 
 
 def binomial_greater(count: int, total: int, rate: float) -> float:
