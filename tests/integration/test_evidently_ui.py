@@ -144,6 +144,6 @@ def test_run_check_adds_its_snapshot_to_the_workspace(
     [run_id] = workspace.list_runs(project.id)
     stored = workspace.get_run(project.id, run_id)
     assert stored.metadata["month"] == "2025-03"
-    assert stored.metadata["verdict"] == result["verdict"]
+    assert stored.metadata["verdict"] == result.verdict
     assert stored.metadata["model_version"] == "1"
     engine.dispose()

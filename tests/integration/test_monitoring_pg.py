@@ -45,7 +45,10 @@ def world(pg_url: str, make_settings: Callable[..., Settings]) -> dict[str, Any]
 
 def test_run_check_stores_reports_logs_and_is_idempotent(world) -> None:
     cfg, engine = world["cfg"], world["engine"]
-    stable = run_check(cfg, engine, Month("2025-02"))
+    checked = run_check(cfg, engine, Month("2025-02"))
+    stable = checked.to_dict()
+    assert (checked.month, checked.reference_months) == ("2025-02", Window.of(["2025-01"]))
+    assert checked.verdict == stable["verdict"] and not checked.existing
     assert stable["reference_months"] == ["2025-01"]  # the champion's calibration month
     assert stable["verdict"] in ("no_drift", "watch")
     assert (stable["model_name"], stable["model_version"]) == (cfg.model_name, "1")
@@ -55,13 +58,13 @@ def test_run_check_stores_reports_logs_and_is_idempotent(world) -> None:
     assert "current 500 of 500" in Path(stable["report_path"]).read_text(encoding="utf-8")
     assert stable["mlflow_run_id"]
 
-    again = run_check(cfg, engine, Month("2025-02"))
+    again = run_check(cfg, engine, Month("2025-02")).to_dict()
     assert again["existing"] and again["run_id"] == stable["run_id"]
     assert again["verdict"] == stable["verdict"] and again["features"] == stable["features"]
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(monitoring_runs)).scalar() == 1
 
-    drifted = run_check(cfg, engine, Month("2025-03"))
+    drifted = run_check(cfg, engine, Month("2025-03")).to_dict()
     assert drifted["verdict"] == "retrain"
     assert any(" spread x" in r for r in drifted["reasons"])
     assert [r.survey_month for r in list_runs(engine)] == ["2025-03", "2025-02"]
@@ -82,17 +85,17 @@ def test_run_check_stores_reports_logs_and_is_idempotent(world) -> None:
 def test_explicit_reference_window(world) -> None:
     result = run_check(
         world["cfg"], world["engine"], Month("2025-03"), Window.of(["2025-02", "2025-01"])
-    )
+    ).to_dict()
     assert result["reference_months"] == ["2025-01", "2025-02"]
     assert result["n_reference"] == 1000
     assert result["verdict"] == "retrain"
 
 
 def test_tiny_or_empty_month_is_insufficient_data(world) -> None:
-    tiny = run_check(world["cfg"], world["engine"], Month("2025-04"))
+    tiny = run_check(world["cfg"], world["engine"], Month("2025-04")).to_dict()
     assert tiny["verdict"] == "insufficient_data" and tiny["n_current"] == 20
     assert tiny["features"] == [] and tiny["report_path"] is None
-    empty = run_check(world["cfg"], world["engine"], Month("2025-06"))
+    empty = run_check(world["cfg"], world["engine"], Month("2025-06")).to_dict()
     assert empty["verdict"] == "insufficient_data" and empty["n_current"] == 0
 
 
