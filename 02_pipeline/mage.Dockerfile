@@ -20,10 +20,11 @@ COPY requirements/app.lock pyproject.toml ./
 # src/ reuses this layer.
 RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\\n')" > /tmp/deps.txt \
  && /opt/app-venv/bin/pip install -c app.lock -r /tmp/deps.txt
+# The package as a wheel beside the venv (see 03_deployment/Dockerfile): a change under src/
+# leaves the venv layers cached.
 COPY README.m[d] ./
 COPY src/ src/
-RUN /opt/app-venv/bin/pip install --no-deps . \
- && /opt/app-venv/bin/persona --help >/dev/null
+RUN /opt/app-venv/bin/pip wheel --no-deps --wheel-dir /wheels .
 
 # --- mage env: mage-ai with its own pins ---------------------------------------------------
 FROM ${PYTHON_IMAGE} AS mage-build
@@ -43,13 +44,19 @@ ARG APP_UID=10001
 RUN groupadd --system --gid ${APP_UID} persona \
  && useradd --system --uid ${APP_UID} --gid persona --home-dir /app --no-create-home \
       --shell /usr/sbin/nologin persona
-COPY --from=app-build /opt/app-venv /opt/app-venv
+# Least often changed first: mage-ai's env, the app's dependencies, then the package wheel
+# and the Mage project (a source change rebuilds only those small layers).
 COPY --from=mage-build /opt/mage-venv /opt/mage-venv
+COPY --from=app-build /opt/app-venv /opt/app-venv
+RUN mkdir -p /app/var/mage_data && chown -R persona:persona /app/var
+COPY --from=app-build /wheels/ /tmp/wheels/
+RUN /opt/app-venv/bin/pip install --no-deps --no-index /tmp/wheels/*.whl \
+ && rm -rf /tmp/wheels \
+ && /opt/app-venv/bin/persona --help >/dev/null
 WORKDIR /app
 COPY 01_model/personas.yaml 01_model/personas.yaml
 # The Mage project (Mage writes block versions next to it, so the user owns it).
 COPY --chown=persona:persona 02_pipeline/ 02_pipeline/
-RUN mkdir -p /app/var/mage_data && chown -R persona:persona /app/var
 ENV PATH=/opt/mage-venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MPLCONFIGDIR=/tmp/matplotlib \

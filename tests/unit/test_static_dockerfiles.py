@@ -53,9 +53,20 @@ def test_runtime_user_is_not_root_and_healthcheck_present(path: Path) -> None:
 def test_package_installed_from_repo_with_lock_constraints(path: Path) -> None:
     ins = _instructions(path)
     runs = " ".join(rest for op, rest in ins if op == "RUN")
-    # Dependencies from pyproject's list pinned by the lock, then the package without deps.
+    # Dependencies from pyproject's list pinned by the lock, then the package as a wheel
+    # built beside the venv and installed without deps in the runtime stage, after the venv
+    # copy (so a source change leaves the venv layer cached).
     assert re.search(r"/opt/app-venv/bin/pip install -c app\.lock -r /tmp/deps\.txt", runs)
-    assert re.search(r"/opt/app-venv/bin/pip install --no-deps \.", runs)
+    assert re.search(r"/opt/app-venv/bin/pip wheel --no-deps --wheel-dir /wheels \.", runs)
+    assert re.search(
+        r"/opt/app-venv/bin/pip install --no-deps --no-index /tmp/wheels/\*\.whl", runs
+    )
+    order = [rest for op, rest in ins if op in ("COPY", "RUN")]
+    venv_copy = next(
+        i for i, r in enumerate(order) if r.startswith("--from=") and "/opt/app-venv" in r
+    )
+    wheel_copy = next(i for i, r in enumerate(order) if "/wheels/" in r and r.startswith("--from="))
+    assert venv_copy < wheel_copy
     copies = [rest for op, rest in ins if op == "COPY" and "--from=" not in rest]
     assert any(c.startswith("src/") for c in copies)
     for copy in copies:
