@@ -2,63 +2,24 @@
 
     python scripts/stack/secrets_check.py     # exit 2 with the list of problems, else 0
 
-`make up` calls `problems` before it starts anything; a container entrypoint can run this
-file. `STACK_LOCAL_TRIAL=true` allows the defaults for a trial on one machine (a warning
-is printed instead). Values come from the environment > `.env` > `.env.example`.
+The rules live in `persona.stack_secrets` (the compose ``secrets-check`` service runs the
+same module); this file reads the values the way `make up` does: the environment >
+`.env` > `.env.example`. `STACK_LOCAL_TRIAL=true` allows the defaults for a trial on one
+machine (a warning is printed instead).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compose_env as ce
 
-PASSWORDS = ("POSTGRES_PASSWORD", "MAGE_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
-TOKENS = ("API_TOKEN",)
-DEFAULTS = frozenset({"", "change-me", "changeme", "password", "postgres", "admin"})
-TRIAL = "STACK_LOCAL_TRIAL"
+from persona.stack_secrets import DEFAULTS, PASSWORDS, TOKENS, TRIAL, is_trial, problems, verdict
 
-
-def is_trial(values: Mapping[str, str]) -> bool:
-    """Whether `STACK_LOCAL_TRIAL` says this is a local trial."""
-    return values.get(TRIAL, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def problems(values: Mapping[str, str]) -> list[str]:
-    """What is unsafe in the stack's secrets (names only; values are never printed).
-
-    Args:
-        values: The stack variables.
-
-    Returns:
-        One line per problem; empty when every password is set to a non-default value and
-        the API has a token.
-    """
-    found = [
-        f"{name} is {'empty' if not values.get(name, '').strip() else 'a default value'}"
-        for name in PASSWORDS
-        if values.get(name, "").strip().lower() in DEFAULTS
-    ]
-    found += [f"{name} is empty" for name in TOKENS if not values.get(name, "").strip()]
-    return found
-
-
-def verdict(values: Mapping[str, str]) -> tuple[int, str]:
-    """Exit code and message for the stack's secrets (0 and a warning in a trial)."""
-    found = problems(values)
-    if not found:
-        return 0, ""
-    listed = "; ".join(found)
-    if is_trial(values):
-        return 0, f"stack: WARNING local trial ({TRIAL}=true) with unsafe secrets: {listed}"
-    return 2, (
-        f"stack: refusing to start with unsafe secrets: {listed}. Set them in .env "
-        f"(see .env.example), or set {TRIAL}=true for a local trial on this machine only."
-    )
+__all__ = ["DEFAULTS", "PASSWORDS", "TOKENS", "TRIAL", "is_trial", "problems", "verdict"]
 
 
 def main() -> int:

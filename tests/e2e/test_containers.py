@@ -47,9 +47,14 @@ class Compose:
         self.project, self.env, self.ports = project, env, ports
         self.timings: dict[str, float] = {}
 
+    def compose_cmd(self) -> list[str]:
+        """``docker compose`` for this project, its files and the local profile."""
+        files = [a for f in COMPOSE_FILES for a in ("-f", f)]
+        return ["docker", "compose", "-p", self.project, *files, "--profile", "local"]
+
     def run(self, *args: str, timeout: float = 300, check: bool = True) -> str:
         files = [a for f in COMPOSE_FILES for a in ("-f", f)]
-        cmd = ["docker", "compose", "-p", self.project, *files, "--profile", "local", *args]
+        cmd = [*self.compose_cmd(), *args]
         done = subprocess.run(
             cmd, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout
         )
@@ -137,6 +142,8 @@ def stack() -> Iterator[Compose]:
         "MAGE_ADMIN_EMAIL": "admin@admin.com",
         "MAGE_ADMIN_PASSWORD": f"mage_{tag}",
         "GRAFANA_ADMIN_PASSWORD": f"gf_{tag}",
+        "API_TOKEN": f"api_{tag}",
+        "STACK_LOCAL_TRIAL": "false",  # the secrets above are not defaults: no trial needed
         "STACK_AUTO_PROMOTE": "true",  # production default is false; the test wants v2 live
         "STORAGE_EMULATOR_HOST": "http://gcs:4443",
         "GCP_KEY_DIR": str(keys),
@@ -244,6 +251,7 @@ def test_stack_comes_up_healthy_and_retrains_through_mage(stack: Compose) -> Non
         "POST",
         f"{stack.url('api')}/predict",
         {"instances": [{f"x{i}": 0.0 for i in range(1, 11)}, {f"x{i}": 3.0 for i in range(1, 11)}]},
+        headers={"Authorization": f"Bearer {stack.env['API_TOKEN']}"},
     )
     assert status == 200, body
     assert str(body["model_version"]) == "2" and len(body["predictions"]) == 2
@@ -260,3 +268,31 @@ def test_every_container_runs_as_non_root_and_publishes_on_loopback(stack: Compo
         for port in container.get("Publishers") or []:
             if port.get("PublishedPort"):
                 assert port["URL"] == "127.0.0.1", (container["Service"], port)
+
+
+def test_stack_refuses_default_secrets_unless_local_trial(stack: Compose) -> None:
+    """The one-shot `secrets-check` service every secret-holding service waits for."""
+    weak = {**stack.env, "POSTGRES_PASSWORD": "change-me", "API_TOKEN": ""}
+    refused = subprocess.run(
+        [*stack.compose_cmd(), "run", "--rm", "--no-deps", "secrets-check"],
+        cwd=REPO,
+        env=weak,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "refusing to start with unsafe secrets" in refused.stderr
+    assert "POSTGRES_PASSWORD is a default value" in refused.stderr
+    assert "API_TOKEN is empty" in refused.stderr
+    assert "change-me" not in refused.stderr.split("secrets:", 1)[1]  # names, never values
+    trial = subprocess.run(
+        [*stack.compose_cmd(), "run", "--rm", "--no-deps", "secrets-check"],
+        cwd=REPO,
+        env={**weak, "STACK_LOCAL_TRIAL": "true"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert trial.returncode == 0, trial.stderr
+    assert "WARNING local trial" in trial.stderr

@@ -165,3 +165,13 @@ def test_interpolation_follows_compose_rules() -> None:
     assert ce.interpolate("${A}-${B:-x}-${EMPTY:-y}-${EMPTY-z}-$$HOME", values) == "1-x-y--$HOME"
     with pytest.raises(ce.ComposeError, match="variable B is not set"):
         ce.interpolate("${B}", values)
+
+
+def test_stack_waits_for_the_secrets_check() -> None:
+    check = SERVICES["secrets-check"]
+    assert check["command"] == ["python", "-m", "persona.stack_secrets"]
+    assert check["restart"] == "no"
+    assert {"POSTGRES_PASSWORD", "API_TOKEN", "STACK_LOCAL_TRIAL"} <= set(check["environment"])
+    # Everything that holds a secret starts after postgres, which waits for the check.
+    wait = SERVICES["postgres"]["depends_on"]["secrets-check"]
+    assert wait["condition"] == "service_completed_successfully"
