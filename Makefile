@@ -61,10 +61,12 @@ typecheck: venv ## Mypy on src/persona
 
 check: lint typecheck ## Lint + types (what pre-commit runs)
 
-test: venv venv-mage spark-deps nginx browser-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, browser, full stack)
-	$(BIN)/pytest -m "not containers" $(PYTEST_ARGS)
+test: venv venv-mage spark-deps nginx browser-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, browser, full stack, containers); dockerd is started for it and stopped after
+	@rc=0; { bash docker/engine.sh install && bash docker/engine.sh start && \
+		bash docker/images.sh && $(BIN)/pytest $(PYTEST_ARGS); } || rc=$$?; \
+		bash docker/engine.sh stop; exit $$rc
 
-test-containers: venv ## Start dockerd, build the images, run the compose stack e2e test, stop dockerd
+test-containers: venv ## Only the container e2e test (also part of make test): start dockerd, build the images, run it, stop dockerd
 	@rc=0; { bash docker/engine.sh install && bash docker/engine.sh start && \
 		bash docker/images.sh && $(BIN)/pytest -m containers $(PYTEST_ARGS); } || rc=$$?; \
 		bash docker/engine.sh stop; exit $$rc

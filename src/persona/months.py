@@ -155,12 +155,6 @@ def month_range(first: str, last: str) -> list[Month]:
     return months
 
 
-def parse_month_list(text: str | None) -> list[Month] | None:
-    """`parse_window` as a list of months (None when nothing was given)."""
-    window = parse_window(text)
-    return None if window is None else list(window)
-
-
 def resolve_month(month: str | None, run_date: str | None = None) -> Month:
     """The month a scheduled run works on: `month`, or when empty the month before `run_date`.
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from persona.cli import flow as flow_cli
-from persona.months import parse_month_list
+from persona.months import parse_window
 
 HELPER = Path(__file__).resolve().parents[2] / "02_pipeline/persona_pipeline/utils/persona_cli.py"
 
@@ -97,5 +97,6 @@ def test_summary_rendering(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "retrain" in err and "budget-bob 60%" in err
     assert "persona model promote --version 2" in err
-    assert parse_month_list("2025-02, 2025-01") == ["2025-01", "2025-02"]
-    assert parse_month_list(" ") is None
+    window = parse_window("2025-02, 2025-01")
+    assert window is not None and window.to_list() == ["2025-01", "2025-02"]
+    assert parse_window(" ") is None

@@ -36,10 +36,11 @@ def test_month_range_is_inclusive_and_empty_when_reversed() -> None:
         month_range("2025-5", "2025-06")
 
 
-def test_parse_month_list_sorts_dedupes_and_validates() -> None:
-    from persona.months import MonthError, parse_month_list
+def test_parse_window_sorts_dedupes_and_validates() -> None:
+    from persona.months import MonthError, parse_window
 
-    assert parse_month_list(None) is None and parse_month_list("  ") is None
-    assert parse_month_list("2025-02, 2025-01,2025-02,") == ["2025-01", "2025-02"]
+    assert parse_window(None) is None and parse_window("  ") is None
+    window = parse_window("2025-02, 2025-01,2025-02,")
+    assert window is not None and window.to_list() == ["2025-01", "2025-02"]
     with pytest.raises(MonthError, match="2025-13"):
-        parse_month_list("2025-01,2025-13")
+        parse_window("2025-01,2025-13")
