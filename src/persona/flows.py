@@ -386,15 +386,14 @@ def run_month(
     return MonthSummary(checked, trained, promoted, labelled, settings.auto_promote)
 
 
-def label_with_champion(settings: Settings, month: Month) -> dict[str, Any]:
+def label_with_champion(settings: Settings, month: Month) -> labeling.LabelResult:
     """Label a month with the current champion (the batch labeling job; idempotent).
 
     Returns:
-        What `labeling.label_month` returns, with ``month``.
+        What `labeling.label_month` returns (`LabelResult.to_dict` is the JSON document).
     """
     with _store(settings) as engine:
-        result = labeling.label_month(settings, engine, month)
-    return {"month": month, **result.to_dict()}
+        return labeling.label_month(settings, engine, month)
 
 
 def run_year(

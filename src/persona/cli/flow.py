@@ -180,7 +180,7 @@ def _serve_one(cfg: Any, flows: Any, request: Any) -> dict[str, Any]:
     else:
         month = parse_month(text)
     if step == "batch_label":
-        return flows.label_with_champion(cfg, month)
+        return flows.label_with_champion(cfg, month).to_dict()
     reference = parse_window(str(request.get("reference") or "")) if step == "check" else None
     return flows.run_step(cfg, step, month, reference, "flow").to_dict()
 
