@@ -62,7 +62,7 @@ def _state(settings: Settings) -> dict[str, Any]:
     return {
         "counts": counts,
         "actions": [tuple(a) for a in actions],
-        "versions": sorted(str(v["version"]) for v in versions),
+        "versions": sorted(v.version for v in versions),
         "champion": registry.alias_version(settings, registry.CHAMPION),
         "challenger": registry.alias_version(settings, registry.CHALLENGER),
     }

@@ -148,9 +148,9 @@ def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
         ("promote", "1", "2", "tester"),
         ("rollback", "2", "1", "tester"),
     ]
-    versions = {v["version"]: v for v in registry.list_versions(settings)}
-    assert json.loads(versions["2"]["tags"]["promoted"])["actor"] == "tester"
-    assert "restored_by_rollback" in versions["1"]["tags"]
+    versions = {v.version: v for v in registry.list_versions(settings)}
+    assert json.loads(versions["2"].tags["promoted"])["actor"] == "tester"
+    assert "restored_by_rollback" in versions["1"].tags
     with pytest.raises(RegistryError, match="no previous champion"):
         registry.rollback(settings, engine)
 
@@ -243,7 +243,7 @@ def test_no_half_registered_version(env, monkeypatch) -> None:  # type: ignore[n
     with pytest.raises(RuntimeError, match="went away"):
         registry.train_challenger(settings, engine, Window.of(["2025-02"]))
     monkeypatch.undo()
-    assert [v["version"] for v in registry.list_versions(settings)] == ["1"]
+    assert [v.version for v in registry.list_versions(settings)] == ["1"]
     retry = registry.train_challenger(settings, engine, Window.of(["2025-02"])).to_dict()
     assert retry["created"] and retry["aliases"] == ["challenger"]
 

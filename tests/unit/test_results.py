@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from persona.cycle_results import (
     Challenger,
     CheckStep,
@@ -20,6 +22,7 @@ from persona.registry.results import (
     TrainedVersion,
     VersionSummary,
 )
+from persona.training import KFit
 
 MARCH = Month("2025-03")
 GATES = GateResult(True, "silhouette", 0.5, 0.5, 1.0, False)
@@ -54,8 +57,13 @@ def test_trained_version_and_sync_keys() -> None:
         "review_reasons", "candidates_detail",
     ]  # fmt: skip
     assert found["training_months"] == ["2025-02", "2025-03"]
-    new = _trained(run_id="r1", sweep=({"k": 3},)).to_dict()
-    assert new["run_id"] == "r1" and new["sweep"] == [{"k": 3}]
+    fit = KFit(3, True, 2.0, 4, 0.5, 10.0, 0.7, 250.0, np.zeros((3, 10)), selected=True)
+    new = _trained(run_id="r1", sweep=(fit,)).to_dict()
+    assert new["run_id"] == "r1" and new["sweep"] == [
+        {"k": 3, "warm_start": True, "inertia": 2.0, "n_iter": 4, "silhouette": 0.5,
+         "calinski_harabasz": 10.0, "davies_bouldin": 0.7, "silhouette_inertia_ratio": 250.0,
+         "selected": True},
+    ]  # fmt: skip
     assert SyncResult(champion="1").to_dict() == {
         "moved": False, "champion": "1", "previous": None, "event_id": None, "gates": None,
         "gates_error": None, "challenger_cleared": False, "alerts": [],

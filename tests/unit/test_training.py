@@ -11,7 +11,7 @@ from persona.features import FEATURE_NAMES
 from persona.model import PersonaModel, calibrate_radii, from_catalog
 from persona.settings import TrainingSettings
 from persona.synth import generate_month
-from persona.training import align, label_stability, select_k, train
+from persona.training import KFit, align, label_stability, select_k, train
 from tests.conftest import CATALOG
 
 PARAMS = TrainingSettings(k_min=2, k_max=6, kmeans_n_init=2, random_seed=7)
@@ -42,14 +42,12 @@ def test_retrain_on_stable_month_keeps_labels(catalog, champion) -> None:  # typ
     assert result.alignment.candidates == [] and result.alignment.retired == []
     assert label_stability(champion, result.model, x) >= 0.99
     assert np.mean(result.model.predict(x).persona_id == truth) >= 0.99
-    assert [row["k"] for row in result.sweep] == list(range(2, 7))
-    assert sum(row["selected"] for row in result.sweep) == 1
-    for row in result.sweep:
+    assert [fit.k for fit in result.sweep] == list(range(2, 7))
+    assert sum(fit.selected for fit in result.sweep) == 1
+    for fit in result.sweep:
         for metric in ("silhouette", "calinski_harabasz", "davies_bouldin"):
-            assert np.isfinite(row[metric])
-        assert row["silhouette_inertia_ratio"] == pytest.approx(
-            row["silhouette"] * 1000 / row["inertia"]
-        )
+            assert np.isfinite(fit.score(metric))
+        assert fit.silhouette_inertia_ratio == pytest.approx(fit.silhouette * 1000 / fit.inertia)
     assert np.isfinite(result.model.radii).all()
 
 
@@ -127,28 +125,26 @@ def test_deterministic(catalog, champion) -> None:  # type: ignore[no-untyped-de
 def test_silhouette_is_sampled_above_the_limit(catalog, champion) -> None:  # type: ignore[no-untyped-def]
     x, _ = _month(catalog, "2025-07", "stable", n=1200)
     params = TrainingSettings(k_min=3, k_max=3, silhouette_sample_rows=300, random_seed=1)
-    sampled = train(x, champion, params).sweep[0]["silhouette"]
-    full = train(x, champion, TrainingSettings(k_min=3, k_max=3, random_seed=1)).sweep[0][
-        "silhouette"
-    ]
+    sampled = train(x, champion, params).sweep[0].silhouette
+    full = train(x, champion, TrainingSettings(k_min=3, k_max=3, random_seed=1)).sweep[0].silhouette
     assert sampled != full and sampled == pytest.approx(full, abs=0.05)
 
 
+def _fit(k: int, silhouette: float = 0.0, davies_bouldin: float = 0.0) -> KFit:
+    return KFit(k, False, 1.0, 1, silhouette, 0.0, davies_bouldin, 0.0, np.zeros((k, 10)))
+
+
 def test_select_k_rule() -> None:
-    sweep = [
-        {"k": 2, "silhouette": 0.60},
-        {"k": 3, "silhouette": 0.57},
-        {"k": 4, "silhouette": 0.4},
-    ]
+    sweep = [_fit(2, silhouette=0.60), _fit(3, silhouette=0.57), _fit(4, silhouette=0.4)]
     assert select_k(sweep, "silhouette", 0.10, current_k=3) == 3  # near tie: keep current k
     assert select_k(sweep, "silhouette", 0.01, current_k=3) == 2  # clear winner
     assert select_k(sweep, "silhouette", 0.10, current_k=5) == 2  # best wins
-    db = [{"k": 2, "davies_bouldin": 0.9}, {"k": 3, "davies_bouldin": 0.5}]
+    db = [_fit(2, davies_bouldin=0.9), _fit(3, davies_bouldin=0.5)]
     assert select_k(db, "davies_bouldin", 0.0, current_k=2) == 3  # lower is better
     with pytest.raises(ModelError, match="unknown selection metric"):
         select_k(sweep, "accuracy", 0.1, 3)
     with pytest.raises(ModelError, match="finite"):
-        select_k([{"k": 2, "silhouette": float("nan")}], "silhouette", 0.1, 2)
+        select_k([_fit(2, silhouette=float("nan"))], "silhouette", 0.1, 2)
 
 
 def test_bad_inputs(champion) -> None:  # type: ignore[no-untyped-def]

@@ -136,7 +136,7 @@ def list_(as_json: bool = JSON_OPTION) -> None:
 
     cfg = settings()
     with errors_to_exit(as_json):
-        versions = list_versions(cfg)
+        versions = [v.to_dict() for v in list_versions(cfg)]
     emit({"model": cfg.model_name, "versions": versions}, as_json, _render_list)
 
 

@@ -19,6 +19,7 @@ from persona.registry.lifecycle import (
 from persona.registry.promotion import champion_history, gates_for, promote, rollback
 from persona.registry.results import (
     PromotionResult,
+    RegisteredVersion,
     RollbackResult,
     SyncResult,
     TrainedVersion,
@@ -41,6 +42,7 @@ __all__ = [
     "GateResult",
     "LoadedModel",
     "PromotionResult",
+    "RegisteredVersion",
     "RollbackResult",
     "SyncResult",
     "TrainedVersion",

@@ -226,8 +226,7 @@ def train_challenger(
         log_sweep(mlc, exp_id, run_id, features, result, settings.random_seed)
         mv = _log_and_register(settings, exp_id, result.model, features, run, tags, CHALLENGER)
     fetched = mlc.get_model_version(settings.model_name, mv.version)
-    sweep = tuple(result.summary()["sweep"])
-    return replace(_stored_result(fetched, created=True), run_id=run_id, sweep=sweep)
+    return replace(_stored_result(fetched, created=True), run_id=run_id, sweep=result.sweep)
 
 
 def _challenger_key(engine: Engine, months: Window) -> dict[str, str]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from persona.months import Window
 from persona.registry.gates import GateResult
+from persona.training.sweep import KFit
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,38 @@ class VersionSummary:
             "version": self.version,
             "created": self.created,
             "aliases": list(self.aliases),
+            "tags": dict(self.tags),
+        }
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """One row of `list_versions`: a registered version with its aliases and tags.
+
+    Attributes:
+        version: The version number.
+        aliases: Its aliases, sorted.
+        created_at: Creation time in milliseconds since the epoch (``created`` in JSON).
+        run_id: The MLflow run that logged it.
+        source: Its artifact source URI.
+        tags: Its tags.
+    """
+
+    version: str
+    aliases: tuple[str, ...]
+    created_at: int | None
+    run_id: str | None
+    source: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (the keys ``persona model list --json`` prints)."""
+        return {
+            "version": self.version,
+            "aliases": list(self.aliases),
+            "created": self.created_at,
+            "run_id": self.run_id,
+            "source": self.source,
             "tags": dict(self.tags),
         }
 
@@ -72,7 +105,7 @@ class TrainedVersion:
     review_reasons: tuple[str, ...]
     candidates_detail: tuple[dict[str, Any], ...]
     run_id: str | None = None
-    sweep: tuple[dict[str, Any], ...] | None = None
+    sweep: tuple[KFit, ...] | None = None
 
     @property
     def version(self) -> str:
@@ -102,7 +135,7 @@ class TrainedVersion:
         }
         if self.run_id is not None:
             out["run_id"] = self.run_id
-            out["sweep"] = [dict(row) for row in self.sweep or ()]
+            out["sweep"] = [fit.to_dict() for fit in self.sweep or ()]
         return out
 
 

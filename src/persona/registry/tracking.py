@@ -140,26 +140,27 @@ def log_sweep(
     """
     ids = []
     with tempfile.TemporaryDirectory() as tmp:
-        for row in result.sweep:
+        for fit in result.sweep:
             run = mlc.create_run(
                 experiment_id,
-                run_name=f"k={row['k']}",
-                tags={"mlflow.parentRunId": parent_id, "selected": str(row["selected"]).lower()},
+                run_name=f"k={fit.k}",
+                tags={"mlflow.parentRunId": parent_id, "selected": str(fit.selected).lower()},
             )
             run_id = run.info.run_id
+            row = fit.to_dict()
             params = [Param(key, str(row[key])) for key in PARAM_KEYS]
             metrics = [
                 Metric(key, float(row[key]), 0, 0) for key in METRIC_KEYS if np.isfinite(row[key])
             ]
             mlc.log_batch(run_id, metrics=metrics, params=params)
-            png = Path(tmp) / f"persona_map_k{row['k']}.png"
-            names = [f"cluster {i}" for i in range(row["k"])]
-            if row["selected"]:
+            png = Path(tmp) / f"persona_map_k{fit.k}.png"
+            names = [f"cluster {i}" for i in range(fit.k)]
+            if fit.selected:
                 names = list(result.model.persona_names)
                 centroids = result.model.centroids
             else:
-                centroids = row["centroids"]
-            persona_map_png(features, centroids, names, png, f"k={row['k']}", seed)
+                centroids = fit.centroids
+            persona_map_png(features, centroids, names, png, f"k={fit.k}", seed)
             mlc.log_artifact(run_id, str(png), "plots")
             mlc.set_terminated(run_id)
             ids.append(run_id)

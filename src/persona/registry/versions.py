@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 from persona.errors import ModelError, RegistryError
 from persona.model import LoadedModel, PersonaModel, read_model_folder
 from persona.months import Window, parse_window
+from persona.registry.results import RegisteredVersion
 from persona.registry.tracking import client
 from persona.settings import Settings
 
@@ -120,7 +121,7 @@ def link_logged_model(mlc: MlflowClient, model_id: str, name: str, version: str)
         mlc.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps([*links, entry])})
 
 
-def list_versions(settings: Settings) -> list[dict[str, Any]]:
+def list_versions(settings: Settings) -> list[RegisteredVersion]:
     """Every version of `MODEL_NAME` with its aliases and tags, oldest first."""
     mlc = client(settings)
     versions = all_versions(mlc, settings.model_name)
@@ -128,19 +129,17 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
     if versions:
         for alias, number in mlc.get_registered_model(settings.model_name).aliases.items():
             aliases.setdefault(str(number), []).append(alias)
-    out = []
-    for mv in versions:
-        out.append(
-            {
-                "version": str(mv.version),
-                "aliases": sorted(aliases.get(str(mv.version), [])),
-                "created": mv.creation_timestamp,
-                "run_id": mv.run_id,
-                "source": mv.source,
-                "tags": dict(mv.tags),
-            }
+    return [
+        RegisteredVersion(
+            version=str(mv.version),
+            aliases=tuple(sorted(aliases.get(str(mv.version), []))),
+            created_at=mv.creation_timestamp,
+            run_id=mv.run_id,
+            source=mv.source,
+            tags=dict(mv.tags),
         )
-    return out
+        for mv in versions
+    ]
 
 
 def champion_reference_months(settings: Settings) -> Window | None:

@@ -30,7 +30,7 @@ Steps:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,7 @@ from persona.training.discovery import discover
 from persona.training.sweep import (
     LOWER_IS_BETTER,
     METRICS,
+    KFit,
     check_training_data,
     fit_k,
     score_labels,
@@ -62,6 +63,7 @@ __all__ = [
     "LOWER_IS_BETTER",
     "METRICS",
     "Alignment",
+    "KFit",
     "TrainingResult",
     "align",
     "check_training_data",
@@ -80,7 +82,7 @@ class TrainingResult:
     Attributes:
         model: The new model with aligned ids and calibrated radii.
         k: The chosen number of personas.
-        sweep: One row per k: metrics, inertia, iterations, ``warm_start``, ``selected``.
+        sweep: One fit per k: metrics, inertia, iterations, ``warm_start``, ``selected``.
         alignment: The alignment report.
         selection_metric: Metric that chose k.
         score: Its value at the chosen k.
@@ -88,7 +90,7 @@ class TrainingResult:
 
     model: PersonaModel
     k: int
-    sweep: list[dict[str, Any]]
+    sweep: tuple[KFit, ...]
     alignment: Alignment
     selection_metric: str
     score: float
@@ -100,7 +102,7 @@ class TrainingResult:
             "selection_metric": self.selection_metric,
             "score": self.score,
             "personas": list(self.model.persona_ids),
-            "sweep": [{k: v for k, v in row.items() if k != "centroids"} for row in self.sweep],
+            "sweep": [fit.to_dict() for fit in self.sweep],
             "alignment": asdict(self.alignment),
         }
 
@@ -140,12 +142,11 @@ def train(
     ks = [k for k in range(params.k_min, params.k_max + 1) if k < len(x)]
     if not ks:
         raise ModelError(f"training data has {len(x)} rows, too few for k >= {params.k_min}")
-    sweep = [fit_k(x, k, current, params) for k in ks]
-    k = select_k(sweep, params.selection_metric, params.k_selection_tolerance, current.k)
-    chosen = next(row for row in sweep if row["k"] == k)
-    for row in sweep:
-        row["selected"] = row["k"] == k
-    found, splits = discover(x, chosen["centroids"], params)
+    fits = [fit_k(x, k, current, params) for k in ks]
+    k = select_k(fits, params.selection_metric, params.k_selection_tolerance, current.k)
+    sweep = tuple(replace(fit, selected=fit.k == k) for fit in fits)
+    chosen = next(fit for fit in sweep if fit.selected)
+    found, splits = discover(x, chosen.centroids, params)
     k = len(found)
     ids, labels, report = align(found, current, params.align_max_distance, names)
     order = persona_order(ids, current)
@@ -172,5 +173,5 @@ def train(
     model = PersonaModel(draft.persona_ids, draft.persona_names, centroids, radii, training=info)
     cluster_sizes(model, x, report)
     return TrainingResult(
-        model, k, sweep, report, params.selection_metric, float(chosen[params.selection_metric])
+        model, k, sweep, report, params.selection_metric, chosen.score(params.selection_metric)
     )

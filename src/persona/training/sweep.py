@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -84,7 +86,53 @@ def score_labels(
     }
 
 
-def fit_k(x: np.ndarray, k: int, current: PersonaModel, params: TrainingSettings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class KFit:
+    """K-Means fitted for one k of the sweep, with its scores.
+
+    Attributes:
+        k: Number of clusters.
+        warm_start: Whether it started from the current model's centroids.
+        inertia: Sum of squared distances to the assigned centroids.
+        n_iter: K-Means iterations.
+        silhouette: Silhouette score (NaN: fewer than 2 clusters).
+        calinski_harabasz: Calinski-Harabasz score.
+        davies_bouldin: Davies-Bouldin score (lower is better).
+        silhouette_inertia_ratio: silhouette x 1000 / inertia.
+        centroids: The fitted centroids, shape (k, 10).
+        selected: Whether the selection rule chose this k.
+    """
+
+    k: int
+    warm_start: bool
+    inertia: float
+    n_iter: int
+    silhouette: float
+    calinski_harabasz: float
+    davies_bouldin: float
+    silhouette_inertia_ratio: float
+    centroids: np.ndarray = field(compare=False, repr=False)
+    selected: bool = False
+
+    def score(self, metric: str) -> float:
+        """Return the value of one metric of `METRICS` (or ``inertia``)."""
+        if metric not in (*METRICS, "inertia"):
+            raise ModelError(f"unknown metric {metric!r}: expected one of {list(METRICS)}")
+        return float(getattr(self, metric))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready row (no centroids), in the sweep table's key order."""
+        return {
+            "k": self.k,
+            "warm_start": self.warm_start,
+            "inertia": self.inertia,
+            "n_iter": self.n_iter,
+            **{name: self.score(name) for name in METRICS},
+            "selected": self.selected,
+        }
+
+
+def fit_k(x: np.ndarray, k: int, current: PersonaModel, params: TrainingSettings) -> KFit:
     """Fit K-Means for one k and score it (warm start when k equals the current k)."""
     warm = k == current.k
     kmeans = KMeans(
@@ -96,17 +144,20 @@ def fit_k(x: np.ndarray, k: int, current: PersonaModel, params: TrainingSettings
     inertia = float(kmeans.inertia_)
     seed = params.random_seed
     metrics = score_labels(x, kmeans.labels_, inertia, params.silhouette_sample_rows, seed)
-    return {
-        "k": k,
-        "warm_start": warm,
-        "inertia": inertia,
-        "n_iter": int(kmeans.n_iter_),
-        **metrics,
-        "centroids": kmeans.cluster_centers_,
-    }
+    return KFit(
+        k=k,
+        warm_start=warm,
+        inertia=inertia,
+        n_iter=int(kmeans.n_iter_),
+        silhouette=metrics["silhouette"],
+        calinski_harabasz=metrics["calinski_harabasz"],
+        davies_bouldin=metrics["davies_bouldin"],
+        silhouette_inertia_ratio=metrics["silhouette_inertia_ratio"],
+        centroids=kmeans.cluster_centers_,
+    )
 
 
-def select_k(sweep: list[dict[str, Any]], metric: str, tolerance: float, current_k: int) -> int:
+def select_k(sweep: Sequence[KFit], metric: str, tolerance: float, current_k: int) -> int:
     """Pick k from a sweep (the rule is in the module docstring).
 
     Raises:
@@ -115,7 +166,7 @@ def select_k(sweep: list[dict[str, Any]], metric: str, tolerance: float, current
     if metric not in METRICS:
         raise ModelError(f"unknown selection metric {metric!r}: expected one of {list(METRICS)}")
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    scored = [(row["k"], sign * row[metric]) for row in sweep if np.isfinite(row[metric])]
+    scored = [(fit.k, sign * fit.score(metric)) for fit in sweep if np.isfinite(fit.score(metric))]
     if not scored:
         raise ModelError(f"no k in the sweep has a finite {metric}")
     best = max(score for _, score in scored)
