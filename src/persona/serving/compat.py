@@ -40,9 +40,9 @@ from persona.serving.predict import (
     _LOADS,
     ApiError,
     Limits,
-    _parse_strict,
     check_content_type,
     check_token,
+    parse_json_body,
     render_prediction,
     validated_array,
 )
@@ -173,12 +173,7 @@ def compat_predict(
     Raises:
         ApiError: On any client mistake (4xx) or when no model is loaded (503).
     """
-    if not body.strip():
-        raise ApiError(400, "empty request body: send a JSON list of records")
-    try:
-        payload = _LOADS(body)
-    except ValueError:
-        payload = _parse_strict(body)
+    payload = parse_json_body(body)
     if loaded is None:
         raise ApiError(503, "no model loaded yet; see GET /ready and the server log")
     features = validated_array(to_feature_records(payload), limits)

@@ -158,13 +158,21 @@ def parse_records(body: bytes, limits: Limits) -> np.ndarray:
     Raises:
         ApiError: 400 unparseable, 422 wrong shape or bad values, 413 too many records.
     """
+    return validated_array(_records_of(parse_json_body(body)), limits)
+
+
+def parse_json_body(body: bytes) -> Any:
+    """The JSON document of a request body (`/predict` and `/compat/predict`).
+
+    Raises:
+        ApiError: 400 for an empty body or one that is not JSON (with where it fails).
+    """
     if not body.strip():
         raise ApiError(400, "empty request body: send a JSON list of records")
     try:
-        payload = _LOADS(body)
+        return _LOADS(body)
     except ValueError:
-        payload = _parse_strict(body)
-    return validated_array(_records_of(payload), limits)
+        return _parse_strict(body)
 
 
 def _parse_strict(body: bytes) -> Any:
