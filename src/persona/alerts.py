@@ -13,6 +13,7 @@ import logging
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -25,6 +26,35 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MASK = "***"
+
+
+@dataclass(frozen=True)
+class AlertDelivery:
+    """What one alert channel answered.
+
+    Attributes:
+        channel: ``telegram``, ``slack`` or ``webhook``.
+        target: The channel's host only (never a secret).
+        ok: Whether the channel answered 2xx.
+        status: The HTTP status (None: no answer).
+        error: Why it failed, secrets masked (None: it did not).
+    """
+
+    channel: str
+    target: str
+    ok: bool = False
+    status: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "channel": self.channel,
+            "target": self.target,
+            "ok": self.ok,
+            "status": self.status,
+            "error": self.error,
+        }
 
 
 def _channels(settings: Settings) -> list[tuple[str, str]]:
@@ -93,7 +123,7 @@ def _post(url: str, payload: dict[str, Any], timeout: float) -> int:
 
 def send_alert(
     settings: Settings, title: str, text: str, fields: Mapping[str, Any] | None = None
-) -> list[dict[str, Any]]:
+) -> list[AlertDelivery]:
     """Send an alert to every configured channel; never raises.
 
     Args:
@@ -103,8 +133,8 @@ def send_alert(
         fields: Extra ``key: value`` facts (month, model version, report path...).
 
     Returns:
-        One ``{"channel", "target", "ok", "status", "error"}`` per configured channel
-        (empty when none is configured). ``target`` is the host only.
+        One `AlertDelivery` per configured channel (empty when none is configured);
+        its ``target`` is the host only.
     """
     fields = dict(fields or {})
     channels = _channels(settings)
@@ -112,33 +142,41 @@ def send_alert(
         log.info("alert not sent (no alert channel configured): %s", title)
         return []
     secrets = _secrets(settings)
-    results = []
-    for channel, url in channels:
-        target = _host(url)
-        outcome: dict[str, Any] = {
-            "channel": channel,
-            "target": target,
-            "ok": False,
-            "status": None,
-            "error": None,
-        }
-        try:
-            payload = _payload(channel, settings, title, text, fields)
-            outcome["status"] = _post(url, payload, settings.alert_timeout_s)
-            outcome["ok"] = 200 <= outcome["status"] < 300
-            log.info("alert sent via %s to %s: %s", channel, target, title)
-        except urllib.error.HTTPError as exc:
-            outcome["status"] = exc.code
-            outcome["error"] = mask(f"HTTP {exc.code} {exc.reason}", secrets)
-        except Exception as exc:  # an alert must never fail the pipeline
-            outcome["error"] = mask(f"{type(exc).__name__}: {exc}", secrets)
-        if not outcome["ok"]:
-            log.warning("alert via %s to %s failed: %s", channel, target, outcome["error"])
-        results.append(outcome)
-    return results
+    return [
+        _deliver(settings, channel, url, title, text, fields, secrets) for channel, url in channels
+    ]
 
 
-def alert_for_check(settings: Settings, month: Month, check: CheckRun) -> list[dict[str, Any]]:
+def _deliver(
+    settings: Settings,
+    channel: str,
+    url: str,
+    title: str,
+    text: str,
+    fields: Mapping[str, Any],
+    secrets: list[str],
+) -> AlertDelivery:
+    """Post the alert to one channel; what it answered (never raises)."""
+    target = _host(url)
+    status: int | None = None
+    error: str | None = None
+    ok = False
+    try:
+        payload = _payload(channel, settings, title, text, fields)
+        status = _post(url, payload, settings.alert_timeout_s)
+        ok = 200 <= status < 300
+        log.info("alert sent via %s to %s: %s", channel, target, title)
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        error = mask(f"HTTP {exc.code} {exc.reason}", secrets)
+    except Exception as exc:  # an alert must never fail the pipeline
+        error = mask(f"{type(exc).__name__}: {exc}", secrets)
+    if not ok:
+        log.warning("alert via %s to %s failed: %s", channel, target, error)
+    return AlertDelivery(channel, target, ok, status, error)
+
+
+def alert_for_check(settings: Settings, month: Month, check: CheckRun) -> list[AlertDelivery]:
     """Send the alert of a monitoring check (its verdict, reasons and report).
 
     Args:
@@ -190,7 +228,7 @@ def review_text(month: Month, trained: dict[str, Any]) -> tuple[str, str]:
 
 def alert_for_review(
     settings: Settings, month: Month, trained: dict[str, Any]
-) -> list[dict[str, Any]]:
+) -> list[AlertDelivery]:
     """Send the alert of a challenger with a candidate, retired or over-grown persona.
 
     Args:

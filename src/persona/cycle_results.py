@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from persona.alerts import AlertDelivery
 from persona.cycle_state import RETRAIN
 from persona.months import Month, Window
 from persona.registry.results import SyncResult, TrainedVersion
@@ -67,7 +68,7 @@ class CheckStep:
     reference_months: Window
     model_version: str
     labels_written: int
-    alerts: tuple[dict[str, Any], ...]
+    alerts: tuple[AlertDelivery, ...]
     report_path: str | None
     monitoring_run_id: int
     replayed: bool
@@ -90,7 +91,7 @@ class CheckStep:
             "reference_months": self.reference_months.to_list(),
             "model_version": self.model_version,
             "labels_written": self.labels_written,
-            "alerts": list(self.alerts),
+            "alerts": [a.to_dict() for a in self.alerts],
             "report_path": self.report_path,
             "monitoring_run_id": self.monitoring_run_id,
             "replayed": self.replayed,
@@ -288,7 +289,7 @@ class MonthSummary:
             "promotion_note": self.promoted.note,
             "auto_promote": self.auto_promote,
             "action": labelled.action,
-            "alerts": list(checked.alerts),
+            "alerts": [a.to_dict() for a in checked.alerts],
             "persona_mix": dict(labelled.persona_mix),
             "report_path": checked.report_path,
             "monitoring_run_id": checked.monitoring_run_id,

@@ -146,7 +146,7 @@ def check(
     state = run.state
     if run.action_taken is None:
         _save(engine, run, state)
-    sent: list[dict[str, Any]] = []
+    sent: list[alerts.AlertDelivery] = []
     if not state.done and not state.alerted:
         sent = alerts.alert_for_check(settings, month, result)
         state = state.with_alerted()

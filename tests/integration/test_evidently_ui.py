@@ -48,7 +48,7 @@ def snapshot_of(cfg: Settings, month: str, scenario: str, seed: int) -> tuple[An
     )
     decision = decide(result, cfg.policy)
     return build_snapshot(
-        result, decision, Month(month), Window.of(["2025-01"]), {}
+        result, decision, Month(month), Window.of(["2025-01"]), None
     ), decision.verdict
 
 

@@ -86,7 +86,7 @@ def test_all_channels_receive_their_payload(server: Recorder, make_settings, cap
         alert_webhook_url=f"{server.base}/hook?key=abc",
     )
     results = send_alert(cfg, "Drift in 2025-03: retrain", "unassigned rate 18%", FIELDS)
-    assert [(r["channel"], r["ok"], r["status"]) for r in results] == [
+    assert [(r.channel, r.ok, r.status) for r in results] == [
         ("telegram", True, 200),
         ("slack", True, 200),
         ("webhook", True, 200),
@@ -110,7 +110,7 @@ def test_all_channels_receive_their_payload(server: Recorder, make_settings, cap
     }
     assert all(r["type"] == "application/json" for r in server.received)
     assert TOKEN not in caplog.text and "XXXX" not in caplog.text
-    assert all(TOKEN not in json.dumps(r) for r in results)
+    assert all(TOKEN not in json.dumps(r.to_dict()) for r in results)
 
 
 def test_failures_are_logged_not_raised(server: Recorder, make_settings, caplog) -> None:
@@ -124,13 +124,13 @@ def test_failures_are_logged_not_raised(server: Recorder, make_settings, caplog)
         alert_timeout_s=0.3,
     )
     results = send_alert(cfg, "Drift", "text", FIELDS)
-    by_channel = {r["channel"]: r for r in results}
-    assert by_channel["telegram"]["status"] == 500 and not by_channel["telegram"]["ok"]
-    assert not by_channel["slack"]["ok"] and "refused" in by_channel["slack"]["error"].lower()
-    assert not by_channel["webhook"]["ok"] and "timed out" in by_channel["webhook"]["error"]
+    by_channel = {r.channel: r for r in results}
+    assert by_channel["telegram"].status == 500 and not by_channel["telegram"].ok
+    assert not by_channel["slack"].ok and "refused" in str(by_channel["slack"].error).lower()
+    assert not by_channel["webhook"].ok and "timed out" in str(by_channel["webhook"].error)
     assert caplog.text.count("failed") == 3
     assert TOKEN not in caplog.text
-    assert all(TOKEN not in json.dumps(r) for r in results)
+    assert all(TOKEN not in json.dumps(r.to_dict()) for r in results)
 
 
 def test_token_in_error_text_is_masked(server: Recorder, make_settings, caplog) -> None:
@@ -143,5 +143,5 @@ def test_token_in_error_text_is_masked(server: Recorder, make_settings, caplog) 
         alert_telegram_api_base=server.base,
     )
     [result] = send_alert(cfg, "Drift", "text", {})
-    assert not result["ok"] and "***" in result["error"], result
-    assert "SECRET" not in result["error"] and "SECRET" not in caplog.text
+    assert not result.ok and "***" in str(result.error), result
+    assert "SECRET" not in str(result.error) and "SECRET" not in caplog.text

@@ -14,7 +14,7 @@ from persona.features import FEATURE_NAMES
 from persona.model import PersonaModel, calibrate_radii, from_catalog
 from persona.monitoring import check, decide
 from persona.monitoring.evidently_fit import METRIC_TYPE
-from persona.monitoring.report import RULES, build_snapshot, write_report
+from persona.monitoring.report import build_snapshot, write_report
 from persona.months import Month, Window
 from persona.settings import Settings
 from persona.synth import generate_month
@@ -57,11 +57,10 @@ def test_report_leads_with_the_verdict_and_never_contradicts_it(
         month_x(scenario, 7), reference, model, cfg.policy, unassigned_floor=FLOOR, seed=3
     )
     decision = decide(result, cfg.policy)
-    rules = {name: getattr(cfg, name) for name in RULES}
     seen: list[object] = []
     path = write_report(
         result, decision, Month("2025-02"), Window.of(["2025-01"]), tmp_path / "r.html",
-        rules=rules, on_snapshot=seen.append,
+        rules=cfg.policy, on_snapshot=seen.append,
     )  # fmt: skip
     assert path is not None and len(seen) == 1
     page = path.read_text(encoding="utf-8")
@@ -86,7 +85,7 @@ def test_persona_fit_values_are_evidently_metrics(
     )
     decision = decide(result, cfg.policy)
     snapshot = build_snapshot(
-        result, decision, Month("2025-03"), Window.of(["2025-01"]), {}, {"model_version": "1"}
+        result, decision, Month("2025-03"), Window.of(["2025-01"]), None, {"model_version": "1"}
     )
     model_ = snapshot.to_snapshot_model()
     values = {}

@@ -46,7 +46,7 @@ def monitor(
         if alert and not checked.existing and checked.verdict in ("watch", "retrain"):
             from persona.alerts import alert_for_check
 
-            result["alerts"] = alert_for_check(cfg, current, checked)
+            result["alerts"] = [a.to_dict() for a in alert_for_check(cfg, current, checked)]
     emit(result, as_json, render)
 
 

@@ -31,6 +31,7 @@ from evidently.legacy.renderers.html_widgets import (
 
 from persona.monitoring.results import PersonaFit
 from persona.months import Month, Window
+from persona.settings import PolicySettings
 
 METRIC_TYPE = "evidently:metric_v2:PersonaFitValue"
 VERDICT_TITLE = {
@@ -132,7 +133,7 @@ def verdict_widgets(
 
 
 def summary_widget(
-    fit: PersonaFit | None, drift: Any, params: dict[str, Any], decision_rules: dict[str, Any]
+    fit: PersonaFit | None, drift: Any, params: dict[str, Any], rules: PolicySettings | None
 ) -> BaseWidgetInfo:
     """Counters: drifted features, unassigned rate, distance ratio, mix PSI, largest shift."""
     counters = []
@@ -149,21 +150,21 @@ def summary_widget(
         CounterData(
             f"Unassigned rate, reference {_pct(fit.reference_unassigned_rate if fit else None)} "
             f"(retrain: binomial test, excess >= "
-            f"{_pct(decision_rules.get('unassigned_min_effect'))})",
+            f"{_pct(rules.unassigned_min_effect if rules else None)})",
             _pct(fit.unassigned_rate if fit else None),
         )
     )
     counters.append(
         CounterData(
-            "Mean distance vs reference "
-            f"(a persona's spread retrains from {decision_rules.get('distance_ratio_retrain')}x)",
+            "Mean distance vs reference (a persona's spread retrains from "
+            f"{rules.distance_ratio_retrain if rules else None}x)",
             _num(fit.distance_ratio if fit else None, "{:.2f}x"),
         )
     )
     counters.append(
         CounterData(
-            f"Persona-mix PSI (watch at {decision_rules.get('psi_watch')} with chi-square "
-            f"p < {decision_rules.get('mix_alpha')}; a mix change alone never retrains)",
+            f"Persona-mix PSI (watch at {rules.psi_watch if rules else None} with chi-square "
+            f"p < {rules.mix_alpha if rules else None}; a mix change alone never retrains)",
             _num(fit.mix.psi if fit else None),
         )
     )
@@ -172,7 +173,7 @@ def summary_widget(
         CounterData(
             "Largest centroid shift, reference std"
             + (f" ({worst})" if worst else "")
-            + f" (retrain from {decision_rules.get('centroid_shift_retrain')}, Holm)",
+            + f" (retrain from {rules.centroid_shift_retrain if rules else None}, Holm)",
             _num(fit.max_centroid_shift if fit else None, "{:.2f}"),
         )
     )
@@ -202,7 +203,7 @@ def mix_widget(fit: PersonaFit | None) -> BaseWidgetInfo | None:
 
 
 def shift_widget(
-    fit: PersonaFit | None, decision_rules: dict[str, Any], moved_ids: set[str] | None = None
+    fit: PersonaFit | None, rules: PolicySettings | None, moved_ids: set[str] | None = None
 ) -> BaseWidgetInfo | None:
     """Table: per persona, the centroid shift in std, its p-value and row counts.
 
@@ -213,8 +214,8 @@ def shift_widget(
     shifts = fit.centroid_shift if fit is not None else {}
     if not shifts:
         return None
-    limit = decision_rules.get("centroid_shift_retrain")
-    alpha = decision_rules.get("persona_fit_alpha")
+    limit = rules.centroid_shift_retrain if rules else None
+    alpha = rules.persona_fit_alpha if rules else None
     rows = []
     for pid, entry in shifts.items():
         shift, pvalue = entry.shift, entry.pvalue

@@ -26,20 +26,11 @@ from typing import Any
 from persona.monitoring.check import CheckResult
 from persona.monitoring.policy import VERDICTS, Decision
 from persona.months import Month, Window
+from persona.settings import PolicySettings
 
 log = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-RULES = (
-    "unassigned_min_effect",
-    "distance_ratio_retrain",
-    "psi_watch",
-    "mix_alpha",
-    "centroid_shift_retrain",
-    "persona_fit_alpha",
-    "drift_share_retrain",
-)
-"""Settings shown next to the values in the report (read by name; missing ones show as None)."""
 DRIFT_HEADLINE = "Dataset Drift is"
 
 
@@ -93,7 +84,7 @@ def persona_metrics(
     decision: Decision,
     month: Month,
     reference_months: Window,
-    rules: dict[str, Any],
+    rules: PolicySettings | None,
 ) -> list[Any]:
     """The persona-fit section as Evidently custom metrics with their widgets.
 
@@ -102,7 +93,7 @@ def persona_metrics(
         decision: The verdict and reasons.
         month: Current month.
         reference_months: Reference window.
-        rules: Decision thresholds shown next to the values (settings by name).
+        rules: The decision thresholds shown next to the values (None: shown as None).
 
     Returns:
         `PersonaFitValue` metrics, the verdict first.
@@ -166,7 +157,7 @@ def build_snapshot(
     decision: Decision,
     month: Month,
     reference_months: Window,
-    rules: dict[str, Any],
+    rules: PolicySettings | None,
     metadata: dict[str, str] | None = None,
 ) -> Any:
     """One Evidently snapshot of the check: persona fit and verdict, then feature drift.
@@ -176,7 +167,7 @@ def build_snapshot(
         decision: The verdict and reasons.
         month: Current month (the snapshot's timestamp is its first day).
         reference_months: Reference window.
-        rules: Decision thresholds shown in the report.
+        rules: The decision thresholds shown in the report (None: shown as None).
         metadata: Extra snapshot metadata (model version, data hash...).
 
     Returns:
@@ -223,7 +214,7 @@ def write_report(
     reference_months: Window,
     path: Path,
     *,
-    rules: dict[str, Any] | None = None,
+    rules: PolicySettings | None = None,
     metadata: dict[str, str] | None = None,
     on_snapshot: Callable[[Any], object] | None = None,
 ) -> Path | None:
@@ -235,7 +226,7 @@ def write_report(
         month: Current month.
         reference_months: Reference window.
         path: Where to write.
-        rules: Decision thresholds shown next to the values.
+        rules: The decision thresholds shown next to the values (None: shown as None).
         metadata: Extra snapshot metadata.
         on_snapshot: Called with the snapshot (e.g. to add it to the Evidently workspace).
 
@@ -244,7 +235,7 @@ def write_report(
     """
     if result.drift is None or result.drift.snapshot is None:
         return None  # no drift test ran (too few rows): the verdict says insufficient_data
-    snapshot = build_snapshot(result, decision, month, reference_months, rules or {}, metadata)
+    snapshot = build_snapshot(result, decision, month, reference_months, rules, metadata)
     page = snapshot.get_html_str(as_iframe=False)
     title = f"<title>PersonaOps check {month}: {decision.verdict}</title>"
     page = page.replace("<head>", "<head>" + title, 1) if "<head>" in page else page

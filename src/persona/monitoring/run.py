@@ -17,7 +17,7 @@ from persona.errors import MonitoringError, NotIngestedError
 from persona.features import FEATURE_NAMES
 from persona.monitoring.check import CheckResult, check
 from persona.monitoring.policy import VERDICTS, Decision, decide
-from persona.monitoring.report import RULES, report_name, write_report
+from persona.monitoring.report import report_name, write_report
 from persona.monitoring.results import CheckRun
 from persona.monitoring.workspace import add_check_safely
 from persona.months import Month, Window
@@ -204,7 +204,7 @@ def run_check(
         month,
         refs,
         path,
-        rules={name: getattr(settings, name, None) for name in RULES},
+        rules=policy,
         metadata={"model_version": str(loaded.version), "data_hash": data_hash[:12]},
         on_snapshot=lambda snapshot: add_check_safely(settings, snapshot, month),
     )

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
-from typing import Any
 
 from sqlalchemy import Engine
 
@@ -90,7 +89,7 @@ def sync_champion(settings: Settings, engine: Engine) -> SyncResult:
     return out
 
 
-def _alert(settings: Settings, out: SyncResult) -> list[dict[str, Any]]:
+def _alert(settings: Settings, out: SyncResult) -> list[alerts.AlertDelivery]:
     version, previous = out.champion, out.previous
     if out.gates is not None:
         failed = [c.detail for c in out.gates.checks if not (c.passed or c.waived)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from persona.alerts import AlertDelivery
 from persona.months import Window
 from persona.registry.gates import GateResult
 from persona.training.sweep import KFit
@@ -222,7 +223,7 @@ class SyncResult:
     gates: GateResult | None = None
     gates_error: str | None = None
     challenger_cleared: bool = False
-    alerts: tuple[dict[str, Any], ...] = ()
+    alerts: tuple[AlertDelivery, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -234,5 +235,5 @@ class SyncResult:
             "gates": None if self.gates is None else self.gates.to_dict(),
             "gates_error": self.gates_error,
             "challenger_cleared": self.challenger_cleared,
-            "alerts": list(self.alerts),
+            "alerts": [a.to_dict() for a in self.alerts],
         }
