@@ -9,7 +9,7 @@ from persona.cycle_results import Challenger
 from persona.flows import promotion_refusal
 from persona.model import PersonaModel
 from persona.registry.gates import absorbed_rows, review_reasons
-from persona.training import Alignment
+from persona.training import Alignment, CandidatePersona, RadiusGrowth, RetiredPersona
 
 CENTRES = np.array([[0.0] * 10, [30.0] * 10])
 
@@ -35,15 +35,10 @@ def test_absorbed_rows_count_only_what_an_old_persona_takes() -> None:
 
 def test_review_reasons_and_auto_promotion_rule() -> None:
     alignment = Alignment(
-        candidates=[
-            {"persona_id": "candidate-1", "rows": 180, "nearest_persona": "budget-bob",
-             "distance": 16.6},
-        ],
-        retired=[{"persona_id": "eco-conscious-haley"}],
-        radius_grown=[
-            {"persona_id": "budget-bob", "radius": 13.0, "calibrated": 25.0, "bound": 19.5}
-        ],
-    )  # fmt: skip
+        candidates=(CandidatePersona("candidate-1", "Candidate 1", 3, "budget-bob", 16.6, 180),),
+        retired=(RetiredPersona("eco-conscious-haley", "Eco-conscious Haley", 30.0),),
+        radius_grown=(RadiusGrowth("budget-bob", 13.0, 25.0, 19.5, 1.0),),
+    )
     reasons = review_reasons(alignment)
     assert reasons == [
         "candidate candidate-1: 180 rows, nearest persona budget-bob at distance 16.6",

@@ -39,7 +39,7 @@ def test_retrain_on_stable_month_keeps_labels(catalog, champion) -> None:  # typ
     assert result.k == 3
     assert set(result.model.persona_ids) == set(champion.persona_ids)
     assert result.model.persona_names == champion.persona_names
-    assert result.alignment.candidates == [] and result.alignment.retired == []
+    assert result.alignment.candidates == () and result.alignment.retired == ()
     assert label_stability(champion, result.model, x) >= 0.99
     assert np.mean(result.model.predict(x).persona_id == truth) >= 0.99
     assert [fit.k for fit in result.sweep] == list(range(2, 7))
@@ -76,7 +76,7 @@ def test_new_segment_month_yields_candidate(catalog, champion) -> None:  # type:
     assert result.model.persona_ids[3] == "candidate-1"
     assert result.model.persona_names[3] == "Candidate 1"
     [candidate] = result.alignment.candidates
-    assert candidate["distance"] > PARAMS.align_max_distance
+    assert candidate.distance > PARAMS.align_max_distance
     pred = result.model.predict(x).persona_id
     new = truth == "new-segment"
     assert np.mean(pred[new] == "candidate-1") >= 0.99
@@ -93,7 +93,7 @@ def test_candidate_numbers_skip_existing_ones(champion) -> None:  # type: ignore
     new = np.vstack([champion.centroids, np.full(10, 50.0), np.full(10, -60.0)])
     ids, names, report = align(new, current, 8.0)
     assert ids[3] == "candidate-1" and ids[4] == "candidate-2" and names[4] == "Candidate 2"
-    assert [c["persona_id"] for c in report.candidates] == ["candidate-2"]
+    assert [c.persona_id for c in report.candidates] == ["candidate-2"]
 
 
 def test_missing_persona_is_retired_candidate(catalog, champion) -> None:  # type: ignore[no-untyped-def]
@@ -102,7 +102,7 @@ def test_missing_persona_is_retired_candidate(catalog, champion) -> None:  # typ
     params = TrainingSettings(k_min=2, k_max=2, kmeans_n_init=2, random_seed=7)
     result = train(x[keep], champion, params)
     assert result.model.persona_ids == ("sustainable-steve", "eco-conscious-haley")
-    assert [r["persona_id"] for r in result.alignment.retired] == ["budget-bob"]
+    assert [r.persona_id for r in result.alignment.retired] == ["budget-bob"]
 
 
 def test_far_moved_persona_is_not_matched(champion) -> None:  # type: ignore[no-untyped-def]
@@ -110,7 +110,7 @@ def test_far_moved_persona_is_not_matched(champion) -> None:  # type: ignore[no-
     moved[0] += 20.0
     ids, _, report = align(moved, champion, 8.0)
     assert ids[0] == "candidate-1"
-    assert [r["persona_id"] for r in report.retired] == ["sustainable-steve"]
+    assert [r.persona_id for r in report.retired] == ["sustainable-steve"]
 
 
 def test_deterministic(catalog, champion) -> None:  # type: ignore[no-untyped-def]
@@ -177,9 +177,9 @@ def test_segment_in_its_first_month_becomes_a_candidate(catalog, champion, seed)
     params = TrainingSettings(k_min=2, k_max=10, kmeans_n_init=3, random_seed=42)
     result = train(x, champion, params)
     assert result.model.persona_ids[:3] == champion.persona_ids
-    assert [c["persona_id"] for c in result.alignment.candidates] == ["candidate-1"]
+    assert [c.persona_id for c in result.alignment.candidates] == ["candidate-1"]
     [candidate] = result.alignment.candidates
-    assert 12.0 <= candidate["distance"] <= 21.0 and candidate["rows"] >= 40
+    assert 12.0 <= candidate.distance <= 21.0 and candidate.rows >= 40
     pred = result.model.predict(x).persona_id
     new = truth == "new-segment"
     assert np.mean(np.isin(pred[new], champion.persona_ids)) < 0.05
@@ -200,17 +200,17 @@ def test_radius_growth_is_bounded_and_reported(catalog, champion) -> None:  # ty
     x, _ = _month(catalog, "2025-06", "spread", n=1500)
     params = TrainingSettings(k_min=3, k_max=3, random_seed=42, radius_max_growth=1.1)
     result = train(x, champion, params)  # no reference rows: the plain bound
-    grown = {g["persona_id"]: g for g in result.alignment.radius_grown}
+    grown = {g.persona_id: g for g in result.alignment.radius_grown}
     assert set(grown) == set(champion.persona_ids)
     for index, pid in enumerate(result.model.persona_ids):
         assert result.model.radii[index] == pytest.approx(champion.radii[index] * 1.1)
-        assert grown[pid]["calibrated"] > grown[pid]["bound"]
+        assert grown[pid].calibrated > grown[pid].bound
     # With the champion's own rows, a persona that spread as a whole may widen with it.
     reference = _month(catalog, "2025-01", "stable")[0]
     spread = train(
         x, champion, TrainingSettings(k_min=3, k_max=3, random_seed=42), reference=reference
     )
-    assert spread.alignment.radius_grown == []
+    assert spread.alignment.radius_grown == ()
     assert (spread.model.radii > 1.3 * champion.radii).all()
 
 
@@ -223,4 +223,4 @@ def test_given_names_survive_alignment(champion) -> None:  # type: ignore[no-unt
     )
     ids, names, report = align(current.centroids, current, 8.0, {"candidate-1": "Thrifty Tina"})
     assert ids[3] == "candidate-1" and names[3] == "Thrifty Tina"
-    assert report.matched[3]["persona_name"] == "Thrifty Tina"
+    assert report.matched[3].persona_name == "Thrifty Tina"

@@ -264,14 +264,14 @@ def review_reasons(alignment: Alignment) -> list[str]:
         One sentence per candidate, retired persona and over-grown radius.
     """
     out = [
-        f"candidate {c['persona_id']}: {c.get('rows', '?')} rows, nearest persona "
-        f"{c['nearest_persona']} at distance {c['distance']:.1f}"
+        f"candidate {c.persona_id}: {'?' if c.rows is None else c.rows} rows, nearest persona "
+        f"{c.nearest_persona} at distance {c.distance:.1f}"
         for c in alignment.candidates
     ]
-    out += [f"persona {r['persona_id']} retired" for r in alignment.retired]
+    out += [f"persona {r.persona_id} retired" for r in alignment.retired]
     out += [
-        f"persona {g['persona_id']} radius grew to {g['calibrated']:.1f} beyond the bound "
-        f"{g['bound']:.1f} (capped)"
+        f"persona {g.persona_id} radius grew to {g.calibrated:.1f} beyond the bound "
+        f"{g.bound:.1f} (capped)"
         for g in alignment.radius_grown
     ]
     return out

@@ -195,7 +195,7 @@ def train_challenger(
         drift_demanded,
         month_x,
     )
-    candidates = [c["persona_id"] for c in result.alignment.candidates]
+    candidates = [c.persona_id for c in result.alignment.candidates]
     review = review_reasons(result.alignment)
     tags = {
         **key,
@@ -207,13 +207,13 @@ def train_challenger(
         "selection_metric_value": f"{result.score:.6g}",
         "label_stability_vs_champion": f"{gates.label_stability:.6f}",
         "candidate_personas": ",".join(candidates),
-        "retired_candidates": ",".join(r["persona_id"] for r in result.alignment.retired),
+        "retired_candidates": ",".join(r.persona_id for r in result.alignment.retired),
         "drift_demanded": str(drift_demanded).lower(),
         "gates_passed": str(gates.passed).lower(),
         "gates": json.dumps(gates.to_dict())[:4900],
         "needs_review": str(bool(review)).lower(),
         "review_reasons": _json_tag(review),
-        "candidates_detail": _json_tag(result.alignment.candidates),
+        "candidates_detail": _json_tag([c.to_dict() for c in result.alignment.candidates]),
         "absorbed_rows": str(gates.absorbed.rows),
     }
     with parent_run(exp_id, f"train {months}", {"kind": "kmeans"}) as run:

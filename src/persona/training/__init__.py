@@ -30,7 +30,7 @@ Steps:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,10 @@ from persona.settings import TrainingSettings
 from persona.training.alignment import (
     CANDIDATE_PREFIX,
     Alignment,
+    CandidatePersona,
+    MatchedPersona,
+    RadiusGrowth,
+    RetiredPersona,
     align,
     bound_radii,
     cluster_sizes,
@@ -63,7 +67,11 @@ __all__ = [
     "LOWER_IS_BETTER",
     "METRICS",
     "Alignment",
+    "CandidatePersona",
     "KFit",
+    "MatchedPersona",
+    "RadiusGrowth",
+    "RetiredPersona",
     "TrainingResult",
     "align",
     "check_training_data",
@@ -103,7 +111,7 @@ class TrainingResult:
             "score": self.score,
             "personas": list(self.model.persona_ids),
             "sweep": [fit.to_dict() for fit in self.sweep],
-            "alignment": asdict(self.alignment),
+            "alignment": self.alignment.to_dict(),
         }
 
 
@@ -169,9 +177,9 @@ def train(
     )
     radii = calibrate_radii(draft, x, params.radius_quantile, params.radius_scale)
     recent = x if recent is None else recent
-    radii = bound_radii(draft, radii, current, params.radius_max_growth, report, recent, reference)
+    radii, grown = bound_radii(draft, radii, current, params.radius_max_growth, recent, reference)
     model = PersonaModel(draft.persona_ids, draft.persona_names, centroids, radii, training=info)
-    cluster_sizes(model, x, report)
+    report = cluster_sizes(model, x, replace(report, radius_grown=grown))
     return TrainingResult(
         model, k, sweep, report, params.selection_metric, chosen.score(params.selection_metric)
     )

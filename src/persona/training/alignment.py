@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,23 +35,146 @@ def persona_order(ids: list[str], current: PersonaModel) -> list[int]:
 
 
 @dataclass(frozen=True)
+class MatchedPersona:
+    """A current persona kept by a new cluster.
+
+    Attributes:
+        persona_id: The persona id kept.
+        persona_name: Its display name (a name given by a person wins).
+        cluster: The new cluster's index.
+        distance: Euclidean distance between the two centroids.
+    """
+
+    persona_id: str
+    persona_name: str
+    cluster: int
+    distance: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "persona_id": self.persona_id,
+            "persona_name": self.persona_name,
+            "cluster": self.cluster,
+            "distance": self.distance,
+        }
+
+
+@dataclass(frozen=True)
+class CandidatePersona:
+    """A provisional persona (``candidate-N``): a new cluster no current persona matched.
+
+    Attributes:
+        persona_id: ``candidate-N``.
+        persona_name: ``Candidate N`` (or a name given by a person).
+        cluster: The new cluster's index.
+        nearest_persona: The nearest current persona.
+        distance: Distance to it.
+        rows: Training rows nearest to it (None: not counted).
+        share: Their share of the training rows (None: not counted).
+    """
+
+    persona_id: str
+    persona_name: str
+    cluster: int
+    nearest_persona: str
+    distance: float
+    rows: int | None = None
+    share: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (``rows`` and ``share`` only once counted)."""
+        out: dict[str, Any] = {
+            "persona_id": self.persona_id,
+            "persona_name": self.persona_name,
+            "cluster": self.cluster,
+            "nearest_persona": self.nearest_persona,
+            "distance": self.distance,
+        }
+        if self.rows is not None:
+            out["rows"] = self.rows
+        if self.share is not None:
+            out["share"] = self.share
+        return out
+
+
+@dataclass(frozen=True)
+class RetiredPersona:
+    """A current persona no new cluster matched (a retired-candidate).
+
+    Attributes:
+        persona_id: The persona id.
+        persona_name: Its display name.
+        nearest_cluster_distance: Distance to the nearest new cluster.
+    """
+
+    persona_id: str
+    persona_name: str
+    nearest_cluster_distance: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "persona_id": self.persona_id,
+            "persona_name": self.persona_name,
+            "nearest_cluster_distance": self.nearest_cluster_distance,
+        }
+
+
+@dataclass(frozen=True)
+class RadiusGrowth:
+    """A kept persona whose calibrated radius went beyond its bound (and was capped).
+
+    Attributes:
+        persona_id: The persona id.
+        radius: Its current radius.
+        calibrated: The radius calibrated on the training rows.
+        bound: The allowed radius (what it was capped to).
+        median_growth: The growth of its median distance used in the bound.
+    """
+
+    persona_id: str
+    radius: float
+    calibrated: float
+    bound: float
+    median_growth: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "persona_id": self.persona_id,
+            "radius": self.radius,
+            "calibrated": self.calibrated,
+            "bound": self.bound,
+            "median_growth": self.median_growth,
+        }
+
+
+@dataclass(frozen=True)
 class Alignment:
     """How new clusters map to existing personas.
 
     Attributes:
-        matched: ``{persona_id, persona_name, cluster, distance}`` per kept persona.
-        candidates: ``{persona_id, persona_name, cluster, nearest_persona, distance}`` per
-            provisional persona (flagged for review).
-        retired: ``{persona_id, persona_name, nearest_cluster_distance}`` per persona no
-            cluster matched (retired-candidate).
-        radius_grown: ``{persona_id, radius, calibrated, bound}`` per kept persona whose
-            calibrated radius went beyond `radius_max_growth` x its radius (capped).
+        matched: One entry per kept persona.
+        candidates: One entry per provisional persona (flagged for review).
+        retired: One entry per persona no cluster matched (retired-candidate).
+        radius_grown: One entry per kept persona whose calibrated radius went beyond
+            `radius_max_growth` x its radius (capped).
     """
 
-    matched: list[dict[str, Any]] = field(default_factory=list)
-    candidates: list[dict[str, Any]] = field(default_factory=list)
-    retired: list[dict[str, Any]] = field(default_factory=list)
-    radius_grown: list[dict[str, Any]] = field(default_factory=list)
+    matched: tuple[MatchedPersona, ...] = ()
+    candidates: tuple[CandidatePersona, ...] = ()
+    retired: tuple[RetiredPersona, ...] = ()
+    radius_grown: tuple[RadiusGrowth, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (lists of entry dicts)."""
+        return {
+            "matched": [m.to_dict() for m in self.matched],
+            "candidates": [c.to_dict() for c in self.candidates],
+            "retired": [r.to_dict() for r in self.retired],
+            "radius_grown": [g.to_dict() for g in self.radius_grown],
+        }
 
 
 def align(
@@ -73,53 +196,42 @@ def align(
     """
     dist = np.linalg.norm(centroids[:, None, :] - current.centroids[None, :, :], axis=2)
     rows, cols = linear_sum_assignment(dist)
+    given = names or {}
     ids: list[str | None] = [None] * len(centroids)
     labels: list[str | None] = [None] * len(centroids)
-    report = Alignment()
+    matched: list[MatchedPersona] = []
     for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
         if dist[r, c] <= max_distance:
-            ids[r], labels[r] = current.persona_ids[c], current.persona_names[c]
-            report.matched.append(
-                {
-                    "persona_id": ids[r],
-                    "persona_name": labels[r],
-                    "cluster": r,
-                    "distance": float(dist[r, c]),
-                }
-            )
+            pid, name = current.persona_ids[c], current.persona_names[c]
+            ids[r], labels[r] = pid, name
+            matched.append(MatchedPersona(pid, given.get(pid, name), r, float(dist[r, c])))
     taken = {candidate_number(pid) for pid in current.persona_ids}
     number = 0
+    candidates: list[CandidatePersona] = []
     for r in range(len(centroids)):
         if ids[r] is not None:
             continue
         number += 1
         while number in taken:
             number += 1
-        ids[r], labels[r] = f"{CANDIDATE_PREFIX}{number}", f"Candidate {number}"
+        pid, name = f"{CANDIDATE_PREFIX}{number}", f"Candidate {number}"
+        ids[r], labels[r] = pid, name
         nearest = int(np.argmin(dist[r]))
-        report.candidates.append(
-            {
-                "persona_id": ids[r],
-                "persona_name": labels[r],
-                "cluster": r,
-                "nearest_persona": current.persona_ids[nearest],
-                "distance": float(dist[r, nearest]),
-            }
-        )
-    kept = {m["persona_id"] for m in report.matched}
-    for c, (pid, name) in enumerate(zip(current.persona_ids, current.persona_names, strict=True)):
-        if pid not in kept:
-            report.retired.append(
-                {
-                    "persona_id": pid,
-                    "persona_name": name,
-                    "nearest_cluster_distance": float(dist[:, c].min()),
-                }
+        candidates.append(
+            CandidatePersona(
+                pid, given.get(pid, name), r, current.persona_ids[nearest], float(dist[r, nearest])
             )
-    given = names or {}
+        )
+    kept = {m.persona_id for m in matched}
+    retired = tuple(
+        RetiredPersona(pid, name, float(dist[:, c].min()))
+        for c, (pid, name) in enumerate(
+            zip(current.persona_ids, current.persona_names, strict=True)
+        )
+        if pid not in kept
+    )
     out = [given.get(str(i), str(n)) for i, n in zip(ids, labels, strict=True)]
-    for entry in report.matched + report.candidates:
-        entry["persona_name"] = given.get(entry["persona_id"], entry["persona_name"])
+    report = Alignment(tuple(matched), tuple(candidates), retired)
     return [str(i) for i in ids], out, report
 
 
@@ -128,10 +240,9 @@ def bound_radii(
     radii: np.ndarray,
     current: PersonaModel,
     max_growth: float,
-    report: Alignment,
     features: np.ndarray | None = None,
     reference: np.ndarray | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, tuple[RadiusGrowth, ...]]:
     """Cap each kept persona's radius growth beyond what its bulk spread explains.
 
     A persona's allowed radius is ``max_growth`` x its current radius x the growth of its
@@ -145,14 +256,15 @@ def bound_radii(
         radii: Calibrated radii of the draft.
         current: The current model (its radii are the reference).
         max_growth: Largest allowed tail growth.
-        report: Alignment report; capped personas are appended to ``radius_grown``.
         features: Training rows (with `reference`, for the median factor).
         reference: The current model's own training rows.
 
     Returns:
-        The bounded radii.
+        ``(radii, grown)``: the bounded radii and one entry per capped persona (the
+        alignment's ``radius_grown``).
     """
     out = np.array(radii, dtype=np.float64)
+    grown: list[RadiusGrowth] = []
     before = dict(zip(current.persona_ids, current.radii.tolist(), strict=True))
     spread = _median_growth(draft, current, features, reference)
     for index, pid in enumerate(draft.persona_ids):
@@ -161,12 +273,9 @@ def bound_radii(
             continue
         bound = old * max_growth * spread.get(pid, 1.0)
         if out[index] > bound:
-            report.radius_grown.append(
-                {"persona_id": pid, "radius": old, "calibrated": float(out[index]),
-                 "bound": bound, "median_growth": spread.get(pid, 1.0)}
-            )  # fmt: skip
+            grown.append(RadiusGrowth(pid, old, float(out[index]), bound, spread.get(pid, 1.0)))
             out[index] = bound
-    return out
+    return out, tuple(grown)
 
 
 def _median_growth(
@@ -188,14 +297,16 @@ def _median_growth(
     return out
 
 
-def cluster_sizes(model: PersonaModel, features: np.ndarray, report: Alignment) -> None:
-    """Record in each candidate entry how many training rows are nearest to it."""
+def cluster_sizes(model: PersonaModel, features: np.ndarray, report: Alignment) -> Alignment:
+    """The report with each candidate's training rows (nearest to it) and their share."""
     if not report.candidates or len(features) == 0:
-        return
+        return report
     nearest = model.predict(features).nearest_id
+    counted = []
     for entry in report.candidates:
-        entry["rows"] = int(np.sum(nearest == entry["persona_id"]))
-        entry["share"] = entry["rows"] / len(features)
+        rows = int(np.sum(nearest == entry.persona_id))
+        counted.append(replace(entry, rows=rows, share=rows / len(features)))
+    return replace(report, candidates=tuple(counted))
 
 
 def label_stability(old: PersonaModel, new: PersonaModel, features: np.ndarray) -> float:
