@@ -123,10 +123,10 @@ def state(settings: Settings) -> dict[str, Any]:
         engine.dispose()
     versions = [
         (
-            v["version"],
-            v["aliases"],
-            {k: t for k, t in v["tags"].items() if k not in _VOLATILE_TAGS},
-            sorted(k for k in v["tags"] if k in _VOLATILE_TAGS),
+            v.version,
+            list(v.aliases),
+            {k: t for k, t in v.tags.items() if k not in _VOLATILE_TAGS},
+            sorted(k for k in v.tags if k in _VOLATILE_TAGS),
         )
         for v in registry.list_versions(settings)
     ]
