@@ -9,8 +9,9 @@ family-wise error rate over all of them with Holm):
 - ``shift`` (per persona) and ``feature_shift`` (per persona x feature): Welch t-tests of
   the means; effect = mean difference in pooled std; the persona-level p-value combines
   the features (sum of squared normal scores, chi-square with 10 df).
-- ``spread`` (per persona) and ``feature_spread``: Welch t-tests on the distances to the
-  median (Brown-Forsythe); effect = ratio of mean distances, current / reference.
+- ``spread`` (per persona, on each row's distance to the persona's mean row) and
+  ``feature_spread`` (per feature, on absolute deviations from the mean): pooled t-tests
+  (Levene); effect = ratio of mean deviations, current / reference.
 - ``far``: rows beyond the reference's extreme distance to the nearest persona, an exact
   beta-binomial test (a new segment shows here first); effect = excess rate.
 - ``unassigned``: rows beyond the model's radii, a one-sided binomial test against the
@@ -24,6 +25,8 @@ homogeneity) is reported separately: a pure mix change is a ``watch``, not a ret
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -144,6 +147,72 @@ def _moments(rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return len(rows), rows.mean(axis=0), rows.var(axis=0, ddof=1)
 
 
+@dataclass(frozen=True)
+class SpreadMoments:
+    """One side's moments of one persona's deviations (what the spread tests need).
+
+    Attributes:
+        rows: Rows of the persona on this side.
+        deviation_mean: Per feature, the mean of `stats.spread_deviations`.
+        deviation_var: Per feature, their sample variance (ddof=1).
+        row_mean: Mean of `stats.row_spread` (each row's scaled distance to the mean row).
+        row_var: Its sample variance (ddof=1).
+    """
+
+    rows: int
+    deviation_mean: np.ndarray
+    deviation_var: np.ndarray
+    row_mean: float
+    row_var: float
+
+
+def spread_moments(rows: np.ndarray) -> SpreadMoments:
+    """The `SpreadMoments` of a persona's rows (>= 2 rows)."""
+    dev, row = st.spread_deviations(rows), st.row_spread(rows)[:, None]
+    return SpreadMoments(
+        len(rows),
+        dev.mean(axis=0),
+        dev.var(axis=0, ddof=1),
+        float(row.mean(axis=0)[0]),
+        float(row.var(axis=0, ddof=1)[0]),
+    )
+
+
+def spread_tests(
+    pid: str, features: tuple[str, ...], current: SpreadMoments, reference: SpreadMoments
+) -> tuple[float, float, list[FitTest]]:
+    """The persona-level ``spread`` and per-feature ``feature_spread`` tests of one persona.
+
+    From moments alone, so rows (`persona_tests`) and Spark aggregates (`spark.stats`)
+    give the same tests: the pooled t-test on deviations (Levene).
+
+    Args:
+        pid: Persona id.
+        features: Feature names.
+        current: The current side's deviation moments.
+        reference: The reference side's.
+
+    Returns:
+        ``(spread ratio, its p-value, tests)``.
+    """
+    c, r = current, reference
+    spread_p = st.pooled_t_moments(
+        c.rows, c.deviation_mean, c.deviation_var, r.rows, r.deviation_mean, r.deviation_var
+    )
+    spread_ratio = c.deviation_mean / np.maximum(r.deviation_mean, 1e-12)
+    (row_p,) = st.pooled_t_moments(
+        c.rows, np.array([c.row_mean]), np.array([c.row_var]),
+        r.rows, np.array([r.row_mean]), np.array([r.row_var]),
+    )  # fmt: skip
+    row_ratio, row_pvalue = float(c.row_mean / max(r.row_mean, 1e-12)), float(row_p)
+    tests = [FitTest("spread", pid, None, row_ratio, row_pvalue)]
+    for j, name in enumerate(features):
+        tests.append(
+            FitTest("feature_spread", pid, name, float(spread_ratio[j]), float(spread_p[j]))
+        )
+    return row_ratio, row_pvalue, tests
+
+
 def persona_tests(
     pid: str, c_rows: np.ndarray, r_rows: np.ndarray, features: tuple[str, ...]
 ) -> tuple[PersonaShift, list[FitTest]]:
@@ -161,19 +230,11 @@ def persona_tests(
     if len(c_rows) < MIN_PERSONA_ROWS or len(r_rows) < MIN_PERSONA_ROWS:
         return PersonaShift(len(c_rows), len(r_rows)), []
     size, size_p, tests = location_tests(pid, features, _moments(c_rows), _moments(r_rows))
-    dev_c, dev_r = st.spread_deviations(c_rows), st.spread_deviations(r_rows)
-    spread_p = st.pooled_t(dev_c, dev_r)
-    spread_ratio = dev_c.mean(axis=0) / np.maximum(dev_r.mean(axis=0), 1e-12)
-    rows_c, rows_r = st.row_spread(c_rows), st.row_spread(r_rows)
-    (row_p,) = st.pooled_t(rows_c[:, None], rows_r[:, None])
-    row_ratio, row_pvalue = float(rows_c.mean() / max(rows_r.mean(), 1e-12)), float(row_p)
-    summary = PersonaShift(len(c_rows), len(r_rows), size, size_p, row_ratio, row_pvalue)
-    tests.append(FitTest("spread", pid, None, row_ratio, row_pvalue))
-    for j, name in enumerate(features):
-        tests.append(
-            FitTest("feature_spread", pid, name, float(spread_ratio[j]), float(spread_p[j]))
-        )
-    return summary, tests
+    ratio, ratio_p, found = spread_tests(
+        pid, features, spread_moments(c_rows), spread_moments(r_rows)
+    )
+    summary = PersonaShift(len(c_rows), len(r_rows), size, size_p, ratio, ratio_p)
+    return summary, tests + found
 
 
 def gone_tests(mix: PersonaMix, n_cur: int, n_ref: int) -> list[FitTest]:

@@ -39,18 +39,38 @@ def welch_moments(
     return diff / pooled, 2.0 * stats.t.sf(np.abs(t), df)
 
 
+def pooled_t_moments(
+    na: int, mean_a: np.ndarray, va: np.ndarray, nb: int, mean_b: np.ndarray, vb: np.ndarray
+) -> np.ndarray:
+    """Two-sided p-values of Student's pooled-variance t-test per column, from moments.
+
+    Args:
+        na: Rows of sample a (>= 2).
+        mean_a: Its column means.
+        va: Its column sample variances (ddof=1).
+        nb: Rows of sample b (>= 2).
+        mean_b: Its column means.
+        vb: Its column sample variances (ddof=1).
+
+    Returns:
+        The p-value per column (`pooled_t` on rows gives the same).
+    """
+    pooled = ((na - 1) * va + (nb - 1) * vb) / (na + nb - 2)
+    se = np.sqrt(np.maximum(pooled * (1.0 / na + 1.0 / nb), 1e-300))
+    t = (mean_a - mean_b) / se
+    return 2.0 * stats.t.sf(np.abs(t), na + nb - 2)
+
+
 def pooled_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Two-sided p-values of Student's pooled-variance t-test per column.
 
     Used on deviations (Levene's test): under "same spread" the deviations of both sides
     share one variance, and a side whose deviations are all small must not shrink its own
-    standard error (as Welch's test would let it).
+    standard error (as Welch's test would let it). The formula is `pooled_t_moments`.
     """
-    na, nb = len(a), len(b)
-    pooled = ((na - 1) * a.var(axis=0, ddof=1) + (nb - 1) * b.var(axis=0, ddof=1)) / (na + nb - 2)
-    se = np.sqrt(np.maximum(pooled * (1.0 / na + 1.0 / nb), 1e-300))
-    t = (a.mean(axis=0) - b.mean(axis=0)) / se
-    return 2.0 * stats.t.sf(np.abs(t), na + nb - 2)
+    return pooled_t_moments(
+        len(a), a.mean(axis=0), a.var(axis=0, ddof=1), len(b), b.mean(axis=0), b.var(axis=0, ddof=1)
+    )
 
 
 def combined_pvalue(pvalues: np.ndarray) -> float:
@@ -105,13 +125,52 @@ class TailExcess:
         return asdict(self)
 
 
+def tail_rows(tail: float, n_ref: int) -> int:
+    """How many reference values define the ``far`` threshold: max(1, round(tail x n_ref)).
+
+    Args:
+        tail: Reference share beyond the threshold.
+        n_ref: Reference values (>= 1).
+
+    Returns:
+        m, at most `n_ref`: the threshold is the m-th largest reference value.
+    """
+    return int(min(max(1, round(tail * n_ref)), n_ref))
+
+
+def tail_excess_from_counts(
+    threshold: float, m: int, count: int, n_cur: int, n_ref: int
+) -> TailExcess:
+    """The ``far`` test from its counts (what `tail_excess_pvalue` counts on rows).
+
+    When both samples come from one distribution, the share of that distribution beyond
+    the m-th largest of `n_ref` reference values is Beta(m, n_ref - m + 1), so the count of
+    current values beyond it is beta-binomial: the p-value is exact for any continuous
+    distribution.
+
+    Args:
+        threshold: The m-th largest reference value.
+        m: Its rank from the top (`tail_rows`).
+        count: Current values strictly greater than `threshold`.
+        n_cur: Current values.
+        n_ref: Reference values.
+
+    Returns:
+        The test's numbers.
+    """
+    expected_rate = m / (n_ref + 1.0)
+    pvalue = float(stats.betabinom.sf(count - 1, n_cur, m, n_ref - m + 1)) if count else 1.0
+    rate = count / n_cur if n_cur else 0.0
+    return TailExcess(
+        threshold, m, count, expected_rate * n_cur, rate, rate - expected_rate, pvalue
+    )
+
+
 def tail_excess_pvalue(current: np.ndarray, reference: np.ndarray, tail: float) -> TailExcess:
     """Exact test that more current values lie beyond the reference's extreme tail.
 
-    The threshold is the m-th largest reference value, m = max(1, round(tail x n_ref)).
-    When both samples come from one distribution, the share of that distribution beyond
-    the threshold is Beta(m, n_ref - m + 1), so the count of current values beyond it is
-    beta-binomial: the p-value is exact for any continuous distribution.
+    The threshold is the m-th largest reference value, m = `tail_rows` (tail, n_ref); the
+    count of current values beyond it goes to `tail_excess_from_counts`.
 
     Args:
         current: Current values (e.g. distances to the nearest persona).
@@ -121,16 +180,11 @@ def tail_excess_pvalue(current: np.ndarray, reference: np.ndarray, tail: float) 
     Returns:
         The test's numbers.
     """
-    n_ref, n_cur = len(reference), len(current)
-    m = int(min(max(1, round(tail * n_ref)), n_ref))
+    n_ref = len(reference)
+    m = tail_rows(tail, n_ref)
     threshold = float(np.sort(reference)[n_ref - m])
     count = int(np.sum(current > threshold))
-    expected_rate = m / (n_ref + 1.0)
-    pvalue = float(stats.betabinom.sf(count - 1, n_cur, m, n_ref - m + 1)) if count else 1.0
-    rate = count / n_cur if n_cur else 0.0
-    return TailExcess(
-        threshold, m, count, expected_rate * n_cur, rate, rate - expected_rate, pvalue
-    )
+    return tail_excess_from_counts(threshold, m, count, len(current), n_ref)
 
 
 def binomial_greater(count: int, total: int, rate: float) -> float:
