@@ -1,27 +1,38 @@
 """The monthly monitoring statistics on Spark, judged by the single-machine policy.
 
 For a month of a Parquet dataset against its reference months (default: the champion's
-training months, as `persona monitor`):
+training months, as `persona monitor`), the labelled rows of both sides are persisted
+(memory, spilling to disk) and reduced in three passes; only aggregates reach the driver:
 
-1. One labelling pass over both sides with one aggregation (`rollup` by side and persona):
-   rows per persona (the persona mix and the unassigned rate), the distance sum of assigned
-   rows, an approximate p95 distance, and per persona the mean and sample std of every
-   feature (the centroid shift). Only these few numbers reach the driver.
-2. Per side, a seeded sample of at most `DRIFT_SAMPLE_ROWS` rows (the rows with the
-   smallest ``xxhash64(response_id, seed)``; every row when the side is that small) is
-   collected and goes through `monitoring.drift.data_drift`: Evidently's K-S per feature,
-   the code the single-machine check runs.
-3. A `monitoring.CheckResult` built from both goes to `monitoring.decide`.
+1. One aggregation (`rollup` by side and nearest persona): rows per nearest persona and
+   rows assigned per persona (the persona mix, ``gone``, the unassigned rate), the
+   distance sum of assigned rows, an approximate p95 distance, and per persona the mean
+   and sample std of every feature (``shift``, ``feature_shift``).
+2. The ``far`` threshold: the m-th largest reference distance to the nearest persona,
+   m = `stats.tail_rows` (`FAR_TAIL_SHARE`, reference rows), from the m largest values
+   (0.2 % of the reference by default: the only other values collected).
+3. A second aggregation with the per-persona means of pass 1 (a broadcast join): per
+   persona and side, the mean and sample variance of each feature's scaled absolute
+   deviation from the mean and of each row's scaled distance to the mean row
+   (``spread``, ``feature_spread``), and the current rows beyond the ``far`` threshold.
 
-On data within the sample limit the verdict, the K-S p-values and the fit metrics equal
-the single-machine check's (tested); above it the K-S samples differ from numpy's seeded
-sample, so p-values differ while the verdict rule is the same.
+Per side, a seeded sample of at most `DRIFT_SAMPLE_ROWS` rows (the rows with the smallest
+``xxhash64(response_id, seed)``; every row when the side is that small) goes through
+`monitoring.drift.data_drift`: Evidently's K-S per feature, the code the single-machine
+check runs. The `monitoring.CheckResult` built from both goes to `monitoring.decide`.
+
+The persona-fit tests (which alone decide the verdict) equal the single-machine check's up
+to floating-point summation order, on any size (tested: p-values within 1e-9 relative);
+the K-S p-values are equal on data within the sample limit, above it the samples differ
+from numpy's seeded sample (the K-S report only informs).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from functools import reduce
+from operator import add
 from typing import Any
 
 import numpy as np
@@ -30,23 +41,26 @@ from persona.errors import MonitoringError, NotIngestedError
 from persona.features import FEATURE_NAMES
 from persona.monitoring import CheckResult, decide
 from persona.monitoring.drift import STATTEST, data_drift
+from persona.monitoring.fit import SpreadMoments
+from persona.monitoring.stats import TailExcess, tail_excess_from_counts, tail_rows
 from persona.months import Month, Window
 from persona.settings import Settings
 from persona.spark.label import ID_COLUMN, MONTH_COLUMN, label_frame, read_dataset, spark_errors
-from persona.spark.stats import SideStats, fit_from_stats
+from persona.spark.stats import SideStats, comparable_personas, fit_from_stats
 
 _P95_ACCURACY = 10_000
+NEAREST = "nearest_persona_id"
 
 
 def side_stats(labeled: Any, sides: tuple[str, ...]) -> dict[str, SideStats]:
-    """Aggregate a labelled frame with a ``side`` column into `SideStats` per side.
+    """Aggregate a labelled frame with a ``side`` column into `SideStats` per side (pass 1).
 
     Args:
         labeled: Labels with features (`label_frame(..., keep_features=True)`) and ``side``.
         sides: The side names to return (a side without rows gets zeros).
 
     Returns:
-        ``{side: SideStats}``.
+        ``{side: SideStats}`` without `SideStats.spreads` (pass 3 adds them).
     """
     from pyspark.sql import functions as F
 
@@ -59,11 +73,11 @@ def side_stats(labeled: Any, sides: tuple[str, ...]) -> dict[str, SideStats]:
         *[F.avg(c).alias(f"mean_{c}") for c in FEATURE_NAMES],
         *[F.stddev_samp(c).alias(f"std_{c}") for c in FEATURE_NAMES],
     ]
-    rows = labeled.rollup("side", "persona_id").agg(*aggs).collect()
+    rows = labeled.rollup("side", NEAREST).agg(*aggs).collect()
     out: dict[str, SideStats] = {}
     for side in sides:
-        total = [r for r in rows if r["side"] == side and r["persona_id"] is None]
-        per = [r for r in rows if r["side"] == side and r["persona_id"] is not None]
+        total = [r for r in rows if r["side"] == side and r[NEAREST] is None]
+        per = [r for r in rows if r["side"] == side and r[NEAREST] is not None]
         if not total:
             out[side] = SideStats(0, 0, 0.0, None)
             continue
@@ -73,11 +87,127 @@ def side_stats(labeled: Any, sides: tuple[str, ...]) -> dict[str, SideStats]:
             assigned=int(t["assigned"] or 0),
             distance_sum=float(t["distance_sum"] or 0.0),
             p95_distance=None if t["p95"] is None else float(t["p95"]),
-            counts={r["persona_id"]: int(r["rows"]) for r in per},
-            means={r["persona_id"]: _vector(r, "mean") for r in per},
-            stds={r["persona_id"]: _vector(r, "std") for r in per},
+            counts={r[NEAREST]: int(r["rows"]) for r in per},
+            assigned_counts={r[NEAREST]: int(r["assigned"] or 0) for r in per},
+            means={r[NEAREST]: _vector(r, "mean") for r in per},
+            stds={r[NEAREST]: _vector(r, "std") for r in per},
         )
     return out
+
+
+def far_threshold(labeled: Any, m: int) -> float:
+    """The m-th largest reference distance to the nearest persona (pass 2).
+
+    Args:
+        labeled: Labels with a ``side`` column.
+        m: The rank from the top (`stats.tail_rows`; at most the reference rows).
+
+    Returns:
+        The threshold of the ``far`` test (only the m largest values reach the driver).
+    """
+    from pyspark.sql import functions as F
+
+    top = (
+        labeled.where(F.col("side") == "reference")
+        .select("distance")
+        .orderBy(F.col("distance").desc())
+        .limit(m)
+        .collect()
+    )
+    return float(top[-1]["distance"])
+
+
+def deviation_stats(
+    spark: Any,
+    labeled: Any,
+    sides: dict[str, SideStats],
+    persona_ids: tuple[str, ...],
+    threshold: float,
+) -> tuple[dict[str, dict[str, SpreadMoments]], int]:
+    """The spread moments per side and persona, and the current rows beyond `threshold` (pass 3).
+
+    Each row is joined with its side's mean of its nearest persona (a broadcast table of
+    at most 2 x personas rows, for the personas tested on both sides); the deviations are
+    scaled as `monitoring.stats.spread_deviations` and `row_spread` scale them.
+
+    Args:
+        spark: The SparkSession.
+        labeled: Labels with features and a ``side`` column.
+        sides: Pass 1's ``{"current": ..., "reference": ...}``.
+        persona_ids: The model's persona ids.
+        threshold: The ``far`` threshold (`far_threshold`).
+
+    Returns:
+        ``({side: {persona id: SpreadMoments}}, current rows with distance > threshold)``.
+    """
+    from pyspark.sql import functions as F
+
+    cur, ref = sides["current"], sides["reference"]
+    groups = [
+        (side, pid, float(sides[side].counts[pid]), *sides[side].means[pid].tolist())
+        for side in ("current", "reference")
+        for pid in comparable_personas(cur, ref, persona_ids)
+    ]
+    schema = f"side string, {NEAREST} string, _n double, " + ", ".join(
+        f"_m_{c} double" for c in FEATURE_NAMES
+    )
+    means = spark.createDataFrame(groups, schema)
+    joined = labeled.join(F.broadcast(means), ["side", NEAREST], "left")
+    n = F.col("_n")
+    diff = {c: F.col(c) - F.col(f"_m_{c}") for c in FEATURE_NAMES}
+    scale = F.sqrt(n / (n - 1.0))
+    deviation = {c: F.abs(d) * scale for c, d in diff.items()}
+    row = F.sqrt(reduce(add, [d * d for d in diff.values()]) * n / (n - 1.0))
+    beyond = (F.col("side") == "current") & (F.col("distance") > F.lit(threshold))
+    aggs = [
+        F.sum(beyond.cast("long")).alias("beyond"),
+        F.count(n).alias("n"),
+        F.avg(row).alias("row_mean"),
+        F.var_samp(row).alias("row_var"),
+        *[F.avg(d).alias(f"mean_{c}") for c, d in deviation.items()],
+        *[F.var_samp(d).alias(f"var_{c}") for c, d in deviation.items()],
+    ]
+    rows = joined.groupBy("side", NEAREST).agg(*aggs).collect()
+    spreads: dict[str, dict[str, SpreadMoments]] = {"current": {}, "reference": {}}
+    for r in rows:
+        if r["n"]:
+            spreads[r["side"]][r[NEAREST]] = SpreadMoments(
+                int(r["n"]),
+                _vector(r, "mean"),
+                _vector(r, "var"),
+                float(r["row_mean"]),
+                float(r["row_var"]),
+            )
+    return spreads, sum(int(r["beyond"] or 0) for r in rows)
+
+
+def far_test(
+    spark: Any,
+    labeled: Any,
+    sides: dict[str, SideStats],
+    persona_ids: tuple[str, ...],
+    tail: float,
+) -> tuple[dict[str, SideStats], TailExcess]:
+    """Passes 2 and 3: the ``far`` test and each side's `SideStats` with its spreads.
+
+    Args:
+        spark: The SparkSession.
+        labeled: Labels with features and a ``side`` column.
+        sides: Pass 1's ``{"current": ..., "reference": ...}`` (both with rows).
+        persona_ids: The model's persona ids.
+        tail: `FAR_TAIL_SHARE`: the reference share beyond the ``far`` threshold.
+
+    Returns:
+        ``(sides with spreads, far test)``.
+    """
+    n_cur, n_ref = sides["current"].rows, sides["reference"].rows
+    m = tail_rows(tail, n_ref)
+    threshold = far_threshold(labeled, m)
+    spreads, beyond = deviation_stats(spark, labeled, sides, persona_ids, threshold)
+    with_spreads = {
+        side: dataclasses.replace(stats, spreads=spreads[side]) for side, stats in sides.items()
+    }
+    return with_spreads, tail_excess_from_counts(threshold, m, beyond, n_cur, n_ref)
 
 
 def _vector(row: Any, prefix: str) -> np.ndarray:
@@ -131,45 +261,54 @@ def check_dataset(
     Raises:
         NotIngestedError: The reference window has no rows.
     """
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     model = loaded.model
-    months = [month, *reference_months]
-    frame = frame.where(F.col(MONTH_COLUMN).isin(months)).withColumn(
+    persona_ids = tuple(model.persona_ids)
+    frame = frame.where(F.col(MONTH_COLUMN).isin([month, *reference_months]))
+    labeled = label_frame(frame, loaded, "arrays", keep_features=True).withColumn(
         "side", F.when(F.col(MONTH_COLUMN) == month, "current").otherwise("reference")
     )
-    labeled = label_frame(frame.drop("side"), loaded, "arrays", keep_features=True)
-    labeled = labeled.withColumn(
-        "side", F.when(F.col(MONTH_COLUMN) == month, "current").otherwise("reference")
-    )
-    with spark_errors(f"monitoring {month}"):
-        sides = side_stats(labeled, ("current", "reference"))
-        cur, ref = sides["current"], sides["reference"]
-        if ref.rows == 0:
-            raise NotIngestedError(reference_months.months, "the reference window")
-        drift = None
-        if cur.rows >= settings.min_month_rows:
-            limit, seed = settings.drift_sample_rows, settings.random_seed
-            cur_x = seeded_sample(frame.where("side = 'current'"), cur.rows, limit, seed)
-            ref_x = seeded_sample(frame.where("side = 'reference'"), ref.rows, limit, seed + 1)
-            drift = data_drift(
-                cur_x,
-                ref_x,
-                sample_rows_limit=limit,
-                threshold=settings.drift_feature_threshold,
-                drift_share=settings.drift_share_retrain,
-                seed=seed,
-                features=tuple(model.feature_names),
-            )
-            drift = dataclasses.replace(drift, n_current=cur.rows, n_reference=ref.rows,
-                                        snapshot=None)  # fmt: skip
+    labeled = labeled.persist(StorageLevel.MEMORY_AND_DISK)  # labelled once, read 5 times
+    try:
+        with spark_errors(f"monitoring {month}"):
+            sides = side_stats(labeled, ("current", "reference"))
+            if sides["reference"].rows == 0:
+                raise NotIngestedError(reference_months.months, "the reference window")
+            far = None
+            if sides["current"].rows:
+                tail = settings.far_tail_share
+                sides, far = far_test(spark, labeled, sides, persona_ids, tail)
+            cur, ref = sides["current"], sides["reference"]
+            drift = None
+            if cur.rows >= settings.min_month_rows:
+                limit, seed = settings.drift_sample_rows, settings.random_seed
+                cur_x = seeded_sample(labeled.where("side = 'current'"), cur.rows, limit, seed)
+                ref_x = seeded_sample(labeled.where("side = 'reference'"), ref.rows, limit,
+                                      seed + 1)  # fmt: skip
+                drift = data_drift(
+                    cur_x,
+                    ref_x,
+                    sample_rows_limit=limit,
+                    threshold=settings.drift_feature_threshold,
+                    drift_share=settings.drift_share_retrain,
+                    seed=seed,
+                    features=tuple(model.feature_names),
+                )
+                drift = dataclasses.replace(drift, n_current=cur.rows, n_reference=ref.rows,
+                                            snapshot=None)  # fmt: skip
+    finally:
+        labeled.unpersist()
     floor = 1.0 - settings.radius_quantile
-    fit = fit_from_stats(cur, ref, tuple(model.persona_ids), floor) if cur.rows else None
+    fit = fit_from_stats(cur, ref, persona_ids, far, floor) if cur.rows else None
     params = {
         "stattest": STATTEST,
         "feature_threshold": settings.drift_feature_threshold,
         "sample_rows": settings.drift_sample_rows,
         "min_month_rows": settings.min_month_rows,
+        "persona_fit_alpha": settings.persona_fit_alpha,
+        "far_tail_share": settings.far_tail_share,
         "engine": "spark",
     }
     return CheckResult(cur.rows, ref.rows, drift, fit, settings.random_seed, params)

@@ -1,14 +1,23 @@
 """Persona-fit metrics from per-persona aggregates (pure; no Spark needed).
 
 `monitoring.fit.persona_fit` computes its metrics from every row on one machine. Spark
-reduces each side (current month, reference window) to a few numbers per persona (rows,
-mean and sample std of every feature, distance sum) and this module turns them into the
-same `PersonaFit` with the same formulas, so `monitoring.decide` judges both alike. Differences:
-``p95_distance`` is Spark's `percentile_approx` (the policy does not use it); per-persona
-groups are the rows *assigned* to a persona (the single-machine path groups by nearest
-persona, which differs only for unassigned rows); and the tests that need a second pass
-over the rows (``spread``, ``feature_spread``, ``far``) are not computed on Spark yet:
-a spread shows there through the ``unassigned`` test only.
+reduces each side (current month, reference window) to a few numbers per persona and this
+module turns them into the same `PersonaFit` with the same formulas (the from-moments and
+from-counts functions that the row path calls too), so `monitoring.decide` judges both alike:
+
+- rows per *nearest* persona (unassigned rows included, as on one machine), rows assigned
+  per persona, the distance sum of assigned rows: the mix, ``gone``, ``unassigned``;
+- per persona, the mean and sample std of every feature: ``shift``, ``feature_shift``
+  (`fit.location_tests`);
+- per persona, the mean and sample variance of the deviations from that persona's mean
+  (a second pass over the rows with the means of the first): ``spread``,
+  ``feature_spread`` (`fit.spread_tests`);
+- the m-th largest reference distance and the current rows beyond it: ``far``
+  (`monitoring.stats.tail_excess_from_counts`).
+
+The one difference: ``p95_distance`` is Spark's `percentile_approx` (the policy does not
+use it). Everything else equals the single-machine result up to floating-point summation
+order (relative differences around 1e-13).
 """
 
 from __future__ import annotations
@@ -18,16 +27,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from persona.features import FEATURE_NAMES
-from persona.model import UNASSIGNED_ID
 from persona.monitoring import stats as st
 from persona.monitoring.fit import (
     MIN_PERSONA_ROWS,
+    SpreadMoments,
     assemble_fit,
     gone_tests,
     location_tests,
     mix_from_count_arrays,
+    spread_tests,
 )
 from persona.monitoring.results import FitTest, PersonaFit, PersonaMix, PersonaShift
+from persona.monitoring.stats import TailExcess
 
 
 @dataclass(frozen=True)
@@ -39,9 +50,12 @@ class SideStats:
         assigned: Rows within a persona radius.
         distance_sum: Sum of the distances of assigned rows.
         p95_distance: Approximate 95th percentile of those distances (None when none).
-        counts: Rows per persona id (``unassigned`` included).
-        means: Per persona id, the feature means of its (assigned) rows.
-        stds: Per persona id, the feature sample standard deviations (ddof=1).
+        counts: Rows per nearest persona id (assigned or not).
+        assigned_counts: Rows assigned per persona id.
+        means: Per nearest persona id, the feature means of its rows.
+        stds: Per nearest persona id, the feature sample standard deviations (ddof=1).
+        spreads: Per nearest persona id with at least `MIN_PERSONA_ROWS` rows on both
+            sides, the moments of its rows' deviations from its mean.
     """
 
     rows: int
@@ -49,8 +63,10 @@ class SideStats:
     distance_sum: float
     p95_distance: float | None
     counts: dict[str, int] = field(default_factory=dict)
+    assigned_counts: dict[str, int] = field(default_factory=dict)
     means: dict[str, np.ndarray] = field(default_factory=dict)
     stds: dict[str, np.ndarray] = field(default_factory=dict)
+    spreads: dict[str, SpreadMoments] = field(default_factory=dict)
 
     @property
     def mean_distance(self) -> float | None:
@@ -58,43 +74,52 @@ class SideStats:
         return self.distance_sum / self.assigned if self.assigned else None
 
 
+def comparable_personas(cur: SideStats, ref: SideStats, persona_ids: tuple[str, ...]) -> list[str]:
+    """The personas with at least `MIN_PERSONA_ROWS` nearest rows on both sides, in order."""
+    enough = MIN_PERSONA_ROWS
+    return [p for p in persona_ids if min(cur.counts.get(p, 0), ref.counts.get(p, 0)) >= enough]
+
+
 def mix_from_counts(cur: SideStats, ref: SideStats, bins: tuple[str, ...]) -> PersonaMix:
     """The persona mix of two sides' per-persona counts (`fit.mix_from_count_arrays`)."""
     c = np.array([cur.counts.get(b, 0) for b in bins], dtype=np.float64)
     r = np.array([ref.counts.get(b, 0) for b in bins], dtype=np.float64)
-    labelled = [*bins, UNASSIGNED_ID]
-    assigned = np.array([cur.counts.get(b, 0) for b in labelled], dtype=np.float64)
-    return mix_from_count_arrays(c, r, bins, assigned)
+    assigned = [cur.assigned_counts.get(b, 0) for b in bins] + [cur.rows - cur.assigned]
+    return mix_from_count_arrays(c, r, bins, np.array(assigned, dtype=np.float64))
 
 
 def _moments(side: SideStats, pid: str) -> tuple[int, np.ndarray, np.ndarray]:
-    return side.counts.get(pid, 0), side.means[pid], side.stds[pid] ** 2
+    return side.counts[pid], side.means[pid], side.stds[pid] ** 2
 
 
 def shifts_from_stats(
     cur: SideStats, ref: SideStats, persona_ids: tuple[str, ...]
 ) -> tuple[dict[str, PersonaShift], list[FitTest]]:
-    """Per-persona location tests from means and stds (`fit.location_tests`, as on rows).
+    """Per-persona location and spread tests from moments (`fit.persona_tests`, as on rows).
 
     Returns:
-        ``(centroid_shift, tests)``.
+        ``(centroid_shift, tests)``, the tests in `fit.persona_fit`'s order.
     """
-    out: dict[str, PersonaShift] = {}
+    out = {pid: PersonaShift(cur.counts.get(pid, 0), ref.counts.get(pid, 0)) for pid in persona_ids}
     tests: list[FitTest] = []
-    for pid in persona_ids:
-        n_c, n_r = cur.counts.get(pid, 0), ref.counts.get(pid, 0)
-        out[pid] = PersonaShift(n_c, n_r)
-        if n_c >= MIN_PERSONA_ROWS and n_r >= MIN_PERSONA_ROWS:
-            size, size_p, found = location_tests(
-                pid, FEATURE_NAMES, _moments(cur, pid), _moments(ref, pid)
-            )
-            out[pid] = PersonaShift(n_c, n_r, shift=size, pvalue=size_p)
-            tests += found
+    for pid in comparable_personas(cur, ref, persona_ids):
+        size, size_p, found = location_tests(
+            pid, FEATURE_NAMES, _moments(cur, pid), _moments(ref, pid)
+        )
+        ratio, ratio_p, spread = spread_tests(
+            pid, FEATURE_NAMES, cur.spreads[pid], ref.spreads[pid]
+        )
+        out[pid] = PersonaShift(cur.counts[pid], ref.counts[pid], size, size_p, ratio, ratio_p)
+        tests += found + spread
     return out, tests
 
 
 def fit_from_stats(
-    cur: SideStats, ref: SideStats, persona_ids: tuple[str, ...], unassigned_floor: float = 0.001
+    cur: SideStats,
+    ref: SideStats,
+    persona_ids: tuple[str, ...],
+    far: TailExcess | None,
+    unassigned_floor: float = 0.001,
 ) -> PersonaFit:
     """Every persona-fit metric from the two sides' aggregates (as `fit.persona_fit`).
 
@@ -102,19 +127,23 @@ def fit_from_stats(
         cur: Aggregates of the current month.
         ref: Aggregates of the reference window.
         persona_ids: The model's persona ids, in model order.
+        far: The ``far`` test (`stats.tail_excess_from_counts`); None when not measured.
         unassigned_floor: Smallest null rate of the ``unassigned`` test.
 
     Returns:
-        The same measurements and formulas as `monitoring.fit.persona_fit` (see the module
-        docstring for what Spark does not compute).
+        The same measurements, formulas and test order as `monitoring.fit.persona_fit`
+        (only ``p95_distance`` is approximate).
     """
     shifts, tests = shifts_from_stats(cur, ref, persona_ids)
-    rate = 1.0 - cur.assigned / cur.rows if cur.rows else None
-    ref_rate = 1.0 - ref.assigned / ref.rows if ref.rows else None
+    if far is not None:
+        tests.append(FitTest("far", None, None, far.excess, far.pvalue))
+    un_c, un_r = cur.rows - cur.assigned, ref.rows - ref.assigned
+    rate = un_c / cur.rows if cur.rows else None
+    ref_rate = un_r / ref.rows if ref.rows else None
     if rate is not None and ref_rate is not None:
-        p = st.binomial_greater(cur.rows - cur.assigned, cur.rows, max(ref_rate, unassigned_floor))
+        p = st.binomial_greater(un_c, cur.rows, max(ref_rate, unassigned_floor))
         tests.append(FitTest("unassigned", None, None, rate - ref_rate, p))
     mix = mix_from_counts(cur, ref, persona_ids)
     tests += gone_tests(mix, cur.rows, ref.rows)
     distances = (cur.mean_distance, ref.mean_distance, cur.p95_distance, ref.p95_distance)
-    return assemble_fit((rate, ref_rate), distances, mix, shifts, tests)
+    return assemble_fit((rate, ref_rate), distances, mix, shifts, tests, far)
