@@ -32,7 +32,13 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = REPO / "01_model" / "personas.yaml"
-MONTHS = (("2025-01", "stable", 1500), ("2025-02", "stable", 1200), ("2025-03", "shift", 1200))
+MONTHS = (
+    ("2025-01", "stable", 1500),
+    ("2025-02", "stable", 1200),
+    ("2025-03", "shift", 1200),
+    ("2025-04", "spread", 1200),
+    ("2025-05", "new_segment", 1200),
+)
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +156,16 @@ def test_spark_udf_gives_the_same_labels(
     assert got.loc[got["unassigned"], "nearest_persona_id"].isna().all()
 
 
-@pytest.mark.parametrize(("month", "verdict"), [("2025-02", "no_drift"), ("2025-03", "retrain")])
-def test_same_verdict_as_single_machine(
+@pytest.mark.parametrize(
+    ("month", "verdict", "fired"),
+    [
+        ("2025-02", "no_drift", set()),
+        ("2025-03", "retrain", {"shift", "feature_shift"}),
+        ("2025-04", "retrain", {"spread", "feature_spread"}),
+        ("2025-05", "retrain", {"far"}),
+    ],
+)
+def test_same_tests_and_verdict_as_single_machine(
     spark: Any,
     dataset: str,
     months: pd.DataFrame,
@@ -159,7 +173,9 @@ def test_same_verdict_as_single_machine(
     make_settings: Callable[..., Settings],
     month: str,
     verdict: str,
+    fired: set[str],
 ) -> None:
+    """Stable, shifted, spread and new-segment months: the same tests, p-values and verdict."""
     settings = make_settings()
     on_spark = monitor_dataset(
         spark, settings, dataset, Month(month), Window.of(["2025-01"]), loaded=loaded
@@ -175,13 +191,13 @@ def test_same_verdict_as_single_machine(
     )
     decision = decide(single, settings.policy)
     assert decision.verdict == verdict
+    assert fired <= {t.kind for t in decision.fired}
     assert on_spark["verdict"] == decision.verdict
-    # Spark computes the location, unassigned and gone tests (not yet spread / far rows)
-    # on the rows assigned to each persona: the same persona is reported as moved.
-    assert on_spark["reasons"][0].split(" moved ")[0] == decision.reasons[0].split(" moved ")[0]
+    assert on_spark["reasons"] == decision.reasons
     spark_check, local = on_spark["check"], single.to_dict()
     assert spark_check["n_current"] == local["n_current"]
     assert spark_check["n_reference"] == local["n_reference"]
+    assert spark_check["params"] == {**local["params"], "engine": "spark"}
     # Months within DRIFT_SAMPLE_ROWS: the K-S runs on the same rows, same p-values.
     for a, b in zip(spark_check["drift"]["features"], local["drift"]["features"], strict=True):
         assert a["feature"] == b["feature"] and a["drifted"] == b["drifted"]
@@ -189,18 +205,18 @@ def test_same_verdict_as_single_machine(
     fit_s, fit_l = spark_check["persona_fit"], local["persona_fit"]
     for key in ("unassigned_rate", "reference_unassigned_rate", "mean_distance", "distance_ratio"):
         assert fit_s[key] == pytest.approx(fit_l[key], rel=1e-9), key
-    # Spark groups rows by assigned persona, the single machine by nearest persona: the
-    # same groups exactly when no row is unassigned, else they differ by those rows.
-    exact = fit_l["unassigned_rate"] == 0 and fit_l["reference_unassigned_rate"] == 0
-    rel = 1e-9 if exact else 0.1
-    assert fit_s["mix"]["psi"] == pytest.approx(fit_l["mix"]["psi"], rel=rel)
+    # Groups by nearest persona on both: the same counts, mix and far rows exactly.
+    assert fit_s["mix"] == fit_l["mix"]
+    assert fit_s["far"] == fit_l["far"]
     for pid, entry in fit_l["centroid_shift"].items():
-        other = fit_s["centroid_shift"][pid]
-        unassigned = round(fit_l["unassigned_rate"] * local["n_current"])
-        assert entry["n_current"] - unassigned <= other["n_current"] <= entry["n_current"]
-        assert other["shift"] == pytest.approx(entry["shift"], rel=rel)
-        if exact:
-            assert other["pvalue"] == pytest.approx(entry["pvalue"], rel=1e-6, abs=1e-300)
+        for key, value in entry.items():
+            want = value if value is None else pytest.approx(value, rel=1e-9)
+            assert fit_s["centroid_shift"][pid][key] == want, (pid, key)
+    keys = [(t["kind"], t["persona"], t["feature"]) for t in fit_s["tests"]]
+    assert keys == [(t["kind"], t["persona"], t["feature"]) for t in fit_l["tests"]]
+    for a, b in zip(fit_s["tests"], fit_l["tests"], strict=True):
+        assert a["effect"] == pytest.approx(b["effect"], rel=1e-9, abs=1e-12), a
+        assert a["pvalue"] == pytest.approx(b["pvalue"], rel=1e-9, abs=1e-300), a
 
 
 def test_bad_input_is_named_and_writes_nothing(
