@@ -68,8 +68,17 @@ def make_engine(
             liveness_interval_s = cfg.pg_liveness_interval_s
     args = pg_connect_args(connect_timeout_s, statement_timeout_s)
     engine = create_engine(url, pool_pre_ping=True, connect_args=args)
-    liveness.install(engine, liveness_interval_s, max(2, int(connect_timeout_s)))
+    liveness.install(engine, liveness_interval_s, libpq_connect_timeout(connect_timeout_s))
     return engine
+
+
+def libpq_connect_timeout(connect_timeout_s: float) -> int:
+    """The connect timeout libpq applies: whole seconds, at least 2.
+
+    The liveness probe gets the same budget, so a server is called frozen only after it
+    failed to answer for as long as a connection attempt may take.
+    """
+    return max(2, int(connect_timeout_s))
 
 
 def pg_connect_args(connect_timeout_s: int, statement_timeout_s: float) -> dict[str, object]:
@@ -87,7 +96,7 @@ def pg_connect_args(connect_timeout_s: int, statement_timeout_s: float) -> dict[
         Keyword arguments for `psycopg2.connect`.
     """
     args: dict[str, object] = {
-        "connect_timeout": max(2, int(connect_timeout_s)),
+        "connect_timeout": libpq_connect_timeout(connect_timeout_s),
         "keepalives": 1,
         "keepalives_idle": 30,
         "keepalives_interval": 10,
