@@ -122,6 +122,26 @@ def fire_month(base: str, schedule_id: int, token: str, month: str) -> dict[str,
     return dict(body["pipeline_run"])
 
 
+def seed_months(
+    persona: Callable[..., dict[str, Any]], data: Path, months: list[str], rows: int
+) -> None:
+    """Generate `months` as CSV files, ingest them and bootstrap v1, all through the CLI.
+
+    Args:
+        persona: Runs ``persona <args> --json`` against the stack; its parsed output.
+        data: Folder for the generated files.
+        months: ``YYYY-MM`` months of one year, consecutive from January.
+        rows: Rows per month.
+    """
+    span = f"1-{len(months)}"
+    persona("data", "generate", "--out", str(data), "--months", span, "--n", str(rows),
+            "--format", "csv")  # fmt: skip
+    ingested = persona("data", "ingest", str(data))
+    assert sum(f["rows_new"] for f in ingested["files"]) == rows * len(months), ingested
+    boot = persona("model", "bootstrap")
+    assert boot["version"] == "1" and "champion" in boot["aliases"], boot
+
+
 class MageApi:
     """A Mage server through its authenticated REST API (login on, API trigger token set).
 

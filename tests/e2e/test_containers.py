@@ -25,7 +25,14 @@ from unittest import mock
 
 import pytest
 
-from tests.e2e.mage_harness import MageApi, champion_version, free_ports, http, wait_api_version
+from tests.e2e.mage_harness import (
+    MageApi,
+    champion_version,
+    free_ports,
+    http,
+    seed_months,
+    wait_api_version,
+)
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
@@ -191,23 +198,7 @@ def test_stack_comes_up_healthy_and_retrains_through_mage(stack: Compose) -> Non
     # The API is healthy only once a champion exists (/ready): bring up what it needs,
     # register v1 through the published ports, then the whole stack.
     first = stack.up("postgres", "gcs", "mlflow", "mage")
-    data = Path(stack.env["VAR_DIR"]) / "data"
-    stack.persona(
-        "data",
-        "generate",
-        "--out",
-        str(data),
-        "--months",
-        "1-3",
-        "--n",
-        str(ROWS),
-        "--format",
-        "csv",
-    )
-    ingested = stack.persona("data", "ingest", str(data))
-    assert sum(f["rows_new"] for f in ingested["files"]) == ROWS * len(MONTHS)
-    boot = stack.persona("model", "bootstrap")
-    assert boot["version"] == "1" and "champion" in boot["aliases"]
+    seed_months(stack.persona, Path(stack.env["VAR_DIR"]) / "data", MONTHS, ROWS)
     second = stack.up()
     print(f"\ncompose up --wait: {first:.0f} s to healthy (4 services), then {second:.0f} s (api)")
     stack.wait_api_version("1")

@@ -38,6 +38,7 @@ from tests.e2e.mage_harness import (  # noqa: E402
     champion_version,
     free_ports,
     http,
+    seed_months,
     wait_api_version,
 )
 
@@ -200,23 +201,7 @@ def test_stack_is_up_and_api_waits_for_a_champion(stack: Stack) -> None:
 
 
 def test_monthly_cycle_through_mage(stack: Stack) -> None:
-    data = stack.var_dir / "data"
-    stack.persona(
-        "data",
-        "generate",
-        "--out",
-        str(data),
-        "--months",
-        "1-5",
-        "--n",
-        str(ROWS),
-        "--format",
-        "csv",
-    )
-    ingested = stack.persona("data", "ingest", str(data))
-    assert sum(f["rows_new"] for f in ingested["files"]) == ROWS * len(MONTHS)
-    boot = stack.persona("model", "bootstrap")
-    assert boot["version"] == "1" and "champion" in boot["aliases"]
+    seed_months(stack.persona, stack.var_dir / "data", MONTHS, ROWS)
     stack.wait_api_version("1")
     env = stack.env
     mage = MageApi(
