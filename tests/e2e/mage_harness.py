@@ -21,7 +21,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,16 @@ PIPELINE = "monthly_persona_cycle"
 # `Mage.fire`); a block normally starts within seconds, so 90 s survives a 4x slow-down.
 STALL_S = float(os.environ.get("E2E_MAGE_STALL_S", "90"))
 MAX_REFIRES = 2
+
+
+def stalled(seconds_since_fired: float, block_statuses: Iterable[str]) -> bool:
+    """Whether a run lost its job: `STALL_S` after its trigger, no block has started.
+
+    Mage 0.9.80 can lose a run's job in its process queue (its log shows
+    ``KeyError: 'pipeline_run_N'``): the run then waits until another trigger wakes the
+    queue. The harness fires the month again (the cycle is replay-safe).
+    """
+    return seconds_since_fired > STALL_S and all(s == "initial" for s in block_statuses)
 
 
 def free_port() -> int:
@@ -181,10 +191,12 @@ class MageApi:
 
         Returns:
             The final `pipeline_run` (its ``status`` is completed, failed or cancelled).
+            A run none of whose blocks started `STALL_S` after its trigger is fired again,
+            at most `MAX_REFIRES` times (see `stalled`).
         """
         run = fire_month(self.base, self.schedule_id, self.token, month)
-        url = f"{self.base}/api/pipeline_runs/{run['id']}"
         deadline = time.monotonic() + timeout
+        fired_at, refired = time.monotonic(), 0
         while run["status"] not in DONE:
             if time.monotonic() >= deadline:
                 raise AssertionError(
@@ -192,9 +204,14 @@ class MageApi:
                     f" Mage's log ends:\n{log_tail()[-3000:]}"
                 )
             time.sleep(poll_s)
-            status, body = http("GET", url, headers=self.headers)
+            status, body = http("GET", f"{self.base}/api/pipeline_runs/{run['id']}",
+                                headers=self.headers)  # fmt: skip
             assert status == 200, body
             run = body["pipeline_run"]
+            blocks = [str(b.get("status", "")).lower() for b in run.get("block_runs") or []]
+            if refired < MAX_REFIRES and stalled(time.monotonic() - fired_at, blocks):
+                run = fire_month(self.base, self.schedule_id, self.token, month)
+                fired_at, refired = time.monotonic(), refired + 1
         return dict(run)
 
 
@@ -286,17 +303,11 @@ class Mage:
                     f"timed out after {self.budget_s}s waiting for Mage run {run_id} ({month}); "
                     f"log {self.log}"
                 )
-            if now - fired_at > STALL_S and refired < MAX_REFIRES and not self._started(run_id):
-                # Mage 0.9.80 can lose a run's job in its process queue (its log shows
-                # "KeyError: 'pipeline_run_N'"): the run then waits until another trigger
-                # wakes the queue. Fire the month again: the cycle is replay-safe.
+            blocks = self.db.block_statuses(run_id).values()
+            if refired < MAX_REFIRES and stalled(now - fired_at, blocks):
                 run_id = int(fire_month(self.base, self.schedule_id, self.token, month)["id"])
                 fired_at, refired = time.monotonic(), refired + 1
             time.sleep(0.25)
-
-    def _started(self, run_id: int) -> bool:
-        """Whether any block of the run has left ``initial`` (Mage took the run's job)."""
-        return any(s != "initial" for s in self.db.block_statuses(run_id).values())
 
 
 def _group_pids(pgid: int) -> list[int]:

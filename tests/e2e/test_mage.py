@@ -142,7 +142,18 @@ def state(settings: Settings) -> dict[str, Any]:
 
 
 def _diff(left: dict[str, Any], right: dict[str, Any]) -> list[str]:
-    return [key for key in left if left[key] != right[key]]
+    """What differs between two states: per key, the items only one side has."""
+    out = []
+    for key in left:
+        if left[key] == right[key]:
+            continue
+        if isinstance(left[key], list) and isinstance(right[key], list):
+            only_left = [x for x in left[key] if x not in right[key]]
+            only_right = [x for x in right[key] if x not in left[key]]
+            out.append(f"{key}: only here {only_left[:5]}; only in the reference {only_right[:5]}")
+        else:
+            out.append(f"{key}: {left[key]!r} != {right[key]!r}")
+    return out
 
 
 @pytest.fixture(scope="module")
