@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 MONTH ?= 2025-03
 REFERENCE ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test`; each test file runs whole on one worker (--dist loadfile).
+TEST_WORKERS ?= 2
 SPARK_JDBC_JAR ?= /usr/share/java/postgresql.jar
 SPARK_INPUT ?= var/spark/respondents
 SPARK_OUTPUT ?= var/spark/labels
@@ -63,7 +65,7 @@ check: lint typecheck ## Lint + types (what pre-commit runs)
 
 test: venv venv-mage spark-deps nginx browser-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, browser, full stack, containers); dockerd is started for it and stopped after
 	@rc=0; { bash docker/engine.sh install && bash docker/engine.sh start && \
-		bash docker/images.sh && $(BIN)/pytest $(PYTEST_ARGS); } || rc=$$?; \
+		bash docker/images.sh && $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); } || rc=$$?; \
 		bash docker/engine.sh stop; exit $$rc
 
 test-containers: venv ## Only the container e2e test (also part of make test): start dockerd, build the images, run it, stop dockerd

@@ -47,7 +47,7 @@ class PersonaShift:
     """Location and spread of one persona's current rows against its reference rows.
 
     Attributes:
-        n_current: Current rows nearest to (Spark: assigned to) the persona.
+        n_current: Current rows nearest to the persona.
         n_reference: Reference rows likewise.
         shift: Mean difference in pooled std, over the features (None: too few rows).
         pvalue: Combined p-value of the per-feature location tests.
