@@ -111,7 +111,12 @@ class Stack:
         return champion_version(self.mlflow)
 
     def wait_api_version(self, version: str, timeout: float = 60) -> dict[str, Any]:
-        return wait_api_version(self.api, version, timeout)
+        try:
+            return wait_api_version(self.api, version, timeout)
+        except AssertionError as exc:  # the services' own words, for the diagnosis
+            logs = {name: self.log(name)[-2500:] for name in ("api", "mlflow")}
+            told = f"api log:\n{logs['api']}\nmlflow log:\n{logs['mlflow']}"
+            raise AssertionError(f"{exc}\n{told}") from exc
 
     def log(self, name: str) -> str:
         return (self.var_dir / "log" / f"{name}.log").read_text(errors="replace")
