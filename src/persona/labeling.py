@@ -1,10 +1,13 @@
 """Batch labeling of a survey month into `persona_assignments`, with lineage.
 
-In-process by default: load the month (a binary COPY on PostgreSQL), `PersonaModel.predict`
-on the float64 array, write the labels with the model name and version (store/assignments:
-a binary COPY on PostgreSQL). The
-table is append-only and unique per (response, model name, version), so labeling a month
-again with the same model writes nothing; a new model version appends its own labels.
+In-process by default. On PostgreSQL (psycopg2) the month is labelled as it is read
+(`store.assignments.label_month_copy`): one connection streams the response ids and
+features with a binary COPY, `PersonaModel.predict` labels each chunk, and a binary COPY on
+a background thread writes the labels with the model name and version in one transaction,
+so reading, labelling and inserting overlap. Elsewhere (SQLite): load the month,
+predict on the whole float64 array, write the labels (`store.assignments.write_assignments`).
+The table is append-only and unique per (response, model name, version), so labeling a
+month again with the same model writes nothing; a new model version appends its own labels.
 `via_api` labels through the REST API instead (the original workflow), in chunks, with
 the client of `persona.api_client`.
 """
@@ -26,7 +29,7 @@ from persona.months import Month
 from persona.settings import Settings
 from persona.store import assignments, survey_queries
 from persona.store.assignment_copy import factorize
-from persona.store.survey_queries import count_month
+from persona.store.survey_queries import count_month, has_month, streams
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +98,7 @@ def label_month(
         api_client.LabelingError: The API failed.
     """
     started = time.perf_counter()
-    rows = count_month(engine, month)
-    if not rows:
+    if not has_month(engine, month):
         raise NotIngestedError([month], "labeling")
     if via_api:
         labeler: Any = ApiLabeler(via_api, settings.api_token, chunk)
@@ -107,25 +109,34 @@ def label_month(
 
             loaded = load_model_for_serving(settings)
         name, version = loaded.name, str(loaded.version)
-    existing = assignments.count_assignments(engine, month, name, version)
-    if existing >= rows:
-        mix = assignments.persona_mix(engine, month, name, version)
-        return _result(month, name, version, rows, 0, mix, started, via_api or "in-process")
-    frame = survey_queries.load_month(engine, month)
-    features = np.ascontiguousarray(frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float64))
-    pred = labeler.predict(features, version) if via_api else loaded.model.predict(features)
-    written = assignments.write_assignments(
-        engine, frame["response_id"].to_numpy(), month, name, version, pred
-    )
-    codes, ids = factorize(pred.persona_id)
-    counts = np.bincount(codes, minlength=len(ids))
-    mix = {str(i): int(n) for i, n in sorted(zip(ids, counts, strict=True))}
-    result = _result(
-        month, name, version, len(frame), written, mix, started, via_api or "in-process"
-    )
+    via = via_api or "in-process"
+    mix = assignments.persona_mix(engine, month, name, version)  # empty on a first run
+    if mix:  # a rerun (nothing to do) or a resume after a partial run
+        rows = count_month(engine, month)
+        if sum(mix.values()) >= rows:
+            return _result(month, name, version, rows, 0, mix, started, via)
+    if not via_api and streams(engine):
+        done = assignments.label_month_copy(engine, month, name, version, loaded.model.predict)
+        rows, written, mix = done.rows, done.written, done.persona_counts
+        stages = ", ".join(f"{stage} {took:.2f}s" for stage, took in done.seconds.items())
+        log.debug("labelling %s stage by stage: %s", month, stages)
+    else:
+        frame = survey_queries.load_month(engine, month)
+        features = np.ascontiguousarray(
+            frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+        )
+        pred = labeler.predict(features, version) if via_api else loaded.model.predict(features)
+        written = assignments.write_assignments(
+            engine, frame["response_id"].to_numpy(), month, name, version, pred
+        )
+        codes, ids = factorize(pred.persona_id)
+        counts = np.bincount(codes, minlength=len(ids))
+        mix = {str(i): int(n) for i, n in sorted(zip(ids, counts, strict=True))}
+        rows = len(frame)
+    result = _result(month, name, version, rows, written, mix, started, via)
     log.info(
         "labelled %s with %s v%s: %d rows, %d written in %.2fs",
-        month, name, version, len(frame), written, result.seconds,
+        month, name, version, rows, written, result.seconds,
     )  # fmt: skip
     return result
 

@@ -209,7 +209,7 @@ def test_copy_writes_exact_labels_on_both_paths(pg_url: str, make_settings: Any)
     expected = loaded.model.predict(features)  # the array label_month builds: same bits
     assert len(set(zip(expected.persona_id, expected.nearest_id, strict=True))) == 3
     ids = frame["response_id"].to_numpy()
-    # Partial earlier run (straight COPY), then the rest through staging + ON CONFLICT.
+    # Partial earlier run, then the rest: the ids already there are skipped, the others COPYed.
     args = ("2025-04", loaded.name, loaded.version)
     before = utcnow()
     assert assignments.write_assignments(engine, ids[::3], *args, _take(expected, 3)) == 1000
@@ -241,7 +241,7 @@ def test_copy_write_guards(pg_url: str) -> None:
     frame = survey_queries.load_month(engine, "2025-04").iloc[:10]
     pred = v1.model.predict(frame.loc[:, list(FEATURE_NAMES)].to_numpy())
     ids = frame["response_id"].to_numpy()
-    # An unknown response id: the foreign key refuses the COPY and nothing is written.
+    # An unknown response id: the check in the same transaction refuses it, nothing written.
     with pytest.raises(StoreError, match="persona assignments of 2025-04"):
         assignments.write_assignments(engine, ids + 10**9, "2025-04", v1.name, "1", pred)
     assert assignments.count_assignments(engine, "2025-04", v1.name, "1") == 0
@@ -250,9 +250,33 @@ def test_copy_write_guards(pg_url: str) -> None:
     assert assignments.write_assignments(
         engine, twice, "2025-04", v1.name, "1", _take_rows(pred, [*range(10), *range(4)])
     ) == 10  # fmt: skip
-    # Rows stored under another month label still block a second copy of the same labels.
-    assert assignments.write_assignments(engine, ids, "2025-05", v1.name, "1", pred) == 0
-    assert assignments.count_assignments(engine, "2025-05", v1.name, "1") == 0
+    engine.dispose()
+
+
+@pytest.mark.parametrize("store", ["postgres", "sqlite"])
+def test_labels_under_another_month_are_refused(
+    store: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A label's month must be its response's: the key (month, model, version, response)
+    is one label per response only then, and the lineage is right."""
+    url = request.getfixturevalue("pg_url") if store == "postgres" else (
+        f"sqlite:///{tmp_path}/persona.db")  # fmt: skip
+    engine = _store(url)
+    v1 = _v1()
+    april = survey_queries.load_month(engine, "2025-04").iloc[:10]
+    march = survey_queries.load_month(engine, "2025-03").iloc[:3]
+    pred = v1.model.predict(april.loc[:, list(FEATURE_NAMES)].to_numpy())
+    ids = april["response_id"].to_numpy()
+    for month in ("2025-05", "2025-03"):  # no such month; another month's responses
+        with pytest.raises(StoreError, match=f"not a survey response of {month}"):
+            assignments.write_assignments(engine, ids, month, v1.name, "1", pred)
+        assert assignments.count_assignments(engine, month, v1.name, "1") == 0
+    # One id of March among April's (not a gap-free range of April): the anti-join finds it.
+    mixed = np.concatenate([ids[:7], march["response_id"].to_numpy()])
+    with pytest.raises(StoreError, match=f"response id {mixed[7]} is not"):
+        assignments.write_assignments(engine, mixed, "2025-04", v1.name, "1", pred)
+    assert assignments.count_assignments(engine, "2025-04", v1.name, "1") == 0
+    assert assignments.write_assignments(engine, ids, "2025-04", v1.name, "1", pred) == 10
     engine.dispose()
 
 
@@ -262,36 +286,67 @@ def _take_rows(pred: Any, rows: list[int]) -> Any:
     return replace(pred, **{f.name: getattr(pred, f.name)[rows] for f in fields(pred)})
 
 
+_COLUMNS = (
+    " response_id bigint NOT NULL{fk}, survey_month varchar(7) NOT NULL,"
+    " model_name varchar(128) NOT NULL, model_version varchar(32) NOT NULL,"
+    " persona_id varchar(64) NOT NULL, persona_name varchar(128) NOT NULL,"
+    " nearest_persona_id varchar(64) NOT NULL, distance float8 NOT NULL,"
+    " margin float8 NOT NULL, assigned_at timestamptz NOT NULL,"
+)
+_MONTH_INDEX = (
+    "CREATE INDEX ix_assignments_month_model"
+    " ON persona_assignments (survey_month, model_name, model_version)"
+)
+# persona_assignments as older schema versions created it.
+OLD_LAYOUTS = {
+    2: "CREATE TABLE persona_assignments (assignment_id bigserial PRIMARY KEY,"
+    + _COLUMNS.format(fk=" REFERENCES survey_responses (response_id)")
+    + " CONSTRAINT uq_assignment_model UNIQUE (response_id, model_name, model_version));"
+    + _MONTH_INDEX,
+    4: "CREATE TABLE persona_assignments ("
+    + _COLUMNS.format(fk="")
+    + " CONSTRAINT pk_assignment_model PRIMARY KEY (response_id, model_name, model_version));"
+    + _MONTH_INDEX,
+}
+
+
 @pytest.mark.postgres
-def test_labeling_a_version_2_database_needs_no_migration(pg_url: str, make_settings: Any) -> None:
-    """A store created before schema 3 keeps assignment_id + a unique constraint: still works."""
+@pytest.mark.parametrize("version", sorted(OLD_LAYOUTS))
+def test_labeling_an_older_database_needs_no_migration(
+    version: int, pg_url: str, make_settings: Any
+) -> None:
+    """A store created before schema 5 keeps its key on (response, model, version) and its
+    month index (before schema 3 also assignment_id): labeling, rerun and resume still work."""
     import psycopg2
 
     dsn = pg_url.replace("postgresql+psycopg2://", "postgresql://")
     engine = open_store(pg_url)
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(
-            "DROP TABLE persona_assignments; CREATE TABLE persona_assignments ("
-            " assignment_id bigserial PRIMARY KEY,"
-            " response_id bigint NOT NULL REFERENCES survey_responses (response_id),"
-            " survey_month varchar(7) NOT NULL, model_name varchar(128) NOT NULL,"
-            " model_version varchar(32) NOT NULL, persona_id varchar(64) NOT NULL,"
-            " persona_name varchar(128) NOT NULL, nearest_persona_id varchar(64) NOT NULL,"
-            " distance float8 NOT NULL, margin float8 NOT NULL,"
-            " assigned_at timestamptz NOT NULL,"
-            " CONSTRAINT uq_assignment_model UNIQUE (response_id, model_name, model_version));"
-            "CREATE INDEX ix_assignments_month_model"
-            " ON persona_assignments (survey_month, model_name, model_version)"
-        )
+        cur.execute("DROP TABLE persona_assignments;" + OLD_LAYOUTS[version])
+        cur.execute("UPDATE schema_info SET version = %s", (version,))
     conn.close()
     engine.dispose()
     engine = _store(pg_url)
     v1 = _v1()
-    first = label_month(make_settings(), engine, "2025-04", loaded=v1)
-    assert first.written == N
+    frame = survey_queries.load_month(engine, "2025-04")
+    features = np.ascontiguousarray(frame.loc[:, list(FEATURE_NAMES)].to_numpy())
+    expected = v1.model.predict(features)  # the array label_month labels: same bits
+    ids = frame["response_id"].to_numpy()
+    assert assignments.write_assignments(engine, ids[:500], "2025-04", v1.name, "1",
+                                         _take_rows(expected, list(range(500)))) == 500  # fmt: skip
+    resumed = label_month(make_settings(), engine, "2025-04", loaded=v1)  # staging + ON CONFLICT
+    assert (resumed.written, resumed.skipped) == (N - 500, 500)
     assert label_month(make_settings(), engine, "2025-04", loaded=v1).written == 0
+    assert label_month(make_settings(), engine, "2025-04", loaded=_v2(v1)).written == N
+    stored = assignments.load_assignments(engine, "2025-04", v1.name, "1")
+    stored = stored.set_index("response_id").loc[ids]
+    assert stored["persona_id"].tolist() == expected.persona_id.tolist()
+    np.testing.assert_array_equal(stored["distance"], expected.distance)
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(DISTINCT assignment_id) FROM persona_assignments")
-        assert cur.fetchone() == (N,)
+        cur.execute("SELECT count(*), count(DISTINCT (response_id, model_version))"
+                    " FROM persona_assignments")  # fmt: skip
+        assert cur.fetchone() == (2 * N, 2 * N)
+        cur.execute("SELECT version FROM schema_info")
+        assert cur.fetchone() == (version,)  # no migration
     conn.close()
     engine.dispose()

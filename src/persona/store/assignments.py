@@ -1,24 +1,35 @@
 """`persona_assignments`: append-only persona labels with lineage (model name + version).
 
-A row is unique per (response, model name, model version): writing the same month with the
-same model again inserts nothing. PostgreSQL writes one binary COPY built by numpy: the
-numeric columns (response id, distance, margin, time) are one fixed-width record per row
-and the text columns (month, model name, version, persona id/name, nearest id) come from
-a small table of pre-encoded byte strings, one per (label, nearest) combination. When the
-(month, model, version) has no rows yet (one count on the month index) the COPY goes
-straight into `persona_assignments`; otherwise (a partial earlier run) into a temporary
-table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. A straight COPY that meets an
-existing (response, model, version) row (a concurrent run, a repeated id) is rolled back
-to a savepoint and redone the second way. The table has no foreign key (see `store.schema`):
-in the same transaction, one count over a primary-key range (ids that are a gap-free range
-of responses) or else one anti-join proves every id is a survey response; an unknown id
-rolls the whole write back. SQLite: an ``executemany`` insert with
-``ON CONFLICT DO NOTHING``. SQL text is built only from the schema objects' names.
+A row is unique per (month, model name, model version, response) — the primary key; a
+response has one month, so that is one label per response and model version: writing the
+same month with the same model again inserts nothing. PostgreSQL writes one binary COPY
+built by numpy: the numeric columns (response id, distance, margin, time) are one
+fixed-width record per row and the text columns (month, model name, version, persona
+id/name, nearest id) come from a small table of pre-encoded byte strings, one per (label,
+nearest) combination. The ids the (month, model, version) already has are read first
+(nothing to read on a first run; a partial earlier run's otherwise) and the other rows are
+COPYed straight into `persona_assignments`. A straight COPY that meets an existing row
+after all (a concurrent run, a repeated id) is rolled back to a savepoint and redone
+through a temporary table and ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (no conflict
+target: it holds with the key of any schema version).
+
+`label_month_copy` (PostgreSQL + psycopg2) labels a month as it is read: a second
+connection streams the month's ids and features, each chunk is labelled and its tuples go
+to a COPY running on a background thread in the writing transaction (`store.copy_stream`),
+so reading, labelling and inserting overlap. Its ids come from `survey_responses` of that
+month, so they need no check. `write_assignments` takes any ids: the table has no foreign
+key (see `store.schema`), so in the same transaction one count over a primary-key range
+(ids that are a gap-free range of responses) or else one anti-join proves every id is a
+survey response of that month; any other id rolls the whole write back. SQLite: an
+``executemany`` insert with ``ON CONFLICT DO NOTHING``. SQL text is built only from the
+schema objects' names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,14 +55,29 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from persona.errors import StoreError
 from persona.model import Prediction
 from persona.months import Month
-from persona.store.assignment_copy import COPY_COLUMNS, copy_into, copy_stream
+from persona.store import survey_queries
+from persona.store.assignment_copy import (
+    COPY_COLUMNS,
+    LabelEncoder,
+    copy_into,
+    copy_stream,
+    label_codes,
+    rows_of,
+)
+from persona.store.copy_codec import tuple_dtype
+from persona.store.copy_stream import CopySender, copy_out_chunks
 from persona.store.engine import utcnow
 from persona.store.schema import persona_assignments as pa_table
 from persona.store.schema import survey_responses
 
-_UNIQUE = ["response_id", "model_name", "model_version"]
 _SQLITE_CHUNK = 20_000
+# Rows per chunk of a streamed month: `PersonaModel.predict`'s own chunk, so each row's labels
+# are computed exactly as in one call on the whole month.
+_STREAM_ROWS = 1 << 16
+_SEND = 1 << 22  # bytes per send of the streamed COPY
+_STAGES = ("read", "predict", "encode", "send")  # of `MonthLabels.seconds`, per chunk
 _UNIQUE_VIOLATION = "23505"
+_ID = tuple_dtype([("id", ">i8")])
 _staging = Table(
     "persona_assign_staging",
     MetaData(),
@@ -98,24 +124,35 @@ def write_assignments(
     try:
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
-                written = _copy_postgres(conn, ids, prediction, context)
+                encoding = _encoding(conn)
+
+                def fill(table: Table, labelled: np.ndarray) -> tuple[int, int]:
+                    new = _unlabelled(ids, labelled)
+                    if new is None:
+                        part, labels = ids, prediction
+                    else:
+                        part, labels = ids[new], rows_of(prediction, new)
+                    copy_into(conn, table, copy_stream(part, labels, context, encoding))
+                    return len(ids), len(part)
+
+                written = _copy_postgres(conn, context, fill)[1]
             else:
                 written = _insert_sqlite(conn, ids, prediction, context)
             unknown = None
-            if not _gap_free_responses(conn, ids):
+            if not _gap_free_responses(conn, ids, month):
                 unknown = first_unknown_response(conn, month, model_name, str(model_version))
             if unknown is not None:  # raising rolls the whole write back
                 raise StoreError(
                     f"cannot write persona assignments of {month}: response id {unknown} is "
-                    "not a survey response (nothing written)"
+                    f"not a survey response of {month} (nothing written)"
                 )
             return written
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot write persona assignments of {month}: {exc}") from exc
 
 
-def _gap_free_responses(conn: Connection, ids: np.ndarray) -> bool:
-    """Whether the ids are exactly a range of existing responses (then all are known).
+def _gap_free_responses(conn: Connection, ids: np.ndarray, month: Month) -> bool:
+    """Whether the ids are exactly a range of existing responses of the month.
 
     The common case (a month's responses, ingested together) costs one count over a range
     of the primary key instead of the anti-join of `first_unknown_response`.
@@ -128,50 +165,201 @@ def _gap_free_responses(conn: Connection, ids: np.ndarray) -> bool:
         if high - low + 1 != len(unique):
             return False
     r = survey_responses.c
-    query = select(func.count()).where(r.response_id.between(low, high))
+    query = select(func.count()).where(r.response_id.between(low, high), r.survey_month == month)
     return int(conn.execute(query).scalar_one()) == high - low + 1
 
 
 def first_unknown_response(
     conn: Connection, month: Month, model_name: str, model_version: str
 ) -> int | None:
-    """The smallest response id a model version labelled in a month that is not a response.
+    """The smallest response id a model version labelled in a month that is not a response of it.
 
     One anti-join (the table has no foreign key; see `store.schema`). Called inside the
     writing transaction, so a hit rolls the write back.
 
     Returns:
-        The id, or None when every label refers to a survey response.
+        The id, or None when every label refers to a survey response of that month.
     """
     a, r = pa_table.c, survey_responses.c
     query = select(func.min(a.response_id)).where(
         _where(month, model_name, model_version),
-        ~exists().where(r.response_id == a.response_id),
+        ~exists().where(r.response_id == a.response_id, r.survey_month == a.survey_month),
     )
     found = conn.execute(query).scalar()
     return None if found is None else int(found)
 
 
-def _copy_postgres(
-    conn: Connection, ids: np.ndarray, prediction: Prediction, context: tuple[Any, ...]
-) -> int:
+def _encoding(conn: Connection) -> str:
+    """The Python codec of the connection's client encoding (psycopg2)."""
     import psycopg2.extensions
 
     dbapi: Any = conn.connection.dbapi_connection
-    encoding = psycopg2.extensions.encodings[dbapi.encoding]
-    if not _count(conn, *context[:3]):  # nothing of this model for the month: COPY straight in
-        try:
-            with conn.begin_nested():
-                copy_into(conn, pa_table, copy_stream(ids, prediction, context, encoding))
-            return len(ids)
-        except IntegrityError as exc:
-            if getattr(exc.orig, "pgcode", None) != _UNIQUE_VIOLATION:
-                raise
+    return str(psycopg2.extensions.encodings[dbapi.encoding])
+
+
+Fill = Callable[[Table, np.ndarray], tuple[int, int]]
+
+
+def _copy_postgres(conn: Connection, context: tuple[Any, ...], fill: Fill) -> tuple[int, int]:
+    """Write labels with `fill`: one COPY into the table given; returns (rows, written).
+
+    ``fill(table, labelled)`` copies the rows whose response id is not in `labelled` (the
+    ids the model version already labelled in the month) and returns (rows, rows copied).
+    First straight into `persona_assignments`, in a savepoint; a row that is there after
+    all (a concurrent run, a repeated id) sends the whole write through the staging table
+    and ``INSERT ... ON CONFLICT DO NOTHING``.
+    """
+    try:
+        with conn.begin_nested():
+            return fill(pa_table, labelled_ids(conn, *context[:3]))
+    except IntegrityError as exc:
+        if getattr(exc.orig, "pgcode", None) != _UNIQUE_VIOLATION:
+            raise
     _staging.create(conn, checkfirst=False)
-    copy_into(conn, _staging, copy_stream(ids, prediction, context, encoding))
+    rows = fill(_staging, np.empty(0, dtype=np.int64))[0]
     insert = pg_insert(pa_table).from_select(list(COPY_COLUMNS), select(_staging))
-    result = conn.execute(insert.on_conflict_do_nothing(index_elements=_UNIQUE))
-    return int(result.rowcount)
+    result = conn.execute(insert.on_conflict_do_nothing())
+    return rows, int(result.rowcount)
+
+
+def _unlabelled(ids: np.ndarray, labelled: np.ndarray) -> np.ndarray | None:
+    """The positions of the ids not in `labelled` (None: all of them)."""
+    if not len(labelled):
+        return None
+    return np.flatnonzero(~np.isin(ids, labelled))
+
+
+def labelled_ids(conn: Connection, month: Month, model_name: str, model_version: str) -> np.ndarray:
+    """The response ids a model version labelled in a month (PostgreSQL + psycopg2).
+
+    One binary COPY over the primary key's (month, model, version) range; nothing to read
+    on a first run. Inside the writing transaction it sees what was committed before.
+    """
+    a = pa_table.c
+    found: list[np.ndarray] = []
+    dbapi: Any = conn.connection.dbapi_connection
+    with dbapi.cursor() as cursor:
+        statement = cursor.mogrify(  # fixed names; the values go in as parameters
+            f"COPY (SELECT {a.response_id.name} FROM {pa_table.name} WHERE "
+            f"{a.survey_month.name} = %s AND {a.model_name.name} = %s AND "
+            f"{a.model_version.name} = %s) TO STDOUT WITH (FORMAT binary)",
+            (str(month), model_name, str(model_version)),
+        ).decode()
+    copy_out_chunks(dbapi, statement, _ID, 1 << 20, lambda rec: found.append(rec["id"]))
+    return np.concatenate(found).astype(np.int64) if found else np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class MonthLabels:
+    """What `label_month_copy` did.
+
+    Attributes:
+        rows: Responses of the month, read and labelled.
+        written: Labels newly written (the others were there already).
+        persona_counts: Labels of the rows read per persona id, sorted by id.
+        seconds: Wall seconds of the labelling thread per stage: ``read`` (waiting for
+            the month's rows), ``predict``, ``encode``, ``send`` (waiting for PostgreSQL to
+            take the tuples), ``finish`` (end of the COPY, the ``ON CONFLICT`` insert when
+            there is one, commit).
+    """
+
+    rows: int
+    written: int
+    persona_counts: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def label_month_copy(
+    engine: Engine,
+    month: Month,
+    model_name: str,
+    model_version: str,
+    predict: Callable[[np.ndarray], Prediction],
+) -> MonthLabels:
+    """Label every response of a month as it is read; write the labels in one transaction.
+
+    PostgreSQL + psycopg2 only (`survey_queries.streams`). The month is read with
+    `survey_queries.stream_month_features` (a connection of its own); each chunk is
+    labelled with `predict` (every row, also on a resume) and the tuples of the rows not
+    labelled yet are sent to a `CopySender` writing into `persona_assignments` (or the
+    staging table, as `write_assignments`). A failure anywhere rolls the whole write back.
+
+    Args:
+        engine: The store engine.
+        month: The month.
+        model_name: Registered model name (lineage).
+        model_version: Registered model version (lineage).
+        predict: The model's ``predict`` (float64 features (rows, 10) to `Prediction`).
+
+    Returns:
+        Rows read, labels written, persona counts and stage times (`MonthLabels`).
+
+    Raises:
+        StoreError: The engine is not PostgreSQL + psycopg2, or the read or the write
+            failed (nothing is written then). An error of `predict` propagates as it is
+            (nothing is written either).
+    """
+    if not survey_queries.streams(engine):
+        raise StoreError(
+            f"labeling a month as it is read needs PostgreSQL (psycopg2): {engine.url!r}"
+        )
+    context = (month, model_name, str(model_version), utcnow())
+    seconds = dict.fromkeys((*_STAGES, "finish"), 0.0)
+    counts: dict[str, int] = {}
+    read_done = [0.0]
+
+    def fill(conn: Connection, table: Table, labelled: np.ndarray) -> tuple[int, int]:
+        encoder = LabelEncoder(context, _encoding(conn))
+        counts.clear()
+        copied = 0
+        with CopySender(conn, table, COPY_COLUMNS, _SEND) as sender:
+            last = time.perf_counter()
+
+            def handle(ids: np.ndarray, features: np.ndarray) -> None:
+                nonlocal last, copied
+                t0 = time.perf_counter()
+                prediction = predict(features)  # every row: the bits do not depend on which
+                t1 = time.perf_counter()
+                codes = label_codes(prediction)
+                _tally(counts, prediction, codes)
+                new = _unlabelled(ids, labelled)
+                if new is None:
+                    tuples = encoder.tuples(ids, prediction, codes)
+                else:
+                    tuples = encoder.tuples(ids[new], rows_of(prediction, new))
+                copied += len(ids) if new is None else len(new)
+                t2 = time.perf_counter()
+                sender.send(tuples)
+                t3 = time.perf_counter()
+                for stage, took in zip(
+                    _STAGES, (t0 - last, t1 - t0, t2 - t1, t3 - t2), strict=True
+                ):
+                    seconds[stage] += took
+                last = t3
+
+            rows = survey_queries.stream_month_features(engine, month, _STREAM_ROWS, handle)
+            read_done[0] = time.perf_counter()
+            seconds["read"] += read_done[0] - last
+        return rows, copied
+
+    try:
+        with engine.begin() as conn:
+            rows, written = _copy_postgres(conn, context, lambda t, done: fill(conn, t, done))
+        seconds["finish"] = time.perf_counter() - read_done[0]
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot write persona assignments of {month}: {exc}") from exc
+    return MonthLabels(rows, written, dict(sorted(counts.items())), seconds)
+
+
+def _tally(
+    counts: dict[str, int], prediction: Prediction, codes: tuple[np.ndarray, np.ndarray]
+) -> None:
+    code, first = codes
+    for row, n in zip(
+        first.tolist(), np.bincount(code, minlength=len(first)).tolist(), strict=True
+    ):
+        pid = str(prediction.persona_id[row])
+        counts[pid] = counts.get(pid, 0) + n
 
 
 def _insert_sqlite(
@@ -179,7 +367,7 @@ def _insert_sqlite(
 ) -> int:
     month, model_name, model_version, now = context
     before = _count(conn, month, model_name, model_version)
-    insert = sqlite_insert(pa_table).on_conflict_do_nothing(index_elements=_UNIQUE)
+    insert = sqlite_insert(pa_table).on_conflict_do_nothing()
     columns = zip(
         ids.tolist(),
         prediction.persona_id.tolist(),

@@ -231,8 +231,17 @@ def read_tuples(payload: Any, dtype: np.dtype, count: int) -> np.ndarray:
     if body != count * dtype.itemsize or bytes(payload[-2:]) != TRAILER:
         raise StoreError(f"unexpected COPY output size: {body} bytes for {count} rows")
     records = np.frombuffer(payload, dtype=dtype, count=count, offset=start)
+    check_tuples(records, dtype)
+    return records
+
+
+def check_tuples(records: np.ndarray, dtype: np.dtype) -> None:
+    """Check that every record's field count and field lengths are those of `dtype`.
+
+    Raises:
+        StoreError: A field whose length is not its width (NULL or a wider value).
+    """
     fields = len(_lengths(dtype))
     for name, size in {"n": fields, **_lengths(dtype)}.items():
-        if count and not (records[name] == size).all():
+        if len(records) and not (records[name] == size).all():
             raise StoreError(f"unexpected COPY output: field {name} is not {size} bytes")
-    return records

@@ -4,14 +4,16 @@ On PostgreSQL (psycopg2) `load_months` reads with one binary ``COPY (SELECT ...)
 parsed by numpy in place: every column is fixed width on the wire (the respondent id is
 sent as UTF-8 bytes zero-padded to the longest id of the months, read in the same
 snapshot), so the whole result is one structured-array view. Other engines go through
-SQLAlchemy rows. Both return the same frame.
+SQLAlchemy rows. Both return the same frame. `stream_month_features` (PostgreSQL +
+psycopg2) reads only what labeling needs, response id and features, chunk by chunk as the
+server sends them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +26,14 @@ from persona.errors import NotIngestedError, StoreError
 from persona.features import FEATURE_NAMES
 from persona.months import Month, Window, month_range
 from persona.store.copy_codec import read_tuples, tuple_dtype
+from persona.store.copy_stream import copy_out_chunks
 from persona.store.schema import ingest_batches, survey_responses
 from persona.survey_input import ID, MONTH
 
 _LOAD_COLUMNS = ("response_id", ID, MONTH, *FEATURE_NAMES)
 _DTYPES = {"response_id": "int64", ID: "object", MONTH: "object"}
 _MONTH_BYTES = 7  # YYYY-MM
+_FEATURE_ROW = tuple_dtype([("response_id", ">i8"), *[(name, ">f8") for name in FEATURE_NAMES]])
 
 
 def load_months(engine: Engine, months: Iterable[Month]) -> pd.DataFrame:
@@ -131,6 +135,87 @@ def _parse_rows(payload: memoryview, width: int, count: int, months: int) -> pd.
     frame.insert(0, ID, respondent)
     frame.insert(0, "response_id", ids[order])
     return frame
+
+
+def streams(engine: Engine) -> bool:
+    """Whether `stream_month_features` works on this engine (PostgreSQL + psycopg2)."""
+    return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg2"
+
+
+def stream_month_features(
+    engine: Engine,
+    month: Month,
+    rows: int,
+    handle: Callable[[np.ndarray, np.ndarray], None],
+) -> int:
+    """Read a month's response ids and features chunk by chunk, as the server sends them.
+
+    One binary ``COPY (SELECT response_id, x1..x10 ...) TO STDOUT`` (one snapshot) on a
+    connection of its own, so the caller may write on another one meanwhile. Rows come in
+    the table's physical order (ingest order), not sorted.
+
+    Args:
+        engine: A PostgreSQL + psycopg2 store engine (`streams`).
+        month: The month.
+        rows: Rows per chunk (the last one may be shorter).
+        handle: Called in this thread as ``handle(ids, features)`` per chunk: int64 response
+            ids and a C-contiguous float64 array (rows, 10) in `FEATURE_NAMES` order.
+
+    Returns:
+        The rows read (0 for a month without responses).
+
+    Raises:
+        StoreError: The store cannot be read. An exception raised by `handle` propagates
+            as it is (the read stops there).
+    """
+    raised: list[BaseException] = []
+
+    def split(records: np.ndarray) -> None:
+        features = np.empty((len(records), len(FEATURE_NAMES)), dtype=np.float64)
+        for column, name in enumerate(FEATURE_NAMES):
+            features[:, column] = records[name]
+        try:
+            handle(records["response_id"].astype(np.int64), features)
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+
+    try:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            statement = cursor.mogrify(  # fixed names; the month goes in as a parameter
+                f"COPY (SELECT response_id, {', '.join(FEATURE_NAMES)} "
+                f"FROM {survey_responses.name} WHERE {MONTH} = %s) TO STDOUT WITH (FORMAT binary)",
+                (str(month),),
+            ).decode()
+            cursor.close()
+            count = copy_out_chunks(raw.dbapi_connection, statement, _FEATURE_ROW, rows, split)
+            raw.rollback()
+        except BaseException:
+            raw.invalidate()  # it may be in the middle of the COPY
+            raise
+        finally:
+            raw.close()
+    except SQLAlchemyError as exc:
+        if raised and exc is raised[-1]:
+            raise
+        raise StoreError(f"cannot read survey month {month}: {exc}") from exc
+    return count
+
+
+def has_month(engine: Engine, month: Month) -> bool:
+    """Whether the store holds any response of the month (one index probe).
+
+    Raises:
+        StoreError: The store cannot be read.
+    """
+    query = select(survey_responses.c.response_id).where(survey_responses.c[MONTH] == month)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(query.limit(1)).first() is not None
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read the survey responses of {month}: {exc}") from exc
 
 
 def load_month(engine: Engine, month: Month) -> pd.DataFrame:
