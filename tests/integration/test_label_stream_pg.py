@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import psycopg2
 import pytest
-from sqlalchemy import Engine, MetaData, func, select, text
+from sqlalchemy import Engine, MetaData, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from persona.catalog import load_catalog
@@ -52,6 +52,14 @@ def _month(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
 def _labels(engine: Engine, version: str) -> Any:
     stored = assignments.load_assignments(engine, MONTH, "m", version)
     return stored.set_index("response_id")
+
+
+def test_the_schema_has_one_key_for_uniqueness_and_month_queries(engine: Engine) -> None:
+    found = inspect(engine)
+    key = found.get_pk_constraint("persona_assignments")["constrained_columns"]
+    assert key == ["survey_month", "model_name", "model_version", "response_id"]
+    assert found.get_indexes("persona_assignments") == []
+    assert found.get_foreign_keys("persona_assignments") == []
 
 
 def test_month_features_arrive_in_chunks_of_the_asked_size(engine: Engine) -> None:
@@ -256,6 +264,10 @@ def test_a_resume_copies_only_the_missing_rows_straight_in(engine: Engine) -> No
         names = MetaData()
         names.reflect(conn)
         assert "persona_assign_staging" not in names.tables
+    with pytest.raises(StoreError, match="not a survey response of 2025-05"):
+        assignments.write_assignments(
+            engine, ids[:7], "2025-05", "m", "1", rows_of(every, head[:7])
+        )
 
 
 def test_labeling_as_read_needs_postgresql(tmp_path: Path) -> None:

@@ -5,9 +5,10 @@ The executors write the labels into a staging table of their own (Spark's JDBC w
 ``libpostgresql-jdbc-java``). The driver then runs one
 ``INSERT INTO persona_assignments ... SELECT ... ON CONFLICT DO NOTHING`` and drops the
 staging table, in one transaction: a rerun writes nothing twice, and a failed run leaves
-neither labels nor the staging table behind. The table's foreign key holds: every
-``response_id`` must be an ingested survey response (a customer base that is not in the
-store is labelled to Parquet only): one anti-join checks them before the insert.
+neither labels nor the staging table behind. Every label's ``response_id`` must be an
+ingested survey response of the label's month (a customer base that is not in the store is
+labelled to Parquet only): one anti-join checks them before the insert. ``ON CONFLICT``
+names no conflict target, so it holds with the table's key of any schema version.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from persona.store.schema import survey_responses
 STAGED = ("response_id", "survey_month", "model_name", "model_version", "persona_id",
           "persona_name", "nearest_persona_id", "distance", "margin")  # fmt: skip
 log = logging.getLogger(__name__)
-_UNIQUE = ["response_id", "model_name", "model_version"]
 
 
 def jdbc_target(database_url: str, timeout_s: float) -> tuple[str, dict[str, str]]:
@@ -110,7 +110,10 @@ def _merge(engine: Engine, staging: str) -> int:
     insert = pg_insert(pa_table).from_select([*STAGED, "assigned_at"], query)
     responses = survey_responses.c
     unknown = select(func.min(source.c.response_id)).where(
-        ~exists().where(responses.response_id == source.c.response_id)
+        ~exists().where(
+            responses.response_id == source.c.response_id,
+            responses.survey_month == source.c.survey_month,
+        )
     )
     try:
         with engine.begin() as conn:
@@ -118,10 +121,10 @@ def _merge(engine: Engine, staging: str) -> int:
             if missing is not None:
                 raise StoreError(
                     f"cannot append Spark labels to persona_assignments: response id {missing} "
-                    "is not an ingested survey response (every response_id must be one); "
-                    "nothing written"
+                    "is not an ingested survey response of its survey_month (every label must "
+                    "be one); nothing written"
                 )
-            result = conn.execute(insert.on_conflict_do_nothing(index_elements=_UNIQUE))
+            result = conn.execute(insert.on_conflict_do_nothing())
             return int(result.rowcount)
     except SQLAlchemyError as exc:
         raise StoreError(
