@@ -7,7 +7,8 @@ trailer. A ``timestamptz`` is int64 microseconds since 2000-01-01 UTC, a ``float
 IEEE double, text the encoded bytes. Tuples are built column-wise with numpy and Arrow (no
 per-row Python); a payload whose tuples all have one width is read back as one structured
 array. Writers: `store.survey_write` (survey rows), `store.assignment_copy` (labels);
-reader: `store.survey_queries`.
+readers: `store.survey_queries` (whole payloads), `store.copy_stream` (chunk by chunk, also
+the COPY IN on a thread).
 """
 
 from __future__ import annotations
