@@ -304,3 +304,20 @@ def test_cli_model_commands(env, monkeypatch, tmp_path: Path) -> None:  # type: 
     finally:
         get_settings.cache_clear()
     assert isinstance(pd.DataFrame(listed["versions"]), pd.DataFrame)
+
+
+def test_serving_load_reads_its_own_registry_whatever_the_default(  # type: ignore[no-untyped-def]
+    env, monkeypatch, tmp_path: Path
+) -> None:
+    # `mlflow.set_registry_uri` exports MLFLOW_REGISTRY_URI to child processes: a parent
+    # configured for another registry must not decide where a server or CLI reads from.
+    settings, engine = env
+    registry.bootstrap(settings, engine)
+    other = f"sqlite:///{tmp_path / 'other-registry.db'}"
+    from mlflow.tracking._model_registry import utils as registry_utils
+
+    monkeypatch.setattr(registry_utils, "_registry_uri", other)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", other)
+    assert mlflow.get_registry_uri() == other
+    loaded = registry.load_model_for_serving(settings)
+    assert loaded.version == "1" and loaded.model.persona_ids == tuple(load_catalog(CATALOG).ids)

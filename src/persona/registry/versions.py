@@ -180,7 +180,8 @@ def load_model_for_serving(settings: Settings, uri: str | None = None) -> Loaded
             raise RegistryError(f"bad model URI {uri!r}: use models:/NAME@ALIAS or models:/NAME/N")
         folder = Path(uri.removeprefix("file://"))
         return LoadedModel(_read_folder(folder), "local", "local", None, uri, {})
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    registry_uri = settings.mlflow_tracking_uri
+    mlflow.set_tracking_uri(registry_uri)
     mlc = client(settings)
     alias = None
     if by_alias:
@@ -198,8 +199,13 @@ def load_model_for_serving(settings: Settings, uri: str | None = None) -> Loaded
         mv = get_version(mlc, name, by_version["version"])
     with tempfile.TemporaryDirectory() as tmp:
         try:
+            # The artifact location comes from this registry's client, not from a
+            # ``models:/`` URI: MLflow resolves those with its default registry, i.e.
+            # MLFLOW_REGISTRY_URI, which `mlflow.set_registry_uri` exports to every child
+            # process, so a parent configured for another registry would decide what loads.
+            location = mlc.get_model_version_download_uri(name, str(mv.version))
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{mv.version}", dst_path=tmp
+                artifact_uri=location, dst_path=tmp, tracking_uri=registry_uri
             )
         except MlflowException as exc:
             raise RegistryError(f"cannot download {uri} (version {mv.version}): {exc}") from exc
