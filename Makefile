@@ -2,6 +2,16 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= python3.11
+# `.env`, when there is one, sets every variable the environment does not (the environment
+# and the command line win, as in the persona CLI), for every target and its commands.
+# No `.env` is fine: the defaults are the embedded deployment.
+ifneq ($(wildcard .env),)
+define _NL
+
+
+endef
+$(eval $(subst |NL|,$(_NL),$(shell $(PYTHON) scripts/dotenv_make.py .env)))
+endif
 VENV := .venv
 VENV_MAGE := .venv-mage
 BIN := $(VENV)/bin
@@ -15,7 +25,7 @@ SPARK_INPUT ?= var/spark/respondents
 SPARK_OUTPUT ?= var/spark/labels
 
 .PHONY: help venv venv-mage lint format typecheck check test test-fast demo data ingest \
-	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict mlflow-ui evidently-ui mage up down status nginx \
+	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict mlflow-ui evidently-ui mage up down status \
 	engine engine-stop images test-containers \
 	tf_init tf_plan tf_apply tf_destroy tf_fmt bench evaluate-policy clean browser-deps
 
@@ -27,10 +37,10 @@ help: ## List every target with a line of help (colours only on a terminal, neve
 $(VENV)/.installed: pyproject.toml requirements/app.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements/app.lock -e ".[dev,spark]"
+	$(BIN)/pip install -q -c requirements/app.lock -e ".[dev]"
 	@touch $@
 
-venv: $(VENV)/.installed ## Create/refresh the app env .venv (pinned, with dev tools)
+venv: $(VENV)/.installed ## Create/refresh the app env .venv (pinned, with dev tools; pyspark comes with spark-deps)
 
 $(VENV_MAGE)/.installed: 02_pipeline/requirements-mage.txt
 	@test -x $(VENV_MAGE)/bin/python || $(PYTHON) -m venv $(VENV_MAGE)
@@ -40,15 +50,13 @@ $(VENV_MAGE)/.installed: 02_pipeline/requirements-mage.txt
 
 venv-mage: $(VENV_MAGE)/.installed ## Create/refresh the Mage env .venv-mage (its own pins)
 
-spark-deps: ## Java 17 and the PostgreSQL JDBC jar (Debian packages) for the Spark jobs, if missing
+spark-deps: venv ## pyspark (pip extra "spark"), Java 17 and the PostgreSQL JDBC jar (Debian) for the Spark jobs, if missing
+	@$(BIN)/python -c "import pyspark" 2>/dev/null || { echo "installing pyspark (the spark extra)"; \
+		$(BIN)/pip install -q -c requirements/app.lock -e ".[spark]"; }
 	@command -v java >/dev/null || { echo "installing Java 17 (Debian)"; \
 		apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
 	@test -f $(SPARK_JDBC_JAR) || { echo "installing the PostgreSQL JDBC driver (Debian)"; \
 		apt-get update -qq && apt-get install -y -qq libpostgresql-jdbc-java; }
-
-nginx: ## Install Debian nginx-light if missing (the buffering proxy in front of gunicorn, API_FRONT=nginx)
-	@PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null || { echo "installing nginx-light (Debian)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
 
 lint: venv ## Ruff lint and format check
 	$(BIN)/ruff check .
@@ -63,7 +71,7 @@ typecheck: venv ## Mypy on src/persona
 
 check: lint typecheck ## Lint + types (what pre-commit runs)
 
-test: venv venv-mage spark-deps nginx browser-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, browser, full stack, containers); dockerd is started for it and stopped after
+test: venv venv-mage spark-deps browser-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, browser, full stack, containers); dockerd is started for it and stopped after
 	@rc=0; { bash docker/engine.sh install && bash docker/engine.sh start && \
 		bash docker/images.sh && $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); } || rc=$$?; \
 		bash docker/engine.sh stop; exit $$rc
@@ -73,7 +81,7 @@ test-containers: venv ## Only the container e2e test (also part of make test): s
 		bash docker/images.sh && $(BIN)/pytest -m containers $(PYTEST_ARGS); } || rc=$$?; \
 		bash docker/engine.sh stop; exit $$rc
 
-test-fast: venv spark-deps nginx ## Run the tests that need no Mage env, no browser, no full stack and no Docker
+test-fast: venv spark-deps ## Run the tests that need no Mage env, no browser, no full stack and no Docker
 	$(BIN)/pytest -m "not mage and not stack and not browser and not containers" $(PYTEST_ARGS)
 
 browser-deps: ## Install Debian's chromium + chromium-driver for the browser test (idempotent)
@@ -112,7 +120,7 @@ spark-label: venv spark-deps ## Label the Parquet dataset SPARK_INPUT into SPARK
 spark-monitor: venv spark-deps ## Spark monitoring of MONTH in SPARK_INPUT (REFERENCE optional)
 	$(BIN)/persona spark monitor --input $(SPARK_INPUT) --month $(MONTH) $(if $(REFERENCE),--reference $(REFERENCE))
 
-serve: venv nginx ## Serve the champion: nginx on API_HOST:API_PORT in front of gunicorn
+serve: venv ## Serve the champion: gunicorn on API_HOST:API_PORT (127.0.0.1:8000)
 	$(BIN)/gunicorn -c 03_deployment/gunicorn.conf.py
 
 predict: venv ## Send sample respondents to the running API
@@ -139,7 +147,7 @@ engine-stop: ## Stop the dockerd that `make engine` started (nothing else)
 images: engine ## Build every image (local Debian base + wheelhouse where Docker Hub is unreachable)
 	bash docker/images.sh
 
-up: venv venv-mage nginx ## Start the production stack as local processes (no Docker)
+up: venv venv-mage ## Start the production stack as local processes (no Docker)
 	bash scripts/stack.sh up
 
 down: ## Stop exactly what `make up` started
@@ -166,7 +174,7 @@ tf_fmt: ## terraform fmt -check in 05_iac
 evaluate-policy: venv ## Print the drift-policy evaluation table (95% intervals; 2000 stable + 100 drift seeds per size)
 	$(BIN)/python 04_monitoring/evaluate_policy.py
 
-bench: venv venv-mage nginx ## Run every benchmark (minutes; writes benchmarks/out/ and prints ratios)
+bench: venv venv-mage spark-deps ## Run every benchmark (minutes; writes benchmarks/out/ and prints ratios)
 	@command -v wrk >/dev/null || (echo "installing wrk (Debian) for benchmarks/serving.py" && \
 		apt-get update -qq && apt-get install -y -qq wrk)
 	for b in ingest training monitoring serving batch_labeling mage_cycle spark_label reliability; do $(BIN)/python benchmarks/$$b.py || exit 1; done

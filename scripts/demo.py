@@ -122,11 +122,16 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
 
 def main() -> None:
     os.chdir(REPO)
+    from persona.errors import PersonaError
     from persona.flows import run_year
     from persona.months import Month
     from persona.settings import get_settings
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except PersonaError as exc:  # a bad setting: one line, exit 2, like the persona CLI
+        print(f"demo: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     started = time.monotonic()
     console.rule("1. data: generate + ingest Jan-May 2025 (March drifted)")
     generated = persona("data", "generate")

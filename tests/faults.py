@@ -96,7 +96,7 @@ def write_model_folder(folder: Path) -> Path:
 
 @dataclass
 class Api:
-    """A gunicorn API started like `make serve` (nginx in front unless API_FRONT=none)."""
+    """A gunicorn API started like `make serve` (gunicorn alone on API_HOST:API_PORT)."""
 
     url: str
     port: int

@@ -8,6 +8,8 @@ start instead of half-way through.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -20,7 +22,56 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]
 
-_URL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2")
+# The store's drivers, by URL scheme. PostgreSQL goes through psycopg2 (the binary COPY
+# paths use it), so `postgresql://` and `postgres://` mean `postgresql+psycopg2://`.
+_URL_DRIVERS = {"sqlite": "sqlite3", "postgresql+psycopg2": "psycopg2"}
+_POSTGRES_ALIASES = ("postgresql", "postgres")
+_URL_FORMS = "sqlite:///path or postgresql://user:password@host:port/db"
+# The password of a URL, never echoed in an error.
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def _postgres_driver(url: str) -> str:
+    """`url` with a bare `postgresql://` or `postgres://` scheme spelled `postgresql+psycopg2://`."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql+psycopg2://{rest}" if sep and scheme in _POSTGRES_ALIASES else url
+
+
+def store_url(url: str) -> str:
+    """The `DATABASE_URL` with its driver spelled out, checked before anything connects.
+
+    Args:
+        url: ``sqlite:///path``, ``postgresql://...``, ``postgres://...`` or
+            ``postgresql+psycopg2://...``.
+
+    Returns:
+        The URL SQLAlchemy is given (``postgresql+psycopg2://`` for PostgreSQL).
+
+    Raises:
+        ValueError: An unknown scheme, a driver that is not installed, or a malformed URL;
+            one line that never repeats the password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    typed = url.strip().partition("://")[0] + "://"
+    normalized = _postgres_driver(url.strip())
+    scheme, sep, rest = normalized.partition("://")
+    if not sep or not rest:
+        raise ValueError(f"not a database URL: expected {_URL_FORMS}")
+    if scheme not in _URL_DRIVERS:
+        raise ValueError(f"unknown scheme {typed!r}: expected {_URL_FORMS}")
+    driver = _URL_DRIVERS[scheme]
+    if importlib.util.find_spec(driver) is None:
+        raise ValueError(f"{typed} needs the Python package {driver}, which is not installed")
+    try:
+        parsed = make_url(normalized)
+        _ = parsed.port  # a port that is not a number fails here
+    except (ArgumentError, ValueError):
+        raise ValueError(f"malformed {typed} URL: expected {_URL_FORMS}") from None
+    if scheme != "sqlite" and not parsed.database:
+        raise ValueError(f"the {typed} URL names no database: expected {_URL_FORMS}")
+    return normalized
 
 
 class _Section(BaseModel):
@@ -96,7 +147,7 @@ class PolicySettings(_Section):
 
 
 class ServingSettings(_Section):
-    """The REST API: address, workers, limits, model source and reload, front, gunicorn."""
+    """The REST API: address, workers, limits, model source and reload, gunicorn."""
 
     api_host: str = "127.0.0.1"
     api_port: Annotated[int, Field(gt=0, lt=65536)] = 8000
@@ -114,9 +165,6 @@ class ServingSettings(_Section):
     # Seconds a starting API worker waits for its first model before taking requests; the
     # load goes on in the background after that (`/ready` answers 503 until it is done).
     model_startup_wait_s: Annotated[float, Field(ge=0, le=25)] = 1.0
-    # What stands in front of the gunicorn workers: nginx (buffers slow clients so they
-    # never hold a worker) or none (gunicorn faces the clients itself).
-    api_front: Literal["nginx", "none"] = "nginx"
     # Seconds a client may take to send its request headers, and its body (slower: 408).
     api_client_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     # Most bytes of an over-limit body read and dropped before the 413, so a client that
@@ -211,20 +259,15 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
-        scheme, sep, rest = value.partition("://")
-        if not sep or scheme not in _URL_SCHEMES or not rest:
-            raise ValueError(
-                f"expected sqlite:///path or postgresql+psycopg2://user@host/db, got {value!r}"
-            )
-        return value
+        return store_url(value)
 
     @field_validator("mlflow_tracking_uri")
     @classmethod
     def _check_tracking_uri(cls, value: str) -> str:
         scheme, sep, rest = value.partition("://")
         if not sep or not rest or not scheme.replace("+", "").isalnum():
-            raise ValueError(f"expected a URI such as sqlite:///var/mlflow.db, got {value!r}")
-        return value
+            raise ValueError("expected a URI such as sqlite:///var/mlflow.db")
+        return _postgres_driver(value)
 
     @field_validator("feature_max")
     @classmethod
@@ -285,7 +328,8 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for err in exc.errors():
             name = str(err["loc"][0]).upper() if err["loc"] else "settings"
-            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+            shown = _PASSWORD.sub(r"\1***@", str(err.get("input")))
+            problems.append(f"{name}: {err['msg']} (got {shown!r})")
         raise SettingsError("invalid setting: " + "; ".join(problems)) from None
 
 

@@ -1,5 +1,5 @@
 """Pure pieces of the reliability work: reload error life cycle, model cache, surrogate-safe
-errors, the nginx front's configuration, dependency errors in the CLI, stack secrets."""
+errors, gunicorn's bind, dependency errors in the CLI, stack secrets."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from persona.cli._common import dependency_error
 from persona.errors import Issue
 from persona.model import PersonaModel, from_catalog
 from persona.serving.app import create_app
-from persona.serving.front import nginx_conf
+from persona.serving.gunicorn_conf import options
 from persona.serving.holder import ModelHolder, ModelSource
 from persona.serving.predict import error_body
 from persona.serving.source import FileModelCache
@@ -159,17 +159,10 @@ def test_malformed_body_stream_is_a_400() -> None:
     assert caught.value.status == 400 and "chunk" in caught.value.error
 
 
-def test_nginx_conf_buffers_and_times_out_clients(tmp_path: Path) -> None:
-    settings = load_settings(_env_file=None, api_port=8123, api_client_timeout_s=7,
-                             api_max_body_bytes=5000)  # fmt: skip
-    text = nginx_conf(settings, tmp_path, 30)
-    assert "listen 127.0.0.1:8123" in text
-    assert "client_header_timeout 7s;" in text and "client_body_timeout 7s;" in text
-    assert "proxy_request_buffering on;" in text and "client_max_body_size 5000;" in text
-    assert f"server unix:{tmp_path}/gunicorn.sock" in text
-    assert "return 413 '" in text and "more than 5000 bytes" in text
-    v6 = nginx_conf(load_settings(_env_file=None, api_host="::"), tmp_path, 30)
-    assert "listen [::]:8000" in v6
+def test_gunicorn_alone_binds_api_host_and_port() -> None:
+    """No front process: gunicorn listens on API_HOST:API_PORT itself (IPv6 in brackets)."""
+    assert options(load_settings(_env_file=None, api_port=8123).serving).bind == ("127.0.0.1:8123",)
+    assert options(load_settings(_env_file=None, api_host="::").serving).bind == ("[::]:8000",)
 
 
 def test_pg_connect_args_bound_every_wait() -> None:

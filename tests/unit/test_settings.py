@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from persona.errors import SettingsError
-from persona.settings import Settings, get_settings, load_settings
+from persona.settings import Settings, get_settings, load_settings, store_url
 
 
 def test_defaults_are_the_embedded_sqlite_store(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,3 +89,46 @@ def test_every_setting_is_documented_in_env_example() -> None:
     example = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
     missing = [name.upper() for name in Settings.model_fields if name.upper() not in example]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "used"),
+    [
+        ("postgresql://postgres@127.0.0.1:5432/survey", "postgresql+psycopg2://postgres@127.0.0.1:5432/survey"),
+        ("postgres://u:pw@db/survey", "postgresql+psycopg2://u:pw@db/survey"),
+        ("postgresql+psycopg2://u@db/survey", "postgresql+psycopg2://u@db/survey"),
+        ("sqlite:///var/persona.db", "sqlite:///var/persona.db"),
+    ],
+)  # fmt: skip
+def test_postgres_urls_mean_the_installed_driver(typed: str, used: str) -> None:
+    cfg = load_settings(_env_file=None, database_url=typed, mlflow_tracking_uri=typed)
+    assert cfg.database_url == used and store_url(typed) == used
+    assert cfg.mlflow_tracking_uri == used  # MLflow's SQLAlchemy store gets the driver too
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://u@h/db", "unknown scheme 'mysql://'"),
+        ("postgresql+psycopg://u@h/db", "unknown scheme 'postgresql+psycopg://'"),
+        ("postgresql://u:secret@h:port/db", "malformed postgresql:// URL"),
+        ("postgres://u@h", "names no database"),
+        ("postgresql://", "not a database URL"),
+        ("sqlite:var/x.db", "not a database URL"),
+    ],
+)
+def test_an_unusable_database_url_is_one_line_without_the_password(url: str, says: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(_env_file=None, database_url=url)
+    message = str(info.value)
+    assert message.startswith("invalid setting: DATABASE_URL: ") and says in message
+    assert "\n" not in message and "secret" not in message
+
+
+def test_a_missing_driver_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "psycopg2" else real(name, *a)
+    )
+    with pytest.raises(SettingsError, match="needs the Python package psycopg2"):
+        load_settings(_env_file=None, database_url="postgresql://u@h/db")

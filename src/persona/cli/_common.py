@@ -146,7 +146,9 @@ def errors_to_exit(as_json: bool = False) -> Iterator[None]:
 def _fail(payload: dict[str, Any], message: str, as_json: bool) -> None:
     if as_json or json_mode():
         emit_json(payload)
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    console.print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True
+    )
     raise typer.Exit(code=2) from None
 
 

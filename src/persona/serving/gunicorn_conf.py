@@ -9,10 +9,9 @@ Decisions (see docs/serving.md):
   `PROMETHEUS_MULTIPROC_DIR` before any worker imports prometheus_client; `child_exit`
   marks dead workers; `on_exit` removes the folder if the master created it.
 - One BLAS thread per worker: the matrices are tiny and the workers already use the cores.
-- nginx in front by default (`API_FRONT=nginx`, `persona.serving.front`): the workers bind
-  a unix socket in a private folder and nginx, started by the master in `when_ready`,
-  listens on API_HOST:API_PORT and hands over only complete requests, so slow clients
-  never hold a sync worker (docs/reliability.md). `API_FRONT=none` binds gunicorn itself.
+- Gunicorn binds API_HOST:API_PORT itself. Nothing else runs beside it: the embedded
+  default needs only Python. The production stack puts nginx in front as its own
+  service (docker-compose.yml), so slow clients never hold a sync worker there.
 - sync workers by default: on a quiet 2-core machine they served ~6,100 one-record req/s
   at p99 8 ms and ~825k rows/s in 1,000-record requests; gthread (keep-alive) reached
   ~7,900 req/s but at p99 17 ms, over the 15 ms latency target (benchmarks/serving.py).
@@ -31,14 +30,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from persona.errors import SettingsError
-from persona.serving import front
 from persona.serving.election import SYNC_LOCK_ENV
-from persona.settings import ServingSettings, get_settings
+from persona.settings import ServingSettings
 
 _OWNED_ENV = "PERSONA_PROMETHEUS_DIR_OWNED"
 WORKER_TIMEOUT_S = 30
-_nginx: list[Any] = []
 _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 WSGI_APP = "persona.serving.wsgi:app"
 
@@ -71,8 +67,7 @@ def install_json_errors() -> None:
     Requests gunicorn's parser refuses before the app sees them (a bad request line, a
     Content-Length that is not a number, over-long headers) are answered by
     `gunicorn.util.write_error` with an HTML page; it is replaced, in the master before the
-    workers fork, by one that writes ``{"error": ..., "issues": []}``. Behind nginx
-    (the default) nginx refuses most of these itself, with its own JSON pages.
+    workers fork, by one that writes ``{"error": ..., "issues": []}``.
     """
     from gunicorn import util
 
@@ -131,22 +126,15 @@ def options(serving: ServingSettings) -> GunicornOptions:
     """Gunicorn settings derived from the platform settings.
 
     Args:
-        serving: API host, port, workers, front and the `GUNICORN_*` values.
+        serving: API host, port, workers and the `GUNICORN_*` values.
 
     Returns:
         The gunicorn config variables (`GunicornOptions.to_dict` for a config module).
     """
     worker_class = serving.gunicorn_worker_class
-    bind = f"{serving.api_host}:{serving.api_port}"
-    if serving.api_front == "nginx":
-        front.nginx_binary()  # fail at start, with the fix, when nginx is missing
-        folder = os.environ.get(front.DIR_ENV)
-        if not folder or not Path(folder).is_dir():
-            folder = tempfile.mkdtemp(prefix="persona-api-")
-            os.environ[front.DIR_ENV] = folder
-        bind = f"unix:{front.socket_path(folder)}"
+    host = f"[{serving.api_host}]" if ":" in serving.api_host else serving.api_host
     return GunicornOptions(
-        bind=(bind,),
+        bind=(f"{host}:{serving.api_port}",),
         workers=serving.api_workers,
         worker_class=worker_class,
         accesslog=serving.gunicorn_access_log or None,
@@ -163,30 +151,8 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def when_ready(server: Any) -> None:
-    """Gunicorn hook (master, socket bound): start nginx when it is the front.
-
-    Started after the bind, so nginx never answers 502 for a socket that does not exist
-    yet: requests wait in the socket's backlog until a worker takes them.
-    """
-    folder = os.environ.get(front.DIR_ENV)
-    serving = get_settings().serving
-    if serving.api_front != "nginx" or not folder:
-        return
-    try:
-        _nginx.append(front.start(serving, folder, WORKER_TIMEOUT_S))
-    except SettingsError as exc:
-        raise SystemExit(f"persona-api: {exc}") from None
-    server.log.info("nginx in front on %s:%s", serving.api_host, serving.api_port)
-
-
 def on_exit(server: Any) -> None:
-    """Gunicorn hook: stop nginx; remove the folders this master created."""
-    while _nginx:
-        front.stop(_nginx.pop())
-    folder = os.environ.get(front.DIR_ENV)
-    if folder:
-        shutil.rmtree(folder, ignore_errors=True)
+    """Gunicorn hook: remove the metrics folder if this master created it."""
     folder = os.environ.get(_OWNED_ENV)
     if folder and folder == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         shutil.rmtree(folder, ignore_errors=True)

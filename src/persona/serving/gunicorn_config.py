@@ -5,9 +5,8 @@ a source checkout and from an installed wheel alike; `03_deployment/gunicorn.con
 re-exports this module for `make serve`, the images and compose. Bind from
 API_HOST/API_PORT, workers from API_WORKERS; GUNICORN_WORKER_CLASS (sync | gthread),
 GUNICORN_THREADS, GUNICORN_ACCESS_LOG ('-' for stdout) and GUNICORN_LOG_LEVEL tune the
-rest (all `ServingSettings`). With API_FRONT=nginx (default) the master starts nginx on
-API_HOST:API_PORT and the workers listen on a unix socket behind it. The logic is in
-`persona.serving.gunicorn_conf`.
+rest (all `ServingSettings`). Gunicorn alone listens on API_HOST:API_PORT (the production
+stack's nginx is a service of its own). The logic is in `persona.serving.gunicorn_conf`.
 """
 
 import sys
@@ -19,7 +18,6 @@ from persona.serving.gunicorn_conf import (
     on_exit,
     options,
     prepare_environment,
-    when_ready,
 )
 from persona.settings import get_settings
 
@@ -32,4 +30,4 @@ except PersonaError as exc:  # a bad setting: one clear line, no traceback
 globals().update(_values)
 # Every config variable and hook, so `from persona.serving.gunicorn_config import *`
 # (03_deployment/gunicorn.conf.py) is the same config.
-__all__ = ["child_exit", "on_exit", "when_ready", *_values]
+__all__ = ["child_exit", "on_exit", *_values]

@@ -3,7 +3,7 @@
 The one launcher of the API under gunicorn (and of the other servers the tests and
 benchmarks start): `scripts/demo.py`, `benchmarks/serving.py`, `tests/faults.py` and the
 integration tests use it. Each server runs in its own session, so `Server.stop` ends the
-master, its workers and what they started (nginx) together. HTTP checks use urllib only.
+master and its workers together. HTTP checks use urllib only.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from persona.errors import StoreError
-from persona.settings import Settings
+from persona.errors import SettingsError, StoreError
+from persona.settings import Settings, store_url
 from persona.store import liveness
 from persona.store.schema import SCHEMA_VERSION, metadata, schema_info
 
@@ -38,7 +38,8 @@ def make_engine(
     """Create an engine for a store URL; SQLite files get their folder and foreign keys.
 
     Args:
-        url: ``sqlite:///path`` or ``postgresql+psycopg2://...`` (the `DATABASE_URL`).
+        url: ``sqlite:///path`` or ``postgresql://...`` (the `DATABASE_URL`; `store_url`
+            spells out the psycopg2 driver).
         connect_timeout_s: PostgreSQL only: seconds to open a connection (default
             `PG_CONNECT_TIMEOUT_S`).
         statement_timeout_s: PostgreSQL only: longest statement, 0 = unlimited (default
@@ -48,7 +49,14 @@ def make_engine(
 
     Returns:
         A SQLAlchemy engine (no connection is opened yet).
+
+    Raises:
+        SettingsError: The URL cannot be used (unknown scheme, driver missing, malformed).
     """
+    try:
+        url = store_url(url)
+    except ValueError as exc:
+        raise SettingsError(f"DATABASE_URL: {exc}") from None
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
