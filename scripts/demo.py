@@ -29,6 +29,9 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 MONTHS = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05"]
 BIN = Path(sys.executable).parent
+# Longest wait for the demo's gunicorn to answer /ready: about 10 s on a quiet 2-core
+# machine (workers import MLflow and load the champion), x4 and more for a busy one.
+READY_BUDGET_S = 180.0
 # Wide enough for the summary table when the output is piped (rich defaults to 80 then).
 console = Console() if sys.stdout.isatty() else Console(width=140)
 
@@ -82,7 +85,7 @@ def serve_and_predict(settings: Any, records: list[dict[str, float]]) -> dict[st
     server = start_gunicorn(base, env=env, cwd=REPO)  # own process group
     try:
         try:
-            server.wait("/ready", timeout_s=60, interval_s=0.5)
+            server.wait("/ready", timeout_s=READY_BUDGET_S, interval_s=0.5)
         except LaunchError:
             raise SystemExit(f"demo: gunicorn did not become ready on {base}") from None
         headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
