@@ -11,9 +11,10 @@ another version than the audit trail ends with — and governs it after the fact
 4. the promotion gates evaluated (new champion vs previous one), the verdict stored as the
    version's ``external_gates`` tag, and an alert sent when they fail or cannot run.
 
-It runs at the start of every monthly cycle, in the API's reload thread after each swap,
-and as `persona model sync`. Concurrent callers record one row: the check and the insert
-share the champion lock.
+It runs at the start of every monthly cycle, as `persona model sync`, and in the
+governance receiver (`persona.governance.receiver`) when MLflow's webhook says an alias
+moved and on its schedule; never in the API, which holds no database role. Concurrent
+callers record one row: the check and the insert share the champion lock.
 """
 
 from __future__ import annotations

@@ -3,8 +3,6 @@
 Decisions (see docs/serving.md):
 - `preload_app = False`: every worker imports the app and loads the model itself, and the
   reload thread starts in each worker on its first request (threads do not survive fork).
-  One worker at a time (an exclusive lock on a file of the metrics folder) also governs
-  champion moves made outside the platform, so N workers do not check one move N times.
 - Prometheus multiprocess mode: the master creates a fresh temp folder and exports
   `PROMETHEUS_MULTIPROC_DIR` before any worker imports prometheus_client; `child_exit`
   marks dead workers; `on_exit` removes the folder if the master created it.
@@ -33,7 +31,6 @@ from typing import Any
 
 from persona.errors import SettingsError
 from persona.serving import front
-from persona.serving.election import SYNC_LOCK_ENV
 from persona.settings import ServingSettings, get_settings
 
 _OWNED_ENV = "PERSONA_PROMETHEUS_DIR_OWNED"
@@ -44,10 +41,7 @@ WSGI_APP = "persona.serving.wsgi:app"
 
 
 def prepare_environment() -> str:
-    """Export the Prometheus multiprocess folder, single-threaded BLAS and the governance lock.
-
-    Idempotent. The lock file (`election.SYNC_LOCK_ENV`, in the metrics folder) elects the
-    one worker that runs `registry.governance.sync_champion` (`election.governs`).
+    """Export the Prometheus multiprocess folder and single-threaded BLAS (idempotent).
 
     Returns:
         The multiprocess metrics folder.
@@ -60,8 +54,6 @@ def prepare_environment() -> str:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
         os.environ[_OWNED_ENV] = folder
     Path(folder).mkdir(parents=True, exist_ok=True)
-    # One worker of this server runs the champion governance: the one holding this lock.
-    os.environ[SYNC_LOCK_ENV] = str(Path(folder) / "champion-sync.lock")
     return folder
 
 
