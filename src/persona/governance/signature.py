@@ -43,7 +43,7 @@ def check(
 
     Args:
         secret: The shared secret (empty: every request is refused).
-        headers: The request headers (case as sent; looked up as given by Werkzeug).
+        headers: The request headers (names in any case).
         body: The raw request body, exactly as received.
         now: The current unix time.
         max_age_s: Oldest (and furthest in the future) timestamp accepted, in seconds.
@@ -53,9 +53,10 @@ def check(
     """
     if not secret:
         return "no webhook secret is configured (GOVERNANCE_WEBHOOK_SECRET)"
-    signature = headers.get(SIGNATURE_HEADER, "")
-    delivery = headers.get(DELIVERY_HEADER, "")
-    stamp = headers.get(TIMESTAMP_HEADER, "")
+    named = {name.lower(): value for name, value in headers.items()}
+    signature = named.get(SIGNATURE_HEADER.lower(), "")
+    delivery = named.get(DELIVERY_HEADER.lower(), "")
+    stamp = named.get(TIMESTAMP_HEADER.lower(), "")
     if not (signature and delivery and stamp):
         return "missing signature, delivery id or timestamp header"
     try:
