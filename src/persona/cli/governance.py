@@ -27,7 +27,7 @@ def serve(
     command = [
         gunicorn, WSGI, "--workers=1", "--worker-class=gthread", "--threads=4",
         f"--bind={cfg.governance_host}:{cfg.governance_port}", "--timeout=120",
-        "--graceful-timeout=5", "--error-logfile=-", "--proc-name=persona-governance",
+        "--graceful-timeout=5", "--error-logfile=-", "--name=persona-governance",
     ]  # fmt: skip
     if print_only:
         console.print(" ".join(command))

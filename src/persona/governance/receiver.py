@@ -29,7 +29,12 @@ from sqlalchemy import Engine
 
 from persona.errors import PersonaError
 from persona.governance.signature import check
+
+# Imported when the worker boots (MLflow is heavy), not on the first webhook: the receiver
+# answers /health only once it can reconcile at once.
+from persona.registry.governance import sync_champion
 from persona.settings import Settings
+from persona.store.engine import open_store
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
@@ -60,9 +65,6 @@ class Reconciler:
         Raises:
             PersonaError: The registry or the store cannot be read or written.
         """
-        from persona.registry.governance import sync_champion
-        from persona.store.engine import open_store
-
         with self._lock:
             if self._engine is None:
                 self._engine = open_store(self.settings.database_url, self.settings)
