@@ -178,7 +178,11 @@ def _receiver(stack: Stack, interval_s: float, name: str) -> Any:
     log = stack.tmp / f"receiver-{name}.log"
     proc = start([str(BIN / "persona"), "governance", "serve"], env, log)
     url = f"http://127.0.0.1:{stack.receiver_port}"
-    wait_http(f"{url}/health", proc, log, timeout=120)
+    try:
+        wait_http(f"{url}/health", proc, log, timeout=120)
+    except BaseException:
+        stop(proc)
+        raise
     return proc, url
 
 
