@@ -13,8 +13,17 @@
 --   <p>grafana     reads what the dashboards show (monitoring_runs, persona_assignments,
 --                  model_events), never the raw survey answers
 -- The API has no role. model_events is append-only for every role (no UPDATE/DELETE).
+-- With no role password at all (legacy = true, a compose file older than the roles) only
+-- the two databases are created, as before.
 \getenv survey_db POSTGRES_SURVEY_DB
 \getenv mlflow_db POSTGRES_MLFLOW_DB
+\if :legacy
+SELECT format('CREATE DATABASE %I', :'survey_db')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'survey_db')\gexec
+SELECT format('CREATE DATABASE %I', :'mlflow_db')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'mlflow_db')\gexec
+\quit
+\endif
 \getenv p PG_ROLE_PREFIX
 \if :{?p}
 \else

@@ -204,5 +204,27 @@ def test_init_is_rerunnable_and_rotates_passwords(cluster: Cluster) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert _run(rotated.dsn("grafana"), "SELECT count(*) FROM model_events")  # grants kept
     assert _verifier(cluster.role("grafana")) not in ("", before)
-    missing = _init(Cluster(cluster.prefix, cluster.survey_db, cluster.mlflow_db, {}))
+    partial = {"cycle": "only-one"}
+    missing = _init(Cluster(cluster.prefix, cluster.survey_db, cluster.mlflow_db, partial))
     assert missing.returncode == 2 and "PG_MLFLOW_PASSWORD" in missing.stderr
+    assert _verifier(cluster.role("cycle")) != ""  # nothing was changed
+
+
+def test_without_role_passwords_only_the_databases_are_made() -> None:
+    """A compose file older than the roles: the two databases, as before, and no role."""
+    tag = uuid.uuid4().hex[:8]
+    legacy = Cluster(f"t{tag}_", f"t{tag}_survey", f"t{tag}_mlflow", {})
+    try:
+        done = _init(legacy)
+        assert done.returncode == 0 and "databases only" in done.stderr, done.stderr
+        admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+        names = f"SELECT datname FROM pg_database WHERE datname LIKE 't{tag}_%' ORDER BY 1"
+        assert _run(admin, names) == [(legacy.mlflow_db,), (legacy.survey_db,)]
+        roles = f"SELECT rolname FROM pg_roles WHERE rolname LIKE 't{tag}_%'"
+        assert _run(admin, roles) == []
+    finally:
+        conn = _admin()
+        with conn.cursor() as cur:
+            for db in (legacy.survey_db, legacy.mlflow_db):
+                cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        conn.close()
