@@ -1,5 +1,8 @@
 # MLflow artifact storage for PersonaOps: one private, versioned bucket and one service
-# account that may read and write objects in that bucket only.
+# account per service, each bound on that bucket only (docs/security.md):
+#   mlflow    reads and writes objects (the tracking server proxies every artifact)
+#   pipeline  creates and reads objects (the cycle's jobs), never deletes or overwrites
+#   api       reads objects, nothing else
 
 resource "google_storage_bucket" "artifacts" {
   name                        = var.bucket_name
@@ -49,6 +52,37 @@ resource "google_storage_bucket_iam_member" "mlflow_objects" {
   bucket = google_storage_bucket.artifacts.name
   role   = "roles/storage.objectAdmin"
   member = "serviceAccount:${google_service_account.mlflow.email}"
+}
+
+resource "google_service_account" "pipeline" {
+  account_id   = var.pipeline_service_account_id
+  display_name = "PersonaOps pipeline"
+  description  = "Creates and reads objects in ${var.bucket_name} (no delete, no overwrite)."
+}
+
+resource "google_storage_bucket_iam_member" "pipeline_create" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:${google_service_account.pipeline.email}"
+}
+
+resource "google_storage_bucket_iam_member" "pipeline_read" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.pipeline.email}"
+}
+
+# The internet-facing API may only read objects.
+resource "google_service_account" "api" {
+  account_id   = var.api_service_account_id
+  display_name = "PersonaOps API"
+  description  = "Reads objects in ${var.bucket_name}; writes nothing."
+}
+
+resource "google_storage_bucket_iam_member" "api_read" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.api.email}"
 }
 
 resource "google_service_account_key" "mlflow" {

@@ -13,6 +13,16 @@ output "service_account_email" {
   value       = google_service_account.mlflow.email
 }
 
+output "pipeline_service_account_email" {
+  description = "Service account of the pipeline (creates and reads objects)."
+  value       = google_service_account.pipeline.email
+}
+
+output "api_service_account_email" {
+  description = "Service account of the API (reads objects only)."
+  value       = google_service_account.api.email
+}
+
 output "service_account_key" {
   description = "Base64 JSON key (only with create_key = true): terraform output -raw service_account_key | base64 -d > secrets/gcp-key.json"
   value       = var.create_key ? google_service_account_key.mlflow[0].private_key : ""

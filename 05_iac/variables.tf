@@ -49,9 +49,21 @@ variable "noncurrent_versions_kept" {
 }
 
 variable "service_account_id" {
-  description = "Account id of the service account used by the MLflow server (and the API if it reads GCS)."
+  description = "Account id of the service account used by the MLflow server (reads and writes objects)."
   type        = string
   default     = "persona-mlflow"
+}
+
+variable "pipeline_service_account_id" {
+  description = "Account id of the pipeline's service account (creates and reads objects)."
+  type        = string
+  default     = "persona-pipeline"
+}
+
+variable "api_service_account_id" {
+  description = "Account id of the API's service account (reads objects only)."
+  type        = string
+  default     = "persona-api"
 }
 
 variable "create_key" {

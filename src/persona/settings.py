@@ -158,7 +158,6 @@ class ServingSettings(_Section):
     model_uri: str = ""
     model_alias: str = "champion"
     model_reload_interval_s: Annotated[float, Field(gt=0)] = 30.0
-    api_sync_champion: bool = True
     # Last model each API worker loaded, served at start while the registry cannot be
     # reached (`/ready` says so); empty = no cache.
     model_cache_dir: str = "var/model-cache"
@@ -221,6 +220,27 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
     # (retries + 1) x timeout + backoff (the default: about 17 s).
     mlflow_request_timeout_s: PositiveInt = 8
     mlflow_request_max_retries: Annotated[int, Field(ge=0, le=10)] = 1
+    # The identity this process uses with an MLflow server run with basic-auth (MLflow's
+    # own client reads the same two variables); empty = anonymous.
+    mlflow_tracking_username: str = ""
+    mlflow_tracking_password: str = ""
+
+    # --- governance (persona.governance: the receiver of MLflow's webhooks) --------------
+    governance_host: str = "127.0.0.1"
+    governance_port: Annotated[int, Field(gt=0, lt=65536)] = 8010
+    # The HMAC secret MLflow signs webhooks with; empty: the receiver refuses every one.
+    governance_webhook_secret: str = ""
+    # A webhook whose timestamp is further than this from now is refused (replays).
+    governance_webhook_max_age_s: Annotated[float, Field(gt=0)] = 300.0
+    # The URL MLflow calls (`persona governance setup-mlflow` registers it).
+    governance_webhook_url: str = "http://127.0.0.1:8010/webhook"
+    # The receiver reconciles this often even without a webhook; 0 = only on webhooks.
+    governance_reconcile_interval_s: NonNegativeFloat = 300.0
+    # Passwords `persona governance setup-mlflow` gives the platform's MLflow identities
+    # (persona-api: READ, persona-pipeline: EDIT, persona-governance: MANAGE on the model).
+    mlflow_api_password: str = ""
+    mlflow_pipeline_password: str = ""
+    mlflow_governance_password: str = ""
 
     # --- the monthly cycle --------------------------------------------------------------
     cycle_step_timeout_s: Annotated[float, Field(gt=0)] = 1800.0

@@ -1,9 +1,10 @@
 """A champion moved outside the platform (plain MLflow client) is governed after the fact.
 
-Detected by the API's reload thread, by `persona model sync` and at the start of a cycle:
-an audit row (actor ``external``, previous version), ``challenger`` cleared, the gates
-evaluated, an alert to a local webhook receiver when they fail, and the API serves the
-new champion.
+The embedded default (no MLflow server, so no webhook): the reconcile runs as
+`persona model sync` and at the start of a cycle: an audit row (actor ``external``,
+previous version), ``challenger`` cleared, the gates evaluated, an alert to a local
+webhook receiver when they fail. The governance receiver runs the same reconcile on
+MLflow's webhooks (test_governance_receiver); the API never does.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from mlflow import MlflowClient
 from persona import flows, registry
 from persona.catalog import load_catalog
 from persona.months import Month
-from persona.serving.app import create_app
 from persona.settings import Settings
 from persona.store import events, survey_ingest
 from persona.store.engine import open_store
@@ -100,9 +100,7 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
 def test_champion_moved_with_the_plain_client_is_governed(
     make_settings: Callable[..., Settings], receiver: Receiver, tmp_path: Path
 ) -> None:
-    settings = make_settings(
-        auto_promote=False, alert_webhook_url=receiver.url, model_reload_interval_s=1.0
-    )
+    settings = make_settings(auto_promote=False, alert_webhook_url=receiver.url)
     engine = open_store(settings.database_url)
     catalog = load_catalog(settings.persona_catalog)
     for plan in default_year(2025, range(1, 5), N):
@@ -115,28 +113,17 @@ def test_champion_moved_with_the_plain_client_is_governed(
     assert march["verdict"] == "retrain" and not march["promoted"]
     assert registry.alias_version(settings, registry.CHALLENGER) == "2"
     receiver.bodies.clear()  # March's drift alert
-    app = create_app(settings)
-    api = app.test_client()
-    assert api.get("/model").get_json()["version"] == "1"  # starts the reload thread
-    holder = app.extensions["persona"]["holder"]
     plain = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
-    try:
-        # 1. A person makes the challenger champion in the MLflow UI (= the plain client).
-        plain.set_registered_model_alias(settings.model_name, "champion", "2")
-        _wait(lambda: _external(engine, settings.model_name) == [("1", "2")], "the API's record")
-        _wait(lambda: api.get("/model").get_json()["version"] == "2", "the API to follow")
-
-        def governed() -> dict[str, str] | None:
-            tags = plain.get_model_version(settings.model_name, "2").tags
-            return dict(tags) if "external_gates" in tags else None
-
-        tags = _wait(governed, "the gates after the fact")  # the last step of the sync
-        assert registry.alias_version(settings, registry.CHALLENGER) is None  # cleared
-        assert json.loads(tags["promoted"])["actor"] == "external"
-        assert json.loads(tags["external_gates"])["passed"] is True
-        assert receiver.bodies == []  # the gates passed: nothing to alert
-    finally:
-        holder.stop()
+    # 1. A person makes the challenger champion in the MLflow UI (= the plain client); the
+    #    reconcile (what the receiver runs on the webhook) records and governs it.
+    plain.set_registered_model_alias(settings.model_name, "champion", "2")
+    synced = registry.sync_champion(settings, engine)
+    assert synced.moved and _external(engine, settings.model_name) == [("1", "2")]
+    tags = dict(plain.get_model_version(settings.model_name, "2").tags)
+    assert registry.alias_version(settings, registry.CHALLENGER) is None  # cleared
+    assert json.loads(tags["promoted"])["actor"] == "external"
+    assert json.loads(tags["external_gates"])["passed"] is True
+    assert receiver.bodies == []  # the gates passed: nothing to alert
 
     # 2. Back to v1 by hand, with gates it cannot pass: `persona model sync` records it,
     #    evaluates the gates after the fact and alerts.

@@ -193,26 +193,3 @@ def test_local_model_errors(tmp_path: Path) -> None:
     (tmp_path / "persona_model.json").write_text("{}")
     with pytest.raises(ModelError, match=r"not a persona-model"):
         read_model_folder(tmp_path)
-
-
-def test_one_process_governs_champion_moves(tmp_path: Path, monkeypatch: Any) -> None:
-    import multiprocessing
-    import os
-
-    from persona.serving import election
-
-    assert election.governs()  # no lock file named: a lone process governs
-    lock = str(tmp_path / "champion-sync.lock")
-    monkeypatch.setenv(election.SYNC_LOCK_ENV, lock)
-    assert election.governs() and election.governs()  # elected, and stays so
-    context = multiprocessing.get_context("fork")
-    answers = context.Queue()
-    child = context.Process(target=lambda: answers.put(election.governs()))
-    child.start()
-    child.join(timeout=30)
-    assert answers.get(timeout=5) is False  # another worker of the same server
-    os.close(election._elected.pop(lock)[1])  # this process exits: the lock is free again
-    child = context.Process(target=lambda: answers.put(election.governs()))
-    child.start()
-    child.join(timeout=30)
-    assert answers.get(timeout=5) is True

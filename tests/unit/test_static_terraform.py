@@ -137,3 +137,25 @@ def test_every_variable_used_is_declared_and_tfvars_example_matches() -> None:
     keys = set(re.findall(r"^#?\s*([a-z_]+)\s*=", example, flags=re.M))
     assert keys <= declared, keys - declared
     assert {"project_id", "bucket_name"} <= keys
+
+
+def _roles_by_account() -> dict[str, set[str]]:
+    roles: dict[str, set[str]] = {}
+    for binding in _resources("google_storage_bucket_iam_member").values():
+        account = binding["member"].split("google_service_account.", 1)[1].split(".", 1)[0]
+        roles.setdefault(account, set()).add(binding["role"])
+    return roles
+
+
+def test_each_service_has_its_own_account_and_only_the_api_cannot_write() -> None:
+    assert set(_resources("google_service_account")) == {"mlflow", "pipeline", "api"}
+    roles = _roles_by_account()
+    assert roles["api"] == {"roles/storage.objectViewer"}  # the API may only read objects
+    writes = {"roles/storage.objectAdmin", "roles/storage.objectCreator"}
+    assert roles["mlflow"] & writes and roles["pipeline"] & writes
+    # The pipeline creates and reads; it never deletes or overwrites (objectAdmin).
+    assert roles["pipeline"] == {"roles/storage.objectCreator", "roles/storage.objectViewer"}
+    outputs: dict[str, Any] = {}
+    for block in _load("outputs.tf")["output"]:
+        outputs.update(block)
+    assert {"api_service_account_email", "pipeline_service_account_email"} <= set(outputs)

@@ -11,9 +11,10 @@ another version than the audit trail ends with — and governs it after the fact
 4. the promotion gates evaluated (new champion vs previous one), the verdict stored as the
    version's ``external_gates`` tag, and an alert sent when they fail or cannot run.
 
-It runs at the start of every monthly cycle, in the API's reload thread after each swap,
-and as `persona model sync`. Concurrent callers record one row: the check and the insert
-share the champion lock.
+It runs at the start of every monthly cycle, as `persona model sync`, and in the
+governance receiver (`persona.governance.receiver`) when MLflow's webhook says an alias
+moved and on its schedule; never in the API, which holds no database role. Concurrent
+callers record one row: the check and the insert share the champion lock.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import json
 import logging
 from dataclasses import replace
 
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from sqlalchemy import Engine
 
 from persona import alerts
@@ -73,7 +76,7 @@ def sync_champion(settings: Settings, engine: Engine) -> SyncResult:
     challenger = version_by_alias(mlc, name, CHALLENGER)
     cleared = challenger is not None and str(challenger.version) == version
     if cleared:
-        mlc.delete_registered_model_alias(name, CHALLENGER)
+        cleared = _clear_challenger(mlc, name)
     gates, gates_error = None, None
     try:
         gates = gates_for(settings, engine, recorded, version)
@@ -87,6 +90,21 @@ def sync_champion(settings: Settings, engine: Engine) -> SyncResult:
     if verdict["passed"] is not True:
         out = replace(out, alerts=tuple(_alert(settings, out)))
     return out
+
+
+def _clear_challenger(mlc: MlflowClient, name: str) -> bool:
+    """Delete ``challenger``; a refusal is logged, never raised.
+
+    MLflow asks MANAGE to delete an alias: the governance identity has it, the pipeline's
+    (EDIT) does not, so a cycle that finds the move first records it and leaves the alias
+    to the governance receiver or a promoter.
+    """
+    try:
+        mlc.delete_registered_model_alias(name, CHALLENGER)
+    except MlflowException as exc:
+        log.warning("cannot clear the challenger alias of %s: %s", name, exc.message)
+        return False
+    return True
 
 
 def _alert(settings: Settings, out: SyncResult) -> list[alerts.AlertDelivery]:

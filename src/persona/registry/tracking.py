@@ -49,7 +49,7 @@ def artifact_location(root: str) -> str:
 
 
 def bound_requests(settings: Settings) -> None:
-    """Bound every HTTP call of the MLflow client by our settings.
+    """Bound every HTTP call of the MLflow client by our settings, and give it our identity.
 
     MLflow reads these variables at each request: the timeout of one try, the retries
     after it and their backoff. Its defaults (120 s, 7 retries, backoff 2) make a call to
@@ -63,6 +63,11 @@ def bound_requests(settings: Settings) -> None:
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.mlflow_request_max_retries)
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0.5"
+    # MLflow's REST client reads its basic-auth identity from these two variables only;
+    # a value from `.env` reaches it through the settings.
+    if settings.mlflow_tracking_username:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = settings.mlflow_tracking_username
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.mlflow_tracking_password
 
 
 def client(settings: Settings) -> MlflowClient:

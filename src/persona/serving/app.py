@@ -253,13 +253,11 @@ def create_app(
         The Flask app; its `extensions["persona"]` holds the holder, metrics and limits.
     """
     serving = settings.serving
-    on_moved = None
     cache: ModelCache | None = None
     if loader is None:
-        from persona.serving.source import FileModelCache, champion_governance, registry_source
+        from persona.serving.source import FileModelCache, registry_source
 
         loader = registry_source(settings)
-        on_moved = champion_governance(settings)
         if serving.model_cache_dir:
             cache = FileModelCache(serving.model_cache_dir, loader.description)
     metrics = Metrics()
@@ -268,7 +266,6 @@ def create_app(
         serving.model_reload_interval_s,
         on_loaded=lambda m: metrics.model_loaded(m.name, m.version, m.alias or ""),
         on_failed=metrics.model_load_failed,
-        on_moved=on_moved,
         cache=cache,
     )
     holder.load_cached()

@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from persona.serving.election import SYNC_LOCK_ENV
 from persona.settings import ServingSettings
 
 _OWNED_ENV = "PERSONA_PROMETHEUS_DIR_OWNED"
@@ -40,10 +39,7 @@ WSGI_APP = "persona.serving.wsgi:app"
 
 
 def prepare_environment() -> str:
-    """Export the Prometheus multiprocess folder, single-threaded BLAS and the governance lock.
-
-    Idempotent. The lock file (`election.SYNC_LOCK_ENV`, in the metrics folder) elects the
-    one worker that runs `registry.governance.sync_champion` (`election.governs`).
+    """Export the Prometheus multiprocess folder and single-threaded BLAS (idempotent).
 
     Returns:
         The multiprocess metrics folder.
@@ -56,8 +52,6 @@ def prepare_environment() -> str:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
         os.environ[_OWNED_ENV] = folder
     Path(folder).mkdir(parents=True, exist_ok=True)
-    # One worker of this server runs the champion governance: the one holding this lock.
-    os.environ[SYNC_LOCK_ENV] = str(Path(folder) / "champion-sync.lock")
     return folder
 
 

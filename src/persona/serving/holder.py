@@ -5,9 +5,8 @@ it once and uses that object to the end, so a swap never mixes two versions in o
 response. A daemon thread (one per worker process, started lazily after fork) asks the
 `ModelSource` every `interval_s` which version the alias points at and loads it when it
 differs. A failed load keeps the old model serving and is logged; `last_error` shows it
-until the next successful check. After each swap (and
-once when the thread starts) it calls `on_moved`, which the API uses to govern a champion
-move made outside the platform (`registry.governance.sync_champion`).
+until the next successful check. The holder only reads: governing a champion move made
+outside the platform is the governance receiver's job (`persona.governance`), not the API's.
 
 Nothing here waits on the registry in a request or at start: the first load runs in the
 reload thread. A `ModelCache` (optional) keeps the last model loaded on local disk, so a
@@ -119,8 +118,6 @@ class ModelHolder:
         interval_s: Seconds between checks of the alias.
         on_loaded: Called with each newly loaded model (metrics).
         on_failed: Called after each failed load (metrics).
-        on_moved: Called by the reload thread when it starts and after each swap (outside
-            the lock; an exception is logged, never raised).
         cache: Where the last loaded model is kept on disk (None: no cache).
     """
 
@@ -130,7 +127,6 @@ class ModelHolder:
         interval_s: float,
         on_loaded: Callable[[Loaded], None] | None = None,
         on_failed: Callable[[], None] | None = None,
-        on_moved: Callable[[], None] | None = None,
         cache: ModelCache | None = None,
     ) -> None:
         self.source = source
@@ -141,7 +137,6 @@ class ModelHolder:
         self.last_error: str | None = None
         self._on_loaded = on_loaded
         self._on_failed = on_failed
-        self._on_moved = on_moved
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -266,28 +261,14 @@ class ModelHolder:
 
     def _run(self) -> None:
         stop = self._stop
-        # Nothing (or only the cache) served yet: check now, not after one interval, and
-        # govern after that first check (it must not delay the first model).
-        first = self.current is None or self.from_cache
-        if not first:
-            self._moved()
-        delay = 0.0 if first else self.interval_s
+        # Nothing (or only the cache) served yet: check now, not after one interval.
+        delay = 0.0 if self.current is None or self.from_cache else self.interval_s
         while not stop.wait(delay):
             delay = self.interval_s
             try:
-                if self.refresh() or first:
-                    self._moved()
+                self.refresh()
             except Exception:  # refresh never raises; belt and braces for the thread
                 log.exception("model reload check failed")
-            first = False
-
-    def _moved(self) -> None:
-        if self._on_moved is None:
-            return
-        try:
-            self._on_moved()
-        except Exception as exc:
-            log.error("champion governance check failed: %s", exc)
 
     def status(self) -> ReloadStatus:
         """Return the reload state for `/model`."""

@@ -10,12 +10,10 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from persona.errors import ModelError
 from persona.model import LoadedModel, model_from_dict, model_to_dict, read_model_folder
-from persona.serving.election import governs
 from persona.serving.holder import Loaded, ModelSource
 from persona.settings import Settings
 
@@ -77,35 +75,6 @@ def registry_source(settings: Settings) -> ModelSource:
         return registry.alias_version(settings, alias)
 
     return ModelSource(load_alias, target, f"models:/{settings.model_name}@{alias}")
-
-
-def champion_governance(settings: Settings) -> Callable[[], None] | None:
-    """What the reload thread calls after a swap: govern champion moves made outside.
-
-    Returns None (nothing to call) when `API_SYNC_CHAMPION` is off, the API serves a
-    pinned `MODEL_URI`, or follows another alias than ``champion``. Under gunicorn only
-    the worker elected by `governs` runs it (see there), so one external move is checked
-    by one process, within one reload interval of the move.
-
-    Args:
-        settings: Settings (store, registry, alerts).
-    """
-    if not settings.api_sync_champion or settings.model_uri or settings.model_alias != "champion":
-        return None
-
-    def sync() -> None:
-        if not governs():
-            return
-        from persona.registry.governance import sync_champion
-        from persona.store.engine import open_store
-
-        engine = open_store(settings.database_url, settings)
-        try:
-            sync_champion(settings, engine)
-        finally:
-            engine.dispose()
-
-    return sync
 
 
 log = logging.getLogger(__name__)
