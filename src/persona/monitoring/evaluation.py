@@ -180,6 +180,11 @@ def _catalog(path: str) -> Catalog:
     return load_catalog(path)
 
 
+def catalog_of(settings: Settings) -> Catalog:
+    """The persona catalog of `PERSONA_CATALOG`, read once per path."""
+    return _catalog(str(settings.persona_catalog))
+
+
 def judge_month(settings: Settings, case: Case, n: int, seed: int) -> str:
     """Verdict of one seeded month against its own fresh stable reference."""
     catalog = _catalog(str(settings.persona_catalog))
