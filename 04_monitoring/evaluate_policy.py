@@ -12,7 +12,8 @@
 Usage:
     .venv/bin/python 04_monitoring/evaluate_policy.py [--stable-runs 2000] [--drift-runs 100]
         [--sizes 50,120,500,2000] [--cases stable,...] [--sequences 60] [--months 40]
-        [--mix-sequences 200] [--segment-sequences 50] [--default-path 0] [--json out.json]
+        [--mix-sequences 200] [--segment-sequences 50] [--default-path 0]
+        [--default-months 40] [--json out.json]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mix-sequences", type=int, default=200, help="mix calibrations")
     parser.add_argument("--segment-sequences", type=int, default=50, help="segment calibrations")
     parser.add_argument("--default-path", type=int, default=0, help="run-month sequences")
+    parser.add_argument("--default-months", type=int, default=40, help="their stable months")
     parser.add_argument("--json", help="also write the result as JSON to this file")
     args = parser.parse_args(argv)
     wanted = [c for c in args.cases.split(",") if c]
@@ -58,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.default_path:
         from persona.monitoring.default_path import compare_with_direct
 
-        result["default_path"] = compare_with_direct(settings, args.default_path, args.months)
+        result["default_path"] = compare_with_direct(
+            settings, args.default_path, args.default_months
+        )
     command = " ".join(["python 04_monitoring/evaluate_policy.py", *(argv or sys.argv[1:])])
     print(f"Policy evaluation, {stamp}: {command}\n")
     print(render(result) + "\n\n" + render_sequences(result["sequences"]))
