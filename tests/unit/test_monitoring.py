@@ -305,6 +305,13 @@ def test_baseline_grows_with_the_months_the_champion_judged_stable() -> None:
         "2024-01", "2024-06", "2024-07",
     ]  # fmt: skip
     assert grown_reference(training, verdicts, Month("2024-08"), 1) == training
+    # Every stable month joins until the cap, then the latest ones stay.
+    year = {f"2024-{m:02d}": "no_drift" for m in range(2, 13)}
+    assert len(grown_reference(training, year, Month("2025-01"), 12)) == 12
+    assert len(grown_reference(training, year, Month("2024-10"), 12)) == 9
+    assert grown_reference(training, year, Month("2025-01"), 6).to_list() == [
+        "2024-01", "2024-08", "2024-09", "2024-10", "2024-11", "2024-12",
+    ]  # fmt: skip
     # Months before or within the training window never join it.
     assert grown_reference(Window.of(["2024-04"]), verdicts, Month("2024-05"), 12).to_list() == [
         "2024-04"

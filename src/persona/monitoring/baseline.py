@@ -34,4 +34,4 @@ def grown_reference(
     """
     stable = sorted(m for m, v in verdicts.items() if v == STABLE and training.last < m < month)
     room = max(0, max_months - len(training))
-    return Window.of([*training, *(stable[len(stable) - room :] if room else [])])
+    return Window.of([*training, *stable[max(0, len(stable) - room) :]])
