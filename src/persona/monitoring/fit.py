@@ -1,8 +1,12 @@
 """Persona-fit measurements: what a marginal drift test on the mixture cannot see.
 
-Every row of both sides goes to its nearest persona of the champion model; the current
-month is then compared with the reference window persona by persona, so a change in the
-persona mix is never mistaken for a persona that moved. Each comparison is a test with a
+Every row of both sides goes to its nearest persona of the champion model; it fits that
+persona when it lies within the reference's extreme distance (`core_threshold`, the
+``far`` threshold), else it fits none. The current month is then compared with the
+reference window persona by persona on the rows that fit each persona, so a change in the
+persona mix is never mistaken for a persona that moved, and rows of a new segment never
+make their nearest persona look moved or spread: they go to ``far`` / ``unassigned`` and
+to the segment description (`describe_segment`). Each comparison is a test with a
 p-value and an effect size, collected in ``tests`` for the policy (which controls the
 family-wise error rate over all of them with Holm):
 

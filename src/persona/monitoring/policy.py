@@ -10,7 +10,9 @@ every seeded month of the policy evaluation (`make evaluate-policy`). Verdicts, 
    any false rejection at `PERSONA_FIT_ALPHA`, and a rejected test fires only with a
    minimum effect: `CENTROID_SHIFT_RETRAIN` (std), `DISTANCE_RATIO_RETRAIN` (spread
    ratio, wider only), `UNASSIGNED_MIN_EFFECT` (excess rate of far / unassigned rows),
-   `PERSONA_GONE_RATIO` (current share / reference share).
+   `PERSONA_GONE_RATIO` (current share / reference share). Reasons name the most
+   specific cause first: rows that fit no persona (a new segment, with its size, nearest
+   persona and the answers where it differs most), then a persona gone, moved, spread.
 3. ``watch`` (alert only) - the persona mix changed (chi-square p < `MIX_ALPHA` and PSI >=
    `PSI_WATCH`) while every persona still fits: retraining would change nothing.
 4. ``no_drift`` - none of the above.
