@@ -250,6 +250,9 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
     evidently_workspace: str = ""  # empty: `evidently` next to REPORTS_DIR
     evidently_project: str = "persona-monthly-checks"
     evidently_port: Annotated[int, Field(gt=0, lt=65536)] = 8001
+    # Most months of a grown monitoring reference: the champion's training months plus
+    # the latest later months it judged `no_drift` (`monitoring.baseline`).
+    baseline_max_months: PositiveInt = 12
 
     # --- alerts ------------------------------------------------------------------------
     alert_telegram_bot_token: str = ""

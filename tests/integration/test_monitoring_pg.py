@@ -65,6 +65,10 @@ def test_run_check_stores_reports_logs_and_is_idempotent(world) -> None:
         assert conn.execute(select(func.count()).select_from(monitoring_runs)).scalar() == 1
 
     drifted = run_check(cfg, engine, Month("2025-03")).to_dict()
+    # The baseline grew: the calibration month plus February, which v1 judged no_drift.
+    grown = ["2025-01", "2025-02"] if stable["verdict"] == "no_drift" else ["2025-01"]
+    assert drifted["reference_months"] == grown
+    assert drifted["n_reference"] == 500 * len(grown)
     assert drifted["verdict"] == "retrain"
     assert any(" spread x" in r for r in drifted["reasons"])
     assert [r.survey_month for r in list_runs(engine)] == ["2025-03", "2025-02"]
@@ -80,6 +84,22 @@ def test_run_check_stores_reports_logs_and_is_idempotent(world) -> None:
     }
     assert "monitoring/check.json" in artifacts
     assert f"monitoring/{Path(drifted['report_path']).name}" in artifacts
+
+
+def test_the_baseline_is_the_stored_verdicts_so_a_recheck_keeps_it(world) -> None:
+    """A `retrain` month never joins; re-checking an old month does not change the baseline."""
+    cfg, engine = world["cfg"], world["engine"]
+    feb = run_check(cfg, engine, Month("2025-02"))
+    run_check(cfg, engine, Month("2025-03"))  # retrain: stays out
+    tiny = run_check(cfg, engine, Month("2025-04"))
+    expected = ["2025-01", "2025-02"] if feb.verdict == "no_drift" else ["2025-01"]
+    assert tiny.reference_months.to_list() == expected
+    # February checked again against another window: its first verdict still counts.
+    run_check(cfg, engine, Month("2025-02"), Window.of(["2025-03"]))
+    again = run_check(cfg, engine, Month("2025-04"))
+    assert again.reference_months == tiny.reference_months and again.existing
+    capped = run_check(cfg.model_copy(update={"baseline_max_months": 1}), engine, Month("2025-04"))
+    assert capped.reference_months == Window.of(["2025-01"])
 
 
 def test_explicit_reference_window(world) -> None:

@@ -284,3 +284,85 @@ def test_reference_option_is_one_definition_parsed_to_a_window() -> None:
     ]
     with pytest.raises(PersonaError, match="invalid month '2025-13'"):
         _common.reference_window("2025-01,2025-13")
+
+
+def test_baseline_grows_with_the_months_the_champion_judged_stable() -> None:
+    from persona.monitoring.baseline import grown_reference
+
+    training = Window.of(["2024-01"])
+    verdicts = {
+        "2024-02": "no_drift",
+        "2024-03": "watch",
+        "2024-04": "no_drift",
+        "2024-05": "retrain",
+        "2024-06": "no_drift",
+        "2024-07": "no_drift",
+    }
+    grown = grown_reference(training, verdicts, Month("2024-07"), 12)
+    assert grown.to_list() == ["2024-01", "2024-02", "2024-04", "2024-06"]
+    # The cap keeps the training months and the latest stable months.
+    assert grown_reference(training, verdicts, Month("2024-08"), 3).to_list() == [
+        "2024-01", "2024-06", "2024-07",
+    ]  # fmt: skip
+    assert grown_reference(training, verdicts, Month("2024-08"), 1) == training
+    # Every stable month joins until the cap, then the latest ones stay.
+    year = {f"2024-{m:02d}": "no_drift" for m in range(2, 13)}
+    assert len(grown_reference(training, year, Month("2025-01"), 12)) == 12
+    assert len(grown_reference(training, year, Month("2024-10"), 12)) == 9
+    assert grown_reference(training, year, Month("2025-01"), 6).to_list() == [
+        "2024-01", "2024-08", "2024-09", "2024-10", "2024-11", "2024-12",
+    ]  # fmt: skip
+    # Months before or within the training window never join it.
+    assert grown_reference(Window.of(["2024-04"]), verdicts, Month("2024-05"), 12).to_list() == [
+        "2024-04"
+    ]
+
+
+def test_judged_months_keep_the_first_verdict_and_the_one_the_cycle_acted_on(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Later checks of a month (another reference, a replay) never change its verdict."""
+    from persona.store import monitoring as runs_store
+    from persona.store.engine import open_store
+
+    engine = open_store(make_settings().database_url)
+
+    def record(month: str, refs: str, verdict: str, version: str = "1") -> int:
+        check = runs_store.MonitoringCheck(
+            Month(month), Window.of(refs.split(",")), "m", version, "h" * 64, 500, 500,
+            None, None, None, None, verdict, [], [], {}, None, None,
+        )  # fmt: skip
+        return runs_store.record_run(engine, check)
+
+    record("2025-02", "2025-01", "no_drift")
+    record("2025-02", "2025-01,2025-03", "watch")  # a later check, another reference
+    first = record("2025-03", "2025-01", "watch")
+    acted = record("2025-03", "2025-01,2025-02", "no_drift")
+    runs_store.set_action(engine, acted, "labelled")
+    record("2025-04", "2025-01", "no_drift", version="2")  # another model version
+    record("2025-05", "2025-01", "no_drift")  # not before the month judged
+    judged = runs_store.judged_months(engine, "m", "1", Month("2025-05"))
+    assert judged == {"2025-02": "no_drift", "2025-03": "no_drift"} and first != acted
+    engine.dispose()
+
+
+def test_rows_of_a_new_segment_go_to_far_and_the_reason_names_it(reference, model, cfg) -> None:
+    """A 15 % segment: named first with its size and nearest persona; no persona blamed."""
+    from persona.monitoring.sequences import names_nearest_change
+
+    for seed in range(3):
+        frame, _ = generate_month(
+            load_catalog(CATALOG), "2025-02", 500, "new_segment", seed=seed, new_share=0.15
+        )
+        cur = frame[list(FEATURE_NAMES)].to_numpy()
+        result = check(cur, reference, model, cfg.policy, seed=42, unassigned_floor=FLOOR,
+                       evidently=False)  # fmt: skip
+        decision = decide(result, cfg.policy)
+        segment = result.fit.segment
+        assert decision.verdict == "retrain" and segment is not None
+        assert 50 <= segment.rows <= 110 and segment.nearest_persona in model.persona_ids
+        first = decision.reasons[0]
+        assert first.startswith(f"new segment? {segment.rows} rows"), first
+        assert f"nearest persona {segment.nearest_persona} (" in first
+        assert not any(names_nearest_change(r, segment.nearest_persona) for r in decision.reasons)
+        assert result.to_dict()["persona_fit"]["segment"]["rows"] == segment.rows

@@ -15,7 +15,7 @@ import pytest
 from persona.monitoring import CheckResult, decide
 from persona.monitoring.drift import DriftResult, FeatureDrift
 from persona.monitoring.policy import VERDICTS
-from persona.monitoring.results import FitTest, PersonaFit, PersonaMix, PersonaShift
+from persona.monitoring.results import FitTest, PersonaFit, PersonaMix, PersonaShift, Segment
 from persona.monitoring.run import verdict_key
 from persona.monitoring.stats import TailExcess
 from persona.settings import PolicySettings
@@ -141,18 +141,42 @@ def test_retrain_reasons_name_every_fired_test() -> None:
     decision = decide(_result(**fit), POLICY)
     assert decision.verdict == "retrain" and decision.fired == tuple(tests)
     assert decision.reasons == [
+        "new segment? 15 rows (3.0%) lie beyond the reference's farthest 1 from every persona "
+        "(distance 21.0; 1.0 expected, p=4e-09)",
+        "unassigned rate 6.0% vs reference 1.0% (binomial p=5e-09)",
+        "persona c is gone: share x0.10 of the reference (p=3e-09)",
         "persona a moved 1.50 std (p=1e-09)",
         "persona b spread x1.30 (p=2e-09)",
-        "persona c is gone: share x0.10 of the reference (p=3e-09)",
-        "15 rows (3.0%) lie beyond the reference's farthest 1 from every persona (distance "
-        "21.0; 1.0 expected, p=4e-09): a new segment?",
-        "unassigned rate 6.0% vs reference 1.0% (binomial p=5e-09)",
         "x1 of persona a shifted +0.50 std (p=1e-08)",
         "x1 of persona a shifted +0.50 std (p=2e-08)",
         "x1 of persona a shifted +0.50 std (p=3e-08)",
         "2 more feature-level changes",
         "Holm over 10 persona-fit tests at alpha 0.001",
     ]
+
+
+_SEGMENT = Segment(15, 0.03, "d", 14, (("x3", 2.13), ("x7", -1.46), ("x1", 0.9), ("x2", 0.1)))
+
+
+def test_a_new_segment_is_named_first_with_its_size_persona_and_answers() -> None:
+    far = TailExcess(21.04, 1, 15, 1.0, 0.03, 0.028, 4e-9)
+    tests = [_t("spread", 1.3, 2e-9, "b"), _t("far", 0.03, 4e-9, None)]
+    decision = decide(_result(tests=tests, far=far, segment=_SEGMENT), POLICY)
+    assert decision.reasons[:2] == [
+        "new segment? 15 rows (3.0%) lie beyond the reference's farthest 1 from every persona "
+        "(distance 21.0; 1.0 expected, p=4e-09), nearest persona d (x3 +2.1, x7 -1.5, x1 +0.9 "
+        "std from it)",
+        "persona b spread x1.30 (p=2e-09)",
+    ]
+
+
+def test_far_rows_of_a_persona_that_spread_come_after_that_persona() -> None:
+    """Rows beyond every persona, nearest to a persona that spread: the spread explains them."""
+    far = TailExcess(21.04, 1, 15, 1.0, 0.03, 0.028, 4e-9)
+    tests = [_t("far", 0.03, 4e-9, None), _t("spread", 1.3, 2e-9, "d")]
+    decision = decide(_result(tests=tests, far=far, segment=_SEGMENT), POLICY)
+    assert decision.reasons[0] == "persona d spread x1.30 (p=2e-09)"
+    assert decision.reasons[1].startswith("new segment? 15 rows")
 
 
 def test_holm_controls_the_family() -> None:
@@ -232,7 +256,7 @@ def test_results_keep_the_stored_json_keys() -> None:
         "unassigned_rate", "reference_unassigned_rate", "far", "mean_distance",
         "reference_mean_distance", "distance_ratio", "p95_distance", "reference_p95_distance",
         "p95_distance_ratio", "mix", "centroid_shift", "max_centroid_shift",
-        "max_centroid_shift_persona", "max_centroid_shift_pvalue", "tests",
+        "max_centroid_shift_persona", "max_centroid_shift_pvalue", "tests", "segment",
     ]  # fmt: skip
     assert list(fit["mix"]) == [
         "bins", "current_shares", "reference_shares", "assigned_shares", "psi", "chi2",

@@ -39,33 +39,47 @@ def _x(month: str, scenario: str, n: int, seed: int) -> np.ndarray:
     return frame[list(FEATURE_NAMES)].to_numpy()
 
 
-def _side(x: np.ndarray, pred: Prediction) -> SideStats:
-    """What the Spark rollup (pass 1) computes, here with numpy: groups by nearest persona."""
-    ids, counts = np.unique(pred.nearest_id, return_counts=True)
-    means, stds, assigned = {}, {}, {}
-    for pid in ids.tolist():
-        rows = x[pred.nearest_id == pid]
-        means[pid] = rows.mean(axis=0)
+def _threshold(ref: Prediction) -> tuple[float, int]:
+    """Pass 1: the m-th largest reference distance."""
+    m = tail_rows(TAIL, len(ref))
+    return float(np.sort(ref.distance)[::-1][:m][-1]), m
+
+
+def _side(x: np.ndarray, pred: Prediction, threshold: float) -> SideStats:
+    """What the Spark rollup (pass 2) computes, here with numpy: groups by nearest persona."""
+    core = pred.distance <= threshold
+    means, stds, assigned, counts, beyond = {}, {}, {}, {}, {}
+    for pid in np.unique(pred.nearest_id).tolist():
+        nearest = pred.nearest_id == pid
+        rows = x[nearest & core]
+        counts[pid] = len(rows)
+        means[pid] = rows.mean(axis=0) if len(rows) else np.full(x.shape[1], np.nan)
         stds[pid] = rows.std(axis=0, ddof=1) if len(rows) > 1 else np.full(x.shape[1], np.nan)
-        assigned[pid] = int(np.sum(pred.assigned & (pred.nearest_id == pid)))
+        assigned[pid] = int(np.sum(pred.assigned & nearest))
+        far = x[nearest & ~core]
+        beyond[pid] = (len(far), far.sum(axis=0))
     dist = pred.distance[pred.assigned]
     return SideStats(
         rows=len(x),
         assigned=int(pred.assigned.sum()),
         distance_sum=float(dist.sum()),
         p95_distance=float(np.quantile(dist, 0.95)) if len(dist) else None,
-        counts=dict(zip(ids.tolist(), counts.tolist(), strict=True)),
+        counts=counts,
         assigned_counts=assigned,
         means=means,
         stds=stds,
+        beyond=beyond,
     )
 
 
-def _spreads(x: np.ndarray, pred: Prediction, side: SideStats, pids: list[str]) -> SideStats:
-    """Pass 3: deviations from the pass-1 means, scaled and aggregated as Spark does."""
+def _spreads(
+    x: np.ndarray, pred: Prediction, side: SideStats, pids: list[str], threshold: float
+) -> SideStats:
+    """Pass 3: deviations of the rows within the threshold from the pass-2 means."""
     spreads = {}
     for pid in pids:
-        rows, n = x[pred.nearest_id == pid], float(side.counts[pid])
+        rows = x[(pred.nearest_id == pid) & (pred.distance <= threshold)]
+        n = float(side.counts[pid])
         diff = rows - side.means[pid]
         dev = np.abs(diff) * np.sqrt(n / (n - 1.0))
         row = np.sqrt(np.sum(diff * diff, axis=1) * n / (n - 1.0))
@@ -75,12 +89,10 @@ def _spreads(x: np.ndarray, pred: Prediction, side: SideStats, pids: list[str]) 
     return dataclasses.replace(side, spreads=spreads)
 
 
-def _far(cur: Prediction, ref: Prediction) -> TailExcess:
-    """Pass 2 and the count of pass 3: the m largest reference distances, rows beyond."""
-    m = tail_rows(TAIL, len(ref))
-    threshold = float(np.sort(ref.distance)[::-1][:m][-1])
-    count = int(np.sum(cur.distance > threshold))
-    return tail_excess_from_counts(threshold, m, count, len(cur), len(ref))
+def _far(cur: SideStats, ref: Prediction, threshold: float, m: int) -> TailExcess:
+    """The ``far`` test from pass 2's counts of rows beyond the threshold."""
+    count = sum(n for n, _ in cur.beyond.values())
+    return tail_excess_from_counts(threshold, m, count, cur.rows, len(ref))
 
 
 @pytest.mark.parametrize("scenario", ["stable", "shift", "new_segment", "mix", "spread", "vanish"])
@@ -94,15 +106,25 @@ def test_fit_from_stats_equals_persona_fit(scenario: str) -> None:
     cur, ref = model.predict(cur_x), model.predict(ref_x)
     expected = persona_fit(cur_x, ref_x, cur, ref, model, far_tail=TAIL).to_dict()
     ids = tuple(model.persona_ids)
-    c, r = _side(cur_x, cur), _side(ref_x, ref)
+    threshold, m = _threshold(ref)
+    c, r = _side(cur_x, cur, threshold), _side(ref_x, ref, threshold)
     pids = comparable_personas(c, r, ids)
-    c, r = _spreads(cur_x, cur, c, pids), _spreads(ref_x, ref, r, pids)
-    got = fit_from_stats(c, r, ids, _far(cur, ref)).to_dict()
+    c = _spreads(cur_x, cur, c, pids, threshold)
+    r = _spreads(ref_x, ref, r, pids, threshold)
+    got = fit_from_stats(c, r, ids, _far(c, ref, threshold, m)).to_dict()
     assert list(got) == list(expected) and list(got["mix"]) == list(expected["mix"])
     for key in ("unassigned_rate", "reference_unassigned_rate", "mean_distance",
                 "reference_mean_distance", "distance_ratio", "p95_distance_ratio"):  # fmt: skip
         assert got[key] == pytest.approx(expected[key], rel=1e-12), key
     assert got["far"] == expected["far"]
+    assert got["mix"] == expected["mix"]
+    segment, want = got["segment"], expected["segment"]
+    assert {k: v for k, v in segment.items() if k != "differences"} == {
+        k: v for k, v in want.items() if k != "differences"
+    }
+    assert list(segment["differences"]) == list(want["differences"])
+    for feature, value in want["differences"].items():
+        assert segment["differences"][feature] == pytest.approx(value, rel=1e-9)
     assert got["mix"]["assigned_shares"] == expected["mix"]["assigned_shares"]
     assert got["mix"]["psi"] == pytest.approx(expected["mix"]["psi"], rel=1e-12)
     assert got["centroid_shift"].keys() == expected["centroid_shift"].keys()
@@ -117,6 +139,8 @@ def test_fit_from_stats_equals_persona_fit(scenario: str) -> None:
     for t, other in zip(got["tests"], expected["tests"], strict=True):
         assert t["effect"] == pytest.approx(other["effect"], rel=1e-9, abs=1e-12)
         assert t["pvalue"] == pytest.approx(other["pvalue"], rel=1e-9, abs=1e-300)
+    if scenario == "new_segment":  # the segment's rows fit no persona: described as `far`
+        assert segment["rows"] > 50 and segment["nearest_persona"] in ids
     if scenario == "vanish":  # a persona with no current rows: no tests, still in the summary
         assert len(pids) == len(ids) - 1
 

@@ -63,7 +63,7 @@ class Case:
     reference_rows: int = 500
 
 
-_RETRAIN = ((("retrain",), ">=", 0.95),)
+_RETRAIN = ((("retrain",), ">=", 0.99),)
 CASES: tuple[Case, ...] = (
     Case(
         "stable",
@@ -72,15 +72,16 @@ CASES: tuple[Case, ...] = (
         sizes=(120, 500, 2000),
         stable=True,
     ),
-    Case(
-        "new segment 2%", "new_segment", {"new_share": 0.02}, ((("retrain", "watch"), ">=", 0.80),)
-    ),
+    Case("new segment 2%", "new_segment", {"new_share": 0.02}, ((("retrain",), ">=", 0.90),)),
     *(
         Case(f"new segment {s}%", "new_segment", {"new_share": s / 100}, _RETRAIN)
         for s in (3, 5, 10, 15)
     ),
-    Case("mix 60/30/10", "mix", {"shares": [0.6, 0.3, 0.1]}, ((("watch",), ">=", 0.95),)),
-    Case("mix 45/30/25", "mix", {"shares": [0.45, 0.30, 0.25]}, ((("watch",), ">=", 0.95),)),
+    Case("mix 60/30/10", "mix", {"shares": [0.6, 0.3, 0.1]}, ((("watch",), ">=", 0.99),)),
+    # Information only against one 500-row month: at the edge of what the chi-square test
+    # can see (`power_ceilings`). The platform judges against the grown baseline: the
+    # target is held there (`sequences.mix_in_fourth_month`).
+    Case("mix 45/30/25", "mix", {"shares": [0.45, 0.30, 0.25]}),
     # Against the production reference (the champion's three training months).
     Case(
         "stable (1500-row reference)",
@@ -178,6 +179,11 @@ def wilson(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
 @functools.cache
 def _catalog(path: str) -> Catalog:
     return load_catalog(path)
+
+
+def catalog_of(settings: Settings) -> Catalog:
+    """The persona catalog of `PERSONA_CATALOG`, read once per path."""
+    return _catalog(str(settings.persona_catalog))
 
 
 def judge_month(settings: Settings, case: Case, n: int, seed: int) -> str:

@@ -1,8 +1,12 @@
 """Persona-fit measurements: what a marginal drift test on the mixture cannot see.
 
-Every row of both sides goes to its nearest persona of the champion model; the current
-month is then compared with the reference window persona by persona, so a change in the
-persona mix is never mistaken for a persona that moved. Each comparison is a test with a
+Every row of both sides goes to its nearest persona of the champion model; it fits that
+persona when it lies within the reference's extreme distance (`core_threshold`, the
+``far`` threshold), else it fits none. The current month is then compared with the
+reference window persona by persona on the rows that fit each persona, so a change in the
+persona mix is never mistaken for a persona that moved, and rows of a new segment never
+make their nearest persona look moved or spread: they go to ``far`` / ``unassigned`` and
+to the segment description (`describe_segment`). Each comparison is a test with a
 p-value and an effect size, collected in ``tests`` for the policy (which controls the
 family-wise error rate over all of them with Holm):
 
@@ -33,7 +37,7 @@ from scipy import stats
 
 from persona.model import UNASSIGNED_ID, PersonaModel, Prediction
 from persona.monitoring import stats as st
-from persona.monitoring.results import FitTest, PersonaFit, PersonaMix, PersonaShift
+from persona.monitoring.results import FitTest, PersonaFit, PersonaMix, PersonaShift, Segment
 from persona.monitoring.stats import TailExcess
 
 PSEUDO_COUNT = 0.5
@@ -261,6 +265,7 @@ def assemble_fit(
     shifts: dict[str, PersonaShift],
     tests: list[FitTest],
     far: TailExcess | None = None,
+    segment: Segment | None = None,
 ) -> PersonaFit:
     """The `PersonaFit` of measured pieces; the ratios and the largest shift are derived here.
 
@@ -271,6 +276,7 @@ def assemble_fit(
         shifts: Per persona, its location (and spread) summary.
         tests: Every test.
         far: The ``far`` test's numbers, when computed.
+        segment: The rows beyond the ``far`` threshold, described.
 
     Returns:
         The persona fit.
@@ -294,7 +300,56 @@ def assemble_fit(
         max_centroid_shift_persona=worst,
         max_centroid_shift_pvalue=measured[worst].pvalue if worst else None,
         tests=tuple(tests),
+        segment=segment,
     )
+
+
+def describe_segment(
+    beyond: dict[str, tuple[int, np.ndarray]],
+    reference: dict[str, tuple[np.ndarray, np.ndarray]],
+    features: tuple[str, ...],
+    n_cur: int,
+) -> Segment:
+    """The rows beyond the ``far`` threshold: how many, near which persona, how they differ.
+
+    From counts and sums alone, so rows (`persona_fit`) and Spark aggregates
+    (`spark.stats`) give the same description.
+
+    Args:
+        beyond: Per nearest persona id, ``(rows beyond the threshold, their feature sums)``.
+        reference: Per persona id, the ``(feature means, feature sample stds)`` of its
+            reference rows within the threshold.
+        features: Feature names.
+        n_cur: Current rows.
+
+    Returns:
+        The segment; `Segment.differences` are empty when the persona has no reference std.
+    """
+    rows = sum(count for count, _ in beyond.values())
+    rate = rows / n_cur if n_cur else 0.0
+    found = {pid: v for pid, v in beyond.items() if v[0] > 0}
+    if not found:
+        return Segment(rows, rate)
+    pid = max(found, key=lambda p: (found[p][0], -list(beyond).index(p)))
+    count, sums = found[pid]
+    differences: tuple[tuple[str, float], ...] = ()
+    if pid in reference:
+        mean, std = reference[pid]
+        effect = (sums / count - mean) / np.maximum(std, 1e-12)
+        if np.isfinite(effect).all():
+            order = np.argsort(-np.abs(effect), kind="stable")
+            differences = tuple((features[j], float(effect[j])) for j in order)
+    return Segment(rows, rate, pid, count, differences)
+
+
+def core_threshold(ref_distance: np.ndarray, far_tail: float) -> tuple[float, int]:
+    """The ``far`` threshold: the m-th largest reference distance, and m (`stats.tail_rows`).
+
+    A row within it (on either side) fits a persona and goes to that persona's tests; a
+    row beyond it fits none and goes to the ``far`` test and the segment description.
+    """
+    m = st.tail_rows(far_tail, len(ref_distance))
+    return float(np.sort(ref_distance)[len(ref_distance) - m]), m
 
 
 def persona_fit(
@@ -308,9 +363,14 @@ def persona_fit(
 ) -> PersonaFit:
     """Compute every persona-fit measurement of the current month against the reference.
 
+    A persona's tests (shift, spread, share) use the rows that fit it: nearest to it and
+    within the reference's extreme distance (`core_threshold`), on both sides. Rows
+    beyond that fit no persona: they go to the ``far`` and ``unassigned`` tests and are
+    described as a possible new segment, never counted as a persona that moved.
+
     Args:
         current_x: Current rows, shape (rows, features).
-        reference_x: Reference rows.
+        reference_x: Reference rows (at least one).
         cur: The model's labels of the current rows.
         ref: The model's labels of the reference rows.
         model: The model that labelled both.
@@ -323,15 +383,25 @@ def persona_fit(
     n_cur, n_ref = len(cur), len(ref)
     cur_mean, cur_p95 = _distance_stats(cur)
     ref_mean, ref_p95 = _distance_stats(ref)
+    threshold, m = core_threshold(ref.distance, far_tail)
+    c_core, r_core = cur.distance <= threshold, ref.distance <= threshold
     personas: dict[str, PersonaShift] = {}
     tests: list[FitTest] = []
+    features = tuple(model.feature_names)
+    beyond: dict[str, tuple[int, np.ndarray]] = {}
+    reference: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for index, pid in enumerate(model.persona_ids):
-        c_rows = current_x[cur.nearest_index == index]
-        r_rows = reference_x[ref.nearest_index == index]
-        personas[pid], found = persona_tests(pid, c_rows, r_rows, tuple(model.feature_names))
+        c_rows = current_x[(cur.nearest_index == index) & c_core]
+        r_rows = reference_x[(ref.nearest_index == index) & r_core]
+        personas[pid], found = persona_tests(pid, c_rows, r_rows, features)
         tests += found
-    far = st.tail_excess_pvalue(cur.distance, ref.distance, far_tail) if n_cur else None
-    if far is not None:
+        far_rows = current_x[(cur.nearest_index == index) & ~c_core]
+        beyond[pid] = (len(far_rows), far_rows.sum(axis=0))
+        if len(r_rows) >= 2:
+            reference[pid] = (r_rows.mean(axis=0), r_rows.std(axis=0, ddof=1))
+    far = None
+    if n_cur:
+        far = st.tail_excess_from_counts(threshold, m, int(np.sum(~c_core)), n_cur, n_ref)
         tests.append(FitTest("far", None, None, far.excess, far.pvalue))
     un_c, un_r = int(np.sum(~cur.assigned)), int(np.sum(~ref.assigned))
     rate = un_c / n_cur if n_cur else None
@@ -339,7 +409,11 @@ def persona_fit(
     if rate is not None and ref_rate is not None:
         p = st.binomial_greater(un_c, n_cur, max(ref_rate, unassigned_floor))
         tests.append(FitTest("unassigned", None, None, rate - ref_rate, p))
-    mix = persona_mix(cur, ref, model)
-    tests += gone_tests(mix, n_cur, n_ref)
+    bins = list(model.persona_ids)
+    c, r = _counts(cur.nearest_id[c_core], bins), _counts(ref.nearest_id[r_core], bins)
+    assigned = _counts(cur.persona_id, [*bins, UNASSIGNED_ID])
+    mix = mix_from_count_arrays(c, r, tuple(bins), assigned)
+    tests += gone_tests(mix, int(c.sum()), int(r.sum()))
     distances = (cur_mean, ref_mean, cur_p95, ref_p95)
-    return assemble_fit((rate, ref_rate), distances, mix, personas, tests, far)
+    segment = describe_segment(beyond, reference, features, n_cur) if n_cur else None
+    return assemble_fit((rate, ref_rate), distances, mix, personas, tests, far, segment)

@@ -10,7 +10,9 @@ every seeded month of the policy evaluation (`make evaluate-policy`). Verdicts, 
    any false rejection at `PERSONA_FIT_ALPHA`, and a rejected test fires only with a
    minimum effect: `CENTROID_SHIFT_RETRAIN` (std), `DISTANCE_RATIO_RETRAIN` (spread
    ratio, wider only), `UNASSIGNED_MIN_EFFECT` (excess rate of far / unassigned rows),
-   `PERSONA_GONE_RATIO` (current share / reference share).
+   `PERSONA_GONE_RATIO` (current share / reference share). Reasons name the most
+   specific cause first: rows that fit no persona (a new segment, with its size, nearest
+   persona and the answers where it differs most), then a persona gone, moved, spread.
 3. ``watch`` (alert only) - the persona mix changed (chi-square p < `MIX_ALPHA` and PSI >=
    `PSI_WATCH`) while every persona still fits: retraining would change nothing.
 4. ``no_drift`` - none of the above.
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 VERDICTS = ("no_drift", "watch", "retrain", "insufficient_data")
 MAX_FEATURE_REASONS = 3
 FEATURE_KINDS = ("feature_shift", "feature_spread")
+SEGMENT_FEATURES = 3
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,18 @@ def fired_tests(fit: PersonaFit, s: PolicySettings) -> tuple[FitTest, ...]:
     return tuple(t for t, r in zip(tests, rejected, strict=True) if r and big_enough(t, s))
 
 
+def _segment_text(fit: PersonaFit) -> str:
+    """``, nearest <persona> (x3 +2.1, x7 -1.5)``: where the far rows sit, if known."""
+    seg = fit.segment
+    if seg is None or seg.nearest_persona is None:
+        return ""
+    text = f", nearest persona {seg.nearest_persona}"
+    if seg.differences:
+        shown = ", ".join(f"{f} {d:+.1f}" for f, d in seg.differences[:SEGMENT_FEATURES])
+        text += f" ({shown} std from it)"
+    return text
+
+
 def _describe(test: FitTest, fit: PersonaFit) -> str:
     kind, pid, p, effect = test.kind, test.persona, test.pvalue, test.effect
     if kind == "shift":
@@ -106,9 +121,9 @@ def _describe(test: FitTest, fit: PersonaFit) -> str:
     if kind == "far" and fit.far is not None:
         far = fit.far
         return (
-            f"{far.count} rows ({_pct(far.rate)}) lie beyond the reference's farthest "
-            f"{far.m} from every persona (distance {far.threshold:.1f}; "
-            f"{far.expected:.1f} expected, p={p:.2g}): a new segment?"
+            f"new segment? {far.count} rows ({_pct(far.rate)}) lie beyond the reference's "
+            f"farthest {far.m} from every persona (distance {far.threshold:.1f}; "
+            f"{far.expected:.1f} expected, p={p:.2g}){_segment_text(fit)}"
         )
     if kind == "unassigned":
         return (
@@ -118,8 +133,25 @@ def _describe(test: FitTest, fit: PersonaFit) -> str:
     return f"persona {pid} is gone: share x{effect:.2f} of the reference (p={p:.2g})"
 
 
+def _rank(test: FitTest, fit: PersonaFit, changed: set[str | None]) -> int:
+    """Most specific cause first: a new segment, then a persona, then its features.
+
+    Rows beyond every persona are named first unless the persona they sit nearest to
+    changed itself (then its spread explains them: the persona comes first).
+    """
+    seg = fit.segment
+    segment_first = seg is None or seg.nearest_persona not in changed
+    order = {"far": 0, "unassigned": 1, "gone": 2, "shift": 3, "spread": 4}
+    if not segment_first:
+        order.update(far=5, unassigned=6)
+    return order.get(test.kind, 7)
+
+
 def _retrain_reasons(fired: tuple[FitTest, ...], fit: PersonaFit, s: PolicySettings) -> list[str]:
-    persona_level = [t for t in fired if t.kind not in FEATURE_KINDS]
+    changed = {t.persona for t in fired if t.kind in ("shift", "spread", "gone")}
+    persona_level = sorted(
+        (t for t in fired if t.kind not in FEATURE_KINDS), key=lambda t: _rank(t, fit, changed)
+    )
     features = sorted((t for t in fired if t.kind in FEATURE_KINDS), key=lambda t: t.pvalue)
     reasons = [_describe(t, fit) for t in persona_level]
     reasons += [_describe(t, fit) for t in features[:MAX_FEATURE_REASONS]]

@@ -110,6 +110,36 @@ class PersonaMix:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """The current rows that fit no persona: beyond the reference's extreme distance.
+
+    Attributes:
+        rows: Current rows beyond the ``far`` threshold.
+        rate: Their share of the current month.
+        nearest_persona: The persona most of them are nearest to (None: no such rows).
+        nearest_rows: How many of them are nearest to it.
+        differences: Per feature, the mean of those rows minus that persona's reference
+            mean, in the persona's reference std; largest absolute value first.
+    """
+
+    rows: int
+    rate: float
+    nearest_persona: str | None = None
+    nearest_rows: int = 0
+    differences: tuple[tuple[str, float], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "rows": self.rows,
+            "rate": self.rate,
+            "nearest_persona": self.nearest_persona,
+            "nearest_rows": self.nearest_rows,
+            "differences": dict(self.differences),
+        }
+
+
+@dataclass(frozen=True)
 class PersonaFit:
     """Every persona-fit measurement of a month against its reference (`fit.persona_fit`).
 
@@ -129,6 +159,7 @@ class PersonaFit:
         max_centroid_shift_persona: The persona that moved most.
         max_centroid_shift_pvalue: Its combined p-value.
         tests: Every test, for Holm's procedure in `policy`.
+        segment: The rows that fit no persona, described (None: no current rows).
     """
 
     unassigned_rate: float | None
@@ -146,6 +177,7 @@ class PersonaFit:
     max_centroid_shift_persona: str | None = None
     max_centroid_shift_pvalue: float | None = None
     tests: tuple[FitTest, ...] = ()
+    segment: Segment | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (the stored ``persona_fit`` document)."""
@@ -165,6 +197,7 @@ class PersonaFit:
             "max_centroid_shift_persona": self.max_centroid_shift_persona,
             "max_centroid_shift_pvalue": self.max_centroid_shift_pvalue,
             "tests": [t.to_dict() for t in self.tests],
+            "segment": self.segment.to_dict() if self.segment is not None else None,
         }
 
 

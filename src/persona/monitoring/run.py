@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from persona.errors import MonitoringError, NotIngestedError
 from persona.features import FEATURE_NAMES
+from persona.monitoring.baseline import grown_reference
 from persona.monitoring.check import CheckResult, check
 from persona.monitoring.policy import VERDICTS, Decision, decide
 from persona.monitoring.report import report_name, write_report
@@ -45,19 +46,31 @@ def verdict_key(policy: PolicySettings, seed: int) -> str:
     return json.dumps(policy.model_dump(), sort_keys=True, default=str) + str(seed)
 
 
-def _reference(settings: Settings, engine: Engine, given: Window | None) -> Window:
+def _training_months(settings: Settings, engine: Engine, loaded: Any) -> Window:
+    """The model's training months (its tag), else the champion's, else the first month."""
     from persona import registry
+    from persona.months import parse_window
     from persona.store import survey_queries
 
-    if given:
-        return given
-    champion = registry.champion_reference_months(settings)  # a registry tag: an edge
+    own = parse_window(loaded.tags.get("training_months")) if loaded.tags else None
+    champion = own or registry.champion_reference_months(settings)  # a registry tag: an edge
     if champion:
         return Window.of(champion)
     months = survey_queries.list_months(engine)
     if not months:
         raise NotIngestedError((), "a reference window")
     return Window.of([months[0].month])
+
+
+def _reference(
+    settings: Settings, engine: Engine, given: Window | None, month: Month, loaded: Any
+) -> Window:
+    """The given window, else the model's grown baseline (`baseline.grown_reference`)."""
+    if given:
+        return given
+    training = _training_months(settings, engine, loaded)
+    verdicts = runs_store.judged_months(engine, loaded.name, str(loaded.version), month)
+    return grown_reference(training, verdicts, month, settings.baseline_max_months)
 
 
 def _data_hash(engine: Engine, month: Month, refs: Window, key: str) -> str:
@@ -159,8 +172,10 @@ def run_check(
         settings: Thresholds, report folder, MLflow settings.
         engine: The survey store.
         month: Current month.
-        reference_months: Reference window; default the champion's training months, else
-            the earliest ingested month.
+        reference_months: Reference window; default the model's grown baseline: its
+            training months (else the champion's, else the earliest ingested month) plus
+            the later months it judged ``no_drift`` before `month`, at most
+            `BASELINE_MAX_MONTHS` (`monitoring.baseline`).
         loaded: A `registry.LoadedModel`; default `registry.load_model_for_serving`.
 
     Returns:
@@ -171,11 +186,11 @@ def run_check(
         NotIngestedError: No month is ingested, or the reference window has no rows.
         MonitoringError: Mismatched feature columns.
     """
-    refs = _reference(settings, engine, reference_months)
     if loaded is None:
         from persona import registry
 
         loaded = registry.load_model_for_serving(settings)
+    refs = _reference(settings, engine, reference_months, month, loaded)
     model = loaded.model
     if tuple(model.feature_names) != FEATURE_NAMES:
         raise MonitoringError(

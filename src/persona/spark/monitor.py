@@ -4,17 +4,20 @@ For a month of a Parquet dataset against its reference months (default: the cham
 training months, as `persona monitor`), the labelled rows of both sides are persisted
 (memory, spilling to disk) and reduced in three passes; only aggregates reach the driver:
 
-1. One aggregation (`rollup` by side and nearest persona): rows per nearest persona and
-   rows assigned per persona (the persona mix, ``gone``, the unassigned rate), the
-   distance sum of assigned rows, an approximate p95 distance, and per persona the mean
-   and sample std of every feature (``shift``, ``feature_shift``).
-2. The ``far`` threshold: the m-th largest reference distance to the nearest persona,
+1. The ``far`` threshold: the m-th largest reference distance to the nearest persona,
    m = `stats.tail_rows` (`FAR_TAIL_SHARE`, reference rows), from the m largest values
-   (0.2 % of the reference by default: the only other values collected).
-3. A second aggregation with the per-persona means of pass 1 (a broadcast join): per
-   persona and side, the mean and sample variance of each feature's scaled absolute
-   deviation from the mean and of each row's scaled distance to the mean row
-   (``spread``, ``feature_spread``), and the current rows beyond the ``far`` threshold.
+   (0.2 % of the reference by default: the only values collected). A row within it fits
+   its nearest persona; a row beyond it fits none (`fit.persona_fit`).
+2. One aggregation (`rollup` by side and nearest persona): rows per nearest persona
+   within the threshold and rows assigned per persona (the persona mix, ``gone``, the
+   unassigned rate), the distance sum of assigned rows, an approximate p95 distance, per
+   persona the mean and sample std of every feature of its rows within the threshold
+   (``shift``, ``feature_shift``), and the rows beyond it with their feature sums
+   (``far``, the segment description).
+3. A second aggregation with the per-persona means of pass 2 (a broadcast join): per
+   persona and side, over the rows within the threshold, the mean and sample variance of
+   each feature's scaled absolute deviation from the mean and of each row's scaled
+   distance to the mean row (``spread``, ``feature_spread``).
 
 Per side, a seeded sample of at most `DRIFT_SAMPLE_ROWS` rows (the rows with the smallest
 ``xxhash64(response_id, seed)``; every row when the side is that small) goes through
@@ -52,12 +55,13 @@ _P95_ACCURACY = 10_000
 NEAREST = "nearest_persona_id"
 
 
-def side_stats(labeled: Any, sides: tuple[str, ...]) -> dict[str, SideStats]:
-    """Aggregate a labelled frame with a ``side`` column into `SideStats` per side (pass 1).
+def side_stats(labeled: Any, sides: tuple[str, ...], threshold: float) -> dict[str, SideStats]:
+    """Aggregate a labelled frame with a ``side`` column into `SideStats` per side (pass 2).
 
     Args:
         labeled: Labels with features (`label_frame(..., keep_features=True)`) and ``side``.
         sides: The side names to return (a side without rows gets zeros).
+        threshold: The ``far`` threshold (`far_threshold`): rows within it fit a persona.
 
     Returns:
         ``{side: SideStats}`` without `SideStats.spreads` (pass 3 adds them).
@@ -65,13 +69,16 @@ def side_stats(labeled: Any, sides: tuple[str, ...]) -> dict[str, SideStats]:
     from pyspark.sql import functions as F
 
     assigned = ~F.col("unassigned")
+    core = F.col("distance") <= F.lit(threshold)
     aggs = [
         F.count(F.lit(1)).alias("rows"),
+        F.sum(core.cast("long")).alias("core"),
         F.sum(assigned.cast("long")).alias("assigned"),
         F.sum(F.when(assigned, F.col("distance"))).alias("distance_sum"),
         F.percentile_approx(F.when(assigned, F.col("distance")), 0.95, _P95_ACCURACY).alias("p95"),
-        *[F.avg(c).alias(f"mean_{c}") for c in FEATURE_NAMES],
-        *[F.stddev_samp(c).alias(f"std_{c}") for c in FEATURE_NAMES],
+        *[F.avg(F.when(core, F.col(c))).alias(f"mean_{c}") for c in FEATURE_NAMES],
+        *[F.stddev_samp(F.when(core, F.col(c))).alias(f"std_{c}") for c in FEATURE_NAMES],
+        *[F.sum(F.when(~core, F.col(c))).alias(f"far_{c}") for c in FEATURE_NAMES],
     ]
     rows = labeled.rollup("side", NEAREST).agg(*aggs).collect()
     out: dict[str, SideStats] = {}
@@ -87,16 +94,17 @@ def side_stats(labeled: Any, sides: tuple[str, ...]) -> dict[str, SideStats]:
             assigned=int(t["assigned"] or 0),
             distance_sum=float(t["distance_sum"] or 0.0),
             p95_distance=None if t["p95"] is None else float(t["p95"]),
-            counts={r[NEAREST]: int(r["rows"]) for r in per},
+            counts={r[NEAREST]: int(r["core"] or 0) for r in per},
             assigned_counts={r[NEAREST]: int(r["assigned"] or 0) for r in per},
             means={r[NEAREST]: _vector(r, "mean") for r in per},
             stds={r[NEAREST]: _vector(r, "std") for r in per},
+            beyond={r[NEAREST]: _beyond(r) for r in per},
         )
     return out
 
 
 def far_threshold(labeled: Any, m: int) -> float:
-    """The m-th largest reference distance to the nearest persona (pass 2).
+    """The m-th largest reference distance to the nearest persona (pass 1).
 
     Args:
         labeled: Labels with a ``side`` column.
@@ -123,8 +131,8 @@ def deviation_stats(
     sides: dict[str, SideStats],
     persona_ids: tuple[str, ...],
     threshold: float,
-) -> tuple[dict[str, dict[str, SpreadMoments]], int]:
-    """The spread moments per side and persona, and the current rows beyond `threshold` (pass 3).
+) -> dict[str, dict[str, SpreadMoments]]:
+    """The spread moments per side and persona, over the rows within `threshold` (pass 3).
 
     Each row is joined with its side's mean of its nearest persona (a broadcast table of
     at most 2 x personas rows, for the personas tested on both sides); the deviations are
@@ -133,12 +141,12 @@ def deviation_stats(
     Args:
         spark: The SparkSession.
         labeled: Labels with features and a ``side`` column.
-        sides: Pass 1's ``{"current": ..., "reference": ...}``.
+        sides: Pass 2's ``{"current": ..., "reference": ...}``.
         persona_ids: The model's persona ids.
         threshold: The ``far`` threshold (`far_threshold`).
 
     Returns:
-        ``({side: {persona id: SpreadMoments}}, current rows with distance > threshold)``.
+        ``{side: {persona id: SpreadMoments}}``.
     """
     from pyspark.sql import functions as F
 
@@ -152,15 +160,14 @@ def deviation_stats(
         f"_m_{c} double" for c in FEATURE_NAMES
     )
     means = spark.createDataFrame(groups, schema)
-    joined = labeled.join(F.broadcast(means), ["side", NEAREST], "left")
+    core = labeled.where(F.col("distance") <= F.lit(threshold))
+    joined = core.join(F.broadcast(means), ["side", NEAREST], "inner")
     n = F.col("_n")
     diff = {c: F.col(c) - F.col(f"_m_{c}") for c in FEATURE_NAMES}
     scale = F.sqrt(n / (n - 1.0))
     deviation = {c: F.abs(d) * scale for c, d in diff.items()}
     row = F.sqrt(reduce(add, [d * d for d in diff.values()]) * n / (n - 1.0))
-    beyond = (F.col("side") == "current") & (F.col("distance") > F.lit(threshold))
     aggs = [
-        F.sum(beyond.cast("long")).alias("beyond"),
         F.count(n).alias("n"),
         F.avg(row).alias("row_mean"),
         F.var_samp(row).alias("row_var"),
@@ -178,36 +185,46 @@ def deviation_stats(
                 float(r["row_mean"]),
                 float(r["row_var"]),
             )
-    return spreads, sum(int(r["beyond"] or 0) for r in rows)
+    return spreads
 
 
-def far_test(
-    spark: Any,
-    labeled: Any,
-    sides: dict[str, SideStats],
-    persona_ids: tuple[str, ...],
-    tail: float,
-) -> tuple[dict[str, SideStats], TailExcess]:
-    """Passes 2 and 3: the ``far`` test and each side's `SideStats` with its spreads.
+def fit_passes(
+    spark: Any, labeled: Any, persona_ids: tuple[str, ...], tail: float
+) -> tuple[dict[str, SideStats], TailExcess | None]:
+    """Passes 1-3: each side's `SideStats` with its spreads, and the ``far`` test.
 
     Args:
         spark: The SparkSession.
         labeled: Labels with features and a ``side`` column.
-        sides: Pass 1's ``{"current": ..., "reference": ...}`` (both with rows).
         persona_ids: The model's persona ids.
         tail: `FAR_TAIL_SHARE`: the reference share beyond the ``far`` threshold.
 
     Returns:
-        ``(sides with spreads, far test)``.
+        ``(sides, far test)``; the test is None when the current month has no rows, and
+        both sides are empty when the reference has none (the caller raises).
     """
-    n_cur, n_ref = sides["current"].rows, sides["reference"].rows
+    from pyspark.sql import functions as F
+
+    n_ref = labeled.where(F.col("side") == "reference").count()
+    if n_ref == 0:
+        empty = SideStats(0, 0, 0.0, None)
+        return {"current": empty, "reference": empty}, None
     m = tail_rows(tail, n_ref)
     threshold = far_threshold(labeled, m)
-    spreads, beyond = deviation_stats(spark, labeled, sides, persona_ids, threshold)
+    sides = side_stats(labeled, ("current", "reference"), threshold)
+    cur = sides["current"]
+    if not cur.rows:
+        return sides, None
+    spreads = deviation_stats(spark, labeled, sides, persona_ids, threshold)
     with_spreads = {
         side: dataclasses.replace(stats, spreads=spreads[side]) for side, stats in sides.items()
     }
-    return with_spreads, tail_excess_from_counts(threshold, m, beyond, n_cur, n_ref)
+    beyond = sum(count for count, _ in cur.beyond.values())
+    return with_spreads, tail_excess_from_counts(threshold, m, beyond, cur.rows, n_ref)
+
+
+def _beyond(row: Any) -> tuple[int, np.ndarray]:
+    return int(row["rows"]) - int(row["core"] or 0), np.nan_to_num(_vector(row, "far"))
 
 
 def _vector(row: Any, prefix: str) -> np.ndarray:
@@ -270,16 +287,12 @@ def check_dataset(
     labeled = label_frame(frame, loaded, "arrays", keep_features=True).withColumn(
         "side", F.when(F.col(MONTH_COLUMN) == month, "current").otherwise("reference")
     )
-    labeled = labeled.persist(StorageLevel.MEMORY_AND_DISK)  # labelled once, read 5 times
+    labeled = labeled.persist(StorageLevel.MEMORY_AND_DISK)  # labelled once, read 6 times
     try:
         with spark_errors(f"monitoring {month}"):
-            sides = side_stats(labeled, ("current", "reference"))
+            sides, far = fit_passes(spark, labeled, persona_ids, settings.far_tail_share)
             if sides["reference"].rows == 0:
                 raise NotIngestedError(reference_months.months, "the reference window")
-            far = None
-            if sides["current"].rows:
-                tail = settings.far_tail_share
-                sides, far = far_test(spark, labeled, sides, persona_ids, tail)
             cur, ref = sides["current"], sides["reference"]
             drift = None
             if cur.rows >= settings.min_month_rows:

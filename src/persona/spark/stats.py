@@ -5,15 +5,18 @@ reduces each side (current month, reference window) to a few numbers per persona
 module turns them into the same `PersonaFit` with the same formulas (the from-moments and
 from-counts functions that the row path calls too), so `monitoring.decide` judges both alike:
 
-- rows per *nearest* persona (unassigned rows included, as on one machine), rows assigned
-  per persona, the distance sum of assigned rows: the mix, ``gone``, ``unassigned``;
-- per persona, the mean and sample std of every feature: ``shift``, ``feature_shift``
-  (`fit.location_tests`);
-- per persona, the mean and sample variance of the deviations from that persona's mean
-  (a second pass over the rows with the means of the first): ``spread``,
+- the m-th largest reference distance (`fit.core_threshold`): a row within it fits its
+  nearest persona, a row beyond it fits none;
+- rows per nearest persona within the threshold, rows assigned per persona, the distance
+  sum of assigned rows: the mix, ``gone``, ``unassigned``;
+- per persona, the mean and sample std of every feature of its rows within the
+  threshold: ``shift``, ``feature_shift`` (`fit.location_tests`);
+- per persona, the mean and sample variance of the deviations of those rows from their
+  mean (a second pass over the rows with the means of the first): ``spread``,
   ``feature_spread`` (`fit.spread_tests`);
-- the m-th largest reference distance and the current rows beyond it: ``far``
-  (`monitoring.stats.tail_excess_from_counts`).
+- per nearest persona, the current rows beyond the threshold and their feature sums:
+  ``far`` (`monitoring.stats.tail_excess_from_counts`) and the segment description
+  (`fit.describe_segment`).
 
 The one difference: ``p95_distance`` is Spark's `percentile_approx` (the policy does not
 use it). Everything else equals the single-machine result up to floating-point summation
@@ -32,6 +35,7 @@ from persona.monitoring.fit import (
     MIN_PERSONA_ROWS,
     SpreadMoments,
     assemble_fit,
+    describe_segment,
     gone_tests,
     location_tests,
     mix_from_count_arrays,
@@ -50,12 +54,14 @@ class SideStats:
         assigned: Rows within a persona radius.
         distance_sum: Sum of the distances of assigned rows.
         p95_distance: Approximate 95th percentile of those distances (None when none).
-        counts: Rows per nearest persona id (assigned or not).
+        counts: Rows per nearest persona id within the ``far`` threshold (assigned or not).
         assigned_counts: Rows assigned per persona id.
-        means: Per nearest persona id, the feature means of its rows.
-        stds: Per nearest persona id, the feature sample standard deviations (ddof=1).
+        means: Per nearest persona id, the feature means of its rows within the threshold.
+        stds: Per nearest persona id, their feature sample standard deviations (ddof=1).
         spreads: Per nearest persona id with at least `MIN_PERSONA_ROWS` rows on both
             sides, the moments of its rows' deviations from its mean.
+        beyond: Per nearest persona id, the rows beyond the threshold and their feature
+            sums.
     """
 
     rows: int
@@ -67,6 +73,7 @@ class SideStats:
     means: dict[str, np.ndarray] = field(default_factory=dict)
     stds: dict[str, np.ndarray] = field(default_factory=dict)
     spreads: dict[str, SpreadMoments] = field(default_factory=dict)
+    beyond: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
 
     @property
     def mean_distance(self) -> float | None:
@@ -144,6 +151,16 @@ def fit_from_stats(
         p = st.binomial_greater(un_c, cur.rows, max(ref_rate, unassigned_floor))
         tests.append(FitTest("unassigned", None, None, rate - ref_rate, p))
     mix = mix_from_counts(cur, ref, persona_ids)
-    tests += gone_tests(mix, cur.rows, ref.rows)
+    tests += gone_tests(mix, sum(cur.counts.values()), sum(ref.counts.values()))
     distances = (cur.mean_distance, ref.mean_distance, cur.p95_distance, ref.p95_distance)
-    return assemble_fit((rate, ref_rate), distances, mix, shifts, tests, far)
+    segment = None
+    if cur.rows:
+        none = (0, np.zeros(len(FEATURE_NAMES)))
+        beyond = {pid: cur.beyond.get(pid, none) for pid in persona_ids}
+        reference = {
+            pid: (ref.means[pid], ref.stds[pid])
+            for pid in persona_ids
+            if ref.counts.get(pid, 0) >= 2
+        }
+        segment = describe_segment(beyond, reference, FEATURE_NAMES, cur.rows)
+    return assemble_fit((rate, ref_rate), distances, mix, shifts, tests, far, segment)

@@ -172,6 +172,47 @@ def record_run(engine: Engine, check: MonitoringCheck) -> int:
         raise StoreError(f"cannot record monitoring run: {exc}") from exc
 
 
+def judged_months(
+    engine: Engine, model_name: str, model_version: str, before: Month
+) -> dict[str, str]:
+    """The verdict each month before `before` got from one model version, as stored.
+
+    A month's verdict is that of the run its cycle acted on (the earliest run with an
+    action), else of its earliest run: later checks of the same month (another reference,
+    a replay) never change it, so the baseline built from it is the same on a replay.
+
+    Args:
+        engine: The store engine.
+        model_name: Registered model name.
+        model_version: The version that judged the months.
+        before: Only months strictly before this one.
+
+    Returns:
+        ``{month: verdict}``.
+    """
+    query = (
+        select(_T.survey_month, _T.decision, _T.action_taken)
+        .where(
+            _T.model_name == model_name,
+            _T.model_version == str(model_version),
+            _T.survey_month < str(before),
+        )
+        .order_by(_T.run_id)
+    )
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read monitoring runs: {exc}") from exc
+    first: dict[str, str] = {}
+    acted: dict[str, str] = {}
+    for month, decision, action in rows:
+        first.setdefault(str(month), decision)
+        if action:
+            acted.setdefault(str(month), decision)
+    return {**first, **acted}
+
+
 def set_action(engine: Engine, run_id: int, action: str) -> None:
     """Record the action the cycle took after a check (e.g. ``retrained``, ``alerted``).
 
