@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from persona.cli import catalog, data, flow, label, model, monitor, serve, spark
+from persona.cli import catalog, data, flow, label, model, monitor, review, serve, spark
 from persona.cli._common import reserve_stdout, setup_logging
 from persona.cli._entry import PersonaTyper, print_version
 
@@ -21,6 +21,7 @@ app = PersonaTyper(
 app.add_typer(data.app, name="data", help="Generate, ingest and list monthly survey data.")
 app.add_typer(catalog.app, name="catalog", help="Show the vendor persona catalog.")
 app.add_typer(model.app, name="model", help="Bootstrap, train, promote, roll back models.")
+app.add_typer(review.app, name="review", help="What waits for a person's review; approve, reject.")
 app.add_typer(spark.app, name="spark", help="Label and monitor Parquet datasets on Spark.")
 app.command("monitor")(monitor.monitor)
 app.command("label")(label.label)
