@@ -275,6 +275,8 @@ def _promote(settings: Settings, engine: Engine, month: Month, actor: str) -> Pr
                 settings, engine, version=version, reason=f"drift in {month}", actor=actor
             )
             note = "promoted" if moved.promoted else str(moved.note)
+            if moved.relabelled:  # labels follow the champion (registry.relabel)
+                note += f"; relabelled {', '.join(moved.relabelled)}"
     promoted = registry.alias_version(settings, registry.CHAMPION) == version
     _save(engine, run, state.with_promotion(promoted))
     return step(promoted, note)

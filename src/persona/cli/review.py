@@ -130,5 +130,3 @@ def _render_approval(result: dict[str, Any]) -> None:
     for pid, given in result["names"].items():
         console.print(f"{pid} is now {given!r}", highlight=False)
     _render_move(result)
-    if result.get("relabelled"):
-        console.print(f"  relabelled: {', '.join(result['relabelled'])}")
