@@ -210,7 +210,7 @@ def train_challenger(
     )
     candidates = [c.persona_id for c in result.alignment.candidates]
     review = review_reasons(result.alignment)
-    facts = candidate_facts(result.model, month_x, candidates)
+    facts = candidate_facts(result.model, month_x, candidates) if candidates else []
     if review:  # one pending review per segment: the same fit updates it, no new version
         model_ids = result.model.persona_ids
         same = matching_review(mlc, settings.model_name, champion.version, model_ids, facts)
