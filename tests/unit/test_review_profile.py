@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from persona.model import PersonaModel, with_names
 from persona.months import Month
@@ -52,3 +53,25 @@ def test_names_given_apply_to_the_loaded_model() -> None:
     assert named.persona_names == ("A", "B", "Thrifty Tina")
     assert named.predict(CENTRES[2:]).persona_name.tolist() == ["Thrifty Tina"]
     assert with_names(MODEL, {}) is MODEL
+
+
+def test_the_review_list_reads_for_a_person(capsys: pytest.CaptureFixture[str]) -> None:
+    from persona.cli.review import _render_reviews
+
+    fact = {
+        "persona_id": "candidate-1", "rows": 49, "share": 0.1225, "nearest_persona": "a",
+        "distance": 16.8, "answers": [{"feature": "x2", "candidate": 0.1, "nearest": 9.0}],
+    }  # fmt: skip
+    review = {
+        "version": "2", "status": "pending", "training_months": "2025-03,2025-04,2025-05",
+        "trained_from": "1", "gates_passed": True, "months_count": 3, "first_month": "2025-03",
+        "last_month": "2025-05", "candidates": [fact], "picture": "file:///m/persona_profile.png",
+    }  # fmt: skip
+    _render_reviews({"model": "m", "reviews": [review]})
+    err = " ".join(capsys.readouterr().err.split())
+    assert "v2 pending: trained on 2025-03,2025-04,2025-05 from v1; seen in 3 months" in err
+    assert "candidate-1: 49 respondents this month (12.2% of the month), nearest a at 16.8" in err
+    assert "answers that differ most: x2 0.1 vs 9" in err and "persona_profile.png" in err
+    assert 'persona review approve 2 --name candidate-1="<name>"' in err
+    _render_reviews({"model": "m", "reviews": []})
+    assert "nothing waits for review (m)" in capsys.readouterr().err
