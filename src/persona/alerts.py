@@ -202,26 +202,46 @@ def alert_for_check(settings: Settings, month: Month, check: CheckRun) -> list[A
     return send_alert(settings, title, text, fields)
 
 
+def _candidate_line(c: Mapping[str, Any]) -> str:
+    answers = ", ".join(
+        f"{a['feature']} {a['candidate']:g} vs {a['nearest']:g}" for a in c.get("answers") or []
+    )
+    line = (
+        f"{c['persona_id']}: {c.get('rows', '?')} respondents this month "
+        f"({100 * float(c.get('share') or 0):.1f}% of the month), nearest persona "
+        f"{c['nearest_persona']} at distance {float(c['distance']):.1f}"
+    )
+    return f"{line}; answers that differ most: {answers}" if answers else line
+
+
 def review_text(month: Month, trained: dict[str, Any]) -> tuple[str, str]:
-    """Title and body of the alert for a challenger that needs a person's review."""
+    """Title and body of the alert for a challenger that needs a person's review.
+
+    A first alert describes the candidates; a reminder says since when the review waits.
+    """
     version = trained.get("version")
-    title = f"PersonaOps: challenger v{version} for {month} needs review"
-    details = trained.get("candidates_detail") or []
+    review = trained.get("review") or {}
+    seen = review.get("months_seen") or [month]
+    if trained.get("alert") == "reminder":
+        title = (
+            f"PersonaOps: reminder, v{version} still waits for review "
+            f"(since {review.get('first_month')}, seen {len(seen)} months)"
+        )
+    else:
+        title = f"PersonaOps: challenger v{version} for {month} needs review"
+    details = review.get("candidates") or trained.get("candidates_detail") or []
     lines = [
         str(r)
         for r in trained.get("review_reasons") or []
         if not (details and str(r).startswith("candidate "))
     ]
-    for c in details:
-        pid = c["persona_id"]
-        lines.append(
-            f"{pid}: {c.get('rows', '?')} respondents ({100 * c.get('share', 0):.1f}% of the "
-            f"training window), nearest persona {c['nearest_persona']} at distance "
-            f'{c["distance"]:.1f}. Name it: persona catalog name {pid} "<name>"'
-        )
+    lines += [_candidate_line(c) for c in details]
+    if review.get("picture"):
+        lines.append(f"Persona profiles: {review['picture']}")
     lines.append(
-        f"Not promoted automatically. Promote after review: persona model promote "
-        f'--version {version} --reason "reviewed"'
+        f"Review: persona review. Approve with names: persona review approve {version} "
+        f'--name {details[0]["persona_id"] if details else "candidate-1"}="<name>"; '
+        f'or: persona review reject {version} --reason "<why>"'
     )
     return title, "\n".join(lines)
 
@@ -229,11 +249,11 @@ def review_text(month: Month, trained: dict[str, Any]) -> tuple[str, str]:
 def alert_for_review(
     settings: Settings, month: Month, trained: dict[str, Any]
 ) -> list[AlertDelivery]:
-    """Send the alert of a challenger with a candidate, retired or over-grown persona.
+    """Send the alert (or reminder) of a challenger that waits for a person's review.
 
     Args:
         settings: Alert settings.
-        month: The month whose retrain produced the challenger.
+        month: The month whose retrain produced (or saw again) the challenger.
         trained: What `registry.train_challenger` returned.
 
     Returns:
@@ -241,10 +261,13 @@ def alert_for_review(
     """
     title, text = review_text(month, trained)
     log.warning("ALERT %s: %s", title, text.replace("\n", "; "))
+    review = trained.get("review") or {}
     fields = {
         "month": month,
         "challenger_version": trained.get("version"),
         "candidates": ",".join(trained.get("candidates") or []),
         "retired": ",".join(trained.get("retired") or []),
+        "months_seen": len(review.get("months_seen") or [month]),
+        "picture": review.get("picture"),
     }
     return send_alert(settings, title, text, fields)

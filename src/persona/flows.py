@@ -43,14 +43,14 @@ from persona.cycle_results import (
     StepResult,
 )
 from persona.cycle_state import RETRAIN, CycleState, PinnedRun
-from persona.errors import PersonaError, RegistryError
-from persona.months import Month, Window
+from persona.errors import NotIngestedError, PersonaError, RegistryError
+from persona.months import Month, Window, resolve_month
 from persona.settings import Settings
 from persona.store import assignments
 from persona.store import monitoring as runs_store
 from persona.store.engine import open_store
 from persona.store.locks import store_lock
-from persona.store.survey_queries import stored_window
+from persona.store.survey_queries import list_months, stored_window
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def retrain(settings: Settings, engine: Engine, month: Month) -> RetrainStep | S
             trained = registry.train_challenger(
                 settings, engine, window, reason, drift_demanded=True
             )
-            if trained.needs_review:  # a new challenger: what a person must review
+            if trained.alert is not None:  # a new review, or its scheduled reminder
                 alerts.alert_for_review(settings, month, trained.to_dict())
     return RetrainStep(month, Challenger.of(trained))
 
@@ -275,6 +275,8 @@ def _promote(settings: Settings, engine: Engine, month: Month, actor: str) -> Pr
                 settings, engine, version=version, reason=f"drift in {month}", actor=actor
             )
             note = "promoted" if moved.promoted else str(moved.note)
+            if moved.relabelled:  # labels follow the champion (registry.relabel)
+                note += f"; relabelled {', '.join(moved.relabelled)}"
     promoted = registry.alias_version(settings, registry.CHAMPION) == version
     _save(engine, run, state.with_promotion(promoted))
     return step(promoted, note)
@@ -384,6 +386,28 @@ def run_month(
     if not isinstance(labelled, LabelStep):  # the promote step always decides first
         raise CycleError(f"month {month}: the label step did not run after the promote step")
     return MonthSummary(checked, trained, promoted, labelled, settings.auto_promote)
+
+
+def scheduled_month(settings: Settings, month: str | None, run_date: str | None) -> Month:
+    """The month a scheduler's run works on (the Mage blocks: `persona cycle serve`).
+
+    A given month is that month. An empty one is the month before `run_date` when it is
+    ingested, else the latest ingested month before it: a Run@once clicked today runs the
+    newest data, and a schedule whose month is not ingested yet says so in its log.
+
+    Raises:
+        MonthError: A bad month or run date. NotIngestedError: no month up to then.
+    """
+    wanted = resolve_month(month, run_date)
+    if month is not None and str(month).strip():
+        return wanted
+    with _store(settings) as engine:
+        stored = [m.month for m in list_months(engine) if m.month <= wanted]
+    if not stored:
+        raise NotIngestedError([wanted], "the scheduled run (no earlier month either)")
+    if stored[-1] != wanted:
+        log.warning("%s is not ingested: running the latest ingested month, %s", wanted, stored[-1])
+    return stored[-1]
 
 
 def label_with_champion(settings: Settings, month: Month) -> labeling.LabelResult:

@@ -184,6 +184,31 @@ class PersonaModel:
         }
 
 
+def with_names(model: PersonaModel, names: dict[str, str]) -> PersonaModel:
+    """The model with display names given by a person (by persona id) instead of its own.
+
+    Args:
+        model: The model.
+        names: Persona id -> name; ids the model does not have are ignored.
+
+    Returns:
+        The same model when nothing changes, else a renamed copy.
+    """
+    renamed = tuple(
+        names.get(p, n) for p, n in zip(model.persona_ids, model.persona_names, strict=True)
+    )
+    if renamed == model.persona_names:
+        return model
+    return PersonaModel(
+        model.persona_ids,
+        renamed,
+        model.centroids,
+        model.radii,
+        model.feature_names,
+        model.training,
+    )
+
+
 def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 

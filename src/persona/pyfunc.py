@@ -111,7 +111,7 @@ def log_pyfunc(model: PersonaModel, workdir: str | Path, name: str = "model") ->
     output = predict_frame(model, example)
     return mlflow.pyfunc.log_model(
         name=name,
-        python_model=PersonaPyfunc(),
+        python_model=str(Path(__file__).with_name("pyfunc_model.py")),
         artifacts={ARTIFACT_KEY: str(path)},
         signature=infer_signature(example, output),
         input_example=example,

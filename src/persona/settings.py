@@ -244,6 +244,9 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
 
     # --- the monthly cycle --------------------------------------------------------------
     cycle_step_timeout_s: Annotated[float, Field(gt=0)] = 1800.0
+    # A pending review (a challenger with a candidate persona) is reminded every N months
+    # it is seen again; 0 = never remind (the first alert only).
+    review_reminder_months: Annotated[int, Field(ge=0)] = 3
 
     # --- monitoring (PolicySettings holds the verdict thresholds) -------------------------
     reports_dir: Path = Path("var/reports")

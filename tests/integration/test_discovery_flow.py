@@ -49,7 +49,7 @@ def test_new_segment_becomes_a_reviewed_candidate(
     assert registry.alias_version(settings, registry.CHAMPION) == "1"
     alert = next(r.getMessage() for r in caplog.records if "needs review" in r.getMessage())
     assert "candidate-1: " in alert and "nearest persona " in alert
-    assert "persona model promote --version 2" in alert
+    assert "persona review approve 2 --name candidate-1=" in alert
 
     # A person reviews and promotes: the segment is labelled with the candidate, not hidden.
     done = registry.promote(settings, engine, "2", reason="reviewed", actor="tester").to_dict()

@@ -152,6 +152,7 @@ def test_champion_moved_with_the_plain_client_is_governed(
     plain.set_registered_model_alias(settings.model_name, "champion", "2")
     april = flows.run_month(settings, Month("2025-04")).to_dict()
     assert april["governance"]["moved"] and april["model_version_before"] == "2"
+    assert april["governance"]["relabelled"] == ["2025-03"]  # labels follow the champion
     assert _external(engine, settings.model_name) == [("1", "2"), ("2", "1"), ("1", "2")]
     engine.dispose()
 

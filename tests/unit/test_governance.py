@@ -58,20 +58,27 @@ def test_review_reasons_and_auto_promotion_rule() -> None:
 
 
 def test_review_alert_names_the_candidate_and_the_commands() -> None:
+    candidate = {
+        "persona_id": "candidate-1", "rows": 60, "share": 0.15, "nearest_persona": "budget-bob",
+        "distance": 16.6, "answers": [{"feature": "x2", "candidate": 0.1, "nearest": 9.0}],
+    }  # fmt: skip
+    review = {"months_seen": ["2025-03"], "first_month": "2025-03", "picture": "runs/p.png"}
     trained = {
         "version": "4",
+        "alert": "new",
         "review_reasons": ["candidate candidate-1: 180 rows, nearest persona budget-bob"],
-        "candidates_detail": [
-            {"persona_id": "candidate-1", "rows": 180, "share": 0.12,
-             "nearest_persona": "budget-bob", "distance": 16.6},
-        ],
-    }  # fmt: skip
+        "review": {**review, "candidates": [candidate]},
+    }
     title, text = review_text("2025-03", trained)
     assert title == "PersonaOps: challenger v4 for 2025-03 needs review"
-    assert "candidate-1: 180 respondents (12.0% of the training window), nearest persona " in text
-    assert "budget-bob at distance 16.6" in text
-    assert 'persona catalog name candidate-1 "<name>"' in text
-    assert 'persona model promote --version 4 --reason "reviewed"' in text
+    assert "candidate-1: 60 respondents this month (15.0% of the month), nearest persona " in text
+    assert "budget-bob at distance 16.6; answers that differ most: x2 0.1 vs 9" in text
+    assert "Persona profiles: runs/p.png" in text
+    assert 'persona review approve 4 --name candidate-1="<name>"' in text
+    assert 'persona review reject 4 --reason "<why>"' in text
+    later = {**review, "months_seen": ["2025-03", "2025-04", "2025-05"], "candidates": [candidate]}
+    reminder, _ = review_text("2025-05", {**trained, "alert": "reminder", "review": later})
+    assert reminder.endswith("reminder, v4 still waits for review (since 2025-03, seen 3 months)")
 
 
 def test_a_persona_that_spread_as_a_whole_is_not_an_absorption() -> None:

@@ -44,7 +44,7 @@ def test_promotion_results_keep_each_variant_s_keys() -> None:
     assert list(refused.to_dict()) == ["promoted", "version", "previous", "gates", "note"]
     moved = PromotionResult(True, "2", "1", None, None, True, 7).to_dict()
     assert moved == {"promoted": True, "version": "2", "previous": "1", "forced": True,
-                     "gates": None, "event_id": 7}  # fmt: skip
+                     "gates": None, "event_id": 7, "relabelled": []}  # fmt: skip
     back = RollbackResult("1", "2", 8).to_dict()
     assert back == {"rolled_back": True, "version": "1", "previous": "2", "event_id": 8}
 
@@ -54,7 +54,7 @@ def test_trained_version_and_sync_keys() -> None:
     assert list(found) == [
         "version", "created", "aliases", "tags", "training_months", "data_hash", "k",
         "personas", "candidates", "retired", "label_stability", "gates", "needs_review",
-        "review_reasons", "candidates_detail",
+        "review_reasons", "candidates_detail", "review", "alert",
     ]  # fmt: skip
     assert found["training_months"] == ["2025-02", "2025-03"]
     fit = KFit(3, True, 2.0, 4, 0.5, 10.0, 0.7, 250.0, np.zeros((3, 10)), selected=True)
@@ -66,7 +66,7 @@ def test_trained_version_and_sync_keys() -> None:
     ]  # fmt: skip
     assert SyncResult(champion="1").to_dict() == {
         "moved": False, "champion": "1", "previous": None, "event_id": None, "gates": None,
-        "gates_error": None, "challenger_cleared": False, "alerts": [],
+        "gates_error": None, "challenger_cleared": False, "alerts": [], "relabelled": [],
     }  # fmt: skip
 
 

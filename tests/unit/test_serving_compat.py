@@ -171,3 +171,11 @@ def test_to_feature_records_shapes() -> None:
     assert to_feature_records({"instances": [[0] * 10]})[0]["x10"] == 0
     with pytest.raises(ApiError):
         to_feature_records("x")
+
+
+@pytest.mark.parametrize("shape", ["records keyed 0..9", "list of lists"])
+def test_predict_points_an_original_body_to_compat(client_for: Any, shape: str) -> None:
+    response = client_for(from_catalog(CATALOG)).post("/predict", json=original_bodies()[shape])
+    assert response.status_code == 422
+    body = response.get_json()
+    assert "send it to POST /compat/predict" in body["error"] and body["issues"] == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from persona.cli import catalog, data, flow, governance, label, model, monitor, serve, spark
+from persona.cli import catalog, data, flow, governance, label, model, monitor, review, serve, spark
 from persona.cli._common import reserve_stdout, setup_logging
 from persona.cli._entry import PersonaTyper, print_version
 
@@ -22,6 +22,7 @@ app.add_typer(data.app, name="data", help="Generate, ingest and list monthly sur
 app.add_typer(catalog.app, name="catalog", help="Show the vendor persona catalog.")
 app.add_typer(model.app, name="model", help="Bootstrap, train, promote, roll back models.")
 app.add_typer(governance.app, name="governance", help="Governance receiver and MLflow access.")
+app.add_typer(review.app, name="review", help="What waits for a person's review; approve, reject.")
 app.add_typer(spark.app, name="spark", help="Label and monitor Parquet datasets on Spark.")
 app.command("monitor")(monitor.monitor)
 app.command("label")(label.label)

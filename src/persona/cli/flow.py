@@ -175,8 +175,8 @@ def _serve_one(cfg: Any, flows: Any, request: Any) -> dict[str, Any]:
         raise CycleRequestError(f"a request must be a JSON object with a step, got {request!r}")
     step = request["step"]
     text = str(request.get("month") or "")
-    if step in ("check", "batch_label"):
-        month = resolve_month(text, str(request.get("run_date") or ""))
+    if step in ("check", "batch_label"):  # an empty month: the latest ingested one
+        month = flows.scheduled_month(cfg, text, str(request.get("run_date") or ""))
     else:
         month = parse_month(text)
     if step == "batch_label":

@@ -165,6 +165,10 @@ def _render_move(result: dict[str, Any]) -> None:
     moved = result.get("promoted", result.get("rolled_back"))
     if moved:
         console.print(f"champion: v{result['previous']} -> [bold]v{result['version']}[/]")
+        if result.get("relabelled"):
+            console.print(
+                f"  relabelled with v{result['version']}: {', '.join(result['relabelled'])}"
+            )
     else:
         console.print(f"[yellow]not moved:[/] {result.get('note', '')}")
     for check in (result.get("gates") or {}).get("checks", []):

@@ -31,13 +31,17 @@ def monitor(
     """Check a month against a reference window: drift per feature, persona fit, verdict."""
     cfg = settings()
     with errors_to_exit(as_json):
+        from persona.errors import NotIngestedError
         from persona.monitoring import run_check
         from persona.store.engine import open_store
+        from persona.store.survey_queries import has_month
 
         current = parse_month(month)
         refs = reference_window(reference)
         engine = open_store(cfg.database_url)
         try:
+            if not has_month(engine, current):  # refuse before anything is recorded
+                raise NotIngestedError([current], "monitoring")
             checked = run_check(cfg, engine, current, refs)
         finally:
             engine.dispose()

@@ -203,8 +203,9 @@ def evaluate_gates(
             "absorbed",
             bool(absorbed_ok),
             False,
-            f"{absorbed.rows} of the month's {absorbed.unassigned} rows the "
-            f"champion left unassigned go to an existing persona ({absorbed.share:.2%} of "
+            f"the challenger gives {absorbed.rows} of the {absorbed.unassigned} rows the "
+            f"champion leaves unassigned this month to one of the champion's personas, the "
+            f"rest to its new personas or none ({absorbed.share:.2%} of "
             f"{absorbed.month_rows} rows; maximum {gates.gate_max_absorbed_share:.0%})"
             + (f": {absorbed.by_persona}" if absorbed.by_persona else ""),
         )

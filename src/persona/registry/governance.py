@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from persona import alerts
 from persona.errors import PersonaError
 from persona.registry.promotion import gates_for, tag_move
+from persona.registry.relabel import relabel_after_move
 from persona.registry.results import SyncResult
 from persona.registry.tracking import client
 from persona.registry.versions import CHALLENGER, CHAMPION, version_by_alias
@@ -83,6 +84,7 @@ def sync_champion(settings: Settings, engine: Engine) -> SyncResult:
     except PersonaError as exc:
         gates_error = str(exc)
     out = SyncResult(True, version, recorded, event_id, gates, gates_error, cleared)
+    out = replace(out, relabelled=relabel_after_move(settings, engine, recorded, version))
     verdict = {"passed": None if gates is None else gates.passed}
     mlc.set_model_version_tag(
         name, version, "external_gates", json.dumps({**verdict, "error": gates_error})

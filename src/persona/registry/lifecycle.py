@@ -24,6 +24,18 @@ from persona.pyfunc import log_pyfunc
 from persona.registry.gates import evaluate_gates, review_reasons
 from persona.registry.naming import given_names
 from persona.registry.results import TrainedVersion, VersionSummary
+from persona.registry.reviews import (
+    REVIEW_TAG,
+    encode,
+    log_profile,
+    matching_review,
+    new_review,
+    note_seen,
+    read_review,
+    seen_again,
+    seen_key,
+    supersede,
+)
 from persona.registry.tracking import client, configure, log_model_run, log_sweep, parent_run
 from persona.registry.versions import (
     CHALLENGER,
@@ -37,6 +49,7 @@ from persona.settings import Settings, TrainingSettings
 from persona.store import events
 from persona.store.survey_queries import earliest_month, feature_rows, month_fingerprint
 from persona.training import check_training_data, train
+from persona.training.profile import candidate_facts
 
 
 def load_features(engine: Engine, months: Iterable[Month], purpose: str = "training") -> np.ndarray:
@@ -169,7 +182,7 @@ def train_challenger(
     exp_id = configure(settings)
     mlc = client(settings)
     key = _challenger_key(engine, months)
-    found = find_version(mlc, settings.model_name, key)
+    found = _find(mlc, settings.model_name, key)
     if found is not None:
         return _stored_result(found, created=False)
     champion = load_model_for_serving(settings, f"models:/{settings.model_name}@{CHAMPION}")
@@ -197,6 +210,12 @@ def train_challenger(
     )
     candidates = [c.persona_id for c in result.alignment.candidates]
     review = review_reasons(result.alignment)
+    facts = candidate_facts(result.model, month_x, candidates) if candidates else []
+    if review:  # one pending review per segment: the same fit updates it, no new version
+        model_ids = result.model.persona_ids
+        same = matching_review(mlc, settings.model_name, champion.version, model_ids, facts)
+        if same is not None:
+            return _seen_again(settings, mlc, same, (months, data_hash), facts)
     tags = {
         **key,
         "reason": reason or "retrain",
@@ -224,9 +243,41 @@ def train_challenger(
                 mlc.log_metric(run_id, name, float(value))
         mlc.log_dict(run_id, result.summary(), "training_result.json")
         log_sweep(mlc, exp_id, run_id, features, result, settings.random_seed)
+        if review:
+            picture = log_profile(mlc, run_id, result.model, candidates, str(months))
+            tags[REVIEW_TAG] = encode(new_review(months.last, facts, picture))
         mv = _log_and_register(settings, exp_id, result.model, features, run, tags, CHALLENGER)
+    if review:
+        supersede(mlc, settings.model_name, str(mv.version))
     fetched = mlc.get_model_version(settings.model_name, mv.version)
-    return replace(_stored_result(fetched, created=True), run_id=run_id, sweep=result.sweep)
+    alert = "new" if review else None
+    return replace(
+        _stored_result(fetched, created=True), run_id=run_id, sweep=result.sweep, alert=alert
+    )
+
+
+def _seen_again(
+    settings: Settings,
+    mlc: Any,
+    mv: ModelVersion,
+    seen: tuple[Window, str],
+    facts: list[dict[str, Any]],
+) -> TrainedVersion:
+    """Record a month that found the fit of a pending (or rejected) review again."""
+    state = read_review(dict(mv.tags)) or {}
+    state, remind = seen_again(state, seen[0].last, facts, settings.review_reminder_months)
+    note_seen(mlc, settings.model_name, mv, state, seen)
+    fetched = mlc.get_model_version(settings.model_name, mv.version)
+    return replace(_stored_result(fetched, created=False), alert="reminder" if remind else None)
+
+
+def _find(mlc: Any, name: str, key: dict[str, str]) -> ModelVersion | None:
+    """The version trained on these months and data, or the review that saw them."""
+    found = find_version(mlc, name, key)
+    if found is None:
+        window = Window.of(key["training_months"].split(","))
+        found = find_version(mlc, name, {seen_key(window): key["data_hash"]})
+    return found
 
 
 def _challenger_key(engine: Engine, months: Window) -> dict[str, str]:
@@ -242,7 +293,7 @@ def find_challenger(settings: Settings, engine: Engine, months: Window) -> Train
     Returns:
         The same fields as `train_challenger` (``created`` false), or None.
     """
-    found = find_version(client(settings), settings.model_name, _challenger_key(engine, months))
+    found = _find(client(settings), settings.model_name, _challenger_key(engine, months))
     if found is None:
         return None
     return _stored_result(found, created=False)
@@ -288,4 +339,5 @@ def _stored_result(mv: ModelVersion, created: bool) -> TrainedVersion:
         needs_review=tags.get("needs_review") == "true",
         review_reasons=tuple(json.loads(tags.get("review_reasons") or "[]")),
         candidates_detail=tuple(json.loads(tags.get("candidates_detail") or "[]")),
+        review=read_review(tags),
     )

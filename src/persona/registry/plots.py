@@ -1,4 +1,4 @@
-"""The persona map: 2-D PCA of the data with the centroids and persona names (Agg, no GUI)."""
+"""Pictures of a model: the persona map (2-D PCA) and the persona profiles (Agg, no GUI)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,50 @@ def persona_map_png(
     ax.set_title(f"Persona map ({title})")
     ax.set_xlabel("PC1")
     ax.set_ylabel("PC2")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out)
+    return out
+
+
+def persona_profile_png(
+    feature_names: Sequence[str],
+    centroids: np.ndarray,
+    names: Sequence[str],
+    candidates: Sequence[int],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Draw each persona's answers (x1..x10) as a line; candidates thick and dashed.
+
+    Args:
+        feature_names: The answers, in centroid order.
+        centroids: Shape (k, features).
+        names: One label per persona.
+        candidates: Indexes of the candidate personas (marked in the legend).
+        path: Where to write the PNG.
+        title: Plot title.
+
+    Returns:
+        The PNG path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.5), dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    steps = np.arange(len(feature_names))
+    marked = set(candidates)
+    for index, (centre, name) in enumerate(zip(np.asarray(centroids), names, strict=True)):
+        if index in marked:
+            ax.plot(steps, centre, "--o", linewidth=3, color="crimson", label=f"{name} (new)")
+        else:
+            ax.plot(steps, centre, "-", linewidth=1.2, alpha=0.8, label=name)
+    ax.set_xticks(steps, list(feature_names))
+    ax.set_ylabel("answer (centroid)")
+    ax.set_title(f"Persona profiles ({title})")
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out)

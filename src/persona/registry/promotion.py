@@ -14,7 +14,10 @@ from persona.errors import ModelError, RegistryError, StoreError
 from persona.months import Month
 from persona.registry.gates import GateResult, evaluate_gates
 from persona.registry.lifecycle import load_features
-from persona.registry.results import PromotionResult, RollbackResult
+from persona.registry.naming import name_version
+from persona.registry.relabel import relabel_after_move
+from persona.registry.results import Approval, PromotionResult, RollbackResult
+from persona.registry.reviews import APPROVED, PENDING, decide, read_review
 from persona.registry.tracking import client, configure
 from persona.registry.versions import (
     CHALLENGER,
@@ -162,7 +165,48 @@ def promote(
     challenger = version_by_alias(mlc, name, CHALLENGER)
     if challenger is not None and str(challenger.version) == version:
         mlc.delete_registered_model_alias(name, CHALLENGER)
-    return PromotionResult(True, version, previous, None, gates, force, event_id)
+    if (read_review(dict(target.tags)) or {}).get("status") == PENDING:
+        decide(settings, version, APPROVED, reason, actor)  # a promotion closes its review
+    relabelled = relabel_after_move(settings, engine, previous, version)
+    return PromotionResult(True, version, previous, None, gates, force, event_id, relabelled)
+
+
+def approve(
+    settings: Settings,
+    engine: Engine,
+    version: str,
+    names: dict[str, str],
+    reason: str = "",
+    actor: str = "cli",
+) -> Approval:
+    """Approve a pending review in one step: name its personas and promote the version.
+
+    The names are tags of the version, so the API, `/compat/labels` and the labels show
+    them as soon as it is champion; the promotion passes the same gates and audit as any
+    (a refusal leaves the review pending and says why).
+
+    Args:
+        settings: The settings.
+        engine: The survey store.
+        version: The version under review.
+        names: Persona id -> display name (e.g. ``{"candidate-1": "Thrifty Tina"}``).
+        reason: Why (recorded; default ``review approved``).
+        actor: Who (recorded).
+
+    Returns:
+        The names given and the promotion (with the months relabelled).
+
+    Raises:
+        RegistryError: Unknown version, no pending review, a persona the version lacks.
+    """
+    configure(settings)
+    mv = get_version(client(settings), settings.model_name, str(version))
+    status = (read_review(dict(mv.tags)) or {}).get("status")
+    if status != PENDING:
+        raise RegistryError(f"version {version} has no pending review (review: {status})")
+    named = name_version(settings, str(mv.version), names) if names else {}
+    moved = promote(settings, engine, str(mv.version), reason or "review approved", actor)
+    return Approval(str(mv.version), named, moved)
 
 
 def champion_history(rows: Sequence[events.ModelEvent]) -> list[str]:

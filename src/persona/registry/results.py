@@ -91,6 +91,8 @@ class TrainedVersion:
         candidates_detail: Per candidate: rows, share, nearest persona, distance.
         run_id: The training run (only when this call trained it).
         sweep: The k sweep (only when this call trained it).
+        review: Its review (`registry.reviews`): status, months seen, candidates' facts.
+        alert: The review alert this call calls for: ``new``, ``reminder`` or None.
     """
 
     summary: VersionSummary
@@ -107,6 +109,8 @@ class TrainedVersion:
     candidates_detail: tuple[dict[str, Any], ...]
     run_id: str | None = None
     sweep: tuple[KFit, ...] | None = None
+    review: dict[str, Any] | None = None
+    alert: str | None = None
 
     @property
     def version(self) -> str:
@@ -133,6 +137,8 @@ class TrainedVersion:
             "needs_review": self.needs_review,
             "review_reasons": list(self.review_reasons),
             "candidates_detail": [dict(c) for c in self.candidates_detail],
+            "review": self.review,
+            "alert": self.alert,
         }
         if self.run_id is not None:
             out["run_id"] = self.run_id
@@ -152,6 +158,7 @@ class PromotionResult:
         gates: The gate verdict (None: forced, no champion, or not evaluated).
         forced: Whether the gates were skipped (when it moved).
         event_id: The model_events row of the move.
+        relabelled: The months relabelled with the new champion (`registry.relabel`).
     """
 
     promoted: bool
@@ -161,6 +168,7 @@ class PromotionResult:
     gates: GateResult | None = None
     forced: bool = False
     event_id: int | None = None
+    relabelled: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -171,7 +179,8 @@ class PromotionResult:
         }
         gates = None if self.gates is None else self.gates.to_dict()
         if self.promoted:
-            return {**out, "forced": self.forced, "gates": gates, "event_id": self.event_id}
+            moved = {"forced": self.forced, "gates": gates, "event_id": self.event_id}
+            return {**out, **moved, "relabelled": list(self.relabelled)}
         if gates is not None:
             out["gates"] = gates
         return {**out, "note": self.note}
@@ -214,6 +223,7 @@ class SyncResult:
         gates_error: Why the gates could not be evaluated.
         challenger_cleared: Whether ``challenger`` (pointing at the new champion) was cleared.
         alerts: What the alert channels answered.
+        relabelled: The months relabelled with the new champion (when moved).
     """
 
     moved: bool = False
@@ -224,6 +234,7 @@ class SyncResult:
     gates_error: str | None = None
     challenger_cleared: bool = False
     alerts: tuple[AlertDelivery, ...] = ()
+    relabelled: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -236,4 +247,24 @@ class SyncResult:
             "gates_error": self.gates_error,
             "challenger_cleared": self.challenger_cleared,
             "alerts": [a.to_dict() for a in self.alerts],
+            "relabelled": list(self.relabelled),
         }
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Outcome of approving a review: the names given and the promotion.
+
+    Attributes:
+        version: The version reviewed.
+        names: Persona id -> the name given.
+        promotion: The promotion (gates, event, months relabelled).
+    """
+
+    version: str
+    names: dict[str, str]
+    promotion: PromotionResult
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {"version": self.version, "names": dict(self.names), **self.promotion.to_dict()}

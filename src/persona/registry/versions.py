@@ -15,7 +15,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from persona.errors import ModelError, RegistryError
-from persona.model import LoadedModel, PersonaModel, read_model_folder
+from persona.model import LoadedModel, PersonaModel, read_model_folder, with_names
 from persona.months import Window, parse_window
 from persona.registry.results import RegisteredVersion
 from persona.registry.tracking import client
@@ -24,6 +24,7 @@ from persona.settings import Settings
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # mlflow.utils.mlflow_tags.MLFLOW_MODEL_VERSIONS
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+NAME_TAG = "persona_name."  # + persona id: a name a person gave (model and version tags)
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 
@@ -210,4 +211,12 @@ def load_model_for_serving(settings: Settings, uri: str | None = None) -> Loaded
         except MlflowException as exc:
             raise RegistryError(f"cannot download {uri} (version {mv.version}): {exc}") from exc
         model = _read_folder(local)
+    # Names a person gave this version (`persona review approve --name`) apply at load:
+    # the API and the labels show them without a retrain.
+    model = with_names(model, given_on(dict(mv.tags)))
     return LoadedModel(model, name, str(mv.version), alias, uri, dict(mv.tags))
+
+
+def given_on(tags: dict[str, str]) -> dict[str, str]:
+    """Persona id -> name from ``persona_name.<id>`` tags."""
+    return {k[len(NAME_TAG) :]: v for k, v in tags.items() if k.startswith(NAME_TAG)}

@@ -145,6 +145,9 @@ def check_content_type(content_type: str | None) -> None:
     raise ApiError(415, f"unsupported content type {shown!r}: send application/json")
 
 
+_DIGITS = frozenset(str(i) for i in range(10))
+
+
 def parse_records(body: bytes, limits: Limits) -> np.ndarray:
     """Parse and validate a `/predict` body into a float64 feature array.
 
@@ -254,7 +257,20 @@ def _records_of(payload: Any) -> list[Any]:
         )
     if not records:
         raise ApiError(422, "no records: send at least one record keyed by x1..x10")
+    if _original_shape(records[0]):
+        raise ApiError(
+            422,
+            "this is the original API's body (records keyed 0..9 or lists of numbers): "
+            "send it to POST /compat/predict, or key each record by x1..x10 for /predict",
+        )
     return records
+
+
+def _original_shape(record: Any) -> bool:
+    """A record of the original contract: a list, or an object keyed ``"0"``..``"9"``."""
+    if isinstance(record, list):
+        return True
+    return isinstance(record, dict) and bool(record) and all(k in _DIGITS for k in record)
 
 
 def _summary(exc: DataValidationError) -> str:
