@@ -154,6 +154,8 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
     feature_min: float = -100.0
     feature_max: float = 100.0
     ingest_error_limit: PositiveInt = 20
+    # Who `persona data ingest --replace` records on its audit row; empty = the OS user.
+    ingest_actor: str = ""
     # PostgreSQL: seconds to open a connection, and the longest one statement may run
     # (0 = no statement limit). Neither applies to SQLite.
     pg_connect_timeout_s: PositiveInt = 10
