@@ -50,7 +50,7 @@ from persona.store import assignments
 from persona.store import monitoring as runs_store
 from persona.store.engine import open_store
 from persona.store.locks import store_lock
-from persona.store.survey_queries import stored_window
+from persona.store.survey_queries import count_rejects, stored_window
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ def check(
         monitoring_run_id=run.run_id,
         replayed=pinned is not None,
         governance=governance,
+        rows_rejected=count_rejects(engine, month),
     )
 
 
