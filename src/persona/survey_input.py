@@ -85,22 +85,26 @@ def _month_issues(frame: pd.DataFrame, month: Month | None) -> tuple[Month | Non
     return month, issues
 
 
+def _orders(ids: pa.Array) -> tuple[bool, bool]:
+    """Whether each id sorts after the one before: bytewise; by (length, bytes)."""
+    if len(ids) < 2:
+        return True, True
+    before, after = ids[:-1], ids[1:]
+    later = pc.greater(after, before)
+    bytewise = bool(pc.all(later).as_py())
+    size_before, size_after = pc.binary_length(before), pc.binary_length(after)
+    longer = pc.greater(size_after, size_before)
+    same_size_later = pc.and_(pc.equal(size_after, size_before), later)
+    return bytewise, bool(pc.all(pc.or_(longer, same_size_later)).as_py())
+
+
 def _ordered_distinct(ids: pa.Array) -> bool:
     """True when each id sorts after the one before, bytewise or by (length, bytes).
 
     Either order makes all ids distinct; it covers the usual exports (sorted ids, also
     numbered ids that outgrow their zero padding) in ~1/10 of a hash-based check.
     """
-    if len(ids) < 2:
-        return True
-    before, after = ids[:-1], ids[1:]
-    later = pc.greater(after, before)
-    if pc.all(later).as_py():
-        return True
-    size_before, size_after = pc.binary_length(before), pc.binary_length(after)
-    longer = pc.greater(size_after, size_before)
-    same_size_later = pc.and_(pc.equal(size_after, size_before), later)
-    return bool(pc.all(pc.or_(longer, same_size_later)).as_py())
+    return any(_orders(ids))
 
 
 _CONTROL_CHARS = r"[\x00-\x1f\x7f-\x9f]"
@@ -433,19 +437,11 @@ def validate_and_hash(
     Returns:
         The rows to write and the rejected ones (`Validated`).
     """
-    what, note, renumber = numbering
     guess = _month_guess(frame, month) if content is not None else None
     allowed = bad_rows.allowed(len(frame))
-    rejected: list[Issue] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = None if guess is None else pool.submit(bytes_hash, content or b"", guess)
-        if allowed:
-            kept, rejected = check_with_rejects(frame, month, limits, numbering, allowed)
-            month, ids, values = kept.month, kept.ids, kept.values
-        else:
-            month, ids, values = validate_survey_frame(
-                frame, month, limits[0], limits[1], what, note, renumber
-            )
+        month, ids, values, rejected = validate_rows(frame, month, limits, numbering, allowed)
         if content is None:
             digest = frame_hash(frame, month)
         elif hashing is not None and guess == month:
@@ -453,3 +449,49 @@ def validate_and_hash(
         else:
             digest = bytes_hash(content, month)
     return Validated(month, ids, values, digest, len(frame), tuple(rejected))
+
+
+def validate_rows(
+    frame: pd.DataFrame,
+    month: Month | None,
+    limits: tuple[Bounds, int],
+    numbering: tuple[str, str, Renumber],
+    allowed: int,
+) -> tuple[Month, pa.Array, np.ndarray, list[Issue]]:
+    """`validate_survey_frame`, or `check_with_rejects` when `allowed` rows may be bad.
+
+    Returns:
+        ``(month, ids, features, rejected rows)`` (rejected: one issue each, 0-based).
+    """
+    if not allowed:
+        what, note, renumber = numbering
+        found = validate_survey_frame(frame, month, limits[0], limits[1], what, note, renumber)
+        return (*found, [])
+    kept, rejected = check_with_rejects(frame, month, limits, numbering, allowed)
+    return kept.month, kept.ids, kept.values, rejected
+
+
+class IdOrder:
+    """Whether the ids of several chunks are distinct, proven by their order (no id set).
+
+    They are when every id sorts after the one before in one of the two orders of
+    `_ordered_distinct`, across the chunks' boundaries too.
+    """
+
+    def __init__(self) -> None:
+        self._holds = (True, True)
+        self._last: pa.Array | None = None
+
+    @property
+    def distinct(self) -> bool:
+        """Whether the ids taken so far are proven distinct."""
+        return any(self._holds)
+
+    def add(self, ids: pa.Array) -> None:
+        """Take the next chunk's ids."""
+        if not self.distinct or len(ids) == 0:
+            return
+        joined = ids if self._last is None else pa.concat_arrays([self._last, ids])
+        found = _orders(joined)
+        self._holds = (self._holds[0] and found[0], self._holds[1] and found[1])
+        self._last = ids.slice(len(ids) - 1, 1)

@@ -42,6 +42,11 @@ test_respondent_ids_are_refused_with_the_row_named = (
     cases.test_respondent_ids_are_refused_with_the_row_named
 )
 
+test_a_large_file_is_read_and_written_chunk_by_chunk = (
+    cases.test_a_large_file_is_read_and_written_chunk_by_chunk
+)
+test_chunks_keep_every_rule = cases.test_chunks_keep_every_rule
+
 
 @pytest.fixture
 def engine(pg_url: str) -> Iterator[Engine]:

@@ -29,7 +29,7 @@ from persona.store.schema import (
     survey_responses,
 )
 from persona.store.survey_ingest import ConflictError, DeliveryError, IngestOptions
-from persona.survey_input import BadRowLimit, parse_bad_rows
+from persona.survey_input import BadRowLimit, bytes_hash, parse_bad_rows
 from persona.synth import generate_month
 
 CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "01_model" / "personas.yaml")
@@ -247,3 +247,65 @@ def test_respondent_ids_are_refused_with_the_row_named(engine: Engine, tmp_path:
     with pytest.raises(DataValidationError, match="control character"):
         survey_ingest.ingest_file(engine, path)
     assert count(engine, survey_responses) == 0
+
+
+def chunked(path: Path, rows: int = 40) -> survey_ingest.Reader:
+    return survey_ingest.file_reader(path, chunk_rows=rows)
+
+
+def deliver(engine: Engine, reader: survey_ingest.Reader, **options: object):  # type: ignore[no-untyped-def]
+    return survey_ingest.ingest_delivery(engine, [reader], IngestOptions(**options))[0]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_a_large_file_is_read_and_written_chunk_by_chunk(
+    engine: Engine, tmp_path: Path, suffix: str
+) -> None:
+    frame = month_frame(100)
+    path = tmp_path / f"survey_2025-02.{suffix}"
+    frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path)
+    result = deliver(engine, chunked(path))
+    assert (result.status, result.rows, result.rows_new) == ("added", 100, 100)
+    assert result.content_hash == bytes_hash(path.read_bytes(), MONTH)  # as read whole
+    pd.testing.assert_frame_equal(stored_rows(engine), frame)
+    assert deliver(engine, chunked(path)).status == "already_ingested"
+    assert survey_ingest.ingest_file(engine, path).status == "already_ingested"
+    twin = tmp_path / f"twin.{suffix}"
+    frame.to_csv(twin, index=False) if suffix == "csv" else frame.to_parquet(twin)
+    twin.write_bytes(twin.read_bytes() + (b"\n" if suffix == "csv" else b""))
+    if suffix == "csv":  # other bytes, same rows: a replacement changes nothing
+        assert deliver(engine, chunked(twin), replace=True).status == "unchanged"
+
+
+def test_chunks_keep_every_rule(engine: Engine, tmp_path: Path) -> None:
+    frame = month_frame(100).sample(frac=1.0, random_state=2).reset_index(drop=True)  # unsorted
+    path = write_csv(tmp_path / "survey_2025-02.csv", frame)
+    assert deliver(engine, chunked(path)).rows_new == 100  # unsorted ids, distinct
+    duplicated = frame.copy()
+    duplicated.loc[90, "respondent_id"] = duplicated.loc[5, "respondent_id"]  # other chunk
+    dup = write_csv(tmp_path / "dup.csv", duplicated)
+    with pytest.raises(DeliveryError, match="duplicate respondent_id"):
+        deliver(engine, chunked(dup), replace=True)  # staged: found in the database
+    assert len(stored_rows(engine)) == 100
+    # An empty month: straight in, the unique constraint stands guard (then a staged retry).
+    march = write_csv(tmp_path / "march.csv", duplicated.assign(survey_month="2025-03"))
+    with pytest.raises(DeliveryError, match="duplicate respondent_id"):
+        deliver(engine, chunked(march))
+    assert survey_queries.count_month(engine, Month("2025-03")) == 0
+    bad = frame.copy()
+    bad["x4"] = bad["x4"].astype(object)
+    bad.loc[70, "x4"] = "oops"
+    text = write_csv(tmp_path / "text.csv", bad)
+    with pytest.raises(DeliveryError, match=r"after data row .*'oops'"):
+        deliver(engine, chunked(text), replace=True)
+    changed = corrected(frame, [3, 80])
+    changed.loc[60, "x9"] = 1e6
+    fix = write_csv(tmp_path / "fix.csv", changed)
+    with pytest.raises(DeliveryError, match=r"2 row\(s\) repeat respondents"):
+        deliver(engine, chunked(fix), bad_rows=BadRowLimit(1))
+    replaced = deliver(engine, chunked(fix), bad_rows=BadRowLimit(1), replace=True)
+    assert (replaced.status, replaced.rows_new, replaced.rows_rejected) == ("replaced", 99, 1)
+    with engine.connect() as conn:
+        reject = conn.execute(select(survey_rejects)).mappings().one()
+    assert (reject["line"], reject["column_name"]) == (61, "x9")  # rows numbered from 1
+    assert '"x9": "1000000.0"' in reject["raw"]

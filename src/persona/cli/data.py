@@ -143,18 +143,18 @@ def _with_progress(
     files: list[Path], start: Callable[[str], None], done: Callable[[], None]
 ) -> list[survey_ingest.Reader]:
     """File readers that move the progress line on as the delivery reaches each file."""
+    cfg = settings()
 
-    def reader(file: Path, first: bool, limit: int) -> survey_ingest.Reader:
+    def reader(file: Path, first: bool) -> survey_ingest.Reader:
         def read() -> Any:
             if not first:
                 done()
             start(f"ingest {file.name} ({size_text(file.stat().st_size)})")
-            return survey_ingest.file_reader(file, limit)()
+            return survey_ingest.file_reader(file, cfg.ingest_error_limit, cfg.ingest_chunk_rows)()
 
         return read
 
-    limit = settings().ingest_error_limit
-    return [reader(file, i == 0, limit) for i, file in enumerate(files)]
+    return [reader(file, i == 0) for i, file in enumerate(files)]
 
 
 @app.command("ingest")

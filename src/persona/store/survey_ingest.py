@@ -27,27 +27,42 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from persona.errors import IngestError, PersonaError, StoreError
+from persona.errors import DataValidationError, IngestError, Issue, PersonaError, StoreError
 from persona.features import DEFAULT_BOUNDS, Bounds
 from persona.months import Month
 from persona.store import survey_write
 from persona.store.engine import utcnow
 from persona.store.schema import ingest_batches, survey_rejects, survey_responses
-from persona.store.survey_replace import Superseded, record_replacement, supersede
+from persona.store.survey_replace import record_replacement, supersede
 from persona.store.survey_write import SurveyRows
 from persona.store.survey_write import copy_postgres as _copy_postgres
 from persona.store.survey_write import insert_sqlite as _insert_sqlite
-from persona.survey_file import read_csv_file, read_parquet_file
-from persona.survey_input import STRICT, BadRowLimit, Renumber, Validated, validate_and_hash
+from persona.survey_file import (
+    estimated_rows,
+    file_hash,
+    iter_csv_chunks,
+    iter_parquet_chunks,
+    read_csv_file,
+    read_parquet_file,
+)
+from persona.survey_input import (
+    STRICT,
+    BadRowLimit,
+    IdOrder,
+    Renumber,
+    Validated,
+    validate_and_hash,
+    validate_rows,
+)
 
 _CONFLICT_IDS = 5  # respondent ids named in a conflict error
 _RAW_CHARS = 2000  # of a rejected row's text kept in survey_rejects
@@ -150,8 +165,16 @@ class _Input:
             line = self.numbering[2](position)
             text = self.content.split(b"\n", line)[line - 1].rstrip(b"\r")
             return text.decode("utf-8", errors="replace")[:_RAW_CHARS]
-        row = self.frame.iloc[position]
-        return json.dumps({str(k): str(v) for k, v in row.items()})[:_RAW_CHARS]
+        return _frame_raw(self.frame)(position)
+
+
+@dataclass(frozen=True)
+class _Chunked:
+    """A large file, read chunk by chunk (`_write_chunked`)."""
+
+    source: str
+    path: Path
+    chunks: Callable[[], Iterator[pd.DataFrame]]
 
 
 def _existing_batch(conn: Connection, content_hash: str) -> str | None:
@@ -165,56 +188,127 @@ def _month_has_rows(conn: Connection, month: Month) -> bool:
     return conn.execute(query.limit(1)).first() is not None
 
 
-def _write_rejects(conn: Connection, item: _Input, valid: Validated, rows: SurveyRows) -> None:
-    renumber = item.numbering[2]
-    records = [
+def _reject_records(
+    issues: Sequence[Issue], renumber: Renumber, raw: Callable[[int], str]
+) -> list[dict[str, Any]]:
+    """The ``survey_rejects`` values of rejected rows (0-based positions in `issues`)."""
+    return [
         {
-            "batch_id": rows.batch_id,
-            "survey_month": rows.month,
-            "source": item.source[-2000:],
             "line": renumber(int(issue.row or 0)),
             "column_name": issue.column,
             "reason": issue.message,
-            "raw": item.raw(int(issue.row or 0)),
-            "rejected_at": rows.now,
+            "raw": raw(int(issue.row or 0)),
         }
-        for issue in valid.rejected
+        for issue in issues
     ]
-    if records:
-        conn.execute(survey_rejects.insert(), records)
 
 
-def _staged(
-    conn: Connection, rows: SurveyRows, replacing: bool, source: str
-) -> tuple[bool, Superseded | None]:
-    """Stage the rows of a month that has some and compare them with the stored ones.
+def _frame_raw(frame: pd.DataFrame) -> Callable[[int], str]:
+    """A row of a frame as delivered: its cells as JSON text."""
 
-    Returns:
-        ``(unchanged, superseded)``: unchanged when replacing with exactly the stored rows
-        (staging dropped, nothing to do); what a replacement superseded, else None.
+    def raw(position: int) -> str:
+        row = frame.iloc[position]
+        return json.dumps({str(k): str(v) for k, v in row.items()})[:_RAW_CHARS]
 
-    Raises:
-        ConflictError: Adding rows whose respondents are stored with other answers.
-    """
-    survey_write.create_staging(conn)
-    _writer(conn)(conn, rows, True)
-    if replacing:
-        if survey_write.staged_equal_stored(conn, rows.month):
-            survey_write.drop_staging(conn)
-            return True, None
-        return False, supersede(conn, rows.month)
-    count, first = survey_write.staged_conflicts(conn, rows.month, _CONFLICT_IDS)
-    if count:
-        raise ConflictError(
-            f"{source}: {count} row(s) repeat respondents stored for {rows.month} with "
-            f"different answers (first: {', '.join(map(repr, first))}); nothing written. "
-            "A corrected delivery replaces the month: ingest it with --replace"
-        )
-    return False, None
+    return raw
 
 
 def _writer(conn: Connection) -> Callable[[Connection, SurveyRows, bool], int]:
     return _copy_postgres if conn.dialect.name == "postgresql" else _insert_sqlite
+
+
+@dataclass(frozen=True)
+class _Written:
+    """An input's rows as loaded, before they are settled into the month.
+
+    Attributes:
+        source: The input's name.
+        rows: Batch id, time and month (`SurveyRows`; ids/values of the last chunk).
+        content_hash: The idempotence key.
+        counts: Rows of the input, rows loaded, rows rejected.
+        rejects: The ``survey_rejects`` values of the rejected rows.
+        staged: Loaded into the staging table (else straight into the month).
+        replacing: The input supersedes its month's stored rows.
+    """
+
+    source: str
+    rows: SurveyRows
+    content_hash: str
+    counts: tuple[int, int, int]
+    rejects: list[dict[str, Any]]
+    staged: bool
+    replacing: bool
+
+
+def _result(
+    done: _Written, status: str, new: int, batch: str | None, started: float, replaced: int = 0
+) -> IngestResult:
+    total, _kept, rejected = done.counts
+    rejected = rejected if status in ("added", "replaced") else 0
+    seconds = round(time.perf_counter() - started, 4)
+    return IngestResult(
+        done.source, done.rows.month, done.content_hash, total, new, total - new - rejected,
+        rejected, status, status == "already_ingested", batch, replaced, seconds,
+    )  # fmt: skip
+
+
+def _settle(conn: Connection, done: _Written, actor: str, started: float) -> IngestResult:
+    """Compare staged rows with the month, supersede or add them; batch, rejects, audit.
+
+    Raises:
+        ConflictError: Adding rows whose respondents are stored with other answers.
+    """
+    rows, old = done.rows, None
+    if done.staged:
+        if done.replacing:
+            if survey_write.staged_equal_stored(conn, rows.month):
+                survey_write.drop_staging(conn)
+                return _result(done, "unchanged", 0, None, started)
+            old = supersede(conn, rows.month)
+        else:
+            _refuse_conflicts(conn, rows.month, done.source)
+        new = survey_write.insert_staged(conn, rows)
+        survey_write.drop_staging(conn)
+    else:
+        new = done.counts[1]
+    conn.execute(
+        ingest_batches.insert().values(
+            batch_id=rows.batch_id, source=done.source[-2000:], content_hash=done.content_hash,
+            survey_month=rows.month, rows=done.counts[0], rows_new=new, ingested_at=rows.now,
+        )
+    )  # fmt: skip
+    if done.rejects:
+        common = {"batch_id": rows.batch_id, "survey_month": rows.month, "rejected_at": rows.now}
+        source = {"source": done.source[-2000:]}
+        conn.execute(survey_rejects.insert(), [{**r, **common, **source} for r in done.rejects])
+    if old is None:
+        return _result(done, "added", new, rows.batch_id, started)
+    who = (done.source, actor, rows.now)
+    record_replacement(conn, rows.month, old, (done.content_hash, new), who)
+    return _result(done, "replaced", new, rows.batch_id, started, old.old_rows)
+
+
+def _refuse_conflicts(conn: Connection, month: Month, source: str) -> None:
+    count, first = survey_write.staged_conflicts(conn, month, _CONFLICT_IDS)
+    if count:
+        raise ConflictError(
+            f"{source}: {count} row(s) repeat respondents stored for {month} with "
+            f"different answers (first: {', '.join(map(repr, first))}); nothing written. "
+            "A corrected delivery replaces the month: ingest it with --replace"
+        )
+
+
+def _claim(
+    conn: Connection, month: Month, options: IngestOptions, state: tuple[set[Month], bool]
+) -> tuple[bool, bool]:
+    """``(staged, replacing)`` of an input of `month` (later inputs of a month add to it)."""
+    seen, direct = state
+    replacing = options.replace and month not in seen
+    seen.add(month)
+    staged = not direct or _month_has_rows(conn, month)
+    if staged:
+        survey_write.create_staging(conn)
+    return staged, replacing
 
 
 def _write(
@@ -235,55 +329,93 @@ def _write(
             without rows may be written straight into its table (else staged: the retry
             after a concurrent writer filled it).
     """
-    started, month, content_hash = time.perf_counter(), valid.month, valid.content_hash
-    seen, direct = state
-    replacing = options.replace and month not in seen  # later inputs of the month add
-    seen.add(month)
-
-    def result(status: str, new: int, batch: str | None, replaced: int = 0) -> IngestResult:
-        rejected = len(valid.rejected) if status in ("added", "replaced") else 0
-        seconds = round(time.perf_counter() - started, 4)
-        return IngestResult(
-            item.source, month, content_hash, valid.rows, new, valid.rows - new - rejected,
-            rejected, status, status == "already_ingested", batch, replaced, seconds,
-        )  # fmt: skip
-
-    earlier = _existing_batch(conn, content_hash)
+    started = time.perf_counter()
+    rows = SurveyRows(valid.ids, valid.values, valid.month, str(uuid.uuid4()), utcnow())
+    rejects = _reject_records(valid.rejected, item.numbering[2], item.raw)
+    counts = (valid.rows, len(valid.ids), len(valid.rejected))
+    earlier = _existing_batch(conn, valid.content_hash)
     if earlier is not None:
-        return result("already_ingested", 0, earlier)
-    rows = SurveyRows(valid.ids, valid.values, month, str(uuid.uuid4()), utcnow())
-    staged = not direct or _month_has_rows(conn, month)
-    old = None
-    if staged:
-        unchanged, old = _staged(conn, rows, replacing, item.source)
-        if unchanged:
-            return result("unchanged", 0, None)
-    conn.execute(
-        ingest_batches.insert().values(
-            batch_id=rows.batch_id, source=item.source[-2000:], content_hash=content_hash,
-            survey_month=month, rows=valid.rows, rows_new=0, ingested_at=rows.now,
-        )
+        state[0].add(valid.month)
+        done = _Written(item.source, rows, valid.content_hash, counts, [], False, False)
+        return _result(done, "already_ingested", 0, earlier, started)
+    staged, replacing = _claim(conn, valid.month, options, state)
+    _writer(conn)(conn, rows, staged)
+    done = _Written(item.source, rows, valid.content_hash, counts, rejects, staged, replacing)
+    return _settle(conn, done, options.actor, started)
+
+
+def _write_chunked(
+    conn: Connection, item: _Chunked, options: IngestOptions, state: tuple[set[Month], bool]
+) -> IngestResult:
+    """Write a large file chunk by chunk in the delivery's transaction (memory: a chunk).
+
+    Each chunk is validated and sent (COPY on PostgreSQL) before the next is read; the
+    month and the content hash (a block-wise pass over the file) come with the first.
+    Rows are numbered from 1 in errors. Respondent ids are proven distinct across chunks
+    when the file is sorted (`survey_input.IdOrder`); otherwise the staged rows are checked
+    in the database (an unsorted file into an empty month goes straight in: the unique
+    constraint then stands guard, and a duplicate makes the delivery retry staged).
+    """
+    started, month, order = time.perf_counter(), options.month, IdOrder()
+    batch_id, now = str(uuid.uuid4()), utcnow()
+    total = kept = 0
+    rejects: list[dict[str, Any]] = []
+    plan: tuple[bool, bool, str] | None = None  # staged, replacing, content hash
+    note = "rows are numbered from 1 (a large file is read in chunks)"
+    for frame in item.chunks():
+        renumber = _offset_renumber(total)
+        allowed = max(options.bad_rows.allowed(total + len(frame)) - len(rejects), 0)
+        numbering = (f"survey file {item.source}", note, renumber)
+        limits = (options.bounds, options.error_limit)
+        month, ids, values, rejected = validate_rows(frame, month, limits, numbering, allowed)
+        if plan is None:
+            content_hash = file_hash(item.path, month)
+            earlier = _existing_batch(conn, content_hash)
+            if earlier is not None:
+                state[0].add(month)
+                return _earlier(conn, item.source, month, content_hash, earlier, started)
+            plan = (*_claim(conn, month, options, state), content_hash)
+        rows = SurveyRows(ids, values, month, batch_id, now, offset=kept)
+        _writer(conn)(conn, rows, plan[0])
+        order.add(ids)
+        rejects += _reject_records(rejected, renumber, _frame_raw(frame))
+        total, kept = total + len(frame), kept + len(ids)
+    if plan is None or month is None:
+        raise IngestError(f"{item.source}: the file has a header but no data rows")
+    staged, replacing, content_hash = plan
+    if staged and not order.distinct:
+        _refuse_duplicates(conn, item.source)
+    counts = (total, kept, len(rejects))
+    done = _Written(item.source, rows, content_hash, counts, rejects, staged, replacing)
+    return _settle(conn, done, options.actor, started)
+
+
+def _offset_renumber(offset: int) -> Renumber:
+    return lambda position: offset + position + 1
+
+
+def _refuse_duplicates(conn: Connection, source: str) -> None:
+    found = survey_write.staged_duplicates(conn, _CONFLICT_IDS)
+    if found:
+        issues = [Issue(None, "respondent_id", f"duplicate respondent_id {i!r}") for i in found]
+        raise DataValidationError(f"invalid survey file {source}", issues)
+
+
+def _earlier(
+    conn: Connection, source: str, month: Month, content_hash: str, batch: str, started: float
+) -> IngestResult:
+    """The result of a large file ingested before (its rows as the earlier batch counted)."""
+    total = conn.execute(
+        select(ingest_batches.c.rows).where(ingest_batches.c.batch_id == batch)
+    ).scalar_one()
+    seconds = round(time.perf_counter() - started, 4)
+    return IngestResult(
+        source, month, content_hash, int(total), 0, int(total), 0, "already_ingested", True,
+        batch, 0, seconds,
     )  # fmt: skip
-    if staged:
-        new = survey_write.insert_staged(conn, rows)
-        survey_write.drop_staging(conn)
-    else:
-        new = _writer(conn)(conn, rows, False)
-    conn.execute(
-        update(ingest_batches)
-        .where(ingest_batches.c.batch_id == rows.batch_id)
-        .values(rows_new=new)
-    )
-    _write_rejects(conn, item, valid, rows)
-    if old is None:
-        return result("added", new, rows.batch_id)
-    record_replacement(
-        conn, month, old, (content_hash, new), (item.source, options.actor, rows.now)
-    )
-    return result("replaced", new, rows.batch_id, old.old_rows)
 
 
-Reader = Callable[[], _Input]
+Reader = Callable[[], "_Input | _Chunked"]
 
 
 def _deliver(
@@ -299,6 +431,9 @@ def _deliver(
         for index, read in enumerate(readers):
             try:
                 item = read()
+                if isinstance(item, _Chunked):
+                    results.append(_write_chunked(conn, item, options, state))
+                    continue
                 valid = validate_and_hash(
                     item.frame, options.month, item.content, limits, item.numbering,
                     options.bad_rows,
@@ -354,14 +489,24 @@ def frame_reader(frame: pd.DataFrame, source: str = "<frame>") -> Reader:
     return read
 
 
-def file_reader(path: str | Path, error_limit: int = 20) -> Reader:
-    """A delivery input of a ``.csv`` or ``.parquet`` survey file."""
+def file_reader(path: str | Path, error_limit: int = 20, chunk_rows: int | None = None) -> Reader:
+    """A delivery input of a ``.csv`` or ``.parquet`` survey file.
 
-    def read() -> _Input:
+    Args:
+        path: The file.
+        error_limit: How many bad lines to list at most.
+        chunk_rows: A file of more rows is read `chunk_rows` at a time (`INGEST_CHUNK_ROWS`;
+            None: always whole).
+    """
+
+    def read() -> _Input | _Chunked:
         file = Path(path)
         if not file.is_file():
             raise IngestError(f"survey file not found: {file}")
         suffix = file.suffix.lower()
+        if chunk_rows and suffix in (".csv", ".parquet") and estimated_rows(file) > chunk_rows:
+            chunked = iter_csv_chunks if suffix == ".csv" else iter_parquet_chunks
+            return _Chunked(str(file), file, lambda: chunked(file, chunk_rows))
         if suffix == ".csv":
             frame, content, renumber = read_csv_file(file, error_limit)
             note = "rows are file line numbers; line 1 is the header"

@@ -97,12 +97,15 @@ def _encode_rows(
 
 
 def _batches(
-    ids: pa.Array, values: np.ndarray, positions: bool, constants: list[bytes]
+    ids: pa.Array, values: np.ndarray, offset: int | None, constants: list[bytes]
 ) -> Iterator[bytes]:
-    """The tuples in batches of `_COPY_BATCH_ROWS` rows (one ``read`` of the COPY each)."""
+    """The tuples in batches of `_COPY_BATCH_ROWS` rows (one ``read`` of the COPY each).
+
+    `offset`: the input position of the first row (a position field), or None for none.
+    """
     for start in range(0, len(ids), _COPY_BATCH_ROWS):
         stop = start + _COPY_BATCH_ROWS
-        position = start if positions else None
+        position = None if offset is None else offset + start
         batch = ids.slice(start, _COPY_BATCH_ROWS)
         yield _encode_rows(batch, values[start:stop], position, constants)
 
@@ -117,6 +120,7 @@ class SurveyRows:
         month: The survey month.
         batch_id: The ingest batch the rows belong to.
         now: The ingest time (timezone-aware).
+        offset: The input position of the first row (a chunk of a large file).
     """
 
     ids: pa.Array
@@ -124,6 +128,7 @@ class SurveyRows:
     month: Month
     batch_id: str
     now: dt.datetime
+    offset: int = 0
 
 
 def copy_postgres(conn: Connection, rows: SurveyRows, staged: bool = False) -> int:
@@ -138,11 +143,11 @@ def copy_postgres(conn: Connection, rows: SurveyRows, staged: bool = False) -> i
     ids, values = rows.ids, rows.values
     if staged:
         names = [ID, "position", *FEATURE_NAMES]
-        copy_in(conn, _staging, names, stream(_batches(ids, values, True, [])), _READ)
+        copy_in(conn, _staging, names, stream(_batches(ids, values, rows.offset, [])), _READ)
         return len(ids)
     constants = [rows.month.encode(), rows.batch_id.encode(), struct.pack(">q", micros(rows.now))]
     names = [ID, *FEATURE_NAMES, MONTH, "batch_id", "ingested_at"]
-    copy_in(conn, survey_responses, names, stream(_batches(ids, values, False, constants)), _READ)
+    copy_in(conn, survey_responses, names, stream(_batches(ids, values, None, constants)), _READ)
     return len(ids)
 
 
@@ -160,7 +165,7 @@ def insert_sqlite(conn: Connection, rows: SurveyRows, staged: bool = False) -> i
         chunk = [
             {
                 ID: rid,
-                "position": start + k,
+                "position": rows.offset + start + k,
                 **constants,
                 **dict(zip(FEATURE_NAMES, row, strict=True)),
             }
@@ -234,3 +239,15 @@ def insert_staged(conn: Connection, rows: SurveyRows) -> int:
     )
     result = conn.execute(insert.on_conflict_do_nothing(index_elements=[ID, MONTH]))
     return int(result.rowcount)
+
+
+def staged_duplicates(conn: Connection, first: int) -> list[str]:
+    """Respondent ids staged more than once (the first `first`, sorted)."""
+    query = (
+        select(_staging.c[ID])
+        .group_by(_staging.c[ID])
+        .having(func.count() > 1)
+        .order_by(_staging.c[ID])
+        .limit(first)
+    )
+    return [str(i) for i in conn.execute(query).scalars()]
