@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -159,13 +160,20 @@ class _Input:
     content: bytes | None
     numbering: tuple[str, str, Renumber]
 
-    def raw(self, position: int) -> str:
-        """The text of a row as delivered (the CSV line; else the values as JSON)."""
-        if self.content is not None and self.source.lower().endswith(".csv"):
-            line = self.numbering[2](position)
-            text = self.content.split(b"\n", line)[line - 1].rstrip(b"\r")
-            return text.decode("utf-8", errors="replace")[:_RAW_CHARS]
-        return _frame_raw(self.frame)(position)
+    def raw_text(self) -> Callable[[int], str]:
+        """A row's text as delivered, by position: the CSV line; else the cells as JSON."""
+        if self.content is None or not self.source.lower().endswith(".csv"):
+            return _frame_raw(self.frame)
+        content, renumber = self.content, self.numbering[2]
+        newlines = np.flatnonzero(np.frombuffer(content, dtype=np.uint8) == 0x0A)
+
+        def raw(position: int) -> str:
+            line = renumber(position)  # 1-based: line 1 is the header
+            start = int(newlines[line - 2]) + 1 if line >= 2 else 0
+            end = int(newlines[line - 1]) if line - 1 < len(newlines) else len(content)
+            return content[start:end].rstrip(b"\r").decode("utf-8", "replace")[:_RAW_CHARS]
+
+        return raw
 
 
 @dataclass(frozen=True)
@@ -331,7 +339,8 @@ def _write(
     """
     started = time.perf_counter()
     rows = SurveyRows(valid.ids, valid.values, valid.month, str(uuid.uuid4()), utcnow())
-    rejects = _reject_records(valid.rejected, item.numbering[2], item.raw)
+    raw = item.raw_text() if valid.rejected else str
+    rejects = _reject_records(valid.rejected, item.numbering[2], raw)
     counts = (valid.rows, len(valid.ids), len(valid.rejected))
     earlier = _existing_batch(conn, valid.content_hash)
     if earlier is not None:
