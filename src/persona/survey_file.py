@@ -265,6 +265,13 @@ def iter_parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise IngestError(f"{path}: cannot read as Parquet: {exc}") from None
 
 
+_CSV_BLOCK_BYTES = 1 << 24  # the streaming reader reads ahead a few blocks of this size
+
+
+def _frame_of(batches: list[pa.RecordBatch]) -> pd.DataFrame:
+    return pa.Table.from_batches(batches).to_pandas(types_mapper=_arrow_text)
+
+
 def iter_csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The rows of a CSV file, about `chunk_rows` at a time (features read as float64).
 
@@ -292,19 +299,27 @@ def iter_csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         return "skip"
 
     types = {name: pa.float64() if name in FEATURE_NAMES else pa.string() for name in header}
-    done = 0
+    done, pending, held = 0, [], 0
+    block = min(max(int(chunk_rows * line_bytes), 1 << 12), _CSV_BLOCK_BYTES)
     try:
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=max(int(chunk_rows * line_bytes), 1 << 12)),
+            read_options=pacsv.ReadOptions(block_size=block),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
             convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
         )
-        for batch in reader:
+        for batch in reader:  # blocks of at most _CSV_BLOCK_BYTES, gathered into a chunk
             if bad:
                 break
-            done += batch.num_rows
-            yield batch.to_pandas(types_mapper=_arrow_text)
+            pending.append(batch)
+            held += batch.num_rows
+            if held >= chunk_rows:
+                done += held
+                yield _frame_of(pending)
+                pending, held = [], 0
+        if pending and not bad:
+            done += held
+            yield _frame_of(pending)
     except pa.ArrowInvalid as exc:
         raise IngestError(
             f"{path}: after data row {done:,}: {str(exc).splitlines()[0]} (a large file is read "
