@@ -95,17 +95,26 @@ def _write_large(frame: Any, rows: int, folder: Path) -> dict[str, Path]:
     return paths
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM): unlike ``ru_maxrss``, reset by exec, so a
+    child does not report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _measure_child(path: str, url: str, chunk_rows: int) -> None:
     """In a child process: ingest one file, print seconds and peak RSS as JSON."""
     from persona.store.survey_ingest import IngestOptions, file_reader, ingest_delivery
 
     engine = open_store(url)
-    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_start = _peak_rss_mb()
     started = time.perf_counter()
     [result] = ingest_delivery(engine, [file_reader(path, 20, chunk_rows)], IngestOptions())
     seconds = time.perf_counter() - started
     engine.dispose()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mb()
     from persona.survey_file import estimated_rows
 
     read = "chunks" if estimated_rows(Path(path)) > chunk_rows else "whole"
