@@ -1,6 +1,7 @@
 """Ingest survey files into DATABASE_URL (entry point; the logic is in `persona.store`).
 
-Usage: python 00_create_data/ingest.py [PATH ...] [--month YYYY-MM] [--json]
+Usage: python 00_create_data/ingest.py [PATH ...] [--month YYYY-MM] [--replace]
+    [--max-bad-rows N|P%] [--json]
 With no PATH, ingests every survey_*.csv in var/data. Same as `persona data ingest ...`.
 """
 

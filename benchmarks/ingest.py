@@ -9,8 +9,15 @@ pandas `DataFrame.to_sql` (method=None and method="multi") on a slice of the sam
 a plain table of the same columns, and extrapolates its rows/s. Prints a table with the
 machine's load average, writes benchmarks/out/ingest.json, drops the database.
 
+Then, in the same run (issue 25), large deliveries with bounded memory: a `--large-rows`
+(default 10,000,000) CSV and Parquet file of one month, each ingested by
+`survey_ingest.file_reader(..., chunk_rows=INGEST_CHUNK_ROWS)` in a fresh child process
+that reports its rows/s and peak RSS (``ru_maxrss``), beside the `--rows` CSV ingested the
+same way (read whole: it is not larger than a chunk). The JSON's ``large`` key holds them.
+
 Usage: python benchmarks/ingest.py [--rows 1000000] [--baseline-rows N] [--no-staging]
-(--baseline-rows: to_sql slice size, default all rows)
+    [--large-rows 10000000] [--chunk-rows 1000000]
+(--baseline-rows: to_sql slice size, default all rows; --large-rows 0: skip)
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import argparse
 import json
 import os
 import platform
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +65,90 @@ def _timed(call: Any, *args: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
+def _write_large(frame: Any, rows: int, folder: Path) -> dict[str, Path]:
+    """A `rows`-row month as CSV (2025-02) and as Parquet (2025-03), from a 1M-row frame.
+
+    Written part by part (never whole); ids stay distinct and sorted
+    (``YYYYMM-<part><row>``), the answers repeat per part.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    months = {"csv": "2025-02", "parquet": "2025-03"}
+    paths = {kind: folder / f"survey_{month}.{kind}" for kind, month in months.items()}
+    with (
+        pacsv.CSVWriter(paths["csv"], table.schema) as csv_out,
+        pq.ParquetWriter(paths["parquet"], table.schema) as parquet_out,
+    ):
+        done, part = 0, 0
+        while done < rows:
+            take = min(len(frame), rows - done)
+            for kind, out in (("csv", csv_out), ("parquet", parquet_out)):
+                month = months[kind]
+                ids = [f"{month.replace('-', '')}-{part:03d}{i:07d}" for i in range(take)]
+                piece = table.slice(0, take).set_column(0, "respondent_id", pa.array(ids))
+                piece = piece.set_column(1, "survey_month", pa.array([month] * take))
+                out.write_table(piece)
+            done, part = done + take, part + 1
+    return paths
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM): unlike ``ru_maxrss``, reset by exec, so a
+    child does not report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _measure_child(path: str, url: str, chunk_rows: int) -> None:
+    """In a child process: ingest one file, print seconds and peak RSS as JSON."""
+    from persona.store.survey_ingest import IngestOptions, file_reader, ingest_delivery
+
+    engine = open_store(url)
+    rss_start = _peak_rss_mb()
+    started = time.perf_counter()
+    [result] = ingest_delivery(engine, [file_reader(path, 20, chunk_rows)], IngestOptions())
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    peak = _peak_rss_mb()
+    from persona.survey_file import estimated_rows
+
+    read = "chunks" if estimated_rows(Path(path)) > chunk_rows else "whole"
+    document = {"rows": result.rows, "rows_new": result.rows_new, "seconds": seconds, "read": read}
+    document |= {"peak_rss_mb": round(peak, 1), "rss_before_ingest_mb": round(rss_start, 1)}
+    print(json.dumps(document))
+
+
+def _measure(path: Path, url: str, chunk_rows: int, label: str) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--measure", str(path), "--url", url]
+    command += ["--chunk-rows", str(chunk_rows)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=True)
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    size_mb = path.stat().st_size / 1e6
+    return {
+        "path": label,
+        "file_mb": round(size_mb, 1),
+        "chunk_rows": chunk_rows,
+        **found,
+        "rows_per_s": found["rows"] / found["seconds"],
+    }
+
+
+def _large(survey: Any, args: argparse.Namespace, small: Path) -> list[dict[str, Any]]:
+    """The `--rows` CSV and the `--large-rows` CSV and Parquet, each in a child process."""
+    with scratch_database("persona_bench_large") as (_, url), tempfile.TemporaryDirectory() as tmp:
+        runs = [_measure(small, url, args.chunk_rows, f"{args.rows:,}-row CSV")]
+        paths = _write_large(survey, args.large_rows, Path(tmp))
+        for kind, label in (("csv", "CSV"), ("parquet", "Parquet")):
+            name = f"{args.large_rows:,}-row {label}"
+            runs.append(_measure(paths[kind], url, args.chunk_rows, name))
+    return runs
+
+
 def _loads(values: tuple[float, float, float]) -> str:
     return ", ".join(f"{v:.1f}" for v in values)
 
@@ -70,7 +163,14 @@ def main() -> None:
         "--no-staging", action="store_true", help="skip the ingest into a month that has rows"
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "ingest.json")
+    parser.add_argument("--large-rows", type=int, default=10_000_000, help="0: skip")
+    parser.add_argument("--chunk-rows", type=int, default=1_000_000, help="INGEST_CHUNK_ROWS")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # the child of `_measure`
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        _measure_child(args.measure, args.url, args.chunk_rows)
+        return
 
     with scratch_database("persona_bench") as (_, url):
         catalog = load_catalog(REPO / "01_model" / "personas.yaml")
@@ -96,6 +196,7 @@ def main() -> None:
                     select(func.count()).select_from(survey_responses)
                 ).scalar_one()
             engine.dispose()
+            large = _large(survey, args, path) if args.large_rows else []
         expected = args.rows * (1 if args.no_staging else 2)
         assert result.rows_new == args.rows and stored == expected and again.already_ingested
         base_rows = min(args.baseline_rows or args.rows, args.rows)
@@ -162,6 +263,16 @@ def main() -> None:
             f"{r['measured']}"
         )
     print(f"speed-up of the store over the best to_sql: {ratio:.1f}x (target >= 10x)")
+    if large:
+        print(f"\nlarge deliveries, one child process each, INGEST_CHUNK_ROWS={args.chunk_rows:,}")
+        print(
+            f"{'file':26} {'read':>6} {'MB':>7} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}"
+        )
+        for r in large:
+            print(
+                f"{r['path']:26} {r.get('read', '?'):>6} {r['file_mb']:>7,.0f} "
+                f"{r['seconds']:>8.1f} {r['rows_per_s']:>10,.0f} {r['peak_rss_mb']:>12,.0f}"
+            )
     load_after = os.getloadavg()
     print(
         f"load average (1, 5, 15 min) at the start: {_loads(load_before)}, at the end: "
@@ -179,6 +290,7 @@ def main() -> None:
         "ratio": ratio,
         "target_ratio": 10.0,
         "meets_target": ratio >= 10.0,
+        "large": {"chunk_rows": args.chunk_rows, "large_rows": args.large_rows, "runs": large},
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),

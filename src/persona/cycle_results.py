@@ -59,6 +59,7 @@ class CheckStep:
         monitoring_run_id: The run the month's cycle acts on.
         replayed: Whether an earlier cycle of the month was found.
         governance: What `registry.sync_champion` found.
+        rows_rejected: Rows of the month its ingest set aside (``survey_rejects``).
     """
 
     month: Month
@@ -73,6 +74,7 @@ class CheckStep:
     monitoring_run_id: int
     replayed: bool
     governance: SyncResult
+    rows_rejected: int = 0
 
     @property
     def branch(self) -> str:
@@ -88,6 +90,7 @@ class CheckStep:
             "verdict": self.verdict,
             "reasons": list(self.reasons),
             "rows": self.rows,
+            "rows_rejected": self.rows_rejected,
             "reference_months": self.reference_months.to_list(),
             "model_version": self.model_version,
             "labels_written": self.labels_written,
@@ -274,6 +277,7 @@ class MonthSummary:
         return {
             "month": checked.month,
             "rows": checked.rows,
+            "rows_rejected": checked.rows_rejected,
             "verdict": labelled.verdict,
             "reasons": list(checked.reasons),
             "reference_months": checked.reference_months.to_list(),

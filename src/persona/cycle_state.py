@@ -12,7 +12,10 @@ Grammar of ``action_taken``:
   (``alerted``: the alert of a ``watch`` / ``retrain`` verdict went out; ``promoted`` /
   ``kept``: the promote step decided);
 - a final action once the label step finished: ``none``, ``alerted``,
-  ``retrained_challenger`` or ``retrained_promoted``.
+  ``retrained_challenger`` or ``retrained_promoted``;
+- ``stale:<earlier text>`` once the month's data was replaced (`persona data ingest
+  --replace`): the run no longer holds the month's state, so the next cycle of the month
+  starts afresh (`is_stale`; `store.survey_replace` writes the mark).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 from persona.months import Window, parse_window
 
 PENDING = "pending"
+STALE_PREFIX = "stale:"
 FINAL = ("none", "alerted", "retrained_challenger", "retrained_promoted")
 ALERTING = ("watch", "retrain")
 RETRAIN = "retrain"
@@ -84,6 +88,11 @@ class CycleState:
         if self.promotion is not None:
             parts.append(self.promotion)
         return ":".join(parts)
+
+
+def is_stale(action: str | None) -> bool:
+    """Whether a run's month was replaced since it ran (the run no longer counts)."""
+    return (action or "").startswith(STALE_PREFIX)
 
 
 def final_action(verdict: str, promoted: bool) -> str:

@@ -42,7 +42,7 @@ from persona.cycle_results import (
     Skipped,
     StepResult,
 )
-from persona.cycle_state import RETRAIN, CycleState, PinnedRun
+from persona.cycle_state import RETRAIN, CycleState, PinnedRun, is_stale
 from persona.errors import NotIngestedError, PersonaError, RegistryError
 from persona.months import Month, Window, resolve_month
 from persona.settings import Settings
@@ -50,7 +50,7 @@ from persona.store import assignments
 from persona.store import monitoring as runs_store
 from persona.store.engine import open_store
 from persona.store.locks import store_lock
-from persona.store.survey_queries import list_months, stored_window
+from persona.store.survey_queries import count_rejects, list_months, stored_window
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,16 @@ def _store(settings: Settings) -> Iterator[Engine]:
 
 
 def _month_run(engine: Engine, month: Month) -> PinnedRun | None:
-    """The run a cycle of `month` acts on: the earliest run of the month that is marked."""
-    runs = [r for r in runs_store.list_runs(engine, month=month) if r.action_taken]
+    """The run a cycle of `month` acts on: the earliest run of the month that is marked.
+
+    Runs marked stale (the month's data was replaced since) are not: the next cycle of the
+    month checks, labels and decides it afresh.
+    """
+    runs = [
+        r
+        for r in runs_store.list_runs(engine, month=month)
+        if r.action_taken and not is_stale(r.action_taken)  # stale: the month was replaced
+    ]
     return PinnedRun.from_row(min(runs, key=lambda r: r.run_id).to_dict()) if runs else None
 
 
@@ -164,6 +172,7 @@ def check(
         monitoring_run_id=run.run_id,
         replayed=pinned is not None,
         governance=governance,
+        rows_rejected=count_rejects(engine, month),
     )
 
 

@@ -201,6 +201,11 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
     feature_min: float = -100.0
     feature_max: float = 100.0
     ingest_error_limit: PositiveInt = 20
+    # Who `persona data ingest --replace` records on its audit row; empty = the OS user.
+    ingest_actor: str = ""
+    # A survey file of more rows is read, validated and written this many rows at a time
+    # (memory follows the chunk, not the file); smaller files are read whole.
+    ingest_chunk_rows: PositiveInt = 1_000_000
     # PostgreSQL: seconds to open a connection, and the longest one statement may run
     # (0 = no statement limit). Neither applies to SQLite.
     pg_connect_timeout_s: PositiveInt = 10

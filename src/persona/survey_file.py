@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +221,115 @@ def read_parquet_file(path: Path) -> tuple[pd.DataFrame, bytes, Renumber]:
     if len(frame) == 0:
         raise IngestError(f"{path}: the file has no data rows")
     return frame, content, lambda position: position + 1
+
+
+# --- large files: read in chunks of rows, so memory follows the chunk, not the file ---
+
+
+def estimated_rows(path: Path) -> int:
+    """Rows of a survey file: Parquet's own count; for a CSV, the size over its line length.
+
+    Raises:
+        IngestError: Unreadable file.
+    """
+    try:
+        if path.suffix.lower() == ".parquet":
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        with path.open("rb") as handle:
+            sample = handle.read(_SAMPLE_BYTES)
+        lines = max(sample.count(b"\n"), 1)
+        return int(path.stat().st_size * lines / max(len(sample), 1))
+    except (OSError, pa.ArrowException) as exc:
+        raise IngestError(f"{path}: cannot read the file: {exc}") from None
+
+
+def file_hash(path: Path, month: str, block: int = 1 << 24) -> str:
+    """`survey_input.bytes_hash` of a file read block by block (never whole)."""
+    digest = hashlib.sha256(f"file|{month}|".encode())
+    with path.open("rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def iter_parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The rows of a Parquet file, `chunk_rows` at a time (text columns Arrow-backed).
+
+    Raises:
+        IngestError: Unreadable Parquet.
+    """
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas(types_mapper=_arrow_text)
+    except (pa.ArrowException, OSError) as exc:
+        raise IngestError(f"{path}: cannot read as Parquet: {exc}") from None
+
+
+_CSV_BLOCK_BYTES = 1 << 24  # the streaming reader reads ahead a few blocks of this size
+
+
+def _frame_of(batches: list[pa.RecordBatch]) -> pd.DataFrame:
+    return pa.Table.from_batches(batches).to_pandas(types_mapper=_arrow_text)
+
+
+def iter_csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The rows of a CSV file, about `chunk_rows` at a time (features read as float64).
+
+    The same strict rules as `read_csv_file` (UTF-8 text, commas, every line as many fields
+    as the header). A cell that is not a number stops the read, naming the column and value
+    and how many data rows came before (Arrow's streaming reader knows no line numbers).
+
+    Raises:
+        IngestError: Not UTF-8 CSV, no header, or a cell that is not a number.
+        DataValidationError: Lines with the wrong number of fields.
+    """
+    with path.open("rb") as handle:
+        sample = handle.read(_SAMPLE_BYTES)
+    check_text(path, sample)
+    first = sample.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
+    if not first:
+        raise IngestError(f"{path}: the file is empty (no header line)")
+    header = next(csv.reader([first]))
+    check_delimiter(path, header)
+    line_bytes = len(sample) / max(sample.count(b"\n"), 1)
+    bad: list[Any] = []
+
+    def on_bad_row(row: Any) -> str:
+        bad.append(row)
+        return "skip"
+
+    types = {name: pa.float64() if name in FEATURE_NAMES else pa.string() for name in header}
+    done, pending, held = 0, [], 0
+    block = min(max(int(chunk_rows * line_bytes), 1 << 12), _CSV_BLOCK_BYTES)
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=block),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        )
+        for batch in reader:  # blocks of at most _CSV_BLOCK_BYTES, gathered into a chunk
+            if bad:
+                break
+            pending.append(batch)
+            held += batch.num_rows
+            if held >= chunk_rows:
+                done += held
+                yield _frame_of(pending)
+                pending, held = [], 0
+        if pending and not bad:
+            done += held
+            yield _frame_of(pending)
+    except pa.ArrowInvalid as exc:
+        raise IngestError(
+            f"{path}: after data row {done:,}: {str(exc).splitlines()[0]} (a large file is read "
+            "in chunks; fix the cell, or split the file below INGEST_CHUNK_ROWS rows to get "
+            "every bad cell listed by line)"
+        ) from None
+    if bad:
+        issues = [
+            Issue(None, None, f"a line has {row.actual_columns} fields, expected "
+                  f"{row.expected_columns}: {row.text[:80]!r}")
+            for row in bad[:20]
+        ]  # fmt: skip
+        raise DataValidationError(f"invalid survey file {path}", issues, len(bad))

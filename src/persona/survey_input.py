@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -84,34 +85,57 @@ def _month_issues(frame: pd.DataFrame, month: Month | None) -> tuple[Month | Non
     return month, issues
 
 
+def _orders(ids: pa.Array) -> tuple[bool, bool]:
+    """Whether each id sorts after the one before: bytewise; by (length, bytes)."""
+    if len(ids) < 2:
+        return True, True
+    before, after = ids[:-1], ids[1:]
+    later = pc.greater(after, before)
+    bytewise = bool(pc.all(later).as_py())
+    size_before, size_after = pc.binary_length(before), pc.binary_length(after)
+    longer = pc.greater(size_after, size_before)
+    same_size_later = pc.and_(pc.equal(size_after, size_before), later)
+    return bytewise, bool(pc.all(pc.or_(longer, same_size_later)).as_py())
+
+
 def _ordered_distinct(ids: pa.Array) -> bool:
     """True when each id sorts after the one before, bytewise or by (length, bytes).
 
     Either order makes all ids distinct; it covers the usual exports (sorted ids, also
     numbered ids that outgrow their zero padding) in ~1/10 of a hash-based check.
     """
-    if len(ids) < 2:
-        return True
-    before, after = ids[:-1], ids[1:]
-    later = pc.greater(after, before)
-    if pc.all(later).as_py():
-        return True
-    size_before, size_after = pc.binary_length(before), pc.binary_length(after)
-    longer = pc.greater(size_after, size_before)
-    same_size_later = pc.and_(pc.equal(size_after, size_before), later)
-    return bool(pc.all(pc.or_(longer, same_size_later)).as_py())
+    return any(_orders(ids))
+
+
+_CONTROL_CHARS = r"[\x00-\x1f\x7f-\x9f]"
 
 
 def _id_issues(frame: pd.DataFrame, renumber: Renumber) -> tuple[pa.Array, list[Issue]]:
-    ids = frame[ID].astype(TEXT).str.strip()
-    issues = [
-        Issue(int(p), ID, "respondent_id is empty")
-        for p in np.flatnonzero((ids.isna() | (ids == "")).to_numpy(dtype=bool))
+    """Issues of the respondent ids, taken as they are (never trimmed).
+
+    Refused: empty, leading or trailing whitespace, a control character (newline, tab,
+    C0/C1 controls), longer than `MAX_ID_LENGTH` characters, a duplicate.
+    """
+    ids = frame[ID].astype(TEXT).fillna("")
+    rules = [
+        (ids == "", "respondent_id is empty"),
+        (
+            (ids != ids.str.strip()) & (ids != ""),
+            "respondent_id has leading or trailing spaces",
+        ),
+        (
+            ids.str.contains(_CONTROL_CHARS, regex=True),
+            "respondent_id contains a control character",
+        ),
+        (
+            ids.str.len() > MAX_ID_LENGTH,
+            f"respondent_id longer than {MAX_ID_LENGTH} characters",
+        ),
     ]
-    ids = ids.fillna("")
-    long = np.flatnonzero((ids.str.len() > MAX_ID_LENGTH).to_numpy(dtype=bool))
-    issues += [
-        Issue(int(p), ID, f"respondent_id longer than {MAX_ID_LENGTH} characters") for p in long
+    issues = [
+        Issue(int(p), ID, message)
+        for mask, message in rules
+        for p in np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
     ]
     array = pa.array(ids, type=pa.string())
     if isinstance(array, pa.ChunkedArray):  # one buffer for the checks and the COPY
@@ -140,7 +164,7 @@ def _features(frame: pd.DataFrame, bounds: Bounds, limit: int, what: str) -> np.
     return validate_frame(frame, bounds, KEYS, limit, what)
 
 
-def validate_survey_frame(
+def check_rows(
     frame: pd.DataFrame,
     month: Month | None,
     bounds: Bounds,
@@ -148,8 +172,8 @@ def validate_survey_frame(
     what: str,
     note: str,
     renumber: Renumber,
-) -> tuple[Month, pa.Array, np.ndarray]:
-    """Validate a whole input before anything is written.
+) -> RowCheck:
+    """Check the columns and month of an input (raising), and list its row issues.
 
     Args:
         frame: Columns ``respondent_id``, optional ``survey_month``, ``x1..x10``.
@@ -158,14 +182,13 @@ def validate_survey_frame(
         limit: How many problems to list at most.
         what: Name of the input for messages.
         note: How rows are numbered (said in the error summary).
-        renumber: Maps a 0-based position to the number shown.
+        renumber: Maps a 0-based position to the number shown in messages.
 
     Returns:
-        ``(month, respondent ids as str, float64 features (rows, 10))``.
+        The month, ids, features and the row issues (`RowCheck`, rows 0-based).
 
     Raises:
-        DataValidationError: Wrong columns, bad month cells, empty/long/duplicate ids,
-            text/NaN/inf/out-of-range features.
+        DataValidationError: Wrong or duplicate columns; no valid month cell at all.
         IngestError: No month at all.
     """
     columns = [str(c) for c in frame.columns]
@@ -200,13 +223,66 @@ def validate_survey_frame(
     except DataValidationError as exc:
         issues += exc.issues
         total += exc.total
-    if total:
-        issues.sort(key=lambda i: (i.row if i.row is not None else -1, str(i.column)))
-        for i, found in enumerate(issues[:limit]):
-            if found.row is not None:
-                issues[i] = Issue(renumber(found.row), found.column, found.message)
-        raise DataValidationError(f"invalid {what} ({note})", issues[:limit], total)
-    return month, ids, values
+    issues.sort(key=lambda i: (i.row if i.row is not None else -1, str(i.column)))
+    return RowCheck(month, ids, values, issues, total)
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """The rows of an input after the column and month checks, with their issues.
+
+    Attributes:
+        month: The month of the input.
+        ids: Respondent ids (meaningful when `total` is 0).
+        values: float64 features ``(rows, 10)`` (meaningful when `total` is 0).
+        issues: The row issues found (0-based positions), sorted by row.
+        total: How many issues there are in all (may exceed ``len(issues)``).
+    """
+
+    month: Month
+    ids: pa.Array
+    values: np.ndarray
+    issues: list[Issue]
+    total: int
+
+
+def validate_survey_frame(
+    frame: pd.DataFrame,
+    month: Month | None,
+    bounds: Bounds,
+    limit: int,
+    what: str,
+    note: str,
+    renumber: Renumber,
+) -> tuple[Month, pa.Array, np.ndarray]:
+    """Validate a whole input before anything is written.
+
+    Args:
+        frame: Columns ``respondent_id``, optional ``survey_month``, ``x1..x10``.
+        month: Explicit month, or None to take it from the ``survey_month`` column.
+        bounds: Allowed feature range.
+        limit: How many problems to list at most.
+        what: Name of the input for messages.
+        note: How rows are numbered (said in the error summary).
+        renumber: Maps a 0-based position to the number shown.
+
+    Returns:
+        ``(month, respondent ids as str, float64 features (rows, 10))``.
+
+    Raises:
+        DataValidationError: Wrong columns, bad month cells, empty/long/duplicate ids, ids
+            with control characters or surrounding spaces, text/NaN/inf/out-of-range
+            features.
+        IngestError: No month at all.
+    """
+    found = check_rows(frame, month, bounds, limit, what, note, renumber)
+    if found.total:
+        issues = [
+            Issue(None if i.row is None else renumber(i.row), i.column, i.message)
+            for i in found.issues[:limit]
+        ]
+        raise DataValidationError(f"invalid {what} ({note})", issues, found.total)
+    return found.month, found.ids, found.values
 
 
 def _month_guess(frame: pd.DataFrame, month: Month | None) -> str | None:
@@ -217,14 +293,135 @@ def _month_guess(frame: pd.DataFrame, month: Month | None) -> str | None:
     return first.strip() if isinstance(first, str) else None
 
 
+@dataclass(frozen=True)
+class BadRowLimit:
+    """How many invalid rows an input may hold and still go in without them.
+
+    Attributes:
+        count: At most this many rows (when `share` is None).
+        share: Or at most this fraction of the input's rows (rounded down).
+    """
+
+    count: int = 0
+    share: float | None = None
+
+    def allowed(self, rows: int) -> int:
+        """The invalid rows an input of `rows` rows may hold."""
+        return self.count if self.share is None else int(rows * self.share)
+
+    def __str__(self) -> str:
+        return str(self.count) if self.share is None else f"{self.share * 100:g}%"
+
+
+STRICT = BadRowLimit()
+
+
+def parse_bad_rows(text: str) -> BadRowLimit:
+    """Read ``--max-bad-rows``: a row count (``25``) or a share of the rows (``0.1%``).
+
+    Raises:
+        IngestError: Neither a non-negative whole number nor a percentage within 0-100.
+    """
+    value = text.strip()
+    try:
+        if value.endswith("%"):
+            share = float(value[:-1]) / 100
+            if 0 <= share <= 1:
+                return BadRowLimit(share=share)
+        elif int(value) >= 0:
+            return BadRowLimit(count=int(value))
+    except ValueError:
+        pass
+    raise IngestError(f"--max-bad-rows {text!r}: expected a row count (25) or a share (0.1%)")
+
+
+_ISSUES_PER_ROW = 2 + len(FEATURE_NAMES)  # month, id rules, one per feature
+
+
+def _drop_rows(frame: pd.DataFrame, rows: list[int]) -> pd.DataFrame:
+    keep = np.ones(len(frame), dtype=bool)
+    keep[rows] = False
+    return frame[keep].reset_index(drop=True)
+
+
+def _through(positions: np.ndarray, renumber: Renumber) -> Renumber:
+    """`renumber` of a subset of the rows: position in the subset -> number shown."""
+    return lambda p: renumber(int(positions[p]))
+
+
+def check_with_rejects(
+    frame: pd.DataFrame,
+    month: Month | None,
+    limits: tuple[Bounds, int],
+    numbering: tuple[str, str, Renumber],
+    allowed: int,
+) -> tuple[RowCheck, list[Issue]]:
+    """Validate, setting aside up to `allowed` invalid rows instead of failing.
+
+    Each pass takes out the rows found bad and checks the rest again (a text cell hides
+    the range checks of its column), until the rest is clean.
+
+    Returns:
+        The check of the rows kept (no issues) and one issue per rejected row (its first),
+        rows as 0-based positions of `frame`.
+
+    Raises:
+        DataValidationError: More invalid rows than allowed (the strict report, saying
+            so), or column problems.
+    """
+    (bounds, limit), (what, note, renumber) = limits, numbering
+    positions = np.arange(len(frame))
+    rejected: dict[int, Issue] = {}
+    rest = frame
+    for _ in range(4):
+        room = allowed - len(rejected)
+        shown = _through(positions, renumber)
+        found = check_rows(rest, month, bounds, _ISSUES_PER_ROW * room + 1, what, note, shown)
+        if not found.total:
+            return found, [rejected[p] for p in sorted(rejected)]
+        rows = sorted({i.row for i in found.issues if i.row is not None})
+        whole = any(i.row is None for i in found.issues)
+        if whole or found.total > len(found.issues) or len(rows) > room:
+            break
+        for issue in found.issues:
+            at = int(positions[issue.row])  # type: ignore[index]
+            rejected.setdefault(at, Issue(at, issue.column, issue.message))
+        rest, positions, month = _drop_rows(rest, rows), np.delete(positions, rows), found.month
+    note = f"{note}; more invalid rows than the {allowed} --max-bad-rows allows"
+    validate_survey_frame(frame, month, bounds, limit, what, note, renumber)
+    raise IngestError(f"{what}: could not set the invalid rows aside")  # not reached
+
+
+@dataclass(frozen=True)
+class Validated:
+    """An input ready to write.
+
+    Attributes:
+        month: Its month.
+        ids: Respondent ids of the rows kept.
+        values: Their float64 features ``(rows, 10)``.
+        content_hash: The idempotence key (`bytes_hash` or `frame_hash`).
+        rows: Rows in the input (kept and rejected).
+        rejected: One issue per rejected row (0-based position, first problem).
+    """
+
+    month: Month
+    ids: pa.Array
+    values: np.ndarray
+    content_hash: str
+    rows: int
+    rejected: tuple[Issue, ...] = ()
+
+
 def validate_and_hash(
     frame: pd.DataFrame,
     month: Month | None,
     content: bytes | None,
     limits: tuple[Bounds, int],
     numbering: tuple[str, str, Renumber],
-) -> tuple[Month, pa.Array, np.ndarray, str]:
-    """`validate_survey_frame` plus the content hash (`bytes_hash`, or `frame_hash`).
+    bad_rows: BadRowLimit = STRICT,
+) -> Validated:
+    """Validate (`validate_survey_frame`, or `check_with_rejects`) and hash an input.
 
     The file bytes are hashed in a thread (sha256 releases the GIL) for the likely month
     while the frame is validated; recomputed in the rare case the month turns out different.
@@ -235,19 +432,66 @@ def validate_and_hash(
         content: The file bytes, or None for a frame.
         limits: ``(bounds, error limit)``.
         numbering: ``(what, note, renumber)`` as in `validate_survey_frame`.
+        bad_rows: How many invalid rows may be set aside (default none).
 
     Returns:
-        ``(month, ids, features, content hash)``.
+        The rows to write and the rejected ones (`Validated`).
     """
-    what, note, renumber = numbering
     guess = _month_guess(frame, month) if content is not None else None
+    allowed = bad_rows.allowed(len(frame))
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = None if guess is None else pool.submit(bytes_hash, content or b"", guess)
-        month, ids, values = validate_survey_frame(
-            frame, month, limits[0], limits[1], what, note, renumber
-        )
+        month, ids, values, rejected = validate_rows(frame, month, limits, numbering, allowed)
         if content is None:
-            return month, ids, values, frame_hash(frame, month)
-        if hashing is not None and guess == month:
-            return month, ids, values, hashing.result()
-    return month, ids, values, bytes_hash(content, month)
+            digest = frame_hash(frame, month)
+        elif hashing is not None and guess == month:
+            digest = hashing.result()
+        else:
+            digest = bytes_hash(content, month)
+    return Validated(month, ids, values, digest, len(frame), tuple(rejected))
+
+
+def validate_rows(
+    frame: pd.DataFrame,
+    month: Month | None,
+    limits: tuple[Bounds, int],
+    numbering: tuple[str, str, Renumber],
+    allowed: int,
+) -> tuple[Month, pa.Array, np.ndarray, list[Issue]]:
+    """`validate_survey_frame`, or `check_with_rejects` when `allowed` rows may be bad.
+
+    Returns:
+        ``(month, ids, features, rejected rows)`` (rejected: one issue each, 0-based).
+    """
+    if not allowed:
+        what, note, renumber = numbering
+        found = validate_survey_frame(frame, month, limits[0], limits[1], what, note, renumber)
+        return (*found, [])
+    kept, rejected = check_with_rejects(frame, month, limits, numbering, allowed)
+    return kept.month, kept.ids, kept.values, rejected
+
+
+class IdOrder:
+    """Whether the ids of several chunks are distinct, proven by their order (no id set).
+
+    They are when every id sorts after the one before in one of the two orders of
+    `_ordered_distinct`, across the chunks' boundaries too.
+    """
+
+    def __init__(self) -> None:
+        self._holds = (True, True)
+        self._last: pa.Array | None = None
+
+    @property
+    def distinct(self) -> bool:
+        """Whether the ids taken so far are proven distinct."""
+        return any(self._holds)
+
+    def add(self, ids: pa.Array) -> None:
+        """Take the next chunk's ids."""
+        if not self.distinct or len(ids) == 0:
+            return
+        joined = ids if self._last is None else pa.concat_arrays([self._last, ids])
+        found = _orders(joined)
+        self._holds = (self._holds[0] and found[0], self._holds[1] and found[1])
+        self._last = ids.slice(len(ids) - 1, 1)

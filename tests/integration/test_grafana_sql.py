@@ -25,10 +25,12 @@ from persona.settings import Settings
 from persona.store import monitoring as store_monitoring
 from persona.store import survey_ingest
 from persona.store.engine import open_store
+from persona.survey_input import BadRowLimit
 from persona.synth import generate_month
 
 GRAFANA = Path(__file__).resolve().parents[2] / "04_monitoring" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "persona.json"
+REJECTS = {"2025-02": 3}  # rows of a month let in by --max-bad-rows
 PLAN = {
     "2025-01": "stable",
     "2025-02": "stable",
@@ -62,7 +64,9 @@ def fill_store(cfg: Settings, engine: Engine) -> dict[str, Any]:
     catalog = load_catalog(cfg.persona_catalog)
     for month, scenario in PLAN.items():
         frame, _ = generate_month(catalog, month, 500, scenario, seed=11)
-        survey_ingest.ingest_frame(engine, frame, month, f"synth-{month}")
+        options = survey_ingest.IngestOptions(bad_rows=BadRowLimit(REJECTS.get(month, 0)))
+        frame.loc[: REJECTS.get(month, 0) - 1, "x1"] = 1e6  # rows the ingest sets aside
+        survey_ingest.ingest_frame(engine, frame, month, f"synth-{month}", options=options)
     registry.bootstrap(cfg, engine)
     summaries = [s.to_dict() for s in flows.run_year(cfg, [Month(m) for m in PLAN])]
     checks = {
@@ -94,7 +98,7 @@ def test_dashboard_and_provisioning_files_are_consistent() -> None:
     providers = yaml.safe_load((GRAFANA / "provisioning/dashboards/dashboards.yaml").read_text())
     assert providers["providers"][0]["type"] == "file"
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"]) == 8
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"]) == 9
     for title, target in _targets():
         assert target["datasource"]["uid"] == ds["uid"], title
         assert "$__" not in target["rawSql"], f"{title}: macros cannot be tested here"
@@ -135,6 +139,10 @@ def test_panel_values_match_the_package(filled) -> None:
         champion = conn.execute(text(queries["Model version in production/A"])).first()
         per_feature = conn.execute(text(queries["Per-feature drift (K-S p-value, log scale)/A"]))
         feature_rows = per_feature.fetchall()
+        rejected = {
+            r[0].strftime("%Y-%m"): r[1]
+            for r in conn.execute(text(queries["Rejected rows per month/A"]))
+        }
     for month, check in filled["checks"].items():
         assert share[month] == pytest.approx(check["drift_share"])
     for month in filled["months"]:
@@ -144,3 +152,4 @@ def test_panel_values_match_the_package(filled) -> None:
     assert [s["verdict"] for s in filled["summaries"]].count("retrain") == 1
     assert champion is not None and champion[0] == "2"
     assert len(feature_rows) == 10 * len(filled["checks"])
+    assert rejected == {month: REJECTS.get(month, 0) for month in filled["months"]}

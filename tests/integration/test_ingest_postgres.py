@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from persona.errors import DataValidationError, StoreError
-from persona.store import survey_ingest, survey_queries
+from persona.store import survey_delivery, survey_ingest, survey_queries
 from persona.store.engine import open_store, utcnow
 from persona.store.schema import ingest_batches, survey_responses
 from persona.synth import default_year, generate_month, write_month
@@ -114,17 +114,17 @@ def test_a_failure_after_copy_rolls_everything_back(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     survey, _ = generate_month(cases.CATALOG, "2025-02", 40, seed=3)
-    real = survey_ingest._copy_postgres
+    real = survey_delivery._copy_postgres
 
     def copy_then_fail(*args: Any) -> int:
         assert real(*args) == 40  # COPY + INSERT ... SELECT ran inside the transaction
         raise psycopg2.OperationalError("connection lost (simulated)")
 
-    monkeypatch.setattr(survey_ingest, "_copy_postgres", copy_then_fail)
+    monkeypatch.setattr(survey_delivery, "_copy_postgres", copy_then_fail)
     with pytest.raises(StoreError, match=r"nothing written.*simulated"):
         survey_ingest.ingest_frame(engine, survey)
     assert _counts(engine) == (0, 0)
-    monkeypatch.setattr(survey_ingest, "_copy_postgres", real)
+    monkeypatch.setattr(survey_delivery, "_copy_postgres", real)
     assert survey_ingest.ingest_frame(engine, survey).rows_new == 40  # no staging table left over
     with engine.connect() as conn:
         left = conn.exec_driver_sql(

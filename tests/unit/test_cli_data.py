@@ -114,7 +114,7 @@ def test_generate_refuses_bad_options(env: dict[str, str], args: list[str], mess
     assert message in json.loads(out)["error"] and message in err
 
 
-def test_bad_file_stops_with_exit_2_and_writes_nothing_from_it(
+def test_a_folder_with_one_bad_file_exits_2_and_writes_nothing(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     assert run("data", "generate", "--n", "20", "--months", "1-2", "--format", "csv")[0] == 0
@@ -127,15 +127,19 @@ def test_bad_file_stops_with_exit_2_and_writes_nothing_from_it(
     assert code == 2
     document = json.loads(out)
     assert document["ok"] is False and document["type"] == "DataValidationError"
-    assert [Path(f["source"]).name for f in document["files"]] == ["survey_2025-01.csv"]
+    assert [(Path(f["source"]).name, f["status"]) for f in document["files"]] == [
+        ("survey_2025-01.csv", "rolled_back")
+    ]
     assert document["failed"]["file"] == str(bad)
     assert document["failed"]["issues"] == [
         {"row": 4, "column": "x4", "message": "not a number: 'oops'"}
     ]
     assert document["failed"]["not_attempted"] == [str(folder / "survey_2025-02.csv")]
-    assert "nothing from" in err
-    months = json.loads(run("data", "months", "--json")[1])["months"]
-    assert months == [{"month": "2025-01", "rows": 20}]
+    assert "nothing written: the delivery of 3 file(s) is one transaction" in " ".join(err.split())
+    assert json.loads(run("data", "months", "--json")[1])["months"] == []
+    code, out, err = run("data", "ingest", str(folder))  # the table says what happened
+    shown = " ".join((out + err).split())
+    assert code == 2 and "rolled" in shown and "not read" in shown
 
 
 def test_ingest_explicit_month_and_missing_paths(env: dict[str, str], tmp_path: Path) -> None:

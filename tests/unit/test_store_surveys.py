@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from persona.catalog import load_catalog
 from persona.errors import DataValidationError, IngestError, PersonaError, StoreError
 from persona.features import FEATURE_NAMES, Bounds
-from persona.store import survey_ingest, survey_queries
+from persona.store import survey_delivery, survey_ingest, survey_queries
 from persona.store.engine import open_store
 from persona.store.schema import ingest_batches, survey_responses
 from persona.synth import generate_month, write_month
@@ -210,18 +210,18 @@ def test_a_failure_mid_write_leaves_nothing(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     survey, _ = generate_month(CATALOG, "2025-02", 30, seed=3)
-    real = survey_ingest._insert_sqlite
+    real = survey_delivery._insert_sqlite
 
     def insert_then_fail(*args: Any) -> int:
         written = real(*args)
         assert written == 30  # the rows are in the transaction ...
         raise StoreError("disk full (simulated)")
 
-    monkeypatch.setattr(survey_ingest, "_insert_sqlite", insert_then_fail)
+    monkeypatch.setattr(survey_delivery, "_insert_sqlite", insert_then_fail)
     with pytest.raises(StoreError, match="simulated"):
         survey_ingest.ingest_frame(engine, survey)
     assert counts(engine) == (0, 0)  # ... and rolled back with the batch row
-    monkeypatch.setattr(survey_ingest, "_insert_sqlite", real)
+    monkeypatch.setattr(survey_delivery, "_insert_sqlite", real)
     assert survey_ingest.ingest_frame(engine, survey).rows_new == 30
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from persona.features import Bounds
 from persona.months import parse_month
 from persona.store import survey_ingest, survey_queries
 from persona.store.engine import open_store
+from persona.survey_input import parse_bad_rows
 from persona.synth import FORMATS, SCENARIOS, ScenarioError, default_year, write_month
 
 app = typer.Typer(no_args_is_help=True)
@@ -126,80 +129,146 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _actor(configured: str) -> str:
+    """Who ingests: the ``INGEST_ACTOR`` setting, else the OS user."""
+    if configured:
+        return configured
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment or the password file
+        return "unknown"
+
+
+def _with_progress(
+    files: list[Path], start: Callable[[str], None], done: Callable[[], None]
+) -> list[survey_ingest.Reader]:
+    """File readers that move the progress line on as the delivery reaches each file."""
+    cfg = settings()
+
+    def reader(file: Path, first: bool) -> survey_ingest.Reader:
+        def read() -> Any:
+            if not first:
+                done()
+            start(f"ingest {file.name} ({size_text(file.stat().st_size)})")
+            return survey_ingest.file_reader(file, cfg.ingest_error_limit, cfg.ingest_chunk_rows)()
+
+        return read
+
+    return [reader(file, i == 0) for i, file in enumerate(files)]
+
+
 @app.command("ingest")
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Survey files, or folders of survey_*.csv."),  # noqa: B008
     month: str = typer.Option(None, "--month", help="YYYY-MM (must match survey_month)."),
+    replace: bool = typer.Option(
+        False, "--replace", help="Supersede the stored rows of the delivered months (audited)."
+    ),
+    max_bad_rows: str = typer.Option(
+        "0", "--max-bad-rows", help="Invalid rows a file may hold (N or a share, e.g. 0.1%)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Ingest survey files into DATABASE_URL; a bad file is reported and nothing of it written."""
+    """Ingest a delivery into DATABASE_URL in one transaction: every file is written, or none.
+
+    Rows of a stored respondent with other answers fail the delivery unless --replace;
+    invalid rows fail it unless --max-bad-rows lets them into survey_rejects (docs/data.md).
+    """
     cfg = settings()
     with errors_to_exit(as_json):
         files = expand_paths(paths)
         engine = open_store(cfg.database_url)
-    bounds = Bounds(cfg.feature_min, cfg.feature_max)
-    results: list[dict[str, Any]] = []
-    failure: PersonaError | None = None
     try:
-        wanted = None if month is None else parse_month(month)
+        options = survey_ingest.IngestOptions(
+            month=None if month is None else parse_month(month),
+            bounds=Bounds(cfg.feature_min, cfg.feature_max),
+            error_limit=cfg.ingest_error_limit,
+            replace=replace,
+            bad_rows=parse_bad_rows(max_bad_rows),
+            actor=_actor(cfg.ingest_actor),
+        )
     except PersonaError as exc:  # reported as the first file's failure, nothing ingested
-        _finish(results, exc, files, as_json)
+        _finish([], survey_ingest.DeliveryError(0, exc), files, as_json)
         return
+    results: list[survey_ingest.IngestResult] = []
+    failure: survey_ingest.DeliveryError | None = None
     with progress("ingest", total=len(files)) as (start, done):
-        for file in files:
-            start(f"ingest {file.name} ({size_text(file.stat().st_size)})")
-            try:
-                result = survey_ingest.ingest_file(
-                    engine, file, month=wanted, bounds=bounds, error_limit=cfg.ingest_error_limit
-                )
-            except PersonaError as exc:
-                failure = exc
-                break
-            results.append(result.to_dict())
+        try:
+            results = survey_ingest.ingest_delivery(
+                engine, _with_progress(files, start, done), options
+            )
             done()
+        except survey_ingest.DeliveryError as exc:
+            failure = exc
     _finish(results, failure, files, as_json)
 
 
 def _finish(
-    results: list[dict[str, Any]], failure: PersonaError | None, files: list[Path], as_json: bool
+    results: list[survey_ingest.IngestResult],
+    failure: survey_ingest.DeliveryError | None,
+    files: list[Path],
+    as_json: bool,
 ) -> None:
-    document: dict[str, Any] = {"files": results, "ok": failure is None}
+    document: dict[str, Any] = {"files": [r.to_dict() for r in results], "ok": failure is None}
     if failure is not None:
-        bad = files[len(results)]
-        error = failure.to_dict() if isinstance(failure, DataValidationError) else {}
-        document["error"] = str(failure).splitlines()[0]
-        document["type"] = type(failure).__name__
+        cause = failure.cause
+        done = [{**r.to_dict(), "status": "rolled_back"} for r in failure.done]
+        error = cause.to_dict() if isinstance(cause, DataValidationError) else {}
+        document["files"] = done
+        document["error"] = str(cause).splitlines()[0]
+        document["type"] = type(cause).__name__
         document["failed"] = {
-            "file": str(bad),
-            "type": type(failure).__name__,
-            "error": str(failure),
+            "file": str(files[failure.index]),
+            "type": type(cause).__name__,
+            "error": str(cause),
             "issues": error.get("issues", []),
-            "not_attempted": [str(f) for f in files[len(results) + 1 :]],
+            "not_attempted": [str(f) for f in files[failure.index + 1 :]],
         }
     emit(document, as_json, _render_ingested)
     if failure is not None:
-        console.print(f"[bold red]error:[/] {failure}", highlight=False)
-        console.print(f"nothing from {files[len(results)]} was written", highlight=False)
+        console.print(f"[bold red]error:[/] {failure.cause}", highlight=False)
+        console.print(
+            f"nothing written: the delivery of {len(files)} file(s) is one transaction "
+            f"({files[failure.index]} failed)",
+            highlight=False,
+        )
         sys.stdout.flush()
         raise typer.Exit(code=2)
 
 
+_NOTES = {
+    "added": "",
+    "replaced": "replaced the month's rows",
+    "unchanged": "same rows as stored: nothing replaced",
+    "already_ingested": "already ingested (same content)",
+    "rolled_back": "rolled back: another file failed",
+}
+
+
 def _render_ingested(result: dict[str, Any]) -> None:
-    table = Table(title="Ingest")
-    for column in ("source", "month", "rows", "new", "skipped", "note"):
+    table = Table(title="Ingest" if result["ok"] else "Ingest (nothing written)")
+    for column in ("source", "month", "rows", "new", "skipped", "rejected", "what happened"):
         table.add_column(column)
     for r in result["files"]:
-        note = "already ingested (same content)" if r["already_ingested"] else ""
         table.add_row(
             Path(r["source"]).name,
             r["month"],
             str(r["rows"]),
             str(r["rows_new"]),
             str(r["rows_skipped"]),
-            note,
+            str(r["rows_rejected"]),
+            _NOTES.get(r["status"], r["status"]) or r["status"],
         )
-    if result["files"]:
+    failed = result.get("failed")
+    if failed:
+        table.add_row(Path(failed["file"]).name, "", "", "", "", "", f"failed: {failed['type']}")
+        for name in failed["not_attempted"]:
+            table.add_row(Path(name).name, "", "", "", "", "", "not read")
+    if result["files"] or failed:
         console.print(table)
+    rejected = sum(r["rows_rejected"] for r in result["files"])
+    if rejected and result["ok"]:
+        console.print(f"{rejected} invalid row(s) set aside in survey_rejects", highlight=False)
 
 
 @app.command("months")

@@ -37,7 +37,10 @@ from persona.features import FEATURE_NAMES
 # its key on (response_id, model_name, model_version) and its month index: still correct
 # (every insert uses ON CONFLICT DO NOTHING without a conflict target, which holds with
 # either key), only slower to label into; no migration is needed.
-SCHEMA_VERSION = 5
+# 6: new tables survey_rejects and survey_replacements (issue 25). `init_db` runs
+# `metadata.create_all`, which creates missing tables in an older database and leaves
+# the existing ones as they are; no existing table changed, so no migration is needed.
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -166,4 +169,39 @@ model_events = Table(
     Column("reason", Text, nullable=False),
     Column("actor", String(128), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Rows an ingest let through `--max-bad-rows` without storing them: one row per rejected
+# input row, written in the ingest's transaction (a failed ingest leaves none behind).
+survey_rejects = Table(
+    "survey_rejects",
+    metadata,
+    Column("reject_id", _BigId, primary_key=True, autoincrement=True),
+    Column("batch_id", String(36), nullable=False),
+    _month(),
+    Column("source", Text, nullable=False),
+    Column("line", BigInteger, nullable=False),
+    Column("column_name", String(128), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("rejected_at", DateTime(timezone=True), nullable=False),
+    Index("ix_survey_rejects_month", "survey_month"),
+)
+
+# The audit of `persona data ingest --replace`: one row per month whose stored rows a
+# delivery superseded (content hashes before and after, row counts, what went stale).
+survey_replacements = Table(
+    "survey_replacements",
+    metadata,
+    Column("replacement_id", _BigId, primary_key=True, autoincrement=True),
+    _month(),
+    Column("old_content_hash", Text, nullable=False),
+    Column("new_content_hash", String(64), nullable=False),
+    Column("old_rows", Integer, nullable=False),
+    Column("new_rows", Integer, nullable=False),
+    Column("labels_dropped", Integer, nullable=False),
+    Column("runs_marked_stale", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("replaced_at", DateTime(timezone=True), nullable=False),
 )

@@ -27,7 +27,7 @@ from persona.features import FEATURE_NAMES
 from persona.months import Month, Window, month_range
 from persona.store.copy_codec import read_tuples, tuple_dtype
 from persona.store.copy_stream import copy_out_chunks
-from persona.store.schema import ingest_batches, survey_responses
+from persona.store.schema import ingest_batches, survey_rejects, survey_responses
 from persona.survey_input import ID, MONTH
 
 _LOAD_COLUMNS = ("response_id", ID, MONTH, *FEATURE_NAMES)
@@ -247,6 +247,20 @@ def count_month(engine: Engine, month: Month) -> int:
             return int(conn.execute(query).scalar_one())
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot count the survey responses of {month}: {exc}") from exc
+
+
+def count_rejects(engine: Engine, month: Month) -> int:
+    """Count the rows of a month its ingest set aside into ``survey_rejects``.
+
+    Raises:
+        StoreError: The store cannot be read.
+    """
+    query = select(func.count()).where(survey_rejects.c[MONTH] == month)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot count the rejected rows of {month}: {exc}") from exc
 
 
 @dataclass(frozen=True)

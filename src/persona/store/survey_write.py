@@ -1,8 +1,10 @@
 """Writers of validated survey rows: PostgreSQL binary COPY and SQLite ``executemany``.
 
-Both run inside the caller's transaction and return how many rows they wrote. PostgreSQL:
-a month with no rows yet is COPYed straight into ``survey_responses``; otherwise COPY into
-a temporary staging table then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. The COPY
+Both run inside the caller's transaction and return how many rows they wrote. A month with
+no rows yet is written straight into ``survey_responses``; otherwise the rows go to a
+temporary staging table, are compared with the stored month (`staged_conflicts`,
+`staged_equal_stored`) and then added with ``INSERT ... SELECT ... ON CONFLICT DO
+NOTHING`` (`insert_staged`), the same SQL on both stores. The PostgreSQL COPY
 uses PostgreSQL's binary format, built column-wise with numpy/Arrow (no per-row Python),
 so the server neither parses text nor converts floats. SQL text is built only from the
 schema objects' own names.
@@ -14,6 +16,7 @@ import datetime as dt
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,9 +28,12 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    and_,
     func,
     literal,
+    or_,
     select,
+    true,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -91,12 +97,15 @@ def _encode_rows(
 
 
 def _batches(
-    ids: pa.Array, values: np.ndarray, positions: bool, constants: list[bytes]
+    ids: pa.Array, values: np.ndarray, offset: int | None, constants: list[bytes]
 ) -> Iterator[bytes]:
-    """The tuples in batches of `_COPY_BATCH_ROWS` rows (one ``read`` of the COPY each)."""
+    """The tuples in batches of `_COPY_BATCH_ROWS` rows (one ``read`` of the COPY each).
+
+    `offset`: the input position of the first row (a position field), or None for none.
+    """
     for start in range(0, len(ids), _COPY_BATCH_ROWS):
         stop = start + _COPY_BATCH_ROWS
-        position = start if positions else None
+        position = None if offset is None else offset + start
         batch = ids.slice(start, _COPY_BATCH_ROWS)
         yield _encode_rows(batch, values[start:stop], position, constants)
 
@@ -111,6 +120,7 @@ class SurveyRows:
         month: The survey month.
         batch_id: The ingest batch the rows belong to.
         now: The ingest time (timezone-aware).
+        offset: The input position of the first row (a chunk of a large file).
     """
 
     ids: pa.Array
@@ -118,72 +128,126 @@ class SurveyRows:
     month: Month
     batch_id: str
     now: dt.datetime
+    offset: int = 0
 
 
-def copy_postgres(conn: Connection, rows: SurveyRows, direct: bool = True) -> int:
-    """Write rows on PostgreSQL with binary COPY; returns the rows newly written.
+def copy_postgres(conn: Connection, rows: SurveyRows, staged: bool = False) -> int:
+    """Write rows on PostgreSQL with binary COPY; returns the rows written.
 
     Args:
         conn: A connection inside the ingest transaction.
         rows: What to write.
-        direct: Try COPY straight into the table when the month has no rows yet.
+        staged: Into the staging table (`create_staging`), else straight into
+            ``survey_responses`` (a month with no rows yet: nothing can conflict).
     """
-    ids, values, month, batch_id, now = rows.ids, rows.values, rows.month, rows.batch_id, rows.now
-    month_taken = select(survey_responses.c.response_id).where(survey_responses.c[MONTH] == month)
-    if direct and conn.execute(month_taken.limit(1)).first() is None:
-        # A month with no rows yet cannot conflict (ids are unique within the input): COPY
-        # straight into the table. A concurrent writer of the same month makes this fail
-        # with a unique violation; the caller then retries through the staging table.
-        constants = [month.encode(), batch_id.encode(), struct.pack(">q", micros(now))]
-        names = [ID, *FEATURE_NAMES, MONTH, "batch_id", "ingested_at"]
-        copy_in(
-            conn, survey_responses, names, stream(_batches(ids, values, False, constants)), _READ
-        )
+    ids, values = rows.ids, rows.values
+    if staged:
+        names = [ID, "position", *FEATURE_NAMES]
+        copy_in(conn, _staging, names, stream(_batches(ids, values, rows.offset, [])), _READ)
         return len(ids)
-    staging = _staging
-    staging.create(conn, checkfirst=False)
-    names = [ID, "position", *FEATURE_NAMES]
-    copy_in(conn, staging, names, stream(_batches(ids, values, True, [])), _READ)
-    source = select(
-        staging.c[ID],
-        literal(month, survey_responses.c[MONTH].type),
-        *[staging.c[name] for name in FEATURE_NAMES],
-        literal(batch_id, survey_responses.c.batch_id.type),
-        literal(now, survey_responses.c.ingested_at.type),
-    ).order_by(staging.c.position)
-    insert = pg_insert(survey_responses).from_select(
+    constants = [rows.month.encode(), rows.batch_id.encode(), struct.pack(">q", micros(rows.now))]
+    names = [ID, *FEATURE_NAMES, MONTH, "batch_id", "ingested_at"]
+    copy_in(conn, survey_responses, names, stream(_batches(ids, values, None, constants)), _READ)
+    return len(ids)
+
+
+def insert_sqlite(conn: Connection, rows: SurveyRows, staged: bool = False) -> int:
+    """Write rows on SQLite with ``executemany``; returns the rows written.
+
+    Args: as `copy_postgres`.
+    """
+    table = _staging if staged else survey_responses
+    constants = (
+        {} if staged else {MONTH: rows.month, "batch_id": rows.batch_id, "ingested_at": rows.now}
+    )
+    for start in range(0, len(rows.ids), _SQLITE_CHUNK):
+        ids = rows.ids.slice(start, _SQLITE_CHUNK).to_pylist()
+        chunk = [
+            {
+                ID: rid,
+                "position": rows.offset + start + k,
+                **constants,
+                **dict(zip(FEATURE_NAMES, row, strict=True)),
+            }
+            for k, (rid, row) in enumerate(
+                zip(ids, rows.values[start : start + _SQLITE_CHUNK].tolist(), strict=True)
+            )
+        ]
+        if not staged:
+            for row in chunk:
+                del row["position"]
+        conn.execute(table.insert(), chunk)
+    return len(rows.ids)
+
+
+def create_staging(conn: Connection) -> None:
+    """Create the (temporary, empty) staging table in the transaction."""
+    _staging.drop(conn, checkfirst=True)  # SQLite keeps a temporary table per connection
+    _staging.create(conn)
+
+
+def drop_staging(conn: Connection) -> None:
+    """Drop the staging table (a delivery stages each of its files in turn)."""
+    _staging.drop(conn)
+
+
+def _stored_match(month: Month) -> Any:
+    """The join of staged rows with the stored rows of the same respondent in `month`."""
+    stored = survey_responses
+    return _staging.join(stored, and_(stored.c[ID] == _staging.c[ID], stored.c[MONTH] == month))
+
+
+def staged_conflicts(conn: Connection, month: Month, first: int) -> tuple[int, list[str]]:
+    """Staged rows whose respondent is stored in `month` with different answers.
+
+    Returns:
+        Their count and the first `first` ids, in input order.
+    """
+    differs = or_(*[_staging.c[n] != survey_responses.c[n] for n in FEATURE_NAMES])
+    base = select(_staging.c[ID]).select_from(_stored_match(month)).where(differs)
+    count = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    ids = conn.execute(base.order_by(_staging.c.position).limit(first)).scalars().all()
+    return int(count), [str(i) for i in ids]
+
+
+def staged_equal_stored(conn: Connection, month: Month) -> bool:
+    """Whether the staged rows are exactly the month's stored rows (ids and answers)."""
+    same = and_(*[_staging.c[n] == survey_responses.c[n] for n in FEATURE_NAMES])
+    matching = select(func.count()).select_from(_stored_match(month)).where(same)
+    staged = select(func.count()).select_from(_staging)
+    stored = select(func.count()).where(survey_responses.c[MONTH] == month)
+    counts = [int(conn.execute(q).scalar_one()) for q in (matching, staged, stored)]
+    return counts[0] == counts[1] == counts[2]
+
+
+def insert_staged(conn: Connection, rows: SurveyRows) -> int:
+    """Insert the staged rows not stored yet, in input order; returns the rows inserted."""
+    source = (
+        select(
+            _staging.c[ID],
+            literal(rows.month, survey_responses.c[MONTH].type),
+            *[_staging.c[name] for name in FEATURE_NAMES],
+            literal(rows.batch_id, survey_responses.c.batch_id.type),
+            literal(rows.now, survey_responses.c.ingested_at.type),
+        )
+        .where(true())  # SQLite: tells its parser the ON CONFLICT below is no join's ON
+        .order_by(_staging.c.position)
+    )
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(survey_responses).from_select(
         [ID, MONTH, *FEATURE_NAMES, "batch_id", "ingested_at"], source
     )
     result = conn.execute(insert.on_conflict_do_nothing(index_elements=[ID, MONTH]))
     return int(result.rowcount)
 
 
-def insert_sqlite(conn: Connection, rows: SurveyRows, direct: bool = True) -> int:
-    """Write rows on SQLite (``executemany``, existing rows skipped); returns rows written.
-
-    Args: as `copy_postgres` (`direct` is ignored).
-    """
-    ids, values, month, batch_id, now = rows.ids, rows.values, rows.month, rows.batch_id, rows.now
-    insert = sqlite_insert(survey_responses).on_conflict_do_nothing(index_elements=[ID, MONTH])
-    for start in range(0, len(ids), _SQLITE_CHUNK):
-        chunk = [
-            {
-                ID: rid,
-                MONTH: month,
-                "batch_id": batch_id,
-                "ingested_at": now,
-                **dict(zip(FEATURE_NAMES, row, strict=True)),
-            }
-            for rid, row in zip(
-                ids.slice(start, _SQLITE_CHUNK).to_pylist(),
-                values[start : start + _SQLITE_CHUNK].tolist(),
-                strict=True,
-            )
-        ]
-        conn.execute(insert, chunk)
-    count = (
-        select(func.count())
-        .select_from(survey_responses)
-        .where(survey_responses.c.batch_id == batch_id)
+def staged_duplicates(conn: Connection, first: int) -> list[str]:
+    """Respondent ids staged more than once (the first `first`, sorted)."""
+    query = (
+        select(_staging.c[ID])
+        .group_by(_staging.c[ID])
+        .having(func.count() > 1)
+        .order_by(_staging.c[ID])
+        .limit(first)
     )
-    return int(conn.execute(count).scalar_one())
+    return [str(i) for i in conn.execute(query).scalars()]
