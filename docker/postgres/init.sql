@@ -73,10 +73,20 @@ GRANT CREATE ON SCHEMA public TO :"cycle";
 
 GRANT SELECT, INSERT, UPDATE ON ingest_batches, survey_responses, persona_assignments,
   monitoring_runs TO :"cycle";
+-- `persona data ingest --replace` supersedes a month in one transaction (persona.store.survey_replace):
+-- its rows, labels, batches and rejects go, the audit row stays (INSERT only).
+GRANT DELETE ON ingest_batches, survey_responses, persona_assignments, survey_rejects TO :"cycle";
+GRANT SELECT, INSERT ON survey_rejects TO :"cycle";
+GRANT SELECT, INSERT ON survey_replacements TO :"cycle";
 GRANT SELECT, INSERT ON model_events TO :"cycle", :"governance";
 -- The champion lock is a no-op UPDATE of the one schema_info row (persona.store.events).
 GRANT SELECT, UPDATE ON schema_info TO :"cycle", :"governance";
 GRANT SELECT ON survey_responses, ingest_batches TO :"governance";
+-- Labels follow the champion: a move recorded by governance relabels the months since the
+-- drift month with the new champion (persona.registry.relabel; append-only, so INSERT).
+GRANT SELECT, INSERT ON persona_assignments TO :"governance";
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO :"cycle";
 GRANT USAGE ON SEQUENCE model_events_event_id_seq TO :"governance";
-GRANT SELECT ON monitoring_runs, persona_assignments, model_events TO :"grafana";
+-- ingest_batches and survey_rejects: counts per month for the "Rejected rows" panel (no answers).
+GRANT SELECT ON monitoring_runs, persona_assignments, model_events, ingest_batches, survey_rejects
+  TO :"grafana";

@@ -1,4 +1,4 @@
--- Generated from persona.store.schema (SCHEMA_VERSION 5); do not edit by hand:
+-- Generated from persona.store.schema (SCHEMA_VERSION 6); do not edit by hand:
 --   python -m tests.db_schema_sql > docker/postgres/schema.sql
 -- Included by init.sql as the tables' owner role.
 
@@ -67,6 +67,33 @@ CREATE TABLE IF NOT EXISTS schema_info (
 	applied_at TIMESTAMP WITH TIME ZONE NOT NULL,
 	PRIMARY KEY (id)
 );
+CREATE TABLE IF NOT EXISTS survey_rejects (
+	reject_id BIGSERIAL NOT NULL,
+	batch_id VARCHAR(36) NOT NULL,
+	survey_month VARCHAR(7) NOT NULL,
+	source TEXT NOT NULL,
+	line BIGINT NOT NULL,
+	column_name VARCHAR(128),
+	reason TEXT NOT NULL,
+	raw TEXT NOT NULL,
+	rejected_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (reject_id)
+);
+CREATE INDEX IF NOT EXISTS ix_survey_rejects_month ON survey_rejects (survey_month);
+CREATE TABLE IF NOT EXISTS survey_replacements (
+	replacement_id BIGSERIAL NOT NULL,
+	survey_month VARCHAR(7) NOT NULL,
+	old_content_hash TEXT NOT NULL,
+	new_content_hash VARCHAR(64) NOT NULL,
+	old_rows INTEGER NOT NULL,
+	new_rows INTEGER NOT NULL,
+	labels_dropped INTEGER NOT NULL,
+	runs_marked_stale INTEGER NOT NULL,
+	source TEXT NOT NULL,
+	actor VARCHAR(128) NOT NULL,
+	replaced_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (replacement_id)
+);
 CREATE TABLE IF NOT EXISTS survey_responses (
 	response_id BIGSERIAL NOT NULL,
 	respondent_id VARCHAR(64) NOT NULL,
@@ -87,4 +114,4 @@ CREATE TABLE IF NOT EXISTS survey_responses (
 	CONSTRAINT uq_respondent_month UNIQUE (respondent_id, survey_month)
 );
 CREATE INDEX IF NOT EXISTS ix_survey_responses_month ON survey_responses (survey_month);
-INSERT INTO schema_info (id, version, applied_at) VALUES (1, 5, now()) ON CONFLICT (id) DO NOTHING;
+INSERT INTO schema_info (id, version, applied_at) VALUES (1, 6, now()) ON CONFLICT (id) DO NOTHING;
