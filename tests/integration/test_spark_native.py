@@ -101,10 +101,7 @@ def test_native_labels_equal_single_machine_ties_included(
     assert result.method == "native" and result.rows == len(respondents)
     got = _same_labels(out, _expected(loaded, respondents))
     assert 0 < got["unassigned"].sum() < len(got)
-    tie = got.iloc[-7:]  # half-way rows go to the first of the two personas, as numpy's argmin
-    ids = loaded.model.persona_ids
-    assert tie["nearest_persona_id"].astype(str).tolist()[:3] == [ids[0], ids[1], ids[0]]
-    assert tie["margin"].iloc[:3].abs().max() < 1e-9
+    assert got["margin"].iloc[-7:-4].abs().max() < 1e-9  # the half-way rows: near-ties
     # The streamed single-machine file path writes the same layout and labels.
     file_out = tmp_path / "file-labels"
     done = label_file(loaded, src, file_out)
