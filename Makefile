@@ -27,7 +27,7 @@ SPARK_OUTPUT ?= var/spark/labels
 .PHONY: help venv venv-mage lint format typecheck check test test-fast demo data ingest \
 	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict mlflow-ui evidently-ui mage up down status \
 	engine engine-stop images test-containers \
-	tf_init tf_plan tf_apply tf_destroy tf_fmt bench evaluate-policy clean browser-deps
+	tf_init tf_plan tf_apply tf_destroy tf_fmt bench bench-report evaluate-policy clean browser-deps
 
 help: ## List every target with a line of help (colours only on a terminal, never with NO_COLOR)
 	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
@@ -174,10 +174,15 @@ tf_fmt: ## terraform fmt -check in 05_iac
 evaluate-policy: venv ## Print the drift-policy evaluation table (95% intervals; 2000 stable + 100 drift seeds per size)
 	$(BIN)/python 04_monitoring/evaluate_policy.py
 
-bench: venv venv-mage spark-deps ## Run every benchmark (minutes; writes benchmarks/out/ and prints ratios)
+bench: venv venv-mage spark-deps ## Rerun every benchmark row (long; writes benchmarks/out/, then the table of docs/performance.md)
 	@command -v wrk >/dev/null || (echo "installing wrk (Debian) for benchmarks/serving.py" && \
 		apt-get update -qq && apt-get install -y -qq wrk)
-	for b in ingest training monitoring serving batch_labeling mage_cycle spark_label reliability; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	for b in ingest batch_labeling labeling_write_cpu spark_label serving training monitoring mage_cycle reliability; do \
+		$(BIN)/python benchmarks/$$b.py || exit 1; done
+	$(BIN)/python benchmarks/report.py
+
+bench-report: ## Write the headline table of docs/performance.md from benchmarks/out (stale rows marked)
+	$(BIN)/python benchmarks/report.py
 
 clean: ## Remove local state (var/) and caches; keeps the envs
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -48,6 +48,7 @@ import numpy as np
 import psycopg2
 import requests
 from _pg import scratch_database
+from _provenance import begin, finish
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -230,6 +231,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--baseline-rows", type=int, default=10_000)
     args = parser.parse_args()
+    provenance = begin()
     from persona.catalog import load_catalog
     from persona.model import from_catalog, model_to_dict
     from persona.registry.versions import LoadedModel
@@ -314,6 +316,7 @@ def main() -> int:
     }
     path = REPO / "benchmarks" / "out" / "batch_labeling.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    out["provenance"] = finish(provenance)
     path.write_text(json.dumps(out, indent=2, default=str))
     print(f"wrote {path}")
     return 0

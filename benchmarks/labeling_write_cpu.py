@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from _pg import scratch_database
+from _provenance import begin, finish
 
 REPO = Path(__file__).resolve().parents[1]
 MONTH = "2025-04"
@@ -44,6 +45,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
+    provenance = begin()
     from sqlalchemy import create_engine, text
 
     from persona.catalog import load_catalog
@@ -104,6 +106,7 @@ def main() -> int:
            "cpu_count": os.cpu_count(), "load_avg_at_start": load_start,
            "load_avg_at_end": os.getloadavg()}  # fmt: skip
     path = REPO / "benchmarks" / "out" / "labeling_write_cpu.json"
+    out["provenance"] = finish(provenance)
     path.write_text(json.dumps(out, indent=2))
     print(f"wrote {path}")
     return 0

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from _pg import scratch_database
+from _provenance import begin, finish
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -51,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500, help="respondents a month")
     args = parser.parse_args()
+    provenance = begin()
     e2e.N = args.rows
     rows: list[dict[str, Any]] = []
     with (
@@ -96,6 +98,7 @@ def main() -> None:
     }
     target = REPO / "benchmarks" / "out" / "mage_cycle.json"
     target.parent.mkdir(parents=True, exist_ok=True)
+    out["provenance"] = finish(provenance)
     target.write_text(json.dumps(out, indent=2))
     print(
         f"Mage {mage_total:.1f}s vs run-month {cli_total:.1f}s over {len(rows)} months: "

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _provenance import begin, finish
 
 from persona.catalog import load_catalog
 from persona.features import FEATURE_NAMES
@@ -125,6 +126,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="respondents per side")
     parser.add_argument("--scenarios", default="stable,spread", help="comma-separated")
     args = parser.parse_args()
+    provenance = begin()
     out = run(args.rows, args.scenarios.split(","))
     print(f"monitoring check, {out['rows_per_side']:,} vs {out['rows_per_side']:,} rows")
     print(f"{'scenario':<10} {'platform s':>10} {'evidently s':>12} {'ratio':>6}  verdicts")
@@ -137,6 +139,7 @@ def main() -> None:
             f"{'+'.join(r['evidently_methods'])}) same={r['same_verdict']}"
         )
     OUT.parent.mkdir(parents=True, exist_ok=True)
+    out["provenance"] = finish(provenance)
     OUT.write_text(json.dumps(out, indent=2), encoding="utf-8")
     print(f"target met: {out['met']}; wrote {OUT}")
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _provenance import begin, finish
 
 from persona import flows, registry
 from persona.catalog import load_catalog
@@ -208,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--direct", action="store_true", help="decision functions, no stores")
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
+    provenance = begin()
     name = "segment_discovery_direct.json" if args.direct else "segment_discovery.json"
     args.json = args.json or str(REPO / "benchmarks/out" / name)
     started = time.perf_counter()
@@ -236,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=2))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    summary["provenance"] = finish(provenance)
     Path(args.json).write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     return 0 if summary["met"] else 1
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _provenance import begin, finish
 
 from persona.serving import launch
 from persona.serving.launch import Server
@@ -173,6 +174,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
+    provenance = begin()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
     tmp = Path(tempfile.mkdtemp(prefix="persona-bench-serving-"))
@@ -202,12 +204,12 @@ def main() -> int:
                       flush=True)  # fmt: skip
         finally:
             running.stop()
-    report(results, args, tmp)
+    report(results, args, tmp, provenance)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
-def report(results: list[dict[str, Any]], args: Any, tmp: Path) -> None:
+def report(results: list[dict[str, Any]], args: Any, tmp: Path, provenance: dict[str, Any]) -> None:
     def get(name: str, n: int) -> dict[str, Any]:
         return next(r for r in results if r["server"] == name and r["records_per_request"] == n)
 
@@ -243,6 +245,7 @@ def report(results: list[dict[str, Any]], args: Any, tmp: Path) -> None:
     }
     path = REPO / "benchmarks" / "out" / "serving.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    out["provenance"] = finish(provenance)
     path.write_text(json.dumps(out, indent=2))
     print(f"wrote {path}")
 

@@ -1,24 +1,30 @@
-"""Benchmark: labelling N rows on Spark (local[2]) vs the single-machine path, same run.
+"""Benchmark: labelling and monitoring N rows on Spark (local[2]) vs one machine, same run.
 
-Setup (not timed): N synthetic respondents of one month written as Parquet files of 1M rows
-(``response_id, survey_month, x1..x10``), the catalog model, and the same model logged as
-an MLflow pyfunc (for ``spark_udf``). Each path then runs in its own process, so its peak
-memory is its own:
+Setup (not timed): N synthetic respondents as Parquet files of 1M rows (``response_id,
+survey_month, x1..x10``; even files are month 2025-03, odd files 2025-04), the catalog
+model, and the same model logged as an MLflow pyfunc (for ``spark_udf``). Each path then
+runs in its own process, so its peak memory is its own:
 
-- ``spark-arrays``: `persona.spark.label.label_dataset` with the pandas UDF on the model's
-  arrays (read Parquet, label, write partitioned Parquet with lineage, read back the mix).
+- ``single``: one machine, no Spark: `persona.file_labeling.label_file` (what
+  ``persona label --input ... --output ...`` runs), streamed batch by batch.
+- ``spark-native``: `persona.spark.label.label_dataset` with the model as column
+  expressions (the default; no Python worker).
+- ``spark-arrays``: the same job with the pandas UDF on the model's arrays.
 - ``spark-udf``: the same job with `mlflow.pyfunc.spark_udf`.
-- ``single``: one machine, no Spark: pyarrow reads the files, `PersonaModel.predict` on the
-  float64 array, pyarrow writes the same partitioned Parquet with lineage.
+- ``alternate``: one process runs ``single`` and ``spark-native`` alternately
+  (``--rounds``), so both see the same machine load; its ratio is the median of the rounds.
+- ``monitor-single`` / ``monitor-spark``: the monitoring check of 2025-04 against 2025-03
+  (`monitoring.check` + `decide` on the arrays; `persona.spark.monitor.monitor_dataset`).
 
 Timed: the job call (Spark: after the session is up; the session start is reported apart).
-Memory: the Python driver's peak RSS (``ru_maxrss``) and the driver JVM's peak resident
+Memory: the Python process's peak RSS (``ru_maxrss``) and the driver JVM's peak resident
 size (``VmHWM``; in local mode the executors live in that JVM, its heap capped by
 ``SPARK_DRIVER_MEMORY``). Then a Spark job (not timed) joins every output on
 ``response_id`` and counts differing labels. Baseline: the single-machine path.
-Writes benchmarks/out/spark_label.json.
+Writes benchmarks/out/spark_label.json (with its provenance).
 
 Usage: python benchmarks/spark_label.py [--rows 10000000] [--driver-memory 1g]
+       [--paths single,spark-native,spark-arrays,spark-udf,alternate,monitor] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -36,10 +42,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _provenance import begin, write_json
 
 REPO = Path(__file__).resolve().parents[1]
-MONTH = "2025-04"
+MONTHS = ("2025-03", "2025-04")
 CHUNK = 1_000_000
+ROLES = ("single", "spark-native", "spark-arrays", "spark-udf")
 
 
 def _model() -> Any:
@@ -61,7 +69,7 @@ def generate(root: Path, rows: int) -> None:
     root.mkdir(parents=True)
     for i, start in enumerate(range(0, rows, CHUNK)):
         n = min(CHUNK, rows - start)
-        frame, _ = generate_month(catalog, MONTH, n, seed=100 + i)
+        frame, _ = generate_month(catalog, MONTHS[i % 2], n, seed=100 + i)
         columns = {"response_id": np.arange(start + 1, start + n + 1, dtype=np.int64),
                    "survey_month": frame["survey_month"].to_numpy().astype(str)}  # fmt: skip
         columns |= {c: frame[c].to_numpy(dtype=np.float64) for c in FEATURE_NAMES}
@@ -100,7 +108,8 @@ def run_spark(args: argparse.Namespace, method: str) -> dict[str, Any]:
     result = label_dataset(spark, settings, args.input, args.output, method=method,
                            loaded=_loaded(args.model_uri)).to_dict()  # fmt: skip
     seconds = time.perf_counter() - t1
-    out = {"path": f"spark-{method}", "rows": result["rows"], "seconds": seconds,
+    out = {"path": f"spark-{method}", "method": result["method"], "rows": result["rows"],
+           "seconds": seconds,
            "rows_per_s": result["rows"] / seconds, "session_start_s": started,
            "persona_mix": result["persona_mix"], "python_driver_peak_mib": _peak_rss_mib(),
            "jvm_driver_peak_mib": _jvm_peak_mib(spark),
@@ -110,42 +119,94 @@ def run_spark(args: argparse.Namespace, method: str) -> dict[str, Any]:
 
 
 def run_single(args: argparse.Namespace) -> dict[str, Any]:
-    import datetime as dt
+    from persona.file_labeling import label_file
 
-    import pyarrow as pa
+    t0 = time.perf_counter()
+    result = label_file(_loaded(args.model_uri), args.input, args.output)
+    seconds = time.perf_counter() - t0
+    return {"path": "single", "rows": result.rows, "seconds": seconds,
+            "rows_per_s": result.rows / seconds, "persona_mix": result.persona_mix,
+            "python_driver_peak_mib": _peak_rss_mib()}  # fmt: skip
+
+
+def run_alternate(args: argparse.Namespace) -> dict[str, Any]:
+    """Single and Spark-native in one process, alternately: the same load for both."""
+    from persona.file_labeling import label_file
+    from persona.settings import load_settings
+    from persona.spark.label import label_dataset
+    from persona.spark.session import start_session
+
+    settings = load_settings(_env_file=None, spark_driver_memory=args.driver_memory)
+    spark = start_session(settings, "bench-alternate")
+    loaded = _loaded(args.model_uri)
+    rounds = []
+    for i in range(args.rounds):
+        row: dict[str, Any] = {"load_before": [round(v, 2) for v in os.getloadavg()]}
+        t0 = time.perf_counter()
+        label_file(loaded, args.input, f"{args.output}/single-{i}")
+        row["single_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        label_dataset(spark, settings, args.input, f"{args.output}/native-{i}", method="native",
+                      loaded=loaded)  # fmt: skip
+        row["spark_native_s"] = time.perf_counter() - t0
+        row["load_after"] = [round(v, 2) for v in os.getloadavg()]
+        row["spark_vs_single"] = row["single_s"] / row["spark_native_s"]
+        rounds.append(row)
+        shutil.rmtree(args.output, ignore_errors=True)
+    spark.stop()
+    ratios = sorted(r["spark_vs_single"] for r in rounds)
+    return {
+        "path": "alternate",
+        "rounds": rounds,
+        "spark_vs_single_median": ratios[len(ratios) // 2],
+    }
+
+
+def run_monitor(args: argparse.Namespace, engine: str) -> dict[str, Any]:
+    """The monitoring verdict of 2025-04 against 2025-03, on Spark or on one machine."""
+    from persona.months import Month, Window
+    from persona.settings import load_settings
+
+    settings = load_settings(_env_file=None, spark_driver_memory=args.driver_memory)
+    loaded = _loaded(args.model_uri)
+    if engine == "spark":
+        from persona.spark.monitor import monitor_dataset
+        from persona.spark.session import start_session
+
+        spark = start_session(settings, "bench-monitor")
+        t0 = time.perf_counter()
+        result = monitor_dataset(spark, settings, str(args.input), Month(MONTHS[1]),
+                                 Window.of([MONTHS[0]]), loaded=loaded)  # fmt: skip
+        seconds = time.perf_counter() - t0
+        jvm = _jvm_peak_mib(spark)
+        spark.stop()
+        return {"path": "monitor-spark", "seconds": seconds, "verdict": result["verdict"],
+                "reasons": result["reasons"], "python_driver_peak_mib": _peak_rss_mib(),
+                "jvm_driver_peak_mib": jvm}  # fmt: skip
     import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
 
     from persona.features import FEATURE_NAMES
+    from persona.monitoring import check, decide
 
-    model = _model()
     t0 = time.perf_counter()
-    table = ds.dataset(args.input, format="parquet").to_table()
-    x = np.column_stack([table[c].to_numpy() for c in FEATURE_NAMES])
-    pred = model.predict(x)
-    n = len(x)
-    labels = pa.table({
-        "response_id": table["response_id"],
-        "survey_month": table["survey_month"],
-        "persona_id": pa.array(pred.persona_id.astype(str)).dictionary_encode(),
-        "persona_name": pa.array(pred.persona_name.astype(str)).dictionary_encode(),
-        "nearest_persona_id": pa.array(pred.nearest_id.astype(str)).dictionary_encode(),
-        "distance": pred.distance,
-        "margin": pred.margin,
-        "unassigned": ~pred.assigned,
-        "model_name": pa.array(np.full(n, "persona-classifier")).dictionary_encode(),
-        "model_version": pa.array(np.full(n, "1")).dictionary_encode(),
-        "assigned_at": pa.array(np.full(n, np.datetime64(dt.datetime.now(dt.UTC).replace(
-            tzinfo=None), "us"))),
-    })  # fmt: skip
-    pq.write_to_dataset(labels, args.output,
-                        partition_cols=["model_name", "model_version", "survey_month"],
-                        existing_data_behavior="delete_matching")  # fmt: skip
+    dataset = ds.dataset(str(args.input), format="parquet")
+    x = {}
+    for month in MONTHS:
+        table = dataset.to_table(columns=list(FEATURE_NAMES),
+                                 filter=ds.field("survey_month") == month)  # fmt: skip
+        x[month] = np.column_stack([table[c].to_numpy() for c in FEATURE_NAMES])
+    single = check(
+        x[MONTHS[1]],
+        x[MONTHS[0]],
+        loaded.model,
+        settings.policy,
+        seed=settings.random_seed,
+        unassigned_floor=1.0 - settings.radius_quantile,
+    )
+    decision = decide(single, settings.policy)  # fmt: skip
     seconds = time.perf_counter() - t0
-    ids, counts = np.unique(pred.persona_id, return_counts=True)
-    return {"path": "single", "rows": n, "seconds": seconds, "rows_per_s": n / seconds,
-            "persona_mix": dict(zip(ids.tolist(), counts.tolist(), strict=True)),
-            "python_driver_peak_mib": _peak_rss_mib()}  # fmt: skip
+    return {"path": "monitor-single", "seconds": seconds, "verdict": decision.verdict,
+            "reasons": decision.reasons, "python_driver_peak_mib": _peak_rss_mib()}  # fmt: skip
 
 
 def run_compare(args: argparse.Namespace) -> dict[str, Any]:
@@ -170,7 +231,7 @@ def run_compare(args: argparse.Namespace) -> dict[str, Any]:
             | ~F.col("s_persona_name").eqNullSafe(F.col("persona_name"))
             | ~F.col("s_unassigned").eqNullSafe(F.col("unassigned"))
         )
-        if name == "spark-arrays":
+        if name in ("spark-native", "spark-arrays"):
             differs |= ~F.col("s_nearest_persona_id").eqNullSafe(F.col("nearest_persona_id"))
         row = joined.agg(
             F.count(F.lit(1)).alias("rows"),
@@ -209,30 +270,60 @@ def _log_model(tmp: Path) -> tuple[str, str]:
     return info.model_uri, uri
 
 
-def main() -> int:
+NAMES = {"single": "single machine (streamed pyarrow + numpy predict)",
+         "spark-native": "Spark local[2], column expressions (default)",
+         "spark-arrays": "Spark local[2], pandas UDF on arrays",
+         "spark-udf": "Spark local[2], mlflow spark_udf"}  # fmt: skip
+
+
+def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--driver-memory", default="1g")
+    parser.add_argument("--paths", default=",".join((*ROLES, "alternate", "monitor")))
+    parser.add_argument("--rounds", type=int, default=2, help="alternate rounds")
     parser.add_argument("--timeout", type=float, default=3600.0, help="per child process, s")
-    parser.add_argument("--role", default="main", help=argparse.SUPPRESS)
-    parser.add_argument("--input", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--output", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--model-uri", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--tracking-uri", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--others", default="", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    for hidden in ("--role", "--input", "--output", "--model-uri", "--tracking-uri", "--others"):
+        parser.add_argument(hidden, default="main" if hidden == "--role" else "",
+                            help=argparse.SUPPRESS)  # fmt: skip
+    return parser.parse_args()
+
+
+def _run_child_role(args: argparse.Namespace) -> int:
+    sys.stdout, real = sys.stderr, sys.stdout
+    runs = {"spark-native": lambda: run_spark(args, "native"),
+            "spark-arrays": lambda: run_spark(args, "arrays"),
+            "spark-udf": lambda: run_spark(args, "spark_udf"),
+            "single": lambda: run_single(args), "alternate": lambda: run_alternate(args),
+            "monitor-spark": lambda: run_monitor(args, "spark"),
+            "monitor-single": lambda: run_monitor(args, "single"),
+            "compare": lambda: run_compare(args)}  # fmt: skip
+    real.write(json.dumps(runs[args.role](), default=str) + "\n")
+    return 0
+
+
+def _print_table(results: dict[str, Any]) -> None:
+    single = results["single"]
+    print(f"\n{'path':<50} {'rows':>10} {'seconds':>8} {'rows/s':>11} {'vs single':>9} "
+          f"{'py MiB':>7} {'JVM MiB':>8}")  # fmt: skip
+    for role, r in results.items():
+        jvm = f"{r['jvm_driver_peak_mib']:.0f}" if "jvm_driver_peak_mib" in r else "-"
+        print(f"{NAMES[role]:<50} {r['rows']:>10} {r['seconds']:>8.1f} {r['rows_per_s']:>11,.0f} "
+              f"{r['rows_per_s'] / single['rows_per_s']:>8.2f}x "
+              f"{r['python_driver_peak_mib']:>7.0f} {jvm:>8}")  # fmt: skip
+
+
+def main() -> int:
+    args = _parse()
     if args.role != "main":
-        sys.stdout, real = sys.stderr, sys.stdout
-        runs = {"spark-arrays": lambda: run_spark(args, "arrays"),
-                "spark-udf": lambda: run_spark(args, "spark_udf"),
-                "single": lambda: run_single(args),
-                "compare": lambda: run_compare(args)}  # fmt: skip
-        real.write(json.dumps(runs[args.role](), default=str) + "\n")
-        return 0
+        return _run_child_role(args)
+    provenance = begin()
+    paths = args.paths.split(",")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    load_start = os.getloadavg()
-    print(f"load average at start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
+    print(f"load average at start: {provenance['load_avg_before']}")
     tmp = Path(tempfile.mkdtemp(prefix="persona-bench-spark-"))
+    out: dict[str, Any] = {"benchmark": "spark_label", "rows": args.rows,
+                           "driver_memory": args.driver_memory}  # fmt: skip
     try:
         args.input = tmp / "respondents"
         t0 = time.perf_counter()
@@ -241,46 +332,44 @@ def main() -> int:
         print(f"setup: {args.rows} rows as Parquet in {time.perf_counter() - t0:.1f} s "
               "(not timed)")  # fmt: skip
         results = {}
-        for role in ("single", "spark-arrays", "spark-udf"):
+        for role in (r for r in ROLES if r in paths or r == "single"):
             results[role] = _child(args, role, tmp / role)
             r = results[role]
-            print(f"  {role:<13} {r['rows']} rows in {r['seconds']:.1f} s "
-                  f"({r['rows_per_s']:,.0f} rows/s)")  # fmt: skip
-        load_end_timed = os.getloadavg()
-        compare = _child(args, "compare", tmp / "single", others="spark-arrays,spark-udf")
+            r["load_avg_after"] = [round(v, 2) for v in os.getloadavg()]
+            print(
+                f"  {role:<13} {r['rows']} rows in {r['seconds']:.1f} s "
+                f"({r['rows_per_s']:,.0f} rows/s) load {r['load_avg_after']}",
+                flush=True,
+            )
+        out["results"] = results
+        others = ",".join(r for r in results if r != "single")
+        out["compare_with_single"] = (
+            _child(args, "compare", tmp / "single", others=others) if others else {}
+        )
+        if "alternate" in paths:
+            out["alternate"] = _child(args, "alternate", tmp / "alternate")
+            print(f"  alternate: {json.dumps(out['alternate'])}", flush=True)
+        if "monitor" in paths:
+            out["monitoring"] = {e: _child(args, f"monitor-{e}", tmp / "m") for e in
+                                 ("single", "spark")}  # fmt: skip
+            out["monitoring"]["same_verdict"] = (
+                out["monitoring"]["single"]["verdict"] == out["monitoring"]["spark"]["verdict"]
+                and out["monitoring"]["single"]["reasons"] == out["monitoring"]["spark"]["reasons"]
+            )
+            print(f"  monitoring: {json.dumps(out['monitoring'])}", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    single = results["single"]
-    print(f"\n{'path':<44} {'rows':>10} {'seconds':>8} {'rows/s':>11} {'vs single':>9} "
-          f"{'py MiB':>7} {'JVM MiB':>8}")  # fmt: skip
-    names = {"single": "single machine (pyarrow + numpy predict)",
-             "spark-arrays": "Spark local[2], pandas UDF on arrays",
-             "spark-udf": "Spark local[2], mlflow spark_udf"}  # fmt: skip
-    for role, r in results.items():
-        jvm = f"{r['jvm_driver_peak_mib']:.0f}" if "jvm_driver_peak_mib" in r else "-"
-        print(f"{names[role]:<44} {r['rows']:>10} {r['seconds']:>8.1f} {r['rows_per_s']:>11,.0f} "
-              f"{r['rows_per_s'] / single['rows_per_s']:>8.2f}x "
-              f"{r['python_driver_peak_mib']:>7.0f} {jvm:>8}")  # fmt: skip
+    _print_table(results)
+    compare = out["compare_with_single"]
     identical = all(c["label_differs"] == 0 and c["rows"] == args.rows for c in compare.values())
+    out["labels_identical"] = identical
+    single = results["single"]["rows_per_s"]
+    out["spark_vs_single"] = {r: v["rows_per_s"] / single for r, v in results.items()}
     print(f"\nlabels identical to the single-machine path: {'yes' if identical else 'NO'} "
           f"{json.dumps(compare)}")  # fmt: skip
-    out = {
-        "benchmark": "spark_label",
-        "rows": args.rows,
-        "driver_memory": args.driver_memory,
-        "results": results,
-        "compare_with_single": compare,
-        "labels_identical": identical,
-        "cpu_count": os.cpu_count(),
-        "load_avg_at_start": load_start,
-        "load_avg_after_timed": load_end_timed,
-        "load_avg_at_end": os.getloadavg(),
-    }
-    path = REPO / "benchmarks" / "out" / "spark_label.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, default=str))
+    path = write_json("spark_label", out, provenance)
     print(f"wrote {path}")
-    return 0 if identical else 1
+    return 0 if identical and out.get("monitoring", {}).get("same_verdict", True) else 1
 
 
 if __name__ == "__main__":

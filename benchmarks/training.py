@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _provenance import begin, finish
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--naive-rows", type=int, default=20_000)
     parser.add_argument("--k-max", type=int, default=10)
     args = parser.parse_args()
+    provenance = begin()
     catalog = load_catalog(ROOT / "01_model" / "personas.yaml")
     frame, _ = generate_month(catalog, "2025-01", args.rows, "stable", seed=1)
     x = frame.loc[:, list(FEATURE_NAMES)].to_numpy(np.float64)
@@ -100,6 +102,7 @@ def main() -> None:
     }
     out = ROOT / "benchmarks" / "out" / "training.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    result["provenance"] = finish(provenance)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
 

@@ -276,7 +276,7 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
     spark_start_timeout_s: Annotated[float, Field(gt=0)] = 180.0
     spark_arrow_batch_rows: PositiveInt = 50_000
     spark_shuffle_partitions: PositiveInt = 8
-    spark_label_method: Literal["arrays", "spark_udf"] = "arrays"
+    spark_label_method: Literal["native", "arrays", "spark_udf"] = "native"
     spark_jdbc_jar: Path = Path("/usr/share/java/postgresql.jar")
     spark_jdbc_batch_rows: PositiveInt = 10_000
     spark_jdbc_timeout_s: Annotated[float, Field(gt=0)] = 30.0

@@ -102,7 +102,7 @@ def test_labels_equal_single_machine_row_for_row(
     settings = make_settings()
     result = label_dataset(spark, settings, dataset, str(out), loaded=loaded)
     assert result.rows == len(months)
-    assert result.model_version == "7" and result.method == "arrays"
+    assert result.model_version == "7" and result.method == "native"
     parts = sorted(
         p.name for p in (out / "model_name=persona-classifier" / "model_version=7").iterdir()
     )

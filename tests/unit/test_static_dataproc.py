@@ -50,3 +50,35 @@ def test_variables_have_descriptions_and_a_bounded_idle_ttl() -> None:
     assert (
         "service_account_email" in variables and "default" not in variables["service_account_email"]
     )
+
+
+IAC = MODULE.parents[1]
+
+
+def _root(name: str) -> dict[str, Any]:
+    with (IAC / name).open() as handle:
+        return _unquote(hcl2.load(handle))
+
+
+def test_root_cluster_is_off_by_default_and_everything_it_adds_is_gated() -> None:
+    """`terraform plan` of the bucket alone plans nothing of Dataproc (docs/dataproc.md)."""
+    variables: dict[str, Any] = {}
+    for block in _root("dataproc_variables.tf")["variable"]:
+        variables.update(block)
+    assert all(name.startswith("dataproc_") for name in variables)
+    assert all(v.get("description") for v in variables.values())
+    assert variables["dataproc_enabled"]["default"] is False
+    tf = _root("dataproc.tf")
+    modules = {name: body for block in tf["module"] for name, body in block.items()}
+    assert modules["dataproc"]["source"] == "./modules/dataproc"
+    gated = "${var.dataproc_enabled ? 1 : 0}"
+    assert modules["dataproc"]["count"] == gated
+    assert modules["dataproc"]["service_account_email"] == "${google_service_account.mlflow.email}"
+    resources = [body for block in tf["resource"] for kind in block.values()
+                 for body in kind.values()]  # fmt: skip
+    assert resources and all(body["count"] == gated for body in resources)
+    module_vars: dict[str, Any] = {}
+    for block in _load("variables.tf")["variable"]:
+        module_vars.update(block)
+    required = {n for n, v in module_vars.items() if "default" not in v}
+    assert required <= set(modules["dataproc"]), required - set(modules["dataproc"])

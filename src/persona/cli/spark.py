@@ -33,7 +33,9 @@ def label(
     ),
     month: str = typer.Option(None, "--month", help="Only this month, YYYY-MM."),
     method: str = typer.Option(
-        None, "--method", help="arrays (pandas UDF on the model's arrays) or spark_udf."
+        None,
+        "--method",
+        help="native (JVM column expressions, default), arrays (pandas UDF) or spark_udf.",
     ),
     jdbc: bool = typer.Option(
         False, "--jdbc", help="Also append the labels to persona_assignments over JDBC."

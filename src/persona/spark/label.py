@@ -1,20 +1,22 @@
 """Label a Parquet dataset with the champion on Spark; write the labels with lineage.
 
-Two ways to apply the model, measured side by side by `benchmarks/spark_label.py`:
+Three ways to apply the model, measured side by side by `benchmarks/spark_label.py`:
 
-- ``arrays`` (default): `mapInPandas` over Arrow batches; each batch becomes the float64
+- ``native`` (default): the nearest-centroid model as Spark column expressions
+  (`persona.spark.native`); the JVM labels the rows, no Python worker runs.
+- ``arrays``: `mapInPandas` over Arrow batches; each batch becomes the float64
   ``(rows, 10)`` array and goes through `PersonaModel.predict`, the code the API and the
   single-machine labeler run. The model travels as its JSON form (a few hundred bytes).
 - ``spark_udf``: `mlflow.pyfunc.spark_udf` on the registered pyfunc (MLflow loads the
   model in every Python worker). Its output has no nearest persona, so
   ``nearest_persona_id`` is the persona for assigned rows and null for unassigned ones.
 
-Both return the same persona ids, names, distances and margins. Nothing is collected on
-the driver: the labels go straight from the executors to Parquet (partitioned by model
-name, model version and survey month; a rerun replaces exactly its own partitions) and,
-optionally, over JDBC into `persona_assignments` (a staging table, then one
-``INSERT ... ON CONFLICT DO NOTHING`` on the driver's connection, so a rerun writes nothing
-twice and a failed run leaves nothing behind).
+The last two stay for models that need Python. All return the same persona ids, names,
+distances and margins. Nothing is collected on the driver: the labels go straight from the
+executors to Parquet (partitioned by model name, model version and survey month; a rerun
+replaces exactly its own partitions) and, optionally, over JDBC into `persona_assignments`
+(a staging table, then one ``INSERT ... ON CONFLICT DO NOTHING`` on the driver's
+connection, so a rerun writes nothing twice and a failed run leaves nothing behind).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ MONTH_COLUMN = "survey_month"
 LABEL_COLUMNS = ("persona_id", "persona_name", "nearest_persona_id", "distance", "margin",
                  "unassigned")  # fmt: skip
 PARTITION_COLUMNS = ("model_name", "model_version", MONTH_COLUMN)
-METHODS = ("arrays", "spark_udf")
+METHODS = ("native", "arrays", "spark_udf")
 
 
 def read_dataset(spark: Any, path: str, month: Month | None = None) -> Any:
@@ -141,15 +143,15 @@ def _label_batches(model_json: str, keep_features: bool = False) -> Any:
 
 
 def label_frame(
-    frame: Any, loaded: Any, method: str = "arrays", *, keep_features: bool = False
+    frame: Any, loaded: Any, method: str = "native", *, keep_features: bool = False
 ) -> Any:
     """Add the champion's labels to a respondent DataFrame (lazy, nothing runs yet).
 
     Args:
         frame: From `read_dataset`.
         loaded: A `registry.LoadedModel` (its model, or its registry URI for ``spark_udf``).
-        method: ``arrays`` or ``spark_udf``.
-        keep_features: Keep ``x1..x10`` next to the labels (``arrays`` only).
+        method: ``native``, ``arrays`` or ``spark_udf``.
+        keep_features: Keep ``x1..x10`` next to the labels (not with ``spark_udf``).
 
     Returns:
         A DataFrame with `label_schema` columns.
@@ -159,6 +161,11 @@ def label_frame(
     """
     from pyspark.sql import functions as F
 
+    if method == "native":
+        from persona.spark.native import label_frame_native
+
+        keep = [ID_COLUMN, MONTH_COLUMN, *(FEATURE_NAMES if keep_features else ())]
+        return label_frame_native(frame, loaded.model, ID_COLUMN, keep)
     if method == "arrays":
         model_json = json.dumps(model_to_dict(loaded.model))
         return frame.mapInPandas(
@@ -210,7 +217,7 @@ class SparkLabelResult:
         month: The month kept (None: every month of the dataset).
         model_name: Registered model name (lineage).
         model_version: Registered model version (lineage).
-        method: ``arrays`` or ``spark_udf``.
+        method: ``native``, ``arrays`` or ``spark_udf``.
         rows: Labels written.
         persona_mix: Labels per persona id, sorted by id.
         unassigned_rate: Share of ``unassigned`` labels (None without rows).
@@ -260,7 +267,7 @@ def label_dataset(
         input_path: Parquet respondents (`read_dataset`).
         output_path: Root of the partitioned Parquet labels (local or ``gs://``).
         month: Only this month (or the month of a dataset without `survey_month`).
-        method: ``arrays`` or ``spark_udf`` (default `SPARK_LABEL_METHOD`).
+        method: ``native``, ``arrays`` or ``spark_udf`` (default `SPARK_LABEL_METHOD`).
         jdbc: Also append the labels to `persona_assignments` in `DATABASE_URL` (PostgreSQL).
         loaded: A `registry.LoadedModel`; default the `MODEL_ALIAS` version.
 
@@ -294,7 +301,7 @@ def label_dataset(
     jdbc_written = None
     if jdbc:
         if method == "spark_udf":
-            raise SparkJobError("--jdbc needs the nearest persona: label with method 'arrays'")
+            raise SparkJobError("--jdbc needs the nearest persona: label with method 'native'")
         from persona.spark.jdbc import write_assignments_jdbc
 
         jdbc_written = write_assignments_jdbc(written, settings)

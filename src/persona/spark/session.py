@@ -34,6 +34,10 @@ def spark_conf(settings: Settings, app_name: str) -> dict[str, str]:
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.spark_arrow_batch_rows),
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        # Labels are written partitioned by month: one open file per partition and task
+        # instead of sorting every row by its partition first.
+        "spark.sql.optimizer.plannedWrite.enabled": "false",
+        "spark.sql.maxConcurrentOutputFileWriters": "16",
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",

@@ -1,0 +1,53 @@
+"""benchmarks/report.py: the headline table comes from the JSONs, stale rows are marked."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _module(name: str) -> ModuleType:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            f"bench_{name}", REPO / "benchmarks" / f"{name}.py"
+        )
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[f"bench_{name}"] = module
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+
+
+def test_every_row_is_read_from_its_json_and_stale_rows_are_marked() -> None:
+    report = _module("report")
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    paths = ("src/persona/spark",)
+    assert report.freshness(head, paths) == "current"
+    assert report.freshness(None, paths) == "stale: no commit recorded"
+    roots = ["git", "-C", str(REPO), "rev-list", "--max-parents=0", "HEAD"]
+    first = subprocess.run(roots, capture_output=True, text=True, check=True).stdout.split()[0]
+    assert report.freshness(first, paths).startswith("stale: code changed in")
+    table = report.table()
+    assert len(table.strip().splitlines()) == 2 + len(report.ROWS)
+    page = f"intro\n{report.START}\nold\n{report.END}\nafter\n"
+    assert report.render(page) == f"intro\n{report.START}\n{table}{report.END}\nafter\n"
+    docs = (REPO / "docs" / "performance.md").read_text(encoding="utf-8")
+    assert report.START in docs and report.END in docs
+
+
+def test_provenance_records_commit_time_load_cpus_and_versions() -> None:
+    provenance = _module("_provenance")
+    record = provenance.finish(provenance.begin())
+    assert len(record["commit"]) == 40 and record["cpu_count"] >= 1
+    assert len(record["load_avg_before"]) == len(record["load_avg_after"]) == 3
+    assert record["started_at"] <= record["finished_at"]
+    assert {"python", "numpy", "pyarrow"} <= set(record["versions"])
