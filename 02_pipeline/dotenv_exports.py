@@ -1,8 +1,9 @@
 """Print `export NAME=value` lines for the `.env` variables the environment lacks.
 
 `start_mage.sh` evaluates the output: `.env` fills in only what the environment does not
-already set (as pydantic-settings does), parsed by python-dotenv like the `persona` CLI. Runs with the app env's Python (python-dotenv is in
-requirements/app.lock; the Mage env does not need it).
+already set (as pydantic-settings does), parsed by python-dotenv like the `persona` CLI.
+Runs with the app env's Python (python-dotenv is in requirements/app.lock; the Mage env
+does not need it).
 
 Usage: python 02_pipeline/dotenv_exports.py [PATH]   (default: .env)
 """

@@ -2,8 +2,9 @@
 
 `make up` / `docker compose up` run it first: the one-shot ``secrets-check`` service runs
 ``python -m persona.stack_secrets`` with the stack's values in its environment, and every
-service that holds a secret waits for it to succeed. `STACK_LOCAL_TRIAL=true` allows the defaults for a trial on one machine: a
-warning is printed instead. Values are never printed, only their names.
+service that holds a secret waits for it to succeed. `STACK_LOCAL_TRIAL=true` allows the
+defaults for a trial on one machine: a warning is printed instead. Values are never
+printed, only their names.
 """
 
 from __future__ import annotations

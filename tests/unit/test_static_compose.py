@@ -18,13 +18,12 @@ COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
 SERVICES: dict[str, Any] = COMPOSE["services"]
 
 
-
 class _Loader(yaml.SafeLoader):
     """SafeLoader that reads compose's `!reset` tag (the value it resets to)."""
 
 
 _Loader.add_constructor("!reset", lambda loader, node: None)
-LOCAL: dict[str, Any] = yaml.load((REPO / "docker" / "compose.local.yml").read_text(), _Loader)  # noqa: S506
+LOCAL: dict[str, Any] = yaml.load((REPO / "docker" / "compose.local.yml").read_text(), _Loader)
 NGINX_CONF = (REPO / "03_deployment" / "nginx.conf").read_text()
 EXPECTED = {"postgres", "gcs", "mlflow", "mage", "api", "nginx", "grafana", "cloudbeaver"}
 ONE_SHOT = {"secrets-check", "bootstrap", "cli"}
