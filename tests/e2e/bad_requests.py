@@ -18,6 +18,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 H = b"Host: api\r\n"
+TOKEN = b"__API_TOKEN__"  # replaced by the stack's API_TOKEN before sending (`with_token`)
 BIG = 9 * 1024 * 1024  # over the 8 MiB body limit
 
 
@@ -113,11 +114,17 @@ CASES: tuple[Case, ...] = (
     Case(
         "malformed JSON body",
         b"POST /predict HTTP/1.1\r\n" + H + b"Content-Type: application/json\r\n"
+        b"Authorization: Bearer " + TOKEN + b"\r\n"
         b"Content-Length: 5\r\nConnection: close\r\n\r\n{oops",
         400,
     ),
     Case("unknown path", _get(b"/no-such-route"), 404),
 )
+
+
+def with_token(raw: bytes, token: str) -> bytes:
+    """`raw` with the stack's API token in place of `TOKEN`."""
+    return raw.replace(TOKEN, token.encode())
 
 
 @dataclass(frozen=True)
