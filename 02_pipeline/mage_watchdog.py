@@ -143,5 +143,6 @@ def start(project: str) -> threading.Event | None:
     stop = threading.Event()
     thread = threading.Thread(target=watch, args=(db, base, stall_s, stop), daemon=True)
     thread.start()
-    log.warning("stall watchdog on: runs idle %.0f s are fired again (%s)", stall_s, db)
+    # print: Mage configures logging only later; this line must reach the container log.
+    print(f"stall watchdog on: runs idle {stall_s:.0f} s are fired again ({db})", flush=True)
     return stop
