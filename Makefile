@@ -147,14 +147,25 @@ engine-stop: ## Stop the dockerd that `make engine` started (nothing else)
 images: engine ## Build every image (local Debian base + wheelhouse where Docker Hub is unreachable)
 	bash docker/images.sh
 
-up: venv venv-mage ## Start the production stack as local processes (no Docker)
-	bash scripts/stack.sh up
+# The production stack is docker compose (docs/deployment.md). ENV_FILE: its settings (a copy
+# of .env.example, whose COMPOSE_FILE/COMPOSE_PROFILES pick the images built here by
+# `make images`); the services read the same file (STACK_ENV_FILE in docker-compose.yml).
+ENV_FILE ?= .env
+STACK_WAIT_S ?= 900
+COMPOSE = STACK_ENV_FILE=$(abspath $(ENV_FILE)) docker compose --env-file $(ENV_FILE)
 
-down: ## Stop exactly what `make up` started
-	bash scripts/stack.sh down
+up: ## Start the production stack (docker compose up --wait; `make images` first here)
+	@test -f $(ENV_FILE) || { echo "up: no $(ENV_FILE): cp .env.example .env and set its secrets" >&2; exit 2; }
+	@missing=$$($(COMPOSE) config --images | grep '^personaops-' | sort -u | \
+		while read -r image; do docker image inspect "$$image" >/dev/null 2>&1 || echo "$$image"; done); \
+		if [ -n "$$missing" ]; then echo "up: images missing ($$(echo $$missing)): run make images" >&2; exit 2; fi
+	$(COMPOSE) up --detach --no-build --wait --wait-timeout $(STACK_WAIT_S)
 
-status: ## Show the processes `make up` started
-	bash scripts/stack.sh status
+down: ## Stop the stack; its volumes (database, artifacts, Mage state) are kept
+	$(COMPOSE) down
+
+status: ## Show the stack's services, their state and health
+	$(COMPOSE) ps --all
 
 tf_init: ## terraform init in 05_iac
 	terraform -chdir=05_iac init

@@ -4,8 +4,10 @@ Mage 0.9.80 answers every error of its API trigger endpoint
 (`POST /api/pipeline_schedules/<id>/pipeline_runs/<token>`) with HTTP 200 and a Python
 stack trace in the body, a wrong token included. Here that endpoint answers a wrong or
 missing token with 401, an unknown schedule with 404 and anything else with 500, each
-with a short JSON error and no trace (the trace goes to Mage's log). Everything else is
-`mage start` unchanged: usage is the same (`python mage_server.py start <project> ...`).
+with a short JSON error and no trace (the trace goes to Mage's log). A run whose blocks
+never start (Mage's process-queue stall) is fired again by the server itself when
+MAGE_STALL_REFIRE_S > 0 (`mage_watchdog.py`). Everything else is `mage start` unchanged:
+usage is the same (`python mage_server.py start <project> ...`).
 """
 
 import logging
@@ -44,5 +46,9 @@ def _trigger_error(self, status_code, **kwargs):
 ApiTriggerPipelineHandler.write_error = _trigger_error
 
 if __name__ == "__main__":
+    import mage_watchdog
+
+    if len(sys.argv) > 2:
+        mage_watchdog.start(sys.argv[2])
     sys.argv[0] = "mage"
     sys.exit(app())

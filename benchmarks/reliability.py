@@ -15,6 +15,9 @@ Rows (each compared with its baseline in the same run where one exists):
      frozen, default settings; a stalled statement ended by PG_STATEMENT_TIMEOUT_S;
   5. concurrent first use: rounds of 4 parallel `persona data months` on a new store;
   6. hostile requests: share answered with a JSON 4xx (both fronts).
+  7. the compose stack (`--stack-url`, the published API port of `make up`, and
+     `--stack-token`, its API_TOKEN): good one-record clients (c=4) while 0 and 64 slow
+     connections (32 slow-header + 32 slow-body) are held against the stack's nginx.
 Writes benchmarks/out/reliability.json and prints the markdown table of the doc.
 """
 
@@ -97,6 +100,67 @@ def slow_clients(tmp: Path, model: Path, quick: bool) -> list[dict[str, Any]]:
             rows[-1]["worker_timeouts"] = log.count("WORKER TIMEOUT")
         finally:
             api.stop()
+    return rows
+
+
+def _good_clients(url: str, headers: dict[str, str], per_thread: int) -> dict[str, Any]:
+    """One-record POSTs from 4 threads: latency percentiles and errors."""
+    import threading
+
+    body = json.dumps([RECORD]).encode()
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(per_thread):
+            start = time.perf_counter()
+            try:
+                status: object = http("POST", url + "/predict", body, headers, 5.0)[0]
+            except OSError as exc:
+                status = type(exc).__name__
+            with lock:
+                latencies.append(time.perf_counter() - start)
+                if status != 200:
+                    errors.append(str(status))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "error_kinds": sorted(set(errors))[:5],
+        "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
+        "p99_ms": round(p99, 1),
+        "max_ms": round(latencies[-1] * 1000, 1),
+    }
+
+
+def stack_slow_clients(url: str, token: str, quick: bool) -> list[dict[str, Any]]:
+    """Section 7: good clients' latency with 0 and 64 slow connections held on the stack."""
+    import urllib.parse
+
+    port = urllib.parse.urlparse(url).port or 80
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    rows = []
+    for held in (0, 64):
+        slow = []
+        if held:
+            slow = open_slow_clients(port, held // 2, "header")
+            slow += open_slow_clients(port, held // 2, "body")
+            time.sleep(0.5)
+        good = _good_clients(url, headers, 30 if quick else 60)
+        for conn in slow:
+            conn.close()
+        row = {"front": "stack nginx", "slow_held": held, **good, "load": load()}
+        rows.append(row)
+        print(f"stack slow clients held={held}: {row}", flush=True)
+        time.sleep(1)
     return rows
 
 
@@ -423,6 +487,15 @@ def table(results: dict[str, Any]) -> str:
                 f"| {stalled['answer']} after {stalled['seconds']} s | 408 or closed within "
                 f"API_CLIENT_TIMEOUT_S (10 s) | {'yes' if stalled['seconds'] < 15 else 'NO'} |"
             )
+    if results.get("stack"):
+        st = {r["slow_held"]: r for r in results["stack"]}
+        s0, s64 = st[0], st[64]
+        lines.append(
+            f"| 64 slow clients held against the compose stack (its nginx), good clients c=4 | "
+            f"p99 {s64['p99_ms']} ms, {s64['errors']}/{s64['requests']} errors (p99 "
+            f"{s0['p99_ms']} ms with none held; load {s64['load']}) | 0 errors | "
+            f"{'yes' if s64['errors'] == 0 else 'NO'} |"
+        )
     return "\n".join(lines)
 
 
@@ -430,11 +503,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests and rounds")
     parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument("--stack-url", default="", help="the compose stack's API (nginx) URL")
+    parser.add_argument("--stack-token", default="", help="the stack's API_TOKEN")
     parser.add_argument(
         "--only",
         default="",
         help="comma-separated sections to rerun (slow_clients, wrk, mlflow, cli, first_use, "
-        "hostile); the others are kept from the last benchmarks/out/reliability.json",
+        "hostile, stack); the others are kept from the last benchmarks/out/reliability.json",
     )
     args = parser.parse_args()
     started = time.time()
@@ -452,6 +527,10 @@ def main() -> int:
             "first_use": lambda: first_use(tmp, 3 if args.quick else 10),
             "hostile": lambda: hostile(tmp, model),
         }
+        if args.stack_url:
+            sections["stack"] = lambda: stack_slow_clients(
+                args.stack_url, args.stack_token, args.quick
+            )
         for section, run in sections.items():
             if not only or section in only:
                 results[section] = run()

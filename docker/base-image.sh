@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Local Debian base image for machines that cannot pull python:*-slim-bookworm (no Docker Hub):
 # a minimal bookworm root file system made by debootstrap from Debian's packages (Python
-# 3.11, venv, CA certificates), imported with `docker import`. The Dockerfiles take it as
+# 3.11, venv, CA certificates), imported with `docker import`. The mirror is the one this
+# machine's apt sources name (docker/debian-mirror.sh; DEBIAN_MIRROR overrides it); the
+# image's own apt sources point at it too. The Dockerfiles take it as
 # their PYTHON_IMAGE build argument (`make images`); production keeps the official images.
 #   bash docker/base-image.sh          # builds $LOCAL_BASE_IMAGE unless it exists
 #   bash docker/base-image.sh --force  # rebuilds it
@@ -11,7 +13,6 @@
 set -euo pipefail
 
 IMAGE="${LOCAL_BASE_IMAGE:-personaops-debian-base:bookworm}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
 PACKAGES=python3,python3-venv,python-is-python3,ca-certificates
 
@@ -20,6 +21,8 @@ if [[ "${1:-}" != "--force" ]] && docker image inspect "$IMAGE" >/dev/null 2>&1;
   exit 0
 fi
 command -v debootstrap >/dev/null || { echo "base: debootstrap missing (bash docker/engine.sh install)" >&2; exit 1; }
+# The machine's own Debian mirror (its apt sources), or DEBIAN_MIRROR.
+MIRROR="$(bash "$(dirname "$0")/debian-mirror.sh" "$SUITE")"
 
 root="$(mktemp -d /var/tmp/personaops-rootfs.XXXXXX)"
 trap 'rm -rf "$root"' EXIT

@@ -8,7 +8,9 @@
 # survives fresh clones (CI); set DOCKER_DATA_ROOT to put it elsewhere (e.g. var/docker).
 # Compose v2 is Debian trixie's `docker-compose` package (a static Go binary), fetched with
 # `apt-get download` against a source list kept apart from the system's and unpacked into
-# ~/.docker/cli-plugins/ (bookworm's docker-compose 1.29 cannot read docker-compose.yml).
+# ~/.docker/cli-plugins/ (bookworm's docker-compose 1.29 cannot read docker-compose.yml),
+# from the Debian mirror of the machine's apt sources (docker/debian-mirror.sh, or
+# DEBIAN_MIRROR).
 set -euo pipefail
 
 DATA_ROOT="${DOCKER_DATA_ROOT:-/var/lib/personaops-docker}"
@@ -46,9 +48,13 @@ install_compose() {
   trap 'rm -rf "$dir"' RETURN
   mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/extract"
   # A source list of its own: the system's apt stays on bookworm.
-  cat >"$dir/trixie.sources" <<'EOF'
+  # The main archive of this machine's own apt sources (or DEBIAN_MIRROR).
+  local codename mirror
+  codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
+  mirror="$(bash "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh" "$codename")"
+  cat >"$dir/trixie.sources" <<EOF
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: trixie
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

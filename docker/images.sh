@@ -2,6 +2,7 @@
 # `make images`: build every image of docker-compose.yml on this machine.
 #   personaops-app:$PERSONA_VERSION      03_deployment/Dockerfile  (api, mlflow, persona CLI)
 #   personaops-mage:$PERSONA_VERSION     02_pipeline/mage.Dockerfile
+#   personaops-nginx:$PERSONA_VERSION    03_deployment/nginx.Dockerfile (the front, nginx-light)
 #   personaops-local-postgres:15         docker/local/postgres.Dockerfile  (compose.local.yml)
 #   personaops-local-gcs:$GCS_EMULATOR_VERSION  docker/local/gcs.Dockerfile (compose.local.yml)
 # PYTHON_IMAGE empty (default): the base is the local Debian image of docker/base-image.sh,
@@ -91,6 +92,8 @@ mage_args=(--build-arg "PYTHON_IMAGE=$BASE")
 # Debian's Python 3.11.2 is below soupsieve 4.1.3's declared Requires-Python (>=3.11.5).
 [[ "$BASE" == "$LOCAL_BASE" ]] && mage_args+=(--build-arg PIP_IGNORE_REQUIRES_PYTHON=1)
 build "personaops-mage:$VERSION" 02_pipeline/mage.Dockerfile . "${mage_args[@]}"
+build "personaops-nginx:$VERSION" 03_deployment/nginx.Dockerfile 03_deployment \
+  --build-arg "BASE_IMAGE=$BASE"
 build "personaops-local-postgres:15" docker/local/postgres.Dockerfile docker/local \
   --build-arg "BASE_IMAGE=$BASE"
 build "personaops-local-gcs:$GCS_VERSION" docker/local/gcs.Dockerfile docker/local \

@@ -1,11 +1,10 @@
 """Refuse to run the production stack with default passwords or without an API token.
 
-One check for both ways the stack starts: `make up` (scripts/stack/supervisor.py reads
-the values from the environment, `.env` and `.env.example`) and `docker compose up` (the
-one-shot ``secrets-check`` service runs ``python -m persona.stack_secrets`` with the
-stack's values in its environment, and every service that holds a secret waits for it to
-succeed). `STACK_LOCAL_TRIAL=true` allows the defaults for a trial on one machine: a
-warning is printed instead. Values are never printed, only their names.
+`make up` / `docker compose up` run it first: the one-shot ``secrets-check`` service runs
+``python -m persona.stack_secrets`` with the stack's values in its environment, and every
+service that holds a secret waits for it to succeed. `STACK_LOCAL_TRIAL=true` allows the
+defaults for a trial on one machine: a warning is printed instead. Values are never
+printed, only their names.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from persona import stack_secrets as secrets_check
 from persona.catalog import load_catalog
 from persona.cli._common import dependency_error
 from persona.errors import Issue
@@ -27,9 +27,6 @@ from persona.settings import load_settings
 from persona.store.engine import pg_connect_args
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts" / "stack"))
-
-import secrets_check  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""Static checks of docker-compose.yml and of the process stack derived from it."""
+"""Static checks of docker-compose.yml, docker/compose.local.yml and nginx.conf."""
 
 from __future__ import annotations
 
+import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +13,37 @@ import yaml
 from persona.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts" / "stack"))
-
-import compose_env as ce  # noqa: E402
-
 COMPOSE_TEXT = (REPO / "docker-compose.yml").read_text()
 COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
 SERVICES: dict[str, Any] = COMPOSE["services"]
-EXAMPLE = ce.read_env_file(REPO / ".env.example")
-EXPECTED = {"postgres", "gcs", "mlflow", "mage", "api", "grafana", "cloudbeaver"}
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads compose's `!reset` tag (the value it resets to)."""
+
+
+_Loader.add_constructor("!reset", lambda loader, node: None)
+LOCAL: dict[str, Any] = yaml.load((REPO / "docker" / "compose.local.yml").read_text(), _Loader)
+NGINX_CONF = (REPO / "03_deployment" / "nginx.conf").read_text()
+EXPECTED = {"postgres", "gcs", "mlflow", "mage", "api", "nginx", "grafana", "cloudbeaver"}
+ONE_SHOT = {"secrets-check", "bootstrap", "cli"}
+
+
+def _env_example() -> dict[str, str]:
+    pairs = re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", (REPO / ".env.example").read_text(), re.M)
+    return dict(pairs)
+
+
+EXAMPLE = _env_example()
 
 
 def test_compose_has_every_service() -> None:
-    assert set(SERVICES) >= EXPECTED
+    assert set(SERVICES) == EXPECTED | ONE_SHOT
     assert SERVICES["gcs"]["profiles"] == ["local"]
+    assert SERVICES["cli"]["profiles"] == ["cli"]  # never started by `up`
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(EXPECTED | ONE_SHOT))
 def test_image_pinned_or_built_from_existing_dockerfile(name: str) -> None:
     spec = SERVICES[name]
     if "build" in spec:
@@ -46,18 +60,36 @@ def test_image_pinned_or_built_from_existing_dockerfile(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_runs_as_non_root_with_healthcheck(name: str) -> None:
+def test_long_running_service_restarts_and_has_a_healthcheck(name: str) -> None:
     spec = SERVICES[name]
-    user = str(spec.get("user", ""))
-    assert user and user.split(":")[0] not in ("root", "0"), f"{name}: user {user!r}"
+    assert spec["restart"] == "unless-stopped", name
     assert spec["healthcheck"]["test"], name
+    user = str(spec.get("user", "front"))  # nginx: the image's unprivileged user
+    assert user.split(":")[0] not in ("root", "0"), f"{name}: user {user!r}"
+
+
+@pytest.mark.parametrize("name", ["gcs", "mlflow", "mage", "api", "nginx"])
+def test_signals_reach_the_process(name: str) -> None:
+    """`init: true`: the process is not PID 1, so SIGTERM stops it (no 10 s kill on down)."""
+    assert SERVICES[name]["init"] is True
+
+
+def test_one_shots_do_not_restart() -> None:
+    for name in ("secrets-check", "bootstrap"):
+        assert SERVICES[name]["restart"] == "no"
 
 
 def test_every_variable_is_in_env_example() -> None:
     used = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", COMPOSE_TEXT))
-    missing = used - set(EXAMPLE)
+    missing = used - set(EXAMPLE) - {"STACK_ENV_FILE"}  # set by `make up`, default .env
     assert not missing, f"add to .env.example: {sorted(missing)}"
-    assert ce.interpolate(COMPOSE_TEXT, EXAMPLE)  # nothing undefined
+
+
+def test_env_example_selects_files_that_exist() -> None:
+    files = EXAMPLE["COMPOSE_FILE"].split(":")
+    assert files == ["docker-compose.yml", "docker/compose.local.yml"]
+    assert all((REPO / f).is_file() for f in files)
+    assert EXAMPLE["COMPOSE_PROFILES"] == "local"
 
 
 def test_every_bind_mount_source_exists() -> None:
@@ -68,19 +100,46 @@ def test_every_bind_mount_source_exists() -> None:
                 assert (REPO / source).exists(), f"{name}: {source} missing"
 
 
-def test_ports_agree_with_settings_defaults() -> None:
+def test_only_nginx_publishes_the_api_port() -> None:
     defaults = Settings.model_fields
     assert EXAMPLE["API_PORT"] == str(defaults["api_port"].default) == "8000"
     assert EXAMPLE["MAGE_PORT"] == str(defaults["mage_port"].default) == "6789"
     assert EXAMPLE["GCS_BUCKET"] == defaults["gcs_bucket"].default
-    assert SERVICES["api"]["ports"] == ["127.0.0.1:${API_PORT}:${API_PORT}"]
+    assert SERVICES["nginx"]["ports"] == ["127.0.0.1:${API_PORT}:8080"]
+    assert "ports" not in SERVICES["api"]
     assert SERVICES["mage"]["ports"] == ["127.0.0.1:${MAGE_PORT}:${MAGE_PORT}"]
     assert SERVICES["mlflow"]["ports"] == ["127.0.0.1:${MLFLOW_PORT}:5000"]
     assert SERVICES["postgres"]["ports"] == ["127.0.0.1:${POSTGRES_PORT}:5432"]
     api_env = SERVICES["api"]["environment"]
     assert api_env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert "@postgres:5432/" in api_env["DATABASE_URL"]
-    assert api_env["API_HOST"] == "0.0.0.0"
+    assert api_env["API_HOST"] == "0.0.0.0" and api_env["API_PORT"] == "8000"
+    assert "API_FRONT" not in api_env  # gunicorn only: nginx is its own service
+    assert "proxy_pass $api;" in NGINX_CONF and "set $api http://api:8000;" in NGINX_CONF
+
+
+def test_api_model_cache_is_absolute_in_a_writable_volume() -> None:
+    env = SERVICES["api"]["environment"]
+    assert env["MODEL_CACHE_DIR"] == "/app/var/model-cache"
+    assert "apivar:/app/var" in SERVICES["api"]["volumes"]
+    dockerfile = (REPO / "03_deployment" / "Dockerfile").read_text()
+    assert "chown -R persona:persona /app/var" in dockerfile
+
+
+def test_artifacts_and_state_live_in_volumes() -> None:
+    assert "gcsdata:/data" in SERVICES["gcs"]["volumes"]
+    assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
+    assert "appvar:/app/var" in SERVICES["mage"]["volumes"]
+    assert {"pgdata", "gcsdata", "appvar", "apivar"} <= set(COMPOSE["volumes"])
+    gcs = (REPO / "docker" / "local" / "gcs.Dockerfile").read_text()
+    assert "--in-memory" not in gcs and "STORAGE_BASE=/data" in gcs
+
+
+def test_bootstrap_runs_before_the_api() -> None:
+    script = " ".join(SERVICES["bootstrap"]["command"])
+    assert "persona model bootstrap" in script
+    wait = SERVICES["api"]["depends_on"]["bootstrap"]
+    assert wait["condition"] == "service_completed_successfully"
 
 
 def test_mlflow_server_on_postgres_with_gcs_artifacts() -> None:
@@ -96,20 +155,31 @@ def test_mlflow_server_on_postgres_with_gcs_artifacts() -> None:
     assert EXAMPLE["STORAGE_EMULATOR_HOST"] == "http://gcs:4443"
 
 
-def test_api_healthcheck_uses_ready_and_mage_has_auth_and_both_envs() -> None:
-    assert "/ready" in " ".join(SERVICES["api"]["healthcheck"]["test"])
+def test_mage_has_auth_both_envs_and_the_stall_watchdog() -> None:
     mage_env = SERVICES["mage"]["environment"]
     assert mage_env["REQUIRE_USER_AUTHENTICATION"] == "1"
     assert mage_env["PERSONA_BIN"] == "/opt/app-venv/bin/persona"
+    assert mage_env["MAGE_STALL_REFIRE_S"] == "${MAGE_STALL_REFIRE_S}"
+    assert float(EXAMPLE["MAGE_STALL_REFIRE_S"]) > 0
     assert SERVICES["mage"]["build"]["dockerfile"] == "02_pipeline/mage.Dockerfile"
 
 
-def test_postgres_init_creates_both_databases() -> None:
+def test_postgres_init_creates_both_databases_and_stops_fast() -> None:
     env = SERVICES["postgres"]["environment"]
     assert {"POSTGRES_SURVEY_DB", "POSTGRES_MLFLOW_DB"} <= set(env)
     sql = (REPO / "docker" / "postgres" / "init.sql").read_text()
     assert ":'survey_db'" in sql and ":'mlflow_db'" in sql
     assert SERVICES["postgres"]["image"].startswith("postgres:15.")
+    assert SERVICES["postgres"]["stop_signal"] == "SIGINT"  # fast shutdown
+
+
+def test_local_override_builds_every_image_on_the_local_base() -> None:
+    built = {name for name, spec in SERVICES.items() if "build" in spec}
+    local = LOCAL["services"]
+    assert built <= set(local), built - set(local)
+    for name in ("postgres", "gcs"):
+        assert local[name]["image"].startswith("personaops-local-")
+    assert local["nginx"]["build"]["args"]["BASE_IMAGE"].startswith("${LOCAL_BASE_IMAGE")
 
 
 def test_grafana_provisioning_is_mounted_and_its_variables_are_set() -> None:
@@ -132,46 +202,38 @@ def test_grafana_provisioning_is_mounted_and_its_variables_are_set() -> None:
         )
 
 
-def _local(tmp_path: Path) -> ce.Local:
-    ports = {"postgres": 15432, "mlflow": 15000, "gcs": 19023, "api": 18000, "mage": 16789}
-    return ce.Local(repo=REPO, var_dir=tmp_path / "var", ports=ports)
-
-
-def test_process_stack_env_is_compose_env_localized(tmp_path: Path) -> None:
-    values = dict(EXAMPLE, API_PORT="18000", POSTGRES_SURVEY_DB="survey_x")
-    env = ce.service_environment(COMPOSE, "api", values, _local(tmp_path))
-    assert env["DATABASE_URL"] == "postgresql+psycopg2://persona:change-me@127.0.0.1:15432/survey_x"
-    assert env["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:15000"
-    assert env["API_HOST"] == "127.0.0.1" and env["API_PORT"] == "18000"
-    assert env["VAR_DIR"] == str(tmp_path / "var")
-    assert env["PERSONA_CATALOG"] == str(REPO / "01_model" / "personas.yaml")
-    mage = ce.service_environment(COMPOSE, "mage", values, _local(tmp_path))
-    assert mage["PERSONA_BIN"] == str(REPO / ".venv" / "bin" / "persona")
-    assert mage["MAGE_DATA_DIR"] == str(tmp_path / "var" / "mage_data")
-    assert set(env) - {"API_HOST", "API_PORT", "API_WORKERS", "API_TOKEN"} <= set(mage)
-
-
-def test_process_stack_mlflow_command_is_compose_command_localized(tmp_path: Path) -> None:
-    argv = ce.service_command(COMPOSE, "mlflow", EXAMPLE, _local(tmp_path))
-    assert "--host=127.0.0.1" in argv and "--port=15000" in argv
-    assert (
-        "--backend-store-uri=postgresql+psycopg2://persona:change-me@127.0.0.1:15432/mlflow" in argv
-    )
-    assert "--artifacts-destination=gs://persona-mlflow-artifacts/mlflow" in argv
-
-
-def test_interpolation_follows_compose_rules() -> None:
-    values = {"A": "1", "EMPTY": ""}
-    assert ce.interpolate("${A}-${B:-x}-${EMPTY:-y}-${EMPTY-z}-$$HOME", values) == "1-x-y--$HOME"
-    with pytest.raises(ce.ComposeError, match="variable B is not set"):
-        ce.interpolate("${B}", values)
-
-
 def test_stack_waits_for_the_secrets_check() -> None:
     check = SERVICES["secrets-check"]
     assert check["command"] == ["python", "-m", "persona.stack_secrets"]
-    assert check["restart"] == "no"
     assert {"POSTGRES_PASSWORD", "API_TOKEN", "STACK_LOCAL_TRIAL"} <= set(check["environment"])
-    # Everything that holds a secret starts after postgres, which waits for the check.
     wait = SERVICES["postgres"]["depends_on"]["secrets-check"]
     assert wait["condition"] == "service_completed_successfully"
+
+
+def _nginx_error_pages() -> dict[int, str]:
+    pages: dict[int, str] = {}
+    for codes, target in re.findall(r"error_page ([\d ]+?) = (\S+);", NGINX_CONF):
+        for code in codes.split():
+            pages[int(code)] = target
+    return pages
+
+
+def test_nginx_answers_every_own_error_as_json_through_a_uri() -> None:
+    """No named location (`@x`): it breaks on an unparsed URI ("empty URI in redirect")."""
+    pages = _nginx_error_pages()
+    assert {400, 405, 408, 413, 414, 431, 494, 500, 501, 502, 503, 504, 505} <= set(pages)
+    assert "@" not in "".join(re.findall(r"^\s*error_page[^;]*;", NGINX_CONF, re.M))
+    returns = dict(re.findall(r"location = (/_nginx/\d+) \{ return \d+ '([^']*)'; \}", NGINX_CONF))
+    for code, target in pages.items():
+        body = json.loads(returns[target])
+        assert set(body) == {"error", "issues"}, (code, body)
+    statuses = re.findall(r"location = /_nginx/(\d+) \{ return (\d+) ", NGINX_CONF)
+    assert all(int(status) < 500 for page, status in statuses if page in {"501", "505"})
+    assert "default_type application/json;" in NGINX_CONF
+
+
+def test_nginx_runs_unprivileged() -> None:
+    assert not re.search(r"^\s*user\s", NGINX_CONF, re.M)  # no root master switching users
+    dockerfile = (REPO / "03_deployment" / "nginx.Dockerfile").read_text()
+    assert re.search(r"^USER front$", dockerfile, re.M)
+    assert "listen 8080" in NGINX_CONF and "nginx-light" in dockerfile
