@@ -7,7 +7,8 @@ batch row + binary COPY straight into survey_responses, the month being new), re
 binary COPY into a staging table + INSERT ... SELECT ... ON CONFLICT DO NOTHING). Then times
 pandas `DataFrame.to_sql` (method=None and method="multi") on a slice of the same frame into
 a plain table of the same columns, and extrapolates its rows/s. Prints a table with the
-machine's load average, writes benchmarks/out/ingest.json, drops the database.
+machine's load average, writes benchmarks/out/ingest.json (with its provenance), drops the
+database.
 
 Then, in the same run (issue 25), large deliveries with bounded memory: a `--large-rows`
 (default 10,000,000) CSV and Parquet file of one month, each ingested by
@@ -40,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from _pg import scratch_database  # noqa: E402
+from _provenance import begin, finish  # noqa: E402
 
 from persona.catalog import load_catalog  # noqa: E402
 from persona.store import survey_ingest  # noqa: E402
@@ -171,6 +173,7 @@ def main() -> None:
     if args.measure:
         _measure_child(args.measure, args.url, args.chunk_rows)
         return
+    provenance = begin()
 
     with scratch_database("persona_bench") as (_, url):
         catalog = load_catalog(REPO / "01_model" / "personas.yaml")
@@ -298,6 +301,7 @@ def main() -> None:
             "load_avg_end": load_after,
         },
     }
+    report["provenance"] = finish(provenance)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -4,21 +4,24 @@
 
 Rows (each compared with its baseline in the same run where one exists):
   1. slow clients: good one-record clients (urllib, c=4) while 0 or 64 slow connections
-     (32 slow-header + 32 slow-body) are held, with nginx in front (default) vs gunicorn
-     alone (`API_FRONT=none`, the baseline), on `make serve` defaults (2 sync workers);
-  2. one-record p99 under wrk at c=32 with nginx in front vs gunicorn alone (the
-     docs/performance.md target: p99 <= 15 ms);
+     (32 slow-header + 32 slow-body) are held against gunicorn alone (`make serve`
+     defaults, 2 sync workers): the baseline that section 7 compares the stack's nginx with;
+  2. one-record p99 under wrk at c=32 against gunicorn alone (the docs/performance.md
+     target: p99 <= 15 ms);
   3. time to `/health` 200, to the first `/ready` answer, and to the registry error shown
      in `/ready`, with MLflow refusing connections and with MLflow accepting but never
      answering; time to `/ready` 200 from the local model cache;
   4. time to a clean CLI error (exit 2, one message) with MLflow or PostgreSQL refusing or
      frozen, default settings; a stalled statement ended by PG_STATEMENT_TIMEOUT_S;
   5. concurrent first use: rounds of 4 parallel `persona data months` on a new store;
-  6. hostile requests: share answered with a JSON 4xx (both fronts).
+  6. hostile requests: share answered with a JSON 4xx by gunicorn alone (through the
+     stack's nginx: tests/e2e/test_containers.py).
   7. the compose stack (`--stack-url`, the published API port of `make up`, and
      `--stack-token`, its API_TOKEN): good one-record clients (c=4) while 0 and 64 slow
      connections (32 slow-header + 32 slow-body) are held against the stack's nginx.
-Writes benchmarks/out/reliability.json and prints the markdown table of the doc.
+Sections 1, 2 and 6 start gunicorn alone locally (the embedded default); nginx figures come
+only from section 7, against the stack's own nginx service. Writes
+benchmarks/out/reliability.json (with its provenance) and prints the markdown table of the doc.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _pg import scratch_database  # noqa: E402
+from _provenance import begin, finish  # noqa: E402
 
 from tests.faults import (  # noqa: E402
     BIN,
@@ -60,6 +64,10 @@ from tests.faults import (  # noqa: E402
 OUT = REPO / "benchmarks" / "out" / "reliability.json"
 JSON = {"Content-Type": "application/json"}
 LIMIT = 20_000
+# Local rows are gunicorn alone. Runs from before nginx became the stack's own service
+# wrote "none" for gunicorn alone and "nginx" for the in-process front that no longer exists.
+LOCAL = "gunicorn"
+OLD_NAMES = {"none": LOCAL}
 
 
 def load() -> str:
@@ -67,10 +75,9 @@ def load() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def local_env(model: Path, front: str, **extra: str) -> dict[str, str]:
+def local_env(model: Path, **extra: str) -> dict[str, str]:
     return {
         "MODEL_URI": str(model),
-        "API_FRONT": front,
         "API_MAX_BODY_BYTES": str(LIMIT),
         "MODEL_STARTUP_WAIT_S": "25",
         **extra,
@@ -80,26 +87,24 @@ def local_env(model: Path, front: str, **extra: str) -> dict[str, str]:
 def slow_clients(tmp: Path, model: Path, quick: bool) -> list[dict[str, Any]]:
     rows = []
     requests_ = 40 if quick else 120
-    for front in ("nginx", "none"):
-        api = start_api(tmp / f"slow-{front}", local_env(model, front))
-        try:
-            wait_for(api, "/ready", 120, want=200)
-            for held in (0, 64):
-                slow = []
-                if held:
-                    slow = open_slow_clients(api.port, held // 2, "header")
-                    slow += open_slow_clients(api.port, held // 2, "body")
-                    time.sleep(0.5)
-                good = good_latencies(api.url, requests_, 4, timeout=5.0)
-                for conn in slow:
-                    conn.close()
-                rows.append({"front": front, "slow_held": held, **good, "load": load()})
-                print(f"slow clients front={front} held={held}: {good}", flush=True)
-                time.sleep(1)
-            log = api.log.read_text()
-            rows[-1]["worker_timeouts"] = log.count("WORKER TIMEOUT")
-        finally:
-            api.stop()
+    api = start_api(tmp / "slow", local_env(model))
+    try:
+        wait_for(api, "/ready", 120, want=200)
+        for held in (0, 64):
+            slow = []
+            if held:
+                slow = open_slow_clients(api.port, held // 2, "header")
+                slow += open_slow_clients(api.port, held // 2, "body")
+                time.sleep(0.5)
+            good = good_latencies(api.url, requests_, 4, timeout=5.0)
+            for conn in slow:
+                conn.close()
+            rows.append({"front": LOCAL, "slow_held": held, **good, "load": load()})
+            print(f"slow clients, gunicorn alone, held={held}: {good}", flush=True)
+            time.sleep(1)
+        rows[-1]["worker_timeouts"] = api.log.read_text().count("WORKER TIMEOUT")
+    finally:
+        api.stop()
     return rows
 
 
@@ -167,7 +172,6 @@ def stack_slow_clients(url: str, token: str, quick: bool) -> list[dict[str, Any]
 def wrk_p99(tmp: Path, model: Path, seconds: int) -> list[dict[str, Any]]:
     if shutil.which("wrk") is None:
         return [{"skipped": "wrk not installed (make bench installs it)"}]
-    rows = []
     body = tmp / "one.json"
     body.write_text(json.dumps([RECORD]))
     script = tmp / "post.lua"
@@ -175,23 +179,21 @@ def wrk_p99(tmp: Path, model: Path, seconds: int) -> list[dict[str, Any]]:
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f'local f = io.open("{body}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
     )
-    for front in ("none", "nginx"):
-        api = start_api(tmp / f"wrk-{front}", local_env(model, front))
-        try:
-            wait_for(api, "/ready", 120, want=200)
-            runs = []
-            for duration in (2, seconds):  # warm-up, then the measured run
-                out = subprocess.run(
-                    ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", "--timeout", "10s",
-                     "-s", str(script), api.url + "/predict"],
-                    capture_output=True, text=True, check=True,
-                ).stdout  # fmt: skip
-                runs.append(parse_wrk(out))
-            rows.append({"front": front, **runs[-1], "load": load()})
-            print(f"wrk c=32 front={front}: {runs[-1]}", flush=True)
-        finally:
-            api.stop()
-    return rows
+    api = start_api(tmp / "wrk", local_env(model))
+    try:
+        wait_for(api, "/ready", 120, want=200)
+        runs = []
+        for duration in (2, seconds):  # warm-up, then the measured run
+            out = subprocess.run(
+                ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", "--timeout", "10s",
+                 "-s", str(script), api.url + "/predict"],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            runs.append(parse_wrk(out))
+        print(f"wrk c=32, gunicorn alone: {runs[-1]}", flush=True)
+    finally:
+        api.stop()
+    return [{"front": LOCAL, **runs[-1], "load": load()}]
 
 
 def _ms(text: str) -> float:
@@ -363,55 +365,51 @@ RAW: list[tuple[str, bytes]] = [
 ]
 
 
-# A body shorter than announced is a client that stalls: it gets a 408 (the app) or the
-# connection closed (nginx sends no answer to a client that stopped sending), both within
-# API_CLIENT_TIMEOUT_S. Reported apart from the JSON-4xx cases.
+# A body shorter than announced is a client that stalls: the app answers it with a 408
+# within API_CLIENT_TIMEOUT_S (nginx, in the stack, closes such a connection instead).
+# Reported apart from the JSON-4xx cases.
 STALLED = b"Transfer-Encoding: chunked\r\n\r\n10\r\n[]\r\n0\r\n\r\n"
 
 
 def hostile(tmp: Path, model: Path) -> list[dict[str, Any]]:
-    rows = []
-    for front in ("nginx", "none"):
-        api = start_api(tmp / f"hostile-{front}", local_env(model, front))
-        cases: list[dict[str, Any]] = []
-        try:
-            wait_for(api, "/ready", 120, want=200)
-            for name, body in HOSTILE:
-                try:
-                    status, answer = http("POST", api.url + "/predict", body, JSON, timeout=20)
-                    json_ok = not answer.get("not_json") and "error" in answer
-                except OSError as exc:
-                    status, json_ok = f"client error: {type(exc).__name__}", False
-                cases.append({"case": name, "status": status, "json": json_ok})
-            for name, headers in RAW:
-                request = (
-                    b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    b"Connection: close\r\n" + headers
-                )
-                answer = _raw(api.port, request)
-                head, _, payload = answer.partition(b"\r\n\r\n")
-                status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
-                try:
-                    json_ok = "error" in json.loads(payload)
-                except ValueError:
-                    json_ok = False
-                cases.append({"case": name, "status": status_line[9:12], "json": json_ok})
-            asked = time.monotonic()
-            answer = _raw(api.port, b"POST /predict HTTP/1.1\r\nHost: x\r\n"
-                          b"Content-Type: application/json\r\n" + STALLED)  # fmt: skip
-            stalled = {
-                "answer": answer.split(b"\r\n", 1)[0].decode(errors="replace") or "closed",
-                "seconds": round(time.monotonic() - asked, 1),
-            }
-            good, _ = http("POST", api.url + "/predict", json.dumps([RECORD]).encode(), JSON)
-        finally:
-            api.stop()
-        handled = sum(1 for c in cases if str(c["status"]).startswith("4") and c["json"])
-        rows.append({"front": front, "cases": cases, "json_4xx": handled, "total": len(cases),
-                     "stalled_body": stalled, "still_serving": good == 200,
-                     "load": load()})  # fmt: skip
-        print(f"hostile front={front}: {handled}/{len(cases)} json 4xx; {cases}", flush=True)
-    return rows
+    api = start_api(tmp / "hostile", local_env(model))
+    cases: list[dict[str, Any]] = []
+    try:
+        wait_for(api, "/ready", 120, want=200)
+        for name, body in HOSTILE:
+            try:
+                status, answer = http("POST", api.url + "/predict", body, JSON, timeout=20)
+                json_ok = not answer.get("not_json") and "error" in answer
+            except OSError as exc:
+                status, json_ok = f"client error: {type(exc).__name__}", False
+            cases.append({"case": name, "status": status, "json": json_ok})
+        for name, headers in RAW:
+            request = (
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Connection: close\r\n" + headers
+            )
+            answer = _raw(api.port, request)
+            head, _, payload = answer.partition(b"\r\n\r\n")
+            status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+            try:
+                json_ok = "error" in json.loads(payload)
+            except ValueError:
+                json_ok = False
+            cases.append({"case": name, "status": status_line[9:12], "json": json_ok})
+        asked = time.monotonic()
+        answer = _raw(api.port, b"POST /predict HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/json\r\n" + STALLED)  # fmt: skip
+        stalled = {
+            "answer": answer.split(b"\r\n", 1)[0].decode(errors="replace") or "closed",
+            "seconds": round(time.monotonic() - asked, 1),
+        }
+        good, _ = http("POST", api.url + "/predict", json.dumps([RECORD]).encode(), JSON)
+    finally:
+        api.stop()
+    handled = sum(1 for c in cases if str(c["status"]).startswith("4") and c["json"])
+    print(f"hostile, gunicorn alone: {handled}/{len(cases)} json 4xx; {cases}", flush=True)
+    return [{"front": LOCAL, "cases": cases, "json_4xx": handled, "total": len(cases),
+             "stalled_body": stalled, "still_serving": good == 200, "load": load()}]  # fmt: skip
 
 
 def _raw(port: int, request: bytes) -> bytes:
@@ -423,25 +421,36 @@ def _raw(port: int, request: bytes) -> bytes:
         return b"".join(chunks)
 
 
+def local_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows measured on gunicorn alone, old runs' names ("none") made current.
+
+    Rows of the in-process nginx front of older runs ("nginx") are dropped: that front is
+    gone, and nginx is measured only as the stack's own service (section 7).
+    """
+    named = ({**row, "front": OLD_NAMES.get(row.get("front", LOCAL), row.get("front"))}
+             for row in rows)  # fmt: skip
+    return [row for row in named if row["front"] == LOCAL]
+
+
 def table(results: dict[str, Any]) -> str:
     lines = ["| fault | measured | baseline / target | holds |", "|---|---|---|---|"]
-    slow = {(r["front"], r["slow_held"]): r for r in results["slow_clients"]}
-    n0, n64 = slow[("nginx", 0)], slow[("nginx", 64)]
-    b64 = slow[("none", 64)]
-    lines.append(
-        f"| 64 slow clients held (32 header + 32 body), good clients c=4 | nginx: p99 "
-        f"{n64['p99_ms']} ms, {n64['errors']}/{n64['requests']} errors (p99 {n0['p99_ms']} ms "
-        f"with none held) | gunicorn alone: p99 {b64['p99_ms']} ms, {b64['errors']}/"
-        f"{b64['requests']} errors | {'yes' if n64['errors'] == 0 else 'NO'} |"
-    )
-    for row in results["wrk"]:
+    slow = {r["slow_held"]: r for r in local_rows(results.get("slow_clients", []))}
+    if 0 in slow and 64 in slow:
+        b0, b64 = slow[0], slow[64]
+        lines.append(
+            f"| 64 slow clients held (32 header + 32 body), good clients c=4, gunicorn alone "
+            f"| p99 {b64['p99_ms']} ms, {b64['errors']}/{b64['requests']} errors (p99 "
+            f"{b0['p99_ms']} ms with none held) | baseline of the stack's nginx row: slow "
+            f"clients hold the 2 sync workers | — (baseline) |"
+        )
+    for row in local_rows(results.get("wrk", [])):
         if "p99_ms" in row:
             lines.append(
-                f"| one record, wrk c=32, front={row['front']} | p99 {row['p99_ms']:.1f} ms, "
+                f"| one record, wrk c=32, gunicorn alone | p99 {row['p99_ms']:.1f} ms, "
                 f"{row['req_per_s']:,.0f} req/s, {row['errors']} errors | p99 <= 15 ms | "
                 f"{'yes' if row['p99_ms'] <= 15 else 'NO'} |"
             )
-    for row in results["mlflow"]:
+    for row in results.get("mlflow", []):
         error = (
             f", registry error shown at {row['error_shown_s']} s" if row["error_shown_s"] else ""
         )
@@ -451,7 +460,7 @@ def table(results: dict[str, Any]) -> str:
             f"{row['ready_answer_ms']} ms{error} | /health <= 2 s; before: nothing for 250 s | "
             f"{'yes' if row['health_s'] <= 2 else 'slower (load)'} |"
         )
-    for row in results["cli"]:
+    for row in results.get("cli", []):
         if "error_lines" in row:
             clean = row["exit"] == 2 and row["error_lines"] == 1 and not row["traceback"]
             lines.append(
@@ -465,17 +474,17 @@ def table(results: dict[str, Any]) -> str:
                 f"| PostgreSQL {row['fault']} | ended by {row['exit']} after {row['seconds']} s "
                 f"| {row['command']} | {'yes' if row['exit'] == 'statement timeout' else 'NO'} |"
             )
-    for row in results["first_use"]:
+    for row in results.get("first_use", []):
         lines.append(
             f"| {row['processes']} first commands on a new {row['store']} store, 4 at a time "
             f"| {row['ok']} ok, {row['failed']} failed | before: 2/3 (SQLite), 7/10 (PG) runs "
             f"failed | {'yes' if row['failed'] == 0 else 'NO'} |"
         )
-    for row in results["hostile"]:
+    for row in local_rows(results.get("hostile", [])):
         bad = [f"{c['case']}: {c['status']}" for c in row["cases"]
                if not (str(c["status"]).startswith("4") and c["json"])]  # fmt: skip
         lines.append(
-            f"| hostile requests, front={row['front']} | {row['json_4xx']}/{row['total']} JSON "
+            f"| hostile requests, gunicorn alone | {row['json_4xx']}/{row['total']} JSON "
             f"4xx{' (not: ' + '; '.join(bad) + ')' if bad else ''}, still serving: "
             f"{row['still_serving']} | all JSON 4xx | "
             f"{'yes' if row['json_4xx'] == row['total'] else 'NO'} |"
@@ -483,17 +492,19 @@ def table(results: dict[str, Any]) -> str:
         stalled = row.get("stalled_body")
         if stalled:
             lines.append(
-                f"| chunked body shorter than announced (client stalls), front={row['front']} "
+                f"| chunked body shorter than announced (client stalls), gunicorn alone "
                 f"| {stalled['answer']} after {stalled['seconds']} s | 408 or closed within "
                 f"API_CLIENT_TIMEOUT_S (10 s) | {'yes' if stalled['seconds'] < 15 else 'NO'} |"
             )
     if results.get("stack"):
         st = {r["slow_held"]: r for r in results["stack"]}
         s0, s64 = st[0], st[64]
+        baseline = (f" (gunicorn alone: {slow[64]['errors']}/{slow[64]['requests']} errors)"
+                    if 64 in slow else "")  # fmt: skip
         lines.append(
             f"| 64 slow clients held against the compose stack (its nginx), good clients c=4 | "
             f"p99 {s64['p99_ms']} ms, {s64['errors']}/{s64['requests']} errors (p99 "
-            f"{s0['p99_ms']} ms with none held; load {s64['load']}) | 0 errors | "
+            f"{s0['p99_ms']} ms with none held; load {s64['load']}) | 0 errors{baseline} | "
             f"{'yes' if s64['errors'] == 0 else 'NO'} |"
         )
     return "\n".join(lines)
@@ -512,6 +523,7 @@ def main() -> int:
         "hostile, stack); the others are kept from the last benchmarks/out/reliability.json",
     )
     args = parser.parse_args()
+    provenance = begin()
     started = time.time()
     only = {s for s in args.only.split(",") if s}
     results: dict[str, Any] = json.loads(OUT.read_text()) if only and OUT.is_file() else {}
@@ -541,6 +553,7 @@ def main() -> int:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         }
     )
+    results["provenance"] = finish(provenance)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=1))
     print(f"\nload average at start {results['load_at_start']}, at end {results['load_at_end']}")

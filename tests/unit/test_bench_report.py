@@ -51,3 +51,20 @@ def test_provenance_records_commit_time_load_cpus_and_versions() -> None:
     assert len(record["load_avg_before"]) == len(record["load_avg_after"]) == 3
     assert record["started_at"] <= record["finished_at"]
     assert {"python", "numpy", "pyarrow"} <= set(record["versions"])
+
+
+def test_reliability_table_reads_gunicorn_alone_rows_old_and_new() -> None:
+    """Local rows are gunicorn alone; an old run's in-process nginx rows are left out."""
+    reliability = _module("reliability")
+    old = [{"front": "nginx", "p99_ms": 13.3}, {"front": "none", "p99_ms": 11.9}]
+    assert reliability.local_rows(old) == [{"front": "gunicorn", "p99_ms": 11.9}]
+    slow = [{"front": "gunicorn", "slow_held": held, "p99_ms": 5.0 + held, "errors": held,
+             "requests": 120} for held in (0, 64)]  # fmt: skip
+    stack = [{**row, "front": "stack nginx", "errors": 0, "load": "1"} for row in slow]
+    table = reliability.table({"slow_clients": slow, "stack": stack})
+    local, nginx = table.splitlines()[2:]
+    assert "c=4, gunicorn alone | p99 69.0 ms, 64/120 errors (p99 5.0 ms" in local
+    assert "stack (its nginx)" in nginx and "0/120 errors" in nginx
+    assert "0 errors (gunicorn alone: 64/120 errors)" in nginx
+    recorded = reliability.table(reliability.json.loads(reliability.OUT.read_text()))
+    assert "front=nginx" not in recorded and "gunicorn alone" in recorded
