@@ -217,14 +217,17 @@ def _git(*args: str) -> tuple[int, str]:
 
 
 def freshness(commit: str | None, paths: tuple[str, ...]) -> str:
-    """``current``, or why the row is stale (the measured code changed, or no commit)."""
+    """``current``, or why the row is stale (the measured code changed, or no commit).
+
+    Stale when a commit that is not a merge and not in the run's history touched the row's
+    paths (a merge that only brings the run's own commits in changes nothing measured).
+    """
     if not commit:
         return "stale: no commit recorded"
-    _, last = _git("log", "-1", "--format=%H", "--", *paths)
-    if not last:
-        return "current"
-    code, _ = _git("merge-base", "--is-ancestor", last, commit)
-    return "current" if code == 0 else f"stale: code changed in {last[:9]}"
+    code, changed = _git("log", "--no-merges", "-1", "--format=%H", f"{commit}..HEAD", "--", *paths)
+    if code != 0:
+        return f"stale: commit {commit[:9]} is not in this history"
+    return f"stale: code changed in {changed[:9]}" if changed else "current"
 
 
 def _when(d: dict[str, Any]) -> tuple[str, str, str]:
