@@ -65,6 +65,8 @@ HOLDS = {
 # A champion moved in MLflow by a person (not through the platform) is in model_events
 # within this (MLflow's webhook; the scheduled reconcile is GOVERNANCE_RECONCILE_INTERVAL_S).
 RECORDED_WITHIN_S = 30.0
+RECONCILE_S = 15  # the receiver's schedule here; a move while it was down: within this + boot
+RECONCILED_WITHIN_S = RECONCILE_S + 120.0
 PROMOTER = "alice"
 MONTHS = ["2025-01", "2025-02", "2025-03"]
 ROWS = 500
@@ -227,6 +229,7 @@ def _env_file(folder: Path, tag: str) -> tuple[Path, dict[str, str]]:
         "GCP_KEY_DIR": str(keys),
         # STACK_AUTO_PROMOTE stays false (production): a promoter moves the champion.
         "MODEL_RELOAD_INTERVAL_S": "2",
+        "GOVERNANCE_RECONCILE_INTERVAL_S": str(RECONCILE_S),
         "API_WORKERS": "1",
         "MLFLOW_WORKERS": "1",
     }
@@ -433,21 +436,9 @@ def test_a_champion_moved_in_mlflow_by_a_promoter_is_recorded(stack: Stack) -> N
         env=admin, stdin=password + "\n",
     )  # fmt: skip
     assert json.loads(added.stdout.strip().splitlines()[-1])["permission"] == "MANAGE"
-    before = stack.sql("SELECT coalesce(max(event_id), 0) FROM model_events")[0][0]
-    alias = f"{stack.url('MLFLOW_PORT')}/api/2.0/mlflow/registered-models/alias"
-    move = {"name": "persona-classifier", "alias": "champion", "version": "2"}
-    start = time.monotonic()
-    status, body = http("POST", alias, move, headers=stack.auth(PROMOTER, password))
-    assert status == 200, body
-    rows: list[tuple[Any, ...]] = []
-    while not rows and time.monotonic() - start < RECORDED_WITHIN_S:
-        rows = stack.sql(
-            "SELECT event, from_version, to_version, actor FROM model_events"
-            f" WHERE event_id > {int(before)}"
-        )
-        time.sleep(0.2)
-    took = time.monotonic() - start
-    stack.timings["external champion move recorded"] = took
+    promoter = stack.auth(PROMOTER, password)
+    took, rows = _move_champion(stack, promoter, "2", RECORDED_WITHIN_S)
+    stack.timings["external champion move recorded (webhook)"] = took
     assert rows == [("promote", "1", "2", "external")], (rows, stack.logs("governance"))
     # The receiver cleared challenger (it has MANAGE); the API follows the alias.
     deadline = time.monotonic() + 60
@@ -458,6 +449,66 @@ def test_a_champion_moved_in_mlflow_by_a_promoter_is_recorded(stack: Stack) -> N
     assert model["tags"]["training_months"] == "2025-01,2025-02,2025-03"
     status, body = _predict(stack)
     assert status == 200 and str(body["model_version"]) == "2", body
+
+    # The receiver down: the move (v2 -> v1) is recorded by its scheduled reconcile once it
+    # is back; then back to v2 with the receiver up.
+    stack.compose("stop", "governance")
+    took, rows = _move_champion(stack, promoter, "1", 5.0)
+    assert rows == [], rows  # nothing records it while the receiver is down
+    stack.compose("start", "governance")
+    took, rows = _move_champion(stack, promoter, None, RECONCILED_WITHIN_S)
+    stack.timings["external champion move recorded (receiver was down)"] = took
+    assert rows == [("promote", "2", "1", "external")], (rows, stack.logs("governance"))
+    took, rows = _move_champion(stack, promoter, "2", RECORDED_WITHIN_S)
+    assert rows == [("promote", "1", "2", "external")], (rows, stack.logs("governance"))
+    # The two moves made with the receiver up came through MLflow's webhook (its schedule,
+    # every RECONCILE_S here, could win a race once, not twice).
+    logs = stack.logs("governance", tail=400)
+    assert "reconcile (webhook) recorded" in logs, logs[-3000:]
+    wait_api_version(stack.url("API_PORT"), "2", API_VERSION_TIMEOUT_S)
+
+
+def test_a_forged_webhook_is_refused_and_changes_nothing(stack: Stack) -> None:
+    events = stack.sql("SELECT count(*) FROM model_events")
+    body = json.dumps({"entity": "model_version_alias", "action": "created", "data": {
+        "name": "persona-classifier", "alias": "champion", "version": "1"}})  # fmt: skip
+    forged = (
+        "import sys, time, urllib.request, urllib.error\n"
+        "req = urllib.request.Request('http://127.0.0.1:8010/webhook', data=sys.argv[1].encode(),"
+        " headers={'Content-Type': 'application/json', 'X-MLflow-Signature': 'v1,Zm9yZ2Vk',"
+        " 'X-MLflow-Delivery-Id': 'forged', 'X-MLflow-Timestamp': str(int(time.time()))})\n"
+        "try:\n    print(urllib.request.urlopen(req, timeout=10).status)\n"
+        "except urllib.error.HTTPError as exc:\n    print(exc.code)\n"
+    )
+    done = stack.compose("exec", "-T", "governance", "python", "-c", forged, body)
+    assert done.stdout.strip() == "401", done.stdout
+    assert stack.sql("SELECT count(*) FROM model_events") == events
+    assert stack.champion() == "2"
+
+
+def _move_champion(
+    stack: Stack, who: dict[str, str], version: str | None, within_s: float
+) -> tuple[float, list[tuple[Any, ...]]]:
+    """Move `champion` in MLflow as `who` (None: no move), then wait for new model_events.
+
+    Returns:
+        Seconds until a new event row appeared (or `within_s`), and the new rows.
+    """
+    before = stack.sql("SELECT coalesce(max(event_id), 0) FROM model_events")[0][0]
+    start = time.monotonic()
+    if version is not None:
+        alias = f"{stack.url('MLFLOW_PORT')}/api/2.0/mlflow/registered-models/alias"
+        move = {"name": "persona-classifier", "alias": "champion", "version": version}
+        status, body = http("POST", alias, move, headers=who)
+        assert status == 200, body
+    rows: list[tuple[Any, ...]] = []
+    while not rows and time.monotonic() - start < within_s:
+        rows = stack.sql(
+            "SELECT event, from_version, to_version, actor FROM model_events"
+            f" WHERE event_id > {int(before)} ORDER BY event_id"
+        )
+        time.sleep(0.2)
+    return time.monotonic() - start, rows
 
 
 def _model_blobs(stack: Stack) -> int:
