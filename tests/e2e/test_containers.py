@@ -459,10 +459,14 @@ def test_a_champion_moved_in_mlflow_by_a_promoter_is_recorded(stack: Stack) -> N
     took, rows = _move_champion(stack, promoter, None, RECONCILED_WITHIN_S)
     stack.timings["external champion move recorded (receiver was down)"] = took
     assert rows == [("promote", "2", "1", "external")], (rows, stack.logs("governance"))
-    took, rows = _move_champion(stack, promoter, "2", RECORDED_WITHIN_S)
+    # Back to v2 with the receiver up. The reconcile that recorded the last move may still
+    # be gating and relabelling (seconds to a minute here): a webhook waits for it, so this
+    # bound is the reconcile's, not the webhook's (measured above).
+    took, rows = _move_champion(stack, promoter, "2", RECONCILED_WITHIN_S)
+    stack.timings["external champion move recorded (right after another)"] = took
     assert rows == [("promote", "1", "2", "external")], (rows, stack.logs("governance"))
-    # The two moves made with the receiver up came through MLflow's webhook (its schedule,
-    # every RECONCILE_S here, could win a race once, not twice).
+    # At least one move made with the receiver up came through MLflow's webhook (its
+    # schedule, every RECONCILE_S here, could win a race once, not twice).
     logs = stack.logs("governance", tail=400)
     assert "reconcile (webhook) recorded" in logs, logs[-3000:]
     wait_api_version(stack.url("API_PORT"), "2", API_VERSION_TIMEOUT_S)
