@@ -465,10 +465,6 @@ def test_a_champion_moved_in_mlflow_by_a_promoter_is_recorded(stack: Stack) -> N
     took, rows = _move_champion(stack, promoter, "2", RECONCILED_WITHIN_S)
     stack.timings["external champion move recorded (right after another)"] = took
     assert rows == [("promote", "1", "2", "external")], (rows, stack.logs("governance"))
-    # At least one move made with the receiver up came through MLflow's webhook (its
-    # schedule, every RECONCILE_S here, could win a race once, not twice).
-    logs = stack.logs("governance", tail=400)
-    assert "reconcile (webhook) recorded" in logs, logs[-3000:]
     wait_api_version(stack.url("API_PORT"), "2", API_VERSION_TIMEOUT_S)
 
 
