@@ -25,7 +25,7 @@ SPARK_INPUT ?= var/spark/respondents
 SPARK_OUTPUT ?= var/spark/labels
 
 .PHONY: help venv venv-mage lint format typecheck check test test-fast demo data ingest \
-	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict mlflow-ui evidently-ui mage up down status \
+	bootstrap run-month monitor label spark-label spark-monitor spark-deps serve predict governance mlflow-setup mlflow-ui evidently-ui mage up down status \
 	engine engine-stop images test-containers \
 	tf_init tf_plan tf_apply tf_destroy tf_fmt bench bench-report evaluate-policy clean browser-deps
 
@@ -131,6 +131,12 @@ mlflow-ui: venv ## MLflow UI on MLFLOW_TRACKING_URI (default the embedded store)
 		--default-artifact-root "$${MLFLOW_ARTIFACT_ROOT:-var/mlartifacts}" \
 		--host 127.0.0.1 --port "$${MLFLOW_PORT:-5000}"
 
+governance: venv ## Governance receiver of MLflow's webhooks on GOVERNANCE_HOST:GOVERNANCE_PORT (127.0.0.1:8010)
+	$(BIN)/persona governance serve
+
+mlflow-setup: venv ## As MLflow's admin (MLFLOW_TRACKING_USERNAME/PASSWORD): the platform's identities, grants and webhook
+	$(BIN)/persona governance setup-mlflow
+
 evidently-ui: venv ## Evidently UI on the monthly checks (EVIDENTLY_WORKSPACE) at http://127.0.0.1:EVIDENTLY_PORT (8001)
 	$(BIN)/python -m persona.monitoring.workspace
 
@@ -149,10 +155,10 @@ images: engine ## Build every image (local Debian base + wheelhouse where Docker
 
 # The production stack is docker compose (docs/deployment.md). ENV_FILE: its settings (a copy
 # of .env.example, whose COMPOSE_FILE/COMPOSE_PROFILES pick the images built here by
-# `make images`); the services read the same file (STACK_ENV_FILE in docker-compose.yml).
+# `make images`); each service gets only its own values from it (docs/security.md).
 ENV_FILE ?= .env
 STACK_WAIT_S ?= 900
-COMPOSE = STACK_ENV_FILE=$(abspath $(ENV_FILE)) docker compose --env-file $(ENV_FILE)
+COMPOSE = docker compose --env-file $(ENV_FILE)
 
 up: ## Start the production stack (docker compose up --wait; `make images` first here)
 	@test -f $(ENV_FILE) || { echo "up: no $(ENV_FILE): cp .env.example .env and set its secrets" >&2; exit 2; }

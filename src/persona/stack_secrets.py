@@ -13,9 +13,25 @@ import os
 import sys
 from collections.abc import Mapping
 
-PASSWORDS = ("POSTGRES_PASSWORD", "MAGE_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
+PASSWORDS = (
+    "POSTGRES_PASSWORD",
+    "PG_MLFLOW_PASSWORD",
+    "PG_CYCLE_PASSWORD",
+    "PG_GOVERNANCE_PASSWORD",
+    "PG_GRAFANA_PASSWORD",
+    "MLFLOW_ADMIN_PASSWORD",
+    "MLFLOW_API_PASSWORD",
+    "MLFLOW_PIPELINE_PASSWORD",
+    "MLFLOW_GOVERNANCE_PASSWORD",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY",
+    "GOVERNANCE_WEBHOOK_SECRET",
+    "MAGE_ADMIN_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+)
 TOKENS = ("API_TOKEN",)
 DEFAULTS = frozenset({"", "change-me", "changeme", "password", "postgres", "admin"})
+DEFAULT_PREFIX = "change-me"  # .env.example's values (change-me-please, a sample Fernet key)
 TRIAL = "STACK_LOCAL_TRIAL"
 
 
@@ -37,10 +53,15 @@ def problems(values: Mapping[str, str]) -> list[str]:
     found = [
         f"{name} is {'empty' if not values.get(name, '').strip() else 'a default value'}"
         for name in PASSWORDS
-        if values.get(name, "").strip().lower() in DEFAULTS
+        if _is_default(values.get(name, ""))
     ]
     found += [f"{name} is empty" for name in TOKENS if not values.get(name, "").strip()]
     return found
+
+
+def _is_default(value: str) -> bool:
+    value = value.strip().lower()
+    return value in DEFAULTS or value.startswith(DEFAULT_PREFIX)
 
 
 def verdict(values: Mapping[str, str]) -> tuple[int, str]:

@@ -236,13 +236,18 @@ class MageApi:
         return max(runs, key=lambda r: int(r["id"])) if runs else None
 
 
-def champion_version(mlflow: str, model: str = "persona-classifier") -> str:
-    """The version the ``champion`` alias points at, read from the MLflow REST API."""
+def champion_version(
+    mlflow: str,
+    model: str = "persona-classifier",
+    headers: dict[str, str] | None = None,
+    alias: str = "champion",
+) -> str:
+    """The version an alias (``champion``) points at, read from the MLflow REST API."""
     url = f"{mlflow}/api/2.0/mlflow/registered-models/get?name={model}"
-    status, body = http("GET", url, timeout=30)
+    status, body = http("GET", url, headers=headers, timeout=30)
     assert status == 200, body
     aliases = {a["alias"]: a["version"] for a in body["registered_model"].get("aliases", [])}
-    return str(aliases["champion"])
+    return str(aliases[alias])
 
 
 def wait_api_version(api: str, version: str, timeout: float, poll_s: float = 1.0) -> dict[str, Any]:

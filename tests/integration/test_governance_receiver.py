@@ -122,7 +122,7 @@ def _wait(predicate: Callable[[], Any], what: str, budget: float = BUDGET_S) -> 
 def stack(tmp_path: Path, make_settings: Callable[..., Settings]) -> Iterator[Stack]:
     port = free_port()
     ini = (REPO / "docker/mlflow/basic_auth.ini").read_text()
-    ini = ini.replace("sqlite:////mlflow-auth/basic_auth.db", f"sqlite:///{tmp_path}/auth.db")
+    ini = ini.replace("sqlite:////app/var/basic_auth.db", f"sqlite:///{tmp_path}/auth.db")
     (tmp_path / "basic_auth.ini").write_text(ini)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update({

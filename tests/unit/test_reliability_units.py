@@ -180,9 +180,11 @@ def test_dependency_errors_become_one_line() -> None:
 
 
 def test_stack_refuses_default_secrets_unless_local_trial() -> None:
-    safe = {"POSTGRES_PASSWORD": "s3", "MAGE_ADMIN_PASSWORD": "s4",
-            "GRAFANA_ADMIN_PASSWORD": "s5", "API_TOKEN": "t"}  # fmt: skip
+    safe = {name: f"s{i}" for i, name in enumerate(secrets_check.PASSWORDS)} | {"API_TOKEN": "t"}
     assert secrets_check.verdict(safe) == (0, "")
+    sample = {**safe, "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": "change-me-change-me-000="}
+    assert "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY is a default" in secrets_check.verdict(sample)[1]
+    assert {"PG_CYCLE_PASSWORD", "MLFLOW_ADMIN_PASSWORD"} <= set(secrets_check.PASSWORDS)
     weak = {**safe, "POSTGRES_PASSWORD": "change-me", "API_TOKEN": ""}
     code, message = secrets_check.verdict(weak)
     assert code == 2 and "POSTGRES_PASSWORD is a default value" in message

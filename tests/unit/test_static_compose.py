@@ -25,8 +25,10 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_constructor("!reset", lambda loader, node: None)
 LOCAL: dict[str, Any] = yaml.load((REPO / "docker" / "compose.local.yml").read_text(), _Loader)
 NGINX_CONF = (REPO / "03_deployment" / "nginx.conf").read_text()
-EXPECTED = {"postgres", "gcs", "mlflow", "mage", "api", "nginx", "grafana", "cloudbeaver"}
-ONE_SHOT = {"secrets-check", "bootstrap", "cli"}
+EXPECTED = {
+    "postgres", "gcs", "mlflow", "governance", "mage", "api", "nginx", "grafana", "cloudbeaver"
+}  # fmt: skip
+ONE_SHOT = {"secrets-check", "mlflow-setup", "bootstrap", "cli"}
 
 
 def _env_example() -> dict[str, str]:
@@ -68,20 +70,20 @@ def test_long_running_service_restarts_and_has_a_healthcheck(name: str) -> None:
     assert user.split(":")[0] not in ("root", "0"), f"{name}: user {user!r}"
 
 
-@pytest.mark.parametrize("name", ["gcs", "mlflow", "mage", "api", "nginx"])
+@pytest.mark.parametrize("name", ["gcs", "mlflow", "governance", "mage", "api", "nginx"])
 def test_signals_reach_the_process(name: str) -> None:
     """`init: true`: the process is not PID 1, so SIGTERM stops it (no 10 s kill on down)."""
     assert SERVICES[name]["init"] is True
 
 
 def test_one_shots_do_not_restart() -> None:
-    for name in ("secrets-check", "bootstrap"):
+    for name in ("secrets-check", "mlflow-setup", "bootstrap"):
         assert SERVICES[name]["restart"] == "no"
 
 
 def test_every_variable_is_in_env_example() -> None:
     used = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", COMPOSE_TEXT))
-    missing = used - set(EXAMPLE) - {"STACK_ENV_FILE"}  # set by `make up`, default .env
+    missing = used - set(EXAMPLE)
     assert not missing, f"add to .env.example: {sorted(missing)}"
 
 
@@ -112,7 +114,6 @@ def test_only_nginx_publishes_the_api_port() -> None:
     assert SERVICES["postgres"]["ports"] == ["127.0.0.1:${POSTGRES_PORT}:5432"]
     api_env = SERVICES["api"]["environment"]
     assert api_env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
-    assert "@postgres:5432/" in api_env["DATABASE_URL"]
     assert api_env["API_HOST"] == "0.0.0.0" and api_env["API_PORT"] == "8000"
     assert "API_FRONT" not in api_env  # gunicorn only: nginx is its own service
     assert "proxy_pass $api;" in NGINX_CONF and "set $api http://api:8000;" in NGINX_CONF
@@ -146,13 +147,96 @@ def test_mlflow_server_on_postgres_with_gcs_artifacts() -> None:
     command = SERVICES["mlflow"]["command"]
     assert command[:2] == ["mlflow", "server"]
     args = dict(a.split("=", 1) for a in command[2:] if "=" in a)
-    assert args["--backend-store-uri"].startswith("postgresql+psycopg2://")
-    assert args["--backend-store-uri"].endswith("@postgres:5432/${POSTGRES_MLFLOW_DB}")
+    assert "--backend-store-uri" not in args  # its DSN is in the environment, not on argv
+    uri = SERVICES["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"]
+    assert uri == (
+        "postgresql+psycopg2://persona_mlflow:${PG_MLFLOW_PASSWORD}@postgres:5432/"
+        "${POSTGRES_MLFLOW_DB}"
+    )
+    assert args["--app-name"] == "basic-auth"
     assert args["--artifacts-destination"] == "gs://${GCS_BUCKET}/mlflow"
     assert "--serve-artifacts" in command
     assert "mlflow" in args["--allowed-hosts"].split(",")
     assert SERVICES["mlflow"]["environment"]["STORAGE_EMULATOR_HOST"] == "${STORAGE_EMULATOR_HOST}"
     assert EXAMPLE["STORAGE_EMULATOR_HOST"] == "http://gcs:4443"
+
+
+def _env(service: str) -> dict[str, str]:
+    return {k: str(v) for k, v in SERVICES[service]["environment"].items()}
+
+
+def test_no_service_reads_the_whole_env_file() -> None:
+    assert "env_file" not in COMPOSE_TEXT.replace("no `env_file`", "")
+    assert "STACK_ENV_FILE" not in COMPOSE_TEXT
+    assert "STACK_ENV_FILE" not in (REPO / "Makefile").read_text()
+
+
+def test_no_password_on_a_command_line() -> None:
+    for name, spec in SERVICES.items():
+        command = spec.get("command") or []
+        text = command if isinstance(command, str) else " ".join(command)
+        assert "PASSWORD" not in text and "postgresql" not in text, name
+
+
+# Which secret variables each service's environment may use (docs/security.md).
+SECRETS_OF = {
+    "api": {"API_TOKEN", "MLFLOW_API_PASSWORD"},
+    "mlflow": {"PG_MLFLOW_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+               "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"},
+    "governance": {"PG_GOVERNANCE_PASSWORD", "MLFLOW_GOVERNANCE_PASSWORD",
+                   "GOVERNANCE_WEBHOOK_SECRET", "ALERT_TELEGRAM_BOT_TOKEN",
+                   "ALERT_SLACK_WEBHOOK_URL", "ALERT_WEBHOOK_URL"},
+    "mage": {"PG_CYCLE_PASSWORD", "MLFLOW_PIPELINE_PASSWORD", "MAGE_ADMIN_PASSWORD",
+             "MAGE_API_TOKEN", "ALERT_TELEGRAM_BOT_TOKEN", "ALERT_SLACK_WEBHOOK_URL",
+             "ALERT_WEBHOOK_URL"},
+    "bootstrap": {"PG_CYCLE_PASSWORD", "MLFLOW_PIPELINE_PASSWORD"},
+    "mlflow-setup": {"MLFLOW_ADMIN_PASSWORD", "MLFLOW_API_PASSWORD", "MLFLOW_PIPELINE_PASSWORD",
+                     "MLFLOW_GOVERNANCE_PASSWORD", "GOVERNANCE_WEBHOOK_SECRET"},
+    "grafana": {"GRAFANA_ADMIN_PASSWORD", "PG_GRAFANA_PASSWORD"},
+    "nginx": set(),
+}  # fmt: skip
+SECRET = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$|WEBHOOK_URL")
+
+
+@pytest.mark.parametrize("name", sorted(SECRETS_OF))
+def test_each_service_gets_only_its_own_secrets(name: str) -> None:
+    text = " ".join(_env(name).values()) if "environment" in SERVICES[name] else ""
+    used = {v for v in re.findall(r"\$\{([A-Z0-9_]+)", text) if SECRET.search(v)}
+    assert used <= SECRETS_OF[name], (name, used - SECRETS_OF[name])
+
+
+def test_api_has_no_database_and_a_read_only_mlflow_identity() -> None:
+    env = _env("api")
+    assert "DATABASE_URL" not in env and not any("postgres" in v for v in env.values())
+    assert env["MLFLOW_TRACKING_USERNAME"] == "persona-api"
+    assert not any(k.startswith("ALERT_") for k in env)
+
+
+def test_services_use_their_own_database_roles() -> None:
+    assert "//persona_cycle:${PG_CYCLE_PASSWORD}@" in _env("mage")["DATABASE_URL"]
+    assert "//persona_cycle:${PG_CYCLE_PASSWORD}@" in _env("bootstrap")["DATABASE_URL"]
+    governance = _env("governance")["DATABASE_URL"]
+    assert "//persona_governance:${PG_GOVERNANCE_PASSWORD}@" in governance
+    assert _env("grafana")["POSTGRES_USER"] == "persona_grafana"
+    assert "POSTGRES_USER" not in COMPOSE_TEXT.split("services:", 1)[1].split("  mlflow:")[1]
+
+
+def test_mlflow_setup_runs_first_and_points_the_webhook_at_governance() -> None:
+    setup = SERVICES["mlflow-setup"]
+    assert setup["command"] == ["persona", "governance", "setup-mlflow"]
+    assert _env("mlflow-setup")["GOVERNANCE_WEBHOOK_URL"] == "http://governance:8010/webhook"
+    for name in ("governance", "mage", "bootstrap"):
+        wait = SERVICES[name]["depends_on"]["mlflow-setup"]
+        assert wait["condition"] == "service_completed_successfully", name
+    governance = SERVICES["governance"]
+    assert governance["command"] == ["persona", "governance", "serve"]
+    assert "ports" not in governance  # the stack's network only
+    mlflow = _env("mlflow")
+    assert mlflow["MLFLOW_AUTH_CONFIG_PATH"] == "/etc/mlflow/basic_auth.ini"
+    assert mlflow["MLFLOW_WEBHOOK_ALLOWED_SCHEMES"] == "http"
+    ini = (REPO / "docker" / "mlflow" / "basic_auth.ini").read_text()
+    auth_db = re.search(r"database_uri = sqlite:///(/\S+)/", ini)
+    assert auth_db and f"mlflowauth:{auth_db.group(1)}" in SERVICES["mlflow"]["volumes"]
 
 
 def test_mage_has_auth_both_envs_and_the_stall_watchdog() -> None:
@@ -167,6 +251,11 @@ def test_mage_has_auth_both_envs_and_the_stall_watchdog() -> None:
 def test_postgres_init_creates_both_databases_and_stops_fast() -> None:
     env = SERVICES["postgres"]["environment"]
     assert {"POSTGRES_SURVEY_DB", "POSTGRES_MLFLOW_DB"} <= set(env)
+    init = (REPO / "docker" / "postgres" / "init.sh").read_text()
+    names = re.search(r'names="([^"]+)"', init)
+    assert names and set(names.group(1).split()) <= set(env)
+    assert env["PERSONA_SQL_DIR"] == "/persona-sql"
+    assert "./docker/postgres:/persona-sql:ro" in SERVICES["postgres"]["volumes"]
     sql = (REPO / "docker" / "postgres" / "init.sql").read_text()
     assert ":'survey_db'" in sql and ":'mlflow_db'" in sql
     assert SERVICES["postgres"]["image"].startswith("postgres:15.")
