@@ -82,7 +82,7 @@ test-containers: venv ## Only the container e2e test (also part of make test): s
 		bash docker/engine.sh stop; exit $$rc
 
 test-fast: venv spark-deps ## Run the tests that need no Mage env, no browser, no full stack and no Docker
-	$(BIN)/pytest -m "not mage and not stack and not browser and not containers" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not mage and not browser and not containers" $(PYTEST_ARGS)
 
 browser-deps: ## Install Debian's chromium + chromium-driver for the browser test (idempotent)
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \

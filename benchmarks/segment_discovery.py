@@ -41,8 +41,9 @@ from _provenance import begin, finish
 from persona import flows, registry
 from persona.catalog import load_catalog
 from persona.features import FEATURE_NAMES
+from persona.monitoring.default_path import folder_settings
 from persona.months import Month
-from persona.settings import Settings, load_settings
+from persona.settings import Settings
 from persona.store import events, survey_ingest
 from persona.store.engine import open_store
 from persona.synth import NEW_SEGMENT_ID, generate_month
@@ -55,15 +56,7 @@ ROWS = 500
 
 def _settings(folder: Path) -> Settings:
     """Default settings, with every store in `folder` (nothing else overridden)."""
-    return load_settings(
-        _env_file=None,
-        var_dir=folder,
-        database_url=f"sqlite:///{folder}/persona.db",
-        mlflow_tracking_uri=f"sqlite:///{folder}/mlflow.db",
-        mlflow_artifact_root=str(folder / "mlartifacts"),
-        reports_dir=folder / "reports",
-        persona_catalog=REPO / "01_model" / "personas.yaml",
-    )
+    return folder_settings(folder, REPO / "01_model" / "personas.yaml")
 
 
 def _ingest(settings: Settings, seed: int, share: float) -> dict[str, np.ndarray]:

@@ -23,8 +23,6 @@ import json
 import logging
 from dataclasses import replace
 
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from sqlalchemy import Engine
 
 from persona import alerts
@@ -33,7 +31,7 @@ from persona.registry.promotion import gates_for, tag_move
 from persona.registry.relabel import relabel_after_move
 from persona.registry.results import SyncResult
 from persona.registry.tracking import client
-from persona.registry.versions import CHALLENGER, CHAMPION, version_by_alias
+from persona.registry.versions import CHALLENGER, CHAMPION, clear_challenger, version_by_alias
 from persona.settings import Settings
 from persona.store import events
 from persona.store.engine import utcnow
@@ -77,7 +75,7 @@ def sync_champion(settings: Settings, engine: Engine) -> SyncResult:
     challenger = version_by_alias(mlc, name, CHALLENGER)
     cleared = challenger is not None and str(challenger.version) == version
     if cleared:
-        cleared = _clear_challenger(mlc, name)
+        cleared = clear_challenger(mlc, name)
     gates, gates_error = None, None
     try:
         gates = gates_for(settings, engine, recorded, version)
@@ -92,21 +90,6 @@ def sync_champion(settings: Settings, engine: Engine) -> SyncResult:
     if verdict["passed"] is not True:
         out = replace(out, alerts=tuple(_alert(settings, out)))
     return out
-
-
-def _clear_challenger(mlc: MlflowClient, name: str) -> bool:
-    """Delete ``challenger``; a refusal is logged, never raised.
-
-    MLflow asks MANAGE to delete an alias: the governance identity has it, the pipeline's
-    (EDIT) does not, so a cycle that finds the move first records it and leaves the alias
-    to the governance receiver or a promoter.
-    """
-    try:
-        mlc.delete_registered_model_alias(name, CHALLENGER)
-    except MlflowException as exc:
-        log.warning("cannot clear the challenger alias of %s: %s", name, exc.message)
-        return False
-    return True
 
 
 def _alert(settings: Settings, out: SyncResult) -> list[alerts.AlertDelivery]:

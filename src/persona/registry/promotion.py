@@ -22,6 +22,7 @@ from persona.registry.tracking import client, configure
 from persona.registry.versions import (
     CHALLENGER,
     CHAMPION,
+    clear_challenger,
     get_version,
     load_model_for_serving,
     version_by_alias,
@@ -164,7 +165,7 @@ def promote(
     event_id = _move_champion(settings, engine, "promote", previous, version, reason, actor)
     challenger = version_by_alias(mlc, name, CHALLENGER)
     if challenger is not None and str(challenger.version) == version:
-        mlc.delete_registered_model_alias(name, CHALLENGER)
+        clear_challenger(mlc, name)
     if (read_review(dict(target.tags)) or {}).get("status") == PENDING:
         decide(settings, version, APPROVED, reason, actor)  # a promotion closes its review
     relabelled = relabel_after_move(settings, engine, previous, version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tempfile
 from collections.abc import Callable
@@ -28,6 +29,8 @@ NAME_TAG = "persona_name."  # + persona id: a name a person gave (model and vers
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 
+log = logging.getLogger(__name__)
+
 
 def _not_found(exc: MlflowException) -> bool:
     return exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
@@ -41,6 +44,24 @@ def get_version(mlc: MlflowClient, name: str, version: str) -> ModelVersion:
         if _not_found(exc):
             raise RegistryError(f"model {name!r} has no version {version!r}") from None
         raise RegistryError(f"cannot read version {version} of {name!r}: {exc}") from exc
+
+
+def clear_challenger(mlc: MlflowClient, name: str) -> bool:
+    """Delete ``challenger``; a refusal is logged, never raised.
+
+    Returns:
+        Whether the alias was deleted.
+
+    MLflow asks MANAGE to delete an alias: the governance identity has it, the pipeline's
+    (EDIT) does not, so a cycle that finds the move first records it and leaves the alias
+    to the governance receiver or a promoter.
+    """
+    try:
+        mlc.delete_registered_model_alias(name, CHALLENGER)
+    except MlflowException as exc:
+        log.warning("cannot clear the challenger alias of %s: %s", name, exc.message)
+        return False
+    return True
 
 
 def version_by_alias(mlc: MlflowClient, name: str, alias: str) -> ModelVersion | None:
