@@ -2,15 +2,17 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= python3.11
-# `.env`, when there is one, sets every variable the environment does not (the environment
-# and the command line win, as in the persona CLI), for every target and its commands.
-# No `.env` is fine: the defaults are the embedded deployment.
-ifneq ($(wildcard .env),)
+# ENV_FILE (default `.env`), when there is one, sets every variable the environment does not
+# (the environment and the command line win, as in the persona CLI), for every target and
+# its commands, and is compose's --env-file. No such file is fine: the defaults are the
+# embedded deployment.
+ENV_FILE ?= .env
+ifneq ($(wildcard $(ENV_FILE)),)
 define _NL
 
 
 endef
-$(eval $(subst |NL|,$(_NL),$(shell $(PYTHON) scripts/dotenv_make.py .env)))
+$(eval $(subst |NL|,$(_NL),$(shell $(PYTHON) scripts/dotenv_make.py $(ENV_FILE))))
 endif
 VENV := .venv
 VENV_MAGE := .venv-mage
@@ -153,10 +155,9 @@ engine-stop: ## Stop the dockerd that `make engine` started (nothing else)
 images: engine ## Build every image (local Debian base + wheelhouse where Docker Hub is unreachable)
 	bash docker/images.sh
 
-# The production stack is docker compose (docs/deployment.md). ENV_FILE: its settings (a copy
-# of .env.example, whose COMPOSE_FILE/COMPOSE_PROFILES pick the images built here by
-# `make images`); each service gets only its own values from it (docs/security.md).
-ENV_FILE ?= .env
+# The production stack is docker compose (docs/deployment.md). ENV_FILE (set at the top): its
+# settings (a copy of .env.example, whose COMPOSE_FILE/COMPOSE_PROFILES pick the images built
+# here by `make images`); each service gets only its own values from it (docs/security.md).
 STACK_WAIT_S ?= 900
 COMPOSE = docker compose --env-file $(ENV_FILE)
 

@@ -58,3 +58,11 @@ def test_every_target_sees_dotenv_and_the_environment_wins(project: Path) -> Non
     assert _make(project) == "9001|p a$s#x|bar"
     assert _make(project, API_PORT="7", FOO="") == "7|p a$s#x|"  # the environment wins
     assert _make(project, "API_PORT=8").startswith("8|")  # and the command line
+
+
+def test_env_file_replaces_dotenv(project: Path) -> None:
+    (project / ".env").write_text("API_PORT=9001\nFOO=dot\n")
+    (project / "other.env").write_text("API_PORT=9002\n")
+    assert _make(project, "ENV_FILE=other.env") == "9002||"  # only other.env is read
+    assert _make(project, ENV_FILE="other.env") == "9002||"  # from the environment too
+    assert _make(project, "ENV_FILE=missing.env") == "||"  # a missing file sets nothing
