@@ -19,15 +19,22 @@ for f in "$APT_DIR/sources.list" "$APT_DIR"/sources.list.d/*.list "$APT_DIR"/sou
 done
 ((${#files[@]})) || { echo "debian-mirror: no apt sources under $APT_DIR: set DEBIAN_MIRROR" >&2; exit 2; }
 found="$(awk -v suite="$SUITE" '
+  # POSIX awk (mawk, the Debian default, has no ENDFILE): a deb822 stanza ends at a blank line,
+  # at the next file (FNR == 1) or at the end of the input.
   function has_suite(list,   n, i, parts) {
     n = split(list, parts, /[ \t]+/)
     for (i = 1; i <= n; i++) if (parts[i] == suite) return 1
     return 0
   }
+  function flush(   u) {
+    if (uris != "" && has_suite(suites)) { split(uris, u, /[ \t]+/); print u[1]; found = 1; exit }
+    uris = ""; suites = ""
+  }
+  FNR == 1 && NR > 1 { flush() }
   FNR == 1 { uris = ""; suites = "" }
   /^[ \t]*#/ { next }
   FILENAME ~ /\.sources$/ {
-    if ($0 ~ /^[ \t]*$/) { if (uris != "" && has_suite(suites)) { split(uris, u, /[ \t]+/); print u[1]; exit } uris = ""; suites = ""; next }
+    if ($0 ~ /^[ \t]*$/) { flush(); next }
     if (tolower($1) == "uris:") { $1 = ""; sub(/^[ \t]+/, ""); uris = $0 }
     if (tolower($1) == "suites:") { $1 = ""; sub(/^[ \t]+/, ""); suites = $0 }
     next
@@ -35,9 +42,9 @@ found="$(awk -v suite="$SUITE" '
   $1 == "deb" {
     i = 2
     if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-    if ($(i + 1) == suite) { print $i; exit }
+    if ($(i + 1) == suite) { print $i; found = 1; exit }
   }
-  ENDFILE { if (FILENAME ~ /\.sources$/ && uris != "" && has_suite(suites)) { split(uris, u, /[ \t]+/); print u[1]; exit } }
+  END { if (!found) flush() }
 ' "${files[@]}" 2>/dev/null || true)"
 if [[ -z "$found" ]]; then
   echo "debian-mirror: no apt source of this machine names the suite $SUITE: set DEBIAN_MIRROR" >&2
