@@ -16,9 +16,10 @@ Rows (each compared with its baseline in the same run where one exists):
   5. concurrent first use: rounds of 4 parallel `persona data months` on a new store;
   6. hostile requests: share answered with a JSON 4xx by gunicorn alone (through the
      stack's nginx: tests/e2e/test_containers.py).
-  7. the compose stack (`--stack-url`, the published API port of `make up`, and
-     `--stack-token`, its API_TOKEN): good one-record clients (c=4) while 0 and 64 slow
-     connections (32 slow-header + 32 slow-body) are held against the stack's nginx.
+  7. the compose stack (`--stack-url`, the published API port of `make up`; its API_TOKEN
+     from the environment, or `--stack-token`): good one-record clients (c=4) while 0 and
+     64 slow connections (32 slow-header + 32 slow-body) are held against the stack's nginx.
+     Without `--stack-url` the last run's stack figures are kept.
 Sections 1, 2 and 6 start gunicorn alone locally (the embedded default); nginx figures come
 only from section 7, against the stack's own nginx service. Writes
 benchmarks/out/reliability.json (with its provenance) and prints the markdown table of the doc.
@@ -515,7 +516,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer requests and rounds")
     parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument("--stack-url", default="", help="the compose stack's API (nginx) URL")
-    parser.add_argument("--stack-token", default="", help="the stack's API_TOKEN")
+    parser.add_argument(
+        "--stack-token",
+        default=os.environ.get("API_TOKEN", ""),
+        help="the stack's API_TOKEN (default: $API_TOKEN)",
+    )
     parser.add_argument(
         "--only",
         default="",
@@ -526,7 +531,11 @@ def main() -> int:
     provenance = begin()
     started = time.time()
     only = {s for s in args.only.split(",") if s}
-    results: dict[str, Any] = json.loads(OUT.read_text()) if only and OUT.is_file() else {}
+    previous: dict[str, Any] = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    # Sections not rerun keep their last figures: every other one with --only, and the
+    # stack's (which needs a running stack) without --stack-url.
+    kept = previous if only else {"stack": previous.get("stack")}
+    results: dict[str, Any] = {k: v for k, v in kept.items() if v is not None}
     results["load_at_start"] = load()
     with tempfile.TemporaryDirectory(prefix="persona-reliability-") as name:
         tmp = Path(name)
