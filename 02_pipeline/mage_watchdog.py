@@ -133,8 +133,8 @@ def watch(db: Path, base: str, stall_s: float, stop: threading.Event) -> None:
 
 
 def start(project: str) -> threading.Event | None:
-    """Start `watch` in a daemon thread when MAGE_STALL_REFIRE_S > 0; its stop event."""
-    stall_s = float(os.environ.get("MAGE_STALL_REFIRE_S") or 0)
+    """Start `watch` in a thread when MAGE_STALL_REFIRE_S (default 90) > 0; its stop event."""
+    stall_s = float(os.environ.get("MAGE_STALL_REFIRE_S") or "90")
     if stall_s <= 0:
         return None
     data = os.environ.get("MAGE_DATA_DIR") or os.path.expanduser("~/.mage_data")

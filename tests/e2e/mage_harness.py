@@ -373,6 +373,9 @@ def _stop(server: subprocess.Popen[bytes]) -> list[int]:
 def mage_server(env: dict[str, str], state: Path, budget_s: float = 480.0) -> Iterator[Mage]:
     """Start `start_mage.sh` with `env` (MAGE_DATA_DIR under `state`) until the block ends.
 
+    The server's stall watchdog is off (MAGE_STALL_REFIRE_S=0): the harness alone fires a
+    stalled run again, so the two never both do.
+
     Args:
         env: Environment of the server (settings of the stores, MAGE_API_TOKEN...).
         state: Folder for Mage's state and the log.
@@ -388,6 +391,7 @@ def mage_server(env: dict[str, str], state: Path, budget_s: float = 480.0) -> It
         "MAGE_PORT": str(port),
         "MAGE_DATA_DIR": str(state / "mage_data"),
         "SCHEDULER_TRIGGER_INTERVAL": "1",
+        "MAGE_STALL_REFIRE_S": "0",  # `Mage.run_month` fires a stalled run again itself
     }
     log = state / "mage.log"
     with log.open("w") as out:
