@@ -188,7 +188,7 @@ def wrk_p99(tmp: Path, model: Path, seconds: int) -> list[dict[str, Any]]:
             out = subprocess.run(
                 ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", "--timeout", "10s",
                  "-s", str(script), api.url + "/predict"],
-                capture_output=True, text=True, check=True,
+                capture_output=True, text=True, check=True, timeout=duration + 60,
             ).stdout  # fmt: skip
             runs.append(parse_wrk(out))
         print(f"wrk c=32, gunicorn alone: {runs[-1]}", flush=True)

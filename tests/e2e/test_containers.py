@@ -256,7 +256,9 @@ def _engine_ready() -> None:
         "no Docker engine answers: `make test` starts one (bash docker/engine.sh install &&"
         f" bash docker/engine.sh start), then `make images`.\n{info.stderr[-500:]}"
     )
-    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+    plugin = subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, text=True, timeout=60
+    )
     assert plugin.returncode == 0, "no compose v2 plugin: bash docker/engine.sh install"
 
 
@@ -279,11 +281,13 @@ def stack() -> Iterator[Stack]:
         )  # fmt: skip
         label = f"label=com.docker.compose.project={project}"
         left = subprocess.run(
-            ["docker", "ps", "-a", "-q", "--filter", label], capture_output=True, text=True
-        ).stdout.split()
+            ["docker", "ps", "-a", "-q", "--filter", label],
+            capture_output=True, text=True, timeout=60,
+        ).stdout.split()  # fmt: skip
         volumes = subprocess.run(
-            ["docker", "volume", "ls", "-q", "--filter", label], capture_output=True, text=True
-        ).stdout.split()
+            ["docker", "volume", "ls", "-q", "--filter", label],
+            capture_output=True, text=True, timeout=60,
+        ).stdout.split()  # fmt: skip
         shutil.rmtree(folder, ignore_errors=True)
         assert down.returncode == 0, f"docker compose down -v failed:\n{down.stderr[-2000:]}"
         assert not left, f"docker compose down -v left containers: {left}"
@@ -375,7 +379,7 @@ def test_months_through_the_mage_trigger(stack: Stack) -> None:
 
 def _inspect(container: str) -> dict[str, Any]:
     out = subprocess.run(
-        ["docker", "inspect", container], capture_output=True, text=True, check=True
+        ["docker", "inspect", container], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     return dict(json.loads(out)[0])
 
@@ -633,7 +637,7 @@ def test_killed_master_nginx_or_container_comes_back(stack: Stack) -> None:
     pid = int(
         subprocess.run(
             ["docker", "inspect", "-f", "{{.State.Pid}}", stack.container("api")],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, timeout=60,
         ).stdout
     )  # fmt: skip
     os.kill(pid, signal.SIGKILL)
