@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 
 H = b"Host: api\r\n"
@@ -170,7 +170,9 @@ def _dechunk(body: bytes) -> bytes:
     return out
 
 
-def send(host: str, port: int, raw: bytes, timeout: float = 30.0) -> Answer:
+def send(
+    host: str, port: int, raw: bytes, timeout: float = 30.0, *, send_errors_ok: bool = True
+) -> Answer:
     """Send `raw` on a fresh connection and read the answer until nginx closes it.
 
     Every case either asks for ``Connection: close`` or is an error after which nginx
@@ -181,11 +183,13 @@ def send(host: str, port: int, raw: bytes, timeout: float = 30.0) -> Answer:
         port: Its port.
         raw: The bytes of the request.
         timeout: Seconds to wait for the whole answer.
+        send_errors_ok: Ignore an error while sending (nginx may answer and close before it
+            read all of `raw`).
     """
     start = time.monotonic()
     chunks: list[bytes] = []
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        with suppress(OSError):  # nginx may answer and close before it read all of it
+        with suppress(OSError) if send_errors_ok else nullcontext():
             sock.sendall(raw)
         try:
             while chunk := sock.recv(65536):
@@ -202,16 +206,7 @@ def send_slowly(host: str, port: int, first: bytes, budget_s: float) -> Answer:
         Whatever nginx sent before closing (status 0 if it closed without a response), and
         the seconds until it closed.
     """
-    start = time.monotonic()
-    chunks: list[bytes] = []
-    with socket.create_connection((host, port), timeout=budget_s) as sock:
-        sock.sendall(first)
-        try:
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        except (ConnectionResetError, TimeoutError):
-            pass
-    return parse(b"".join(chunks), time.monotonic() - start)
+    return send(host, port, first, budget_s, send_errors_ok=False)
 
 
 SLOW: tuple[Case, ...] = (
