@@ -200,7 +200,7 @@ bench: venv venv-mage spark-deps ## Rerun every benchmark row (long; writes benc
 	$(BIN)/python benchmarks/report.py
 
 bench-report: ## Write the headline table of docs/performance.md from benchmarks/out (stale rows marked)
-	$(BIN)/python benchmarks/report.py
+	$(PYTHON) benchmarks/report.py
 
 clean: ## Remove local state (var/) and caches; keeps the envs
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
