@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import TypeAdapter
 
 from persona.settings import Settings
 
@@ -326,3 +327,26 @@ def test_nginx_runs_unprivileged() -> None:
     dockerfile = (REPO / "03_deployment" / "nginx.Dockerfile").read_text()
     assert re.search(r"^USER front$", dockerfile, re.M)
     assert "listen 8080" in NGINX_CONF and "nginx-light" in dockerfile
+
+
+# `${NAME:-default}` of docker-compose.yml whose NAME is a setting (others: not the app's).
+COMPOSE_DEFAULTS = sorted(
+    (name, default)
+    for name, default in set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):-([^}]*)\}", COMPOSE_TEXT))
+    if name.lower() in Settings.model_fields
+)
+
+
+def test_compose_defaults_are_found() -> None:
+    assert len(COMPOSE_DEFAULTS) >= 40, COMPOSE_DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("name", "default"), COMPOSE_DEFAULTS, ids=[n for n, _ in COMPOSE_DEFAULTS]
+)
+def test_compose_default_equals_the_setting_default(name: str, default: str) -> None:
+    field = Settings.model_fields[name.lower()]
+    # The string as pydantic reads it from the environment ("5" and 5.0 are equal).
+    assert TypeAdapter(field.annotation).validate_python(default) == field.default, (
+        f"docker-compose.yml ${{{name}:-{default}}} but Settings.{name.lower()} = {field.default!r}"
+    )
