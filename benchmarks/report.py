@@ -4,7 +4,8 @@ Every figure and ratio is read from a benchmark's JSON; nothing is worked out by
 row says when and on which commit its run was made and the load average around it, and is
 marked **stale** when the code it measures changed after that commit (the last commit
 touching the row's `paths`, by ``git log``, is not an ancestor of the run's commit), or when
-its JSON records no commit at all (runs from before benchmarks recorded their provenance).
+its JSON records no commit at all (runs from before benchmarks recorded their provenance),
+or when the run was made on uncommitted code (provenance ``dirty``).
 ``make bench`` reruns every row.
 
 Usage: python benchmarks/report.py [--check]  (``--check``: exit 1 if the page is out of date)
@@ -216,14 +217,16 @@ def _git(*args: str) -> tuple[int, str]:
     return done.returncode, done.stdout.strip()
 
 
-def freshness(commit: str | None, paths: tuple[str, ...]) -> str:
-    """``current``, or why the row is stale (the measured code changed, or no commit).
+def freshness(commit: str | None, paths: tuple[str, ...], dirty: bool = False) -> str:
+    """``current``, or why the row is stale (the measured code changed, uncommitted, no commit).
 
     Stale when a commit that is not a merge and not in the run's history touched the row's
     paths (a merge that only brings the run's own commits in changes nothing measured).
     """
     if not commit:
         return "stale: no commit recorded"
+    if dirty:
+        return "stale: measured on uncommitted code"
     code, changed = _git("log", "--no-merges", "-1", "--format=%H", f"{commit}..HEAD", "--", *paths)
     if code != 0:
         return f"stale: commit {commit[:9]} is not in this history"
@@ -256,7 +259,8 @@ def table() -> str:
         data = json.loads(path.read_text(encoding="utf-8"))
         cells = row.cells(data)
         when, commit, load = _when(data)
-        fresh = freshness((data.get("provenance") or {}).get("commit"), row.paths)
+        prov = data.get("provenance") or {}
+        fresh = freshness(prov.get("commit"), row.paths, bool(prov.get("dirty")))
         mark = fresh if fresh == "current" else f"**{fresh}**"
         lines.append("| " + " | ".join((*cells, f"{when}, {commit}, {load}", mark)) + " |")
     return "\n".join(lines) + "\n"
@@ -269,10 +273,10 @@ def render(page: str) -> str:
     return f"{head}{START}\n{table()}{END}{tail}"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the page is out of date")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     page = PAGE.read_text(encoding="utf-8")
     new = render(page)
     if args.check:

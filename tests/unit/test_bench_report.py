@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -33,6 +35,7 @@ def test_every_row_is_read_from_its_json_and_stale_rows_are_marked() -> None:
     paths = ("src/persona/spark",)
     assert report.freshness(head, paths) == "current"
     assert report.freshness(None, paths) == "stale: no commit recorded"
+    assert report.freshness(head, paths, dirty=True) == "stale: measured on uncommitted code"
     roots = ["git", "-C", str(REPO), "rev-list", "--max-parents=0", "HEAD"]
     first = subprocess.run(roots, capture_output=True, text=True, check=True).stdout.split()[0]
     assert report.freshness(first, paths).startswith("stale: code changed in")
@@ -42,6 +45,20 @@ def test_every_row_is_read_from_its_json_and_stale_rows_are_marked() -> None:
     assert report.render(page) == f"intro\n{report.START}\n{table}{report.END}\nafter\n"
     docs = (REPO / "docs" / "performance.md").read_text(encoding="utf-8")
     assert report.START in docs and report.END in docs
+
+
+def test_check_says_whether_the_page_is_up_to_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = _module("report")
+    page = tmp_path / "performance.md"
+    old = f"intro\n{report.START}\nold\n{report.END}\nafter\n"
+    page.write_text(old, encoding="utf-8")
+    monkeypatch.setattr(report, "PAGE", page)
+    assert report.main(["--check"]) == 1
+    assert page.read_text(encoding="utf-8") == old  # --check writes nothing
+    page.write_text(report.render(old), encoding="utf-8")  # what `main([])` writes
+    assert report.main(["--check"]) == 0
 
 
 def test_provenance_records_commit_time_load_cpus_and_versions() -> None:
