@@ -10,11 +10,14 @@ reports), so the evaluation runs fewer of them.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from persona import flows, registry
+from persona.monitoring import sequences as sq
+from persona.monitoring.evaluation import catalog_of
 from persona.monitoring.sequences import CALIBRATION, ROWS, STABLE, Step
 from persona.months import Month
 from persona.settings import Settings, load_settings
@@ -53,8 +56,6 @@ def run_default_sequence(
         ``model_version_before`` and ``model_version_after``.
     """
     settings = folder_settings(folder, catalog)
-    from persona.monitoring.evaluation import catalog_of
-
     engine = open_store(settings.database_url)
     try:
         for i, step in enumerate([STABLE, *steps]):
@@ -86,10 +87,6 @@ def compare_with_direct(settings: Settings, sequences: int, months: int) -> dict
         Per kind the verdicts, reference sizes and first reasons, the agreement with the
         direct path, and ``met`` (every stable sequence agrees and meets its targets).
     """
-    import tempfile
-
-    from persona.monitoring import sequences as sq
-
     catalog = Path(settings.persona_catalog).resolve()
     kinds = {
         "stable": [STABLE] * months,

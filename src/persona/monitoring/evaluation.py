@@ -22,7 +22,7 @@ from scipy import stats
 
 from persona.catalog import Catalog, load_catalog
 from persona.features import FEATURE_NAMES
-from persona.model import calibrate_radii, from_catalog
+from persona.model import PersonaModel, calibrate_radii, from_catalog
 from persona.monitoring.check import check
 from persona.monitoring.policy import VERDICTS, decide
 from persona.months import Month
@@ -186,17 +186,23 @@ def catalog_of(settings: Settings) -> Catalog:
     return _catalog(str(settings.persona_catalog))
 
 
+def calibrated_model(settings: Settings, x: np.ndarray) -> PersonaModel:
+    """The catalog model with radii calibrated on `x` (what `persona model bootstrap` does)."""
+    catalog = catalog_of(settings)
+    radii = calibrate_radii(
+        from_catalog(catalog), x, settings.radius_quantile, settings.radius_scale
+    )
+    return from_catalog(catalog, radii)
+
+
 def judge_month(settings: Settings, case: Case, n: int, seed: int) -> str:
     """Verdict of one seeded month against its own fresh stable reference."""
-    catalog = _catalog(str(settings.persona_catalog))
+    catalog = catalog_of(settings)
     reference, _ = generate_month(
         catalog, Month("2025-01"), case.reference_rows, "stable", seed=seed
     )
     ref_x = reference[list(FEATURE_NAMES)].to_numpy()
-    radii = calibrate_radii(
-        from_catalog(catalog), ref_x, settings.radius_quantile, settings.radius_scale
-    )
-    model = from_catalog(catalog, radii)
+    model = calibrated_model(settings, ref_x)
     month = Month("2025-02")
     current, _ = generate_month(catalog, month, n, case.scenario, seed=seed, **case.params)
     cur_x = current[list(FEATURE_NAMES)].to_numpy()
