@@ -84,8 +84,9 @@ def compare_with_direct(settings: Settings, sequences: int, months: int) -> dict
     verdicts are compared month by month with `sequences.run_sequence` on the same data.
 
     Returns:
-        Per kind the verdicts, reference sizes and first reasons, the agreement with the
-        direct path, and ``met`` (every stable sequence agrees and meets its targets).
+        Per kind the verdicts, reference sizes, first reasons and model versions before and
+        after each month, the agreement with the direct path, and ``met`` (every stable
+        sequence agrees and meets its targets).
     """
     catalog = Path(settings.persona_catalog).resolve()
     kinds = {
@@ -104,6 +105,8 @@ def compare_with_direct(settings: Settings, sequences: int, months: int) -> dict
                 "verdicts": [m["verdict"] for m in run],
                 "reference_months": [len(m["reference_months"]) for m in run],
                 "first_reasons": [m["reasons"][0] if m["reasons"] else "" for m in run],
+                "model_version_before": [m["model_version_before"] for m in run],
+                "model_version_after": [m["model_version_after"] for m in run],
             }
             if kind == "stable":
                 direct = [d.verdict for d in sq.run_sequence(settings, seed, steps)]
