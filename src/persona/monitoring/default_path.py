@@ -80,13 +80,13 @@ def compare_with_direct(settings: Settings, sequences: int, months: int) -> dict
     """Stable, mix and segment sequences through `run_month`, beside the direct path.
 
     Per seed (0..`sequences` - 1): `months` stable months; three stable months then mix
-    45/30/25; two stable months then a 15 % new segment for four months. The stable
-    verdicts are compared month by month with `sequences.run_sequence` on the same data.
+    45/30/25; two stable months then a 15 % new segment for four months. The verdicts of
+    every kind are compared month by month with `sequences.run_sequence` on the same data.
 
     Returns:
         Per kind the verdicts, reference sizes, first reasons and model versions before and
-        after each month, the agreement with the direct path, and ``met`` (every stable
-        sequence agrees and meets its targets).
+        after each month, the agreement with the direct path, and ``met`` (every sequence
+        agrees with the direct path and the stable ones meet their targets).
     """
     catalog = Path(settings.persona_catalog).resolve()
     kinds = {
@@ -108,10 +108,9 @@ def compare_with_direct(settings: Settings, sequences: int, months: int) -> dict
                 "model_version_before": [m["model_version_before"] for m in run],
                 "model_version_after": [m["model_version_after"] for m in run],
             }
-            if kind == "stable":
-                direct = [d.verdict for d in sq.run_sequence(settings, seed, steps)]
-                entry["direct_path_agrees"] = same = direct == entry["verdicts"]
-                agree = agree and same
+            direct = [d.verdict for d in sq.run_sequence(settings, seed, steps)]
+            entry["direct_path_agrees"] = same = direct == entry["verdicts"]
+            agree = agree and same
             out[kind].append(entry)
     stable = [sq.alarm_counts_of(e["verdicts"]) for e in out["stable"]]
     out["met"] = agree and all(t["met"] for t in sq.stable_summary(stable)["targets"])
