@@ -4,7 +4,8 @@ Every seeded month is drawn with random (multinomial) persona membership and jud
 its own fresh 500-row stable reference month by the catalog model (radii calibrated on that
 reference, as `persona model bootstrap` does), through the production `check` and `decide`
 (the Evidently report is skipped: the verdict does not depend on it). Rates come with
-Wilson 95 % intervals; a target counts as met only when the interval's bound meets it.
+Wilson 95 % intervals; a stable case's target counts as met only when the interval's
+upper bound meets it, a drift case's when the observed share does.
 `04_monitoring/evaluate_policy.py` prints the table; docs/monitoring.md holds the result.
 """
 
@@ -284,7 +285,7 @@ def render(result: dict[str, Any]) -> str:
     """Format the evaluation as a Markdown table."""
     lines = [
         "| case | n | months | retrain [95% CI] | watch [95% CI] | retrain+watch [95% CI] "
-        "| target (95% bound) |",
+        "| target (stable: upper 95 % bound; drift: observed share) |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
