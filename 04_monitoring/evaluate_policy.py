@@ -22,24 +22,42 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from persona.monitoring.evaluation import CASES, evaluate, render
 from persona.monitoring.sequences import evaluate_sequences, render_sequences
 from persona.settings import load_settings
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """Bad input: one line on stderr, exit 2."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _count(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stable-runs", type=int, default=2000, help="seeds per size, stable")
-    parser.add_argument("--drift-runs", type=int, default=100, help="seeds per size, drift")
+    parser = _Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stable-runs", type=_count, default=2000, help="seeds per size, stable")
+    parser.add_argument("--drift-runs", type=_count, default=100, help="seeds per size, drift")
     parser.add_argument("--sizes", default="50,120,500,2000", help="comma-separated sizes")
     parser.add_argument("--cases", default="", help="comma-separated case names (default all)")
-    parser.add_argument("--sequences", type=int, default=60, help="stable calibrations")
-    parser.add_argument("--months", type=int, default=40, help="months per stable sequence")
-    parser.add_argument("--mix-sequences", type=int, default=200, help="mix calibrations")
-    parser.add_argument("--segment-sequences", type=int, default=50, help="segment calibrations")
-    parser.add_argument("--default-path", type=int, default=0, help="run-month sequences")
-    parser.add_argument("--default-months", type=int, default=40, help="their stable months")
+    parser.add_argument("--sequences", type=_count, default=60, help="stable calibrations")
+    parser.add_argument("--months", type=_count, default=40, help="months per stable sequence")
+    parser.add_argument("--mix-sequences", type=_count, default=200, help="mix calibrations")
+    parser.add_argument("--segment-sequences", type=_count, default=50, help="segment calibrations")
+    parser.add_argument("--default-path", type=_count, default=0, help="run-month sequences")
+    parser.add_argument("--default-months", type=_count, default=40, help="their stable months")
     parser.add_argument("--json", help="also write the result as JSON to this file")
     args = parser.parse_args(argv)
     wanted = [c for c in args.cases.split(",") if c]

@@ -140,3 +140,17 @@ def test_evaluate_policy_script_prints_the_table(tmp_path, make_settings: Callab
     assert document["sequences"]["stable"]["sequences"] == 2
     assert "- stable: 2 calibration months x 3 months" in proc.stdout
     assert "- mix 45/30/25 in the 4th month" in proc.stdout
+
+
+def test_evaluate_policy_script_refuses_a_negative_count() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "04_monitoring" / "evaluate_policy.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--sequences", "-1"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--sequences: expected an integer >= 0, got '-1'" in proc.stderr

@@ -2,8 +2,8 @@
 
 `_side` and `_far` compute with numpy exactly what the Spark passes of `spark.monitor`
 aggregate (group by nearest persona, deviations from each group's mean scaled by
-sqrt(n / (n - 1)), the m-th largest reference distance), so every test of the row path is
-checked against its from-moments / from-counts form.
+sqrt(n / (n - 1)); the m-th largest reference distance is `fit.core_threshold`), so every
+test of the row path is checked against its from-moments / from-counts form.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from scipy import stats
 from persona.catalog import load_catalog
 from persona.features import FEATURE_NAMES
 from persona.model import PersonaModel, Prediction, calibrate_radii, from_catalog
-from persona.monitoring.fit import SpreadMoments, persona_fit
+from persona.monitoring.fit import SpreadMoments, core_threshold, persona_fit
 from persona.monitoring.stats import (
     TailExcess,
     pooled_t,
@@ -37,12 +37,6 @@ TAIL = 0.002
 def _x(month: str, scenario: str, n: int, seed: int) -> np.ndarray:
     frame, _ = generate_month(load_catalog(CATALOG), month, n, scenario, seed=seed)
     return frame[list(FEATURE_NAMES)].to_numpy()
-
-
-def _threshold(ref: Prediction) -> tuple[float, int]:
-    """Pass 1: the m-th largest reference distance."""
-    m = tail_rows(TAIL, len(ref))
-    return float(np.sort(ref.distance)[::-1][:m][-1]), m
 
 
 def _side(x: np.ndarray, pred: Prediction, threshold: float) -> SideStats:
@@ -106,7 +100,7 @@ def test_fit_from_stats_equals_persona_fit(scenario: str) -> None:
     cur, ref = model.predict(cur_x), model.predict(ref_x)
     expected = persona_fit(cur_x, ref_x, cur, ref, model, far_tail=TAIL).to_dict()
     ids = tuple(model.persona_ids)
-    threshold, m = _threshold(ref)
+    threshold, m = core_threshold(ref.distance, TAIL)  # pass 1: the m-th largest distance
     c, r = _side(cur_x, cur, threshold), _side(ref_x, ref, threshold)
     pids = comparable_personas(c, r, ids)
     c = _spreads(cur_x, cur, c, pids, threshold)

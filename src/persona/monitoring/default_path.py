@@ -10,11 +10,14 @@ reports), so the evaluation runs fewer of them.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from persona import flows, registry
+from persona.monitoring import sequences as sq
+from persona.monitoring.evaluation import catalog_of
 from persona.monitoring.sequences import CALIBRATION, ROWS, STABLE, Step
 from persona.months import Month
 from persona.settings import Settings, load_settings
@@ -53,8 +56,6 @@ def run_default_sequence(
         ``model_version_before`` and ``model_version_after``.
     """
     settings = folder_settings(folder, catalog)
-    from persona.monitoring.evaluation import catalog_of
-
     engine = open_store(settings.database_url)
     try:
         for i, step in enumerate([STABLE, *steps]):
@@ -79,17 +80,14 @@ def compare_with_direct(settings: Settings, sequences: int, months: int) -> dict
     """Stable, mix and segment sequences through `run_month`, beside the direct path.
 
     Per seed (0..`sequences` - 1): `months` stable months; three stable months then mix
-    45/30/25; two stable months then a 15 % new segment for four months. The stable
-    verdicts are compared month by month with `sequences.run_sequence` on the same data.
+    45/30/25; two stable months then a 15 % new segment for four months. The verdicts of
+    every kind are compared month by month with `sequences.run_sequence` on the same data.
 
     Returns:
-        Per kind the verdicts, reference sizes and first reasons, the agreement with the
-        direct path, and ``met`` (every stable sequence agrees and meets its targets).
+        Per kind the verdicts, reference sizes, first reasons and model versions before and
+        after each month, the agreement with the direct path, and ``met`` (every sequence
+        agrees with the direct path and the stable ones meet their targets).
     """
-    import tempfile
-
-    from persona.monitoring import sequences as sq
-
     catalog = Path(settings.persona_catalog).resolve()
     kinds = {
         "stable": [STABLE] * months,
@@ -107,11 +105,12 @@ def compare_with_direct(settings: Settings, sequences: int, months: int) -> dict
                 "verdicts": [m["verdict"] for m in run],
                 "reference_months": [len(m["reference_months"]) for m in run],
                 "first_reasons": [m["reasons"][0] if m["reasons"] else "" for m in run],
+                "model_version_before": [m["model_version_before"] for m in run],
+                "model_version_after": [m["model_version_after"] for m in run],
             }
-            if kind == "stable":
-                direct = [d.verdict for d in sq.run_sequence(settings, seed, steps)]
-                entry["direct_path_agrees"] = same = direct == entry["verdicts"]
-                agree = agree and same
+            direct = [d.verdict for d in sq.run_sequence(settings, seed, steps)]
+            entry["direct_path_agrees"] = same = direct == entry["verdicts"]
+            agree = agree and same
             out[kind].append(entry)
     stable = [sq.alarm_counts_of(e["verdicts"]) for e in out["stable"]]
     out["met"] = agree and all(t["met"] for t in sq.stable_summary(stable)["targets"])

@@ -330,7 +330,7 @@ def describe_segment(
     found = {pid: v for pid, v in beyond.items() if v[0] > 0}
     if not found:
         return Segment(rows, rate)
-    pid = max(found, key=lambda p: (found[p][0], -list(beyond).index(p)))
+    pid = max(found, key=lambda p: found[p][0])  # ties: the first in `beyond`'s order
     count, sums = found[pid]
     differences: tuple[tuple[str, float], ...] = ()
     if pid in reference:

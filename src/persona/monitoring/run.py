@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from persona.errors import MonitoringError, NotIngestedError
 from persona.features import FEATURE_NAMES
+from persona.model import LoadedModel
 from persona.monitoring.baseline import grown_reference
 from persona.monitoring.check import CheckResult, check
 from persona.monitoring.policy import VERDICTS, Decision, decide
@@ -46,13 +47,13 @@ def verdict_key(policy: PolicySettings, seed: int) -> str:
     return json.dumps(policy.model_dump(), sort_keys=True, default=str) + str(seed)
 
 
-def _training_months(settings: Settings, engine: Engine, loaded: Any) -> Window:
+def _training_months(settings: Settings, engine: Engine, loaded: LoadedModel) -> Window:
     """The model's training months (its tag), else the champion's, else the first month."""
     from persona import registry
     from persona.months import parse_window
     from persona.store import survey_queries
 
-    own = parse_window(loaded.tags.get("training_months")) if loaded.tags else None
+    own = parse_window(loaded.tags.get("training_months"))
     champion = own or registry.champion_reference_months(settings)  # a registry tag: an edge
     if champion:
         return Window.of(champion)
@@ -63,7 +64,7 @@ def _training_months(settings: Settings, engine: Engine, loaded: Any) -> Window:
 
 
 def _reference(
-    settings: Settings, engine: Engine, given: Window | None, month: Month, loaded: Any
+    settings: Settings, engine: Engine, given: Window | None, month: Month, loaded: LoadedModel
 ) -> Window:
     """The given window, else the model's grown baseline (`baseline.grown_reference`)."""
     if given:
@@ -161,7 +162,7 @@ def run_check(
     engine: Engine,
     month: Month,
     reference_months: Window | None = None,
-    loaded: Any = None,
+    loaded: LoadedModel | None = None,
 ) -> CheckRun:
     """Check one stored month against a reference window, then report, log and record it.
 

@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 
 from persona.features import FEATURE_NAMES
-from persona.model import PersonaModel, calibrate_radii, from_catalog
+from persona.model import from_catalog
 from persona.monitoring.baseline import grown_reference
 from persona.monitoring.check import check
+from persona.monitoring.evaluation import calibrated_model, catalog_of, wilson
 from persona.monitoring.policy import Decision, decide
 from persona.months import Month, Window
 from persona.settings import Settings
-from persona.synth import generate_month
+from persona.synth import generate_month, new_segment_centroid
 
 CALIBRATION = Month("2024-01")
 ROWS = 500
@@ -50,23 +51,10 @@ STABLE = Step()
 
 
 def _x(settings: Settings, month: Month, step: Step, seed: int, rows: int) -> np.ndarray:
-    from persona.monitoring.evaluation import catalog_of
-
     frame, _ = generate_month(
         catalog_of(settings), month, rows, step.scenario, seed=seed, **dict(step.params)
     )
     return frame[list(FEATURE_NAMES)].to_numpy()
-
-
-def calibrated_model(settings: Settings, x: np.ndarray) -> PersonaModel:
-    """The catalog model with radii calibrated on `x` (what `persona model bootstrap` does)."""
-    from persona.monitoring.evaluation import catalog_of
-
-    catalog = catalog_of(settings)
-    radii = calibrate_radii(
-        from_catalog(catalog), x, settings.radius_quantile, settings.radius_scale
-    )
-    return from_catalog(catalog, radii)
 
 
 def run_sequence(
@@ -181,9 +169,6 @@ def segment_summary(decisions: Sequence[tuple[Decision, str | None]]) -> dict[st
 
 def nearest_persona(settings: Settings, seed: int) -> str:
     """The catalog persona nearest to the seeded new segment (`synth.new_segment_centroid`)."""
-    from persona.monitoring.evaluation import catalog_of
-    from persona.synth import new_segment_centroid
-
     catalog = catalog_of(settings)
     model = from_catalog(catalog)
     centre = new_segment_centroid(catalog, seed)[None, :]
@@ -203,8 +188,6 @@ def stable_sequences(settings: Settings, calibrations: int, months: int = 40) ->
 
 def mix_in_fourth_month(settings: Settings, calibrations: int) -> dict[str, Any]:
     """Mix 45/30/25 in the 4th month after the calibration: the share judged ``watch``."""
-    from persona.monitoring.evaluation import wilson
-
     verdicts = Counter(
         run_sequence(settings, s, [STABLE, STABLE, STABLE, MIX_45])[-1].verdict
         for s in range(calibrations)
