@@ -202,6 +202,18 @@ def _split_months(
         yield str(value), batch.filter(pc.equal(months, value))
 
 
+@contextlib.contextmanager
+def _bad_cells(path: str | Path) -> Iterator[None]:
+    """Turn Arrow's refusal of a cell (``abc`` as a feature, ``1.5`` as an id) into bad input."""
+    try:
+        yield
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        raise DataValidationError(
+            f"{path} has a value of the wrong type", [Issue(None, None, first[:500])]
+        ) from None
+
+
 def label_file(
     loaded: LoadedModel, input_path: str | Path, output_path: str | Path, month: Month | None = None
 ) -> FileLabelResult:
@@ -217,7 +229,8 @@ def label_file(
         What was done (`FileLabelResult`).
 
     Raises:
-        DataValidationError: Missing columns or a non-finite feature (nothing is written).
+        DataValidationError: Missing columns, a cell that is not a number (a feature, an
+            integer ``response_id``) or a non-finite feature (nothing is written).
     """
     started = time.perf_counter()
     dataset = open_respondents(input_path, month)
@@ -229,11 +242,12 @@ def label_file(
     writer = _Writer(staging / part)
     try:
         try:
-            for batch in _batches(dataset, month):
-                for value, rows in _split_months(batch, month):
-                    table = _label_table(loaded.model, rows, labeled_at)
-                    counts.update(_mix(table))
-                    writer.put(value, table)
+            with _bad_cells(input_path):
+                for batch in _batches(dataset, month):
+                    for value, rows in _split_months(batch, month):
+                        table = _label_table(loaded.model, rows, labeled_at)
+                        counts.update(_mix(table))
+                        writer.put(value, table)
         except BaseException:
             writer.abort()
             raise
