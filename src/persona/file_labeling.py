@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,28 @@ class FileLabelResult:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         return {**asdict(self), "month": None if self.month is None else str(self.month)}
+
+
+def label_figures(mix: Mapping[str, int], started: float) -> dict[str, Any]:
+    """The figures every labeling result reports, from its labels per persona.
+
+    Args:
+        mix: Labels per persona id.
+        started: `time.perf_counter` when the run started.
+
+    Returns:
+        ``rows``, ``persona_mix`` (sorted by id), ``unassigned_rate``, ``seconds`` and
+        ``rows_per_s`` (the fields of `FileLabelResult` and `SparkLabelResult`).
+    """
+    rows = sum(mix.values())
+    seconds = time.perf_counter() - started
+    return {
+        "rows": rows,
+        "persona_mix": dict(sorted(mix.items())),
+        "unassigned_rate": mix.get(UNASSIGNED_ID, 0) / rows if rows else None,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
+    }
 
 
 def open_respondents(path: str | Path, month: Month | None = None) -> ds.Dataset:
@@ -259,13 +281,9 @@ def label_file(
             (staging / part / f"{MONTH_COLUMN}={value}").rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    rows = sum(counts.values())
-    seconds = time.perf_counter() - started
     return FileLabelResult(
         input=str(input_path), output=str(output_path), month=month, model_name=loaded.name,
-        model_version=str(loaded.version), rows=rows, persona_mix=dict(sorted(counts.items())),
-        unassigned_rate=counts.get(UNASSIGNED_ID, 0) / rows if rows else None,
-        seconds=round(seconds, 3), rows_per_s=round(rows / seconds, 1) if seconds > 0 else None,
+        model_version=str(loaded.version), **label_figures(counts, started),
     )  # fmt: skip
 
 
