@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,28 @@ class FileLabelResult:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         return {**asdict(self), "month": None if self.month is None else str(self.month)}
+
+
+def label_figures(mix: Mapping[str, int], started: float) -> dict[str, Any]:
+    """The figures every labeling result reports, from its labels per persona.
+
+    Args:
+        mix: Labels per persona id.
+        started: `time.perf_counter` when the run started.
+
+    Returns:
+        ``rows``, ``persona_mix`` (sorted by id), ``unassigned_rate``, ``seconds`` and
+        ``rows_per_s`` (the fields of `FileLabelResult` and `SparkLabelResult`).
+    """
+    rows = sum(mix.values())
+    seconds = time.perf_counter() - started
+    return {
+        "rows": rows,
+        "persona_mix": dict(sorted(mix.items())),
+        "unassigned_rate": mix.get(UNASSIGNED_ID, 0) / rows if rows else None,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
+    }
 
 
 def open_respondents(path: str | Path, month: Month | None = None) -> ds.Dataset:
@@ -202,6 +224,18 @@ def _split_months(
         yield str(value), batch.filter(pc.equal(months, value))
 
 
+@contextlib.contextmanager
+def _bad_cells(path: str | Path) -> Iterator[None]:
+    """Turn Arrow's refusal of a cell (``abc`` as a feature, ``1.5`` as an id) into bad input."""
+    try:
+        yield
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        raise DataValidationError(
+            f"{path} has a value of the wrong type", [Issue(None, None, first[:500])]
+        ) from None
+
+
 def label_file(
     loaded: LoadedModel, input_path: str | Path, output_path: str | Path, month: Month | None = None
 ) -> FileLabelResult:
@@ -217,7 +251,8 @@ def label_file(
         What was done (`FileLabelResult`).
 
     Raises:
-        DataValidationError: Missing columns or a non-finite feature (nothing is written).
+        DataValidationError: Missing columns, a cell that is not a number (a feature, an
+            integer ``response_id``) or a non-finite feature (nothing is written).
     """
     started = time.perf_counter()
     dataset = open_respondents(input_path, month)
@@ -229,11 +264,12 @@ def label_file(
     writer = _Writer(staging / part)
     try:
         try:
-            for batch in _batches(dataset, month):
-                for value, rows in _split_months(batch, month):
-                    table = _label_table(loaded.model, rows, labeled_at)
-                    counts.update(_mix(table))
-                    writer.put(value, table)
+            with _bad_cells(input_path):
+                for batch in _batches(dataset, month):
+                    for value, rows in _split_months(batch, month):
+                        table = _label_table(loaded.model, rows, labeled_at)
+                        counts.update(_mix(table))
+                        writer.put(value, table)
         except BaseException:
             writer.abort()
             raise
@@ -245,13 +281,9 @@ def label_file(
             (staging / part / f"{MONTH_COLUMN}={value}").rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    rows = sum(counts.values())
-    seconds = time.perf_counter() - started
     return FileLabelResult(
         input=str(input_path), output=str(output_path), month=month, model_name=loaded.name,
-        model_version=str(loaded.version), rows=rows, persona_mix=dict(sorted(counts.items())),
-        unassigned_rate=counts.get(UNASSIGNED_ID, 0) / rows if rows else None,
-        seconds=round(seconds, 3), rows_per_s=round(rows / seconds, 1) if seconds > 0 else None,
+        model_version=str(loaded.version), **label_figures(counts, started),
     )  # fmt: skip
 
 

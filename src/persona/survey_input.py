@@ -257,14 +257,7 @@ def validate_survey_frame(
 ) -> tuple[Month, pa.Array, np.ndarray]:
     """Validate a whole input before anything is written.
 
-    Args:
-        frame: Columns ``respondent_id``, optional ``survey_month``, ``x1..x10``.
-        month: Explicit month, or None to take it from the ``survey_month`` column.
-        bounds: Allowed feature range.
-        limit: How many problems to list at most.
-        what: Name of the input for messages.
-        note: How rows are numbered (said in the error summary).
-        renumber: Maps a 0-based position to the number shown.
+    Args: as `check_rows`.
 
     Returns:
         ``(month, respondent ids as str, float64 features (rows, 10))``.

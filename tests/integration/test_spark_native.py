@@ -176,6 +176,28 @@ def test_cli_labels_a_file_and_spark_submit_runs_the_documented_command(
     assert json.loads(last)["method"] == "native"
 
 
+@pytest.mark.parametrize(("column", "cell"), [("x3", "abc"), ("response_id", "1.5")])
+def test_cli_refuses_a_bad_csv_cell_in_one_line_and_writes_nothing(
+    loaded: LoadedModel, respondents: pd.DataFrame, tmp_path: Path, column: str, cell: str
+) -> None:
+    """A cell Arrow cannot read as its column's type: exit 2, no traceback, no labels."""
+    (tmp_path / MODEL_JSON).write_text(json.dumps(model_to_dict(loaded.model)))
+    src = tmp_path / "respondents.csv"
+    broken = respondents.astype({column: object})
+    broken.loc[len(broken) - 1, column] = cell
+    broken.to_csv(src, index=False)
+    out = tmp_path / "labels"
+    env = {**os.environ, "MODEL_URI": str(tmp_path)}
+    persona = Path(sys.executable).parent / "persona"
+    ran = subprocess.run([str(persona), "label", "--input", str(src), "--output", str(out)],
+                         env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert ran.returncode == 2, ran.stderr[-2000:]
+    assert ran.stderr.count("error:") == 1 and "Traceback" not in ran.stderr, ran.stderr
+    line = next(x for x in ran.stderr.splitlines() if "error:" in x)
+    assert src.name in line and cell in ran.stderr, ran.stderr
+    assert not [p for p in out.rglob("*") if p.is_file()]
+
+
 def _documented_spark_submit() -> list[str]:
     """The ``spark-submit`` label line of docs/dataproc.md marked ``local-test``."""
     text = (REPO / "docs" / "dataproc.md").read_text(encoding="utf-8")

@@ -327,9 +327,9 @@ def test_judged_months_keep_the_first_verdict_and_the_one_the_cycle_acted_on(
 
     engine = open_store(make_settings().database_url)
 
-    def record(month: str, refs: str, verdict: str, version: str = "1") -> int:
+    def record(month: str, refs: str, verdict: str, version: str = "1", data: str = "h") -> int:
         check = runs_store.MonitoringCheck(
-            Month(month), Window.of(refs.split(",")), "m", version, "h" * 64, 500, 500,
+            Month(month), Window.of(refs.split(",")), "m", version, data * 64, 500, 500,
             None, None, None, None, verdict, [], [], {}, None, None,
         )  # fmt: skip
         return runs_store.record_run(engine, check)
@@ -343,6 +343,14 @@ def test_judged_months_keep_the_first_verdict_and_the_one_the_cycle_acted_on(
     record("2025-05", "2025-01", "no_drift")  # not before the month judged
     judged = runs_store.judged_months(engine, "m", "1", Month("2025-05"))
     assert judged == {"2025-02": "no_drift", "2025-03": "no_drift"} and first != acted
+    # A --replace of a month marks its runs stale: they are no verdict, its new run is.
+    for run_id, action in ((first, "stale:"), (acted, "stale:labelled")):
+        runs_store.set_action(engine, run_id, action)
+    record("2025-03", "2025-01,2025-02", "retrain", data="r")  # the replaced month's data
+    gone = record("2025-04", "2025-01", "watch")
+    runs_store.set_action(engine, gone, "stale:alerted")
+    judged = runs_store.judged_months(engine, "m", "1", Month("2025-05"))
+    assert judged == {"2025-02": "no_drift", "2025-03": "retrain"}
     engine.dispose()
 
 

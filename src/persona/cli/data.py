@@ -17,6 +17,7 @@ from persona.cli._progress import progress, size_text
 from persona.errors import DataValidationError, IngestError, PersonaError
 from persona.features import Bounds
 from persona.months import parse_month
+from persona.settings import Settings
 from persona.store import survey_ingest, survey_queries
 from persona.store.engine import open_store
 from persona.survey_input import parse_bad_rows
@@ -140,10 +141,9 @@ def _actor(configured: str) -> str:
 
 
 def _with_progress(
-    files: list[Path], start: Callable[[str], None], done: Callable[[], None]
+    cfg: Settings, files: list[Path], start: Callable[[str], None], done: Callable[[], None]
 ) -> list[survey_ingest.Reader]:
     """File readers that move the progress line on as the delivery reaches each file."""
-    cfg = settings()
 
     def reader(file: Path, first: bool) -> survey_ingest.Reader:
         def read() -> Any:
@@ -195,7 +195,7 @@ def ingest(
     with progress("ingest", total=len(files)) as (start, done):
         try:
             results = survey_ingest.ingest_delivery(
-                engine, _with_progress(files, start, done), options
+                engine, _with_progress(cfg, files, start, done), options
             )
             done()
         except survey_ingest.DeliveryError as exc:
@@ -237,7 +237,6 @@ def _finish(
 
 
 _NOTES = {
-    "added": "",
     "replaced": "replaced the month's rows",
     "unchanged": "same rows as stored: nothing replaced",
     "already_ingested": "already ingested (same content)",
@@ -257,7 +256,7 @@ def _render_ingested(result: dict[str, Any]) -> None:
             str(r["rows_new"]),
             str(r["rows_skipped"]),
             str(r["rows_rejected"]),
-            _NOTES.get(r["status"], r["status"]) or r["status"],
+            _NOTES.get(r["status"], r["status"]),
         )
     failed = result.get("failed")
     if failed:

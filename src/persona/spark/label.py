@@ -34,6 +34,7 @@ import pandas as pd
 
 from persona.errors import DataValidationError, Issue
 from persona.features import FEATURE_NAMES
+from persona.file_labeling import label_figures
 from persona.model import UNASSIGNED_ID, PersonaModel, model_from_dict, model_to_dict
 from persona.months import Month
 from persona.settings import Settings
@@ -305,8 +306,6 @@ def label_dataset(
         from persona.spark.jdbc import write_assignments_jdbc
 
         jdbc_written = write_assignments_jdbc(written, settings)
-    rows = sum(mix.values())
-    seconds = time.perf_counter() - started
     result = SparkLabelResult(
         input=input_path,
         output=output_path,
@@ -314,15 +313,11 @@ def label_dataset(
         model_name=loaded.name,
         model_version=str(loaded.version),
         method=method,
-        rows=rows,
-        persona_mix=mix,
-        unassigned_rate=mix.get(UNASSIGNED_ID, 0) / rows if rows else None,
         jdbc_written=jdbc_written,
-        seconds=round(seconds, 3),
-        rows_per_s=round(rows / seconds, 1) if seconds > 0 else None,
+        **label_figures(mix, started),
     )
     log.info("spark-labelled %s with %s v%s (%s): %d rows in %.1fs", input_path,
-             loaded.name, loaded.version, method, rows, seconds)  # fmt: skip
+             loaded.name, loaded.version, method, result.rows, result.seconds)  # fmt: skip
     return result
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from persona.cycle_state import is_stale
 from persona.errors import StoreError
 from persona.months import Month, Window
 from persona.store.engine import utcnow
@@ -180,6 +181,7 @@ def judged_months(
     A month's verdict is that of the run its cycle acted on (the earliest run with an
     action), else of its earliest run: later checks of the same month (another reference,
     a replay) never change it, so the baseline built from it is the same on a replay.
+    Runs a ``--replace`` of their month marked stale are not verdicts any more.
 
     Args:
         engine: The store engine.
@@ -207,6 +209,8 @@ def judged_months(
     first: dict[str, str] = {}
     acted: dict[str, str] = {}
     for month, decision, action in rows:
+        if is_stale(action):
+            continue
         first.setdefault(str(month), decision)
         if action:
             acted.setdefault(str(month), decision)

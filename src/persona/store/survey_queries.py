@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from persona.errors import NotIngestedError, StoreError
@@ -241,12 +241,7 @@ def count_month(engine: Engine, month: Month) -> int:
     Raises:
         StoreError: The store cannot be read.
     """
-    query = select(func.count()).where(survey_responses.c[MONTH] == month)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot count the survey responses of {month}: {exc}") from exc
+    return _count_month(engine, survey_responses, month, "survey responses")
 
 
 def count_rejects(engine: Engine, month: Month) -> int:
@@ -255,12 +250,17 @@ def count_rejects(engine: Engine, month: Month) -> int:
     Raises:
         StoreError: The store cannot be read.
     """
-    query = select(func.count()).where(survey_rejects.c[MONTH] == month)
+    return _count_month(engine, survey_rejects, month, "rejected rows")
+
+
+def _count_month(engine: Engine, table: Table, month: Month, what: str) -> int:
+    """Count the rows of `table` in `month` (`what` names them in the error)."""
+    query = select(func.count()).where(table.c[MONTH] == month)
     try:
         with engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot count the rejected rows of {month}: {exc}") from exc
+        raise StoreError(f"cannot count the {what} of {month}: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,13 @@ def supersede(conn: Connection, month: Month) -> Superseded:
         .order_by(batches.content_hash)
     ).scalars()
     old_hash = ",".join(hashes)
-    old_rows = conn.execute(
-        select(func.count()).where(survey_responses.c.survey_month == month)
-    ).scalar_one()
     labels = conn.execute(
         persona_assignments.delete().where(persona_assignments.c.survey_month == month)
     ).rowcount
-    for table in (survey_responses, ingest_batches, survey_rejects):
+    old_rows = conn.execute(
+        survey_responses.delete().where(survey_responses.c.survey_month == month)
+    ).rowcount
+    for table in (ingest_batches, survey_rejects):
         conn.execute(table.delete().where(table.c.survey_month == month))
     action = monitoring_runs.c.action_taken
     runs = conn.execute(

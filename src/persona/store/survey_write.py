@@ -165,7 +165,7 @@ def insert_sqlite(conn: Connection, rows: SurveyRows, staged: bool = False) -> i
         chunk = [
             {
                 ID: rid,
-                "position": rows.offset + start + k,
+                **({"position": rows.offset + start + k} if staged else {}),
                 **constants,
                 **dict(zip(FEATURE_NAMES, row, strict=True)),
             }
@@ -173,9 +173,6 @@ def insert_sqlite(conn: Connection, rows: SurveyRows, staged: bool = False) -> i
                 zip(ids, rows.values[start : start + _SQLITE_CHUNK].tolist(), strict=True)
             )
         ]
-        if not staged:
-            for row in chunk:
-                del row["position"]
         conn.execute(table.insert(), chunk)
     return len(rows.ids)
 
