@@ -238,9 +238,10 @@ def review_text(month: Month, trained: dict[str, Any]) -> tuple[str, str]:
     lines += [_candidate_line(c) for c in details]
     if review.get("picture"):
         lines.append(f"Persona profiles: {review['picture']}")
+    naming = f' --name {details[0]["persona_id"]}="<name>"' if details else ""
     lines.append(
-        f"Review: persona review. Approve with names: persona review approve {version} "
-        f'--name {details[0]["persona_id"] if details else "candidate-1"}="<name>"; '
+        f"Review: persona review. Approve{' with names' if details else ''}: "
+        f"persona review approve {version}{naming}; "
         f'or: persona review reject {version} --reason "<why>"'
     )
     return title, "\n".join(lines)

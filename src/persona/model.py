@@ -7,7 +7,7 @@ million records cost the same code. Version 1 of the model is the vendor catalog
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -199,14 +199,7 @@ def with_names(model: PersonaModel, names: dict[str, str]) -> PersonaModel:
     )
     if renamed == model.persona_names:
         return model
-    return PersonaModel(
-        model.persona_ids,
-        renamed,
-        model.centroids,
-        model.radii,
-        model.feature_names,
-        model.training,
-    )
+    return replace(model, persona_names=renamed)
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -175,3 +175,38 @@ def test_cycle_step_lock_is_exclusive_across_connections(pg_url: str) -> None:
     finally:
         first.dispose()
         second.dispose()
+
+
+def test_a_failed_relabel_keeps_the_verdict_and_the_alert(
+    make_settings: Callable[..., Settings], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persona.errors import StoreError
+    from persona.months import Window
+    from persona.registry import governance
+
+    settings = make_settings(k_max=3)
+    engine = open_store(settings.database_url)
+    catalog = load_catalog(settings.persona_catalog)
+    for month in ("2025-01", "2025-02"):
+        frame, _ = generate_month(catalog, month, N, "stable", seed=3)
+        survey_ingest.ingest_frame(engine, frame, month)
+    registry.bootstrap(settings, engine)
+    assert registry.train_challenger(settings, engine, Window.of(["2025-02"])).version == "2"
+    plain = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    plain.set_registered_model_alias(settings.model_name, "champion", "2")
+    plain.delete_model_version_tag(settings.model_name, "1", "training_months")  # no gates
+
+    def broken(*args: Any) -> tuple[Month, ...]:
+        raise StoreError("store lost during the relabel")
+
+    monkeypatch.setattr(governance, "relabel_after_move", broken)
+    alerting = make_settings(k_max=3, alert_webhook_url=receiver.url)
+    with pytest.raises(StoreError, match="relabel"):
+        governance.sync_champion(alerting, engine)
+    assert _external(engine, settings.model_name) == [("1", "2")]
+    tags = dict(plain.get_model_version(settings.model_name, "2").tags)
+    verdict = json.loads(tags["external_gates"])
+    assert verdict["passed"] is None and "training_months" in verdict["error"]
+    alert = _wait(lambda: receiver.bodies, "the alert")[0]
+    assert "outside the platform" in alert["title"] and alert["fields"]["champion"] == "2"
+    engine.dispose()

@@ -79,6 +79,9 @@ def test_review_alert_names_the_candidate_and_the_commands() -> None:
     later = {**review, "months_seen": ["2025-03", "2025-04", "2025-05"], "candidates": [candidate]}
     reminder, _ = review_text("2025-05", {**trained, "alert": "reminder", "review": later})
     assert reminder.endswith("reminder, v4 still waits for review (since 2025-03, seen 3 months)")
+    retired = {**trained, "review_reasons": ["persona haley retired"], "review": review}
+    _, text = review_text("2025-03", retired)  # no candidate: nothing to name
+    assert "persona review approve 4; or: persona review reject 4" in text and "--name" not in text
 
 
 def test_a_persona_that_spread_as_a_whole_is_not_an_absorption() -> None:

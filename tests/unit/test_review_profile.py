@@ -73,5 +73,8 @@ def test_the_review_list_reads_for_a_person(capsys: pytest.CaptureFixture[str]) 
     assert "candidate-1: 49 respondents this month (12.2% of the month), nearest a at 16.8" in err
     assert "answers that differ most: x2 0.1 vs 9" in err and "persona_profile.png" in err
     assert 'persona review approve 2 --name candidate-1="<name>"' in err
+    _render_reviews({"model": "m", "reviews": [{**review, "candidates": []}]})  # retired only
+    err = " ".join(capsys.readouterr().err.split())
+    assert "approve: persona review approve 2 reject:" in err and "--name" not in err
     _render_reviews({"model": "m", "reviews": []})
     assert "nothing waits for review (m)" in capsys.readouterr().err

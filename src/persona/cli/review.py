@@ -118,9 +118,10 @@ def _render_reviews(result: dict[str, Any]) -> None:
         if r.get("picture"):
             console.print(f"  persona profiles: {escape(str(r['picture']))}", highlight=False)
         if r["status"] == "pending":
-            first = (r.get("candidates") or [{"persona_id": "candidate-1"}])[0]["persona_id"]
+            candidates = r.get("candidates") or []
+            naming = f' --name {candidates[0]["persona_id"]}="<name>"' if candidates else ""
             console.print(
-                f'  approve: persona review approve {r["version"]} --name {first}="<name>"\n'
+                f"  approve: persona review approve {r['version']}{naming}\n"
                 f'  reject:  persona review reject {r["version"]} --reason "<why>"',
                 highlight=False,
             )

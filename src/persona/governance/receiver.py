@@ -11,8 +11,9 @@ that may clear ``challenger`` and set tags, the alert tokens and the webhook sec
   (`registry.governance.sync_champion`: audit row, tags, ``challenger`` cleared, gates
   after the fact, alert when they fail); other events are acknowledged and ignored.
 - Webhooks are best effort (MLflow sends each one once, with a few retries), so the same
-  reconcile also runs every `GOVERNANCE_RECONCILE_INTERVAL_S` in a thread of the receiver,
-  and at the start of every cycle (`flows.check_step`).
+  reconcile also runs in a thread of the receiver when it starts (a move made while it was
+  down is recorded at once) and every `GOVERNANCE_RECONCILE_INTERVAL_S` after, and at the
+  start of every cycle (`flows.check_step`).
 - ``GET /health``: alive, and the last reconcile's outcome.
 """
 
@@ -78,13 +79,14 @@ class Reconciler:
             log.warning("reconcile (%s) recorded a champion move: %s", why, json.dumps(result))
         return result
 
-    def every(self, interval_s: float, stop: threading.Event) -> None:
-        """Reconcile every `interval_s` until `stop` is set; failures are logged, not raised."""
-        while not stop.wait(interval_s):
+    def every(self, interval_s: float) -> None:
+        """Reconcile now, then every `interval_s`, for ever; failures are logged, not raised."""
+        while True:
             try:
                 self.run("schedule")
             except Exception as exc:  # the loop outlives a registry or store outage
                 log.error("scheduled reconcile failed: %s", exc)
+            time.sleep(interval_s)
 
 
 def create_receiver(settings: Settings, *, schedule: bool = True) -> Flask:
@@ -92,22 +94,19 @@ def create_receiver(settings: Settings, *, schedule: bool = True) -> Flask:
 
     Args:
         settings: `GOVERNANCE_*`, `MODEL_NAME` and what the reconcile needs.
-        schedule: Start the reconcile thread (every `GOVERNANCE_RECONCILE_INTERVAL_S`,
-            0 = none).
+        schedule: Start the reconcile thread (at once, then every
+            `GOVERNANCE_RECONCILE_INTERVAL_S`; 0 = none).
 
     Returns:
-        The Flask app; ``extensions["persona_governance"]`` holds the `Reconciler`.
+        The Flask app.
     """
     reconciler = Reconciler(settings)
     app = Flask("persona.governance")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["persona_governance"] = reconciler
     interval = settings.governance_reconcile_interval_s
     if schedule and interval > 0:
-        stop = threading.Event()
-        app.extensions["persona_governance_stop"] = stop
         threading.Thread(
-            target=reconciler.every, args=(interval, stop), name="reconcile", daemon=True
+            target=reconciler.every, args=(interval,), name="reconcile", daemon=True
         ).start()
 
     @app.post("/webhook")

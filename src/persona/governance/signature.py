@@ -2,8 +2,10 @@
 
 MLflow signs ``{delivery_id}.{timestamp}.{body}`` with the webhook's secret and sends
 ``X-MLflow-Signature: v1,<base64 digest>`` with ``X-MLflow-Delivery-Id`` and
-``X-MLflow-Timestamp`` (unix seconds; `mlflow.webhooks.delivery`). A request older than
-the allowed age is refused too, so a captured delivery cannot be replayed later.
+``X-MLflow-Timestamp`` (unix seconds; `mlflow.webhooks.delivery`; the names are MLflow's
+`mlflow.webhooks.constants`). A request older (or further ahead) than
+`GOVERNANCE_WEBHOOK_MAX_AGE_S` is refused too. Within that age a captured delivery can be
+replayed; that is harmless, as it only triggers the reconcile, which is idempotent.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-SIGNATURE_HEADER = "X-MLflow-Signature"
-TIMESTAMP_HEADER = "X-MLflow-Timestamp"
-DELIVERY_HEADER = "X-MLflow-Delivery-Id"
-VERSION = "v1"
+from mlflow.webhooks.constants import (
+    WEBHOOK_DELIVERY_ID_HEADER,
+    WEBHOOK_SIGNATURE_HEADER,
+    WEBHOOK_SIGNATURE_VERSION,
+    WEBHOOK_TIMESTAMP_HEADER,
+)
 
 
 def sign(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
@@ -33,7 +37,7 @@ def sign(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
     """
     signed = f"{delivery_id}.{timestamp}.".encode() + body
     digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
-    return f"{VERSION},{base64.b64encode(digest).decode()}"
+    return f"{WEBHOOK_SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
 
 
 def check(
@@ -54,9 +58,9 @@ def check(
     if not secret:
         return "no webhook secret is configured (GOVERNANCE_WEBHOOK_SECRET)"
     named = {name.lower(): value for name, value in headers.items()}
-    signature = named.get(SIGNATURE_HEADER.lower(), "")
-    delivery = named.get(DELIVERY_HEADER.lower(), "")
-    stamp = named.get(TIMESTAMP_HEADER.lower(), "")
+    signature = named.get(WEBHOOK_SIGNATURE_HEADER.lower(), "")
+    delivery = named.get(WEBHOOK_DELIVERY_ID_HEADER.lower(), "")
+    stamp = named.get(WEBHOOK_TIMESTAMP_HEADER.lower(), "")
     if not (signature and delivery and stamp):
         return "missing signature, delivery id or timestamp header"
     try:

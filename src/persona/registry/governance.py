@@ -9,7 +9,8 @@ another version than the audit trail ends with — and governs it after the fact
 2. the ``promoted`` / ``replaced_by`` tags a platform promotion sets;
 3. ``challenger`` cleared when it pointed at the new champion;
 4. the promotion gates evaluated (new champion vs previous one), the verdict stored as the
-   version's ``external_gates`` tag, and an alert sent when they fail or cannot run.
+   version's ``external_gates`` tag, and an alert sent when they fail or cannot run;
+5. the months the previous champion labelled since the drift relabelled (`relabel`).
 
 It runs at the start of every monthly cycle, as `persona model sync`, and in the
 governance receiver (`persona.governance.receiver`) when MLflow's webhook says an alias
@@ -82,14 +83,14 @@ def sync_champion(settings: Settings, engine: Engine) -> SyncResult:
     except PersonaError as exc:
         gates_error = str(exc)
     out = SyncResult(True, version, recorded, event_id, gates, gates_error, cleared)
-    out = replace(out, relabelled=relabel_after_move(settings, engine, recorded, version))
     verdict = {"passed": None if gates is None else gates.passed}
     mlc.set_model_version_tag(
         name, version, "external_gates", json.dumps({**verdict, "error": gates_error})
     )
     if verdict["passed"] is not True:
         out = replace(out, alerts=tuple(_alert(settings, out)))
-    return out
+    # Last: the move is recorded, so a failure here must not lose the verdict or the alert.
+    return replace(out, relabelled=relabel_after_move(settings, engine, recorded, version))
 
 
 def _alert(settings: Settings, out: SyncResult) -> list[alerts.AlertDelivery]:

@@ -20,11 +20,11 @@ from persona.registry.versions import (
     CHAMPION,
     NAME_TAG,
     get_version,
+    given_on,
     version_by_alias,
 )
 from persona.settings import Settings
 
-TAG_PREFIX = NAME_TAG
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_NAME_CHARS = 80
 
@@ -35,11 +35,7 @@ def given_names(settings: Settings) -> dict[str, str]:
         model = client(settings).get_registered_model(settings.model_name)
     except MlflowException:
         return {}
-    return {
-        key[len(TAG_PREFIX) :]: value
-        for key, value in (model.tags or {}).items()
-        if key.startswith(TAG_PREFIX)
-    }
+    return given_on(dict(model.tags or {}))
 
 
 def _check(persona_id: str, name: str) -> str:
@@ -86,12 +82,10 @@ def name_persona(settings: Settings, persona_id: str, name: str) -> dict[str, st
             f"persona {persona_id!r} is not in the champion or challenger of "
             f"{settings.model_name!r}: expected one of {sorted(known)}"
         )
-    mlc.set_registered_model_tag(settings.model_name, TAG_PREFIX + persona_id, name)
+    mlc.set_registered_model_tag(settings.model_name, NAME_TAG + persona_id, name)
     for mv in holders:
         if persona_id in _personas(dict(mv.tags)):
-            mlc.set_model_version_tag(
-                settings.model_name, mv.version, TAG_PREFIX + persona_id, name
-            )
+            mlc.set_model_version_tag(settings.model_name, mv.version, NAME_TAG + persona_id, name)
     return {"persona_id": persona_id, "name": name}
 
 
@@ -119,6 +113,6 @@ def name_version(settings: Settings, version: str, names: dict[str, str]) -> dic
             f"{sorted(known)}"
         )
     for pid, name in checked.items():
-        mlc.set_model_version_tag(settings.model_name, mv.version, TAG_PREFIX + pid, name)
-        mlc.set_registered_model_tag(settings.model_name, TAG_PREFIX + pid, name)
+        mlc.set_model_version_tag(settings.model_name, mv.version, NAME_TAG + pid, name)
+        mlc.set_registered_model_tag(settings.model_name, NAME_TAG + pid, name)
     return checked

@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 from persona import labeling
 from persona.months import Month
 from persona.registry.reviews import read_review
-from persona.registry.versions import load_model_for_serving
+from persona.registry.tracking import client
+from persona.registry.versions import get_version, load_model_for_serving
 from persona.settings import Settings
 from persona.store import assignments
 from persona.store.survey_queries import list_months
@@ -48,17 +49,18 @@ def relabel_after_move(
         The months relabelled (oldest first; empty when none).
 
     Raises:
-        RegistryError: The version cannot be loaded. StoreError: the store fails.
+        RegistryError: The version cannot be read or loaded. StoreError: the store fails.
     """
     if previous is None or previous == version:
         return ()
     name = settings.model_name
-    loaded = load_model_for_serving(settings, f"models:/{name}/{version}")
-    since = drift_month(loaded.tags)
+    since = drift_month(dict(get_version(client(settings), name, version).tags))
     months = [s.month for s in list_months(engine) if since is None or s.month >= since]
     todo = tuple(m for m in months if assignments.persona_mix(engine, m, name, previous))
+    if not todo:
+        return ()
+    loaded = load_model_for_serving(settings, f"models:/{name}/{version}")
     for month in todo:
         labeling.label_month(settings, engine, month, loaded=loaded)
-    if todo:
-        log.info("relabelled %s with %s v%s (was v%s)", ", ".join(todo), name, version, previous)
+    log.info("relabelled %s with %s v%s (was v%s)", ", ".join(todo), name, version, previous)
     return todo

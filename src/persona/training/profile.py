@@ -105,16 +105,3 @@ def same_fit(
         if moved > 0.5 * float(before["distance"]):
             return False
     return True
-
-
-def describe_candidate(fact: Mapping[str, Any]) -> str:
-    """One line a person can read: size, share, nearest persona, answers that differ."""
-    answers = ", ".join(
-        f"{a['feature']} {a['candidate']:g} vs {a['nearest']:g}" for a in fact.get("answers", [])
-    )
-    return (
-        f"{fact['persona_id']} ({fact.get('persona_name', '')}): {fact['rows']} respondents "
-        f"this month ({100 * float(fact['share']):.1f}% of the month), nearest persona "
-        f"{fact['nearest_persona']} at distance {float(fact['distance']):.1f}; "
-        f"answers that differ most: {answers}"
-    )
