@@ -7,9 +7,10 @@ that may clear ``challenger`` and set tags, the alert tokens and the webhook sec
 
 - ``POST /webhook``: an MLflow webhook. A request whose signature, delivery id or
   timestamp does not check out (`signature.check`) gets 401 and changes nothing. A genuine
-  ``model_version_alias`` event on ``champion`` of `MODEL_NAME` runs the reconcile
-  (`registry.governance.sync_champion`: audit row, tags, ``challenger`` cleared, gates
-  after the fact, alert when they fail); other events are acknowledged and ignored.
+  ``model_version_alias`` event on ``champion`` of `MODEL_NAME` wakes the reconcile thread
+  and is answered 202 at once (`registry.governance.sync_champion`: audit row, tags,
+  ``challenger`` cleared, gates after the fact, alert when they fail, relabelling: longer
+  than MLflow's webhook timeout allows); other events are acknowledged and ignored.
 - Webhooks are best effort (MLflow sends each one once, with a few retries), so the same
   reconcile also runs in a thread of the receiver when it starts (a move made while it was
   down is recorded at once) and every `GOVERNANCE_RECONCILE_INTERVAL_S` after, and at the
@@ -53,6 +54,7 @@ class Reconciler:
         self.last: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._engine: Engine | None = None
+        self._wake = threading.Event()
 
     def run(self, why: str) -> dict[str, Any]:
         """Reconcile once (the store's champion lock serialises it with other processes).
@@ -79,14 +81,28 @@ class Reconciler:
             log.warning("reconcile (%s) recorded a champion move: %s", why, json.dumps(result))
         return result
 
-    def every(self, interval_s: float) -> None:
-        """Reconcile now, then every `interval_s`, for ever; failures are logged, not raised."""
+    def wake(self) -> None:
+        """Ask the reconcile thread for a run now (several wakes during a run make one more)."""
+        self._wake.set()
+
+    def serve(self, interval_s: float) -> None:
+        """Reconcile when woken, and at start and every `interval_s` when it is above 0.
+
+        Runs for ever in the receiver's thread; failures are logged, not raised (the next
+        wake or interval tries again).
+        """
+        if interval_s > 0:
+            self._run_logged("schedule")
         while True:
-            try:
-                self.run("schedule")
-            except Exception as exc:  # the loop outlives a registry or store outage
-                log.error("scheduled reconcile failed: %s", exc)
-            time.sleep(interval_s)
+            woken = self._wake.wait(interval_s if interval_s > 0 else None)
+            self._wake.clear()
+            self._run_logged("webhook" if woken else "schedule")
+
+    def _run_logged(self, why: str) -> None:
+        try:
+            self.run(why)
+        except Exception as exc:  # the thread outlives a registry or store outage
+            log.error("%s reconcile failed: %s", why, exc)
 
 
 def create_receiver(settings: Settings, *, schedule: bool = True) -> Flask:
@@ -94,8 +110,8 @@ def create_receiver(settings: Settings, *, schedule: bool = True) -> Flask:
 
     Args:
         settings: `GOVERNANCE_*`, `MODEL_NAME` and what the reconcile needs.
-        schedule: Start the reconcile thread (at once, then every
-            `GOVERNANCE_RECONCILE_INTERVAL_S`; 0 = none).
+        schedule: Start the reconcile thread: on every webhook, and at start and every
+            `GOVERNANCE_RECONCILE_INTERVAL_S` (0: webhooks only).
 
     Returns:
         The Flask app.
@@ -103,10 +119,10 @@ def create_receiver(settings: Settings, *, schedule: bool = True) -> Flask:
     reconciler = Reconciler(settings)
     app = Flask("persona.governance")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    interval = settings.governance_reconcile_interval_s
-    if schedule and interval > 0:
+    if schedule:
+        interval = settings.governance_reconcile_interval_s
         threading.Thread(
-            target=reconciler.every, args=(interval,), name="reconcile", daemon=True
+            target=reconciler.serve, args=(interval,), name="reconcile", daemon=True
         ).start()
 
     @app.post("/webhook")
@@ -121,11 +137,8 @@ def create_receiver(settings: Settings, *, schedule: bool = True) -> Flask:
         event = _event(body)
         if event is None or not _moves_champion(event, settings.model_name):
             return jsonify(ignored=None if event is None else event.get("entity")), 200
-        try:
-            return jsonify(reconciled=reconciler.run("webhook")), 200
-        except PersonaError as exc:  # 503: MLflow may retry; the schedule will anyway
-            log.error("webhook reconcile failed: %s", exc)
-            return jsonify(error=str(exc)), 503
+        reconciler.wake()
+        return jsonify(queued=True), 202
 
     @app.get("/health")
     def health() -> tuple[Response, int]:
