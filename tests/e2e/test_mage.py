@@ -37,7 +37,16 @@ from persona.store import schema, survey_ingest
 from persona.store.engine import open_store
 from persona.synth import default_year, generate_month
 from tests.conftest import CATALOG, fresh_database
-from tests.e2e.mage_harness import MAGE_CLIENT_ID, PROJECT, REPO, Mage, mage_server, trigger_url
+from tests.e2e.mage_harness import (
+    MAGE_CLIENT_ID,
+    PROJECT,
+    REPO,
+    Mage,
+    MageApi,
+    http,
+    mage_server,
+    trigger_url,
+)
 
 MAGE = REPO / ".venv-mage" / "bin" / "mage"
 PERSONA = REPO / ".venv" / "bin" / "persona"
@@ -231,6 +240,49 @@ def test_replay_in_any_mix_of_doors(
         assert _diff(state(settings), reference) == [], month
 
 
+def _run_log(mage: Mage, run_id: int) -> str:
+    """Everything the UI shows as one run's log (its pipeline and block log files)."""
+    api = MageApi(mage.base, "owner@example.com", PASSWORD, TOKEN)
+    url = f"{mage.base}/api/pipelines/monthly_persona_cycle/logs?pipeline_run_id[]={run_id}"
+    status, body = http("GET", url, headers=api.headers)
+    assert status == 200, body
+    texts: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("content"), str):
+                texts.append(node["content"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(body)
+    return "\n".join(texts)
+
+
+def test_a_month_not_ingested_is_one_line_in_the_runs_log(
+    served: tuple[Settings, Mage],
+) -> None:
+    """A month never ingested: the run's log says so in one line, with no traceback."""
+    settings, mage = served
+    before = state(settings)
+    status, blocks, _ = mage.fire("2026-11")
+    assert status == "completed", blocks
+    assert blocks.pop("check_drift") == "completed"
+    assert set(blocks.values()) == {"condition_failed"}, blocks  # no branch followed
+    run_id = max(r[0] for r in mage.db.query("SELECT id FROM pipeline_run"))
+    log = _run_log(mage, run_id)
+    line = (
+        "persona cycle check: no survey rows for month 2026-11 for labeling: ingest it first;"
+        " nothing done, the run ends here"
+    )
+    assert log.count(line) == 1, log[-3000:]
+    assert "Traceback" not in log and "Error" not in log.replace(line, ""), log[-3000:]
+    assert state(settings) == before  # nothing recorded
+
+
 def _listening(port: int) -> list[str]:
     """Local addresses (hex, as in /proc/net/tcp*) listening on `port`."""
     found = []
@@ -243,8 +295,6 @@ def _listening(port: int) -> list[str]:
 
 
 def test_server_is_closed_by_default(served: tuple[Settings, Mage]) -> None:
-    from tests.e2e.mage_harness import http
-
     _, mage = served
     assert _listening(mage.port) == ["0100007F"]  # 127.0.0.1 only, no [::] or 0.0.0.0
     login = f"{mage.base}/api/sessions"

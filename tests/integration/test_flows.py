@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -197,3 +198,55 @@ def test_failure_part_way_then_rerun_completes(
     summary = flows.run_month(broken, Month("2025-03")).to_dict()
     assert summary["promoted"] is True and summary["model_version_after"] == "2"
     assert _state(broken) == expected
+
+
+def _blocks_helper() -> Any:
+    """The Mage blocks' helper module (02_pipeline, imported as Mage imports it)."""
+    path = Path(__file__).resolve().parents[2] / "02_pipeline/persona_pipeline/utils/persona_cli.py"
+    spec = importlib.util.spec_from_file_location("persona_cli_blocks", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_blocks_say_a_month_not_ingested_in_one_line(
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What the Mage blocks do on a month never ingested, through the real step runner.
+
+    The block's output (its log in Mage) is one line, nothing is raised (Mage would log a
+    traceback), no branch follows and nothing is written. tests/e2e/test_mage.py reads the
+    same line in a Mage run's log.
+    """
+    settings = make_settings()
+    _setup(settings)
+    before = _state(settings)
+    for key, value in _cli_env(settings).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PERSONA_BIN", str(Path(sys.executable).parent / "persona"))
+    monkeypatch.setenv("PERSONA_WORKDIR", str(tmp_path))
+    helper = _blocks_helper()
+    said = "no survey rows for month 2026-11 for labeling: ingest it first"
+    try:
+        check = helper.run_step("check", month="2026-11", run_date="2026-12-02")
+        assert capsys.readouterr().out.splitlines() == [
+            f"persona cycle check: {said}; nothing done, the run ends here"
+        ]
+        assert not helper.on_retrain_branch(check) and not helper.on_label_branch(check)
+        for step in ("retrain", "promote", "label"):  # `mage run` evaluates no conditionals
+            assert helper.run_step(step, after=check) is check
+        assert capsys.readouterr().out == ""
+        batch = helper.run_step("batch_label", month="2026-11", run_date="2026-12-03")
+        assert capsys.readouterr().out.splitlines() == [
+            f"persona cycle batch_label: {said}; nothing done, the run ends here"
+        ]
+        assert set(batch) == {"step", "stopped"}
+    finally:
+        helper._runner["proc"].stdin.close()
+        helper._runner["proc"].wait(timeout=60)
+    assert _state(settings) == before

@@ -28,7 +28,9 @@ def test_blocks_only_follow_the_branch_the_package_chose() -> None:
     assert helper.on_retrain_branch({"branch": "retrain", "month": "2025-03"}) is True
     assert helper.on_retrain_branch({"branch": "label", "month": "2025-02"}) is False
     assert helper.on_retrain_branch(None) is False
-    assert helper.month_of({"month": "2025-03", "skipped": True}) == "2025-03"
+    assert helper.on_label_branch({"branch": "label", "month": "2025-02"}) is True
+    stopped = {"step": "check", "stopped": "no survey rows ..."}
+    assert not helper.on_retrain_branch(stopped) and not helper.on_label_branch(stopped)
 
 
 def test_pipeline_holds_no_decision() -> None:
@@ -58,8 +60,8 @@ def test_step_runner_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         "    print('step ' + req['step'], file=sys.stderr, flush=True)\n"
         "    if req['step'] == 'die':\n"
         "        sys.exit(3)\n"
-        "    ok = req['step'] != 'bad'\n"
-        "    doc = {'ok': ok, 'result': req, 'error': 'bad step'}\n"
+        "    ok = req['step'] not in ('bad', 'gone')\n"
+        "    doc = {'ok': ok, 'result': req, 'error': 'bad step', 'stop': req['step'] == 'gone'}\n"
         "    print(json.dumps(doc), flush=True)\n"
     )
     fake.chmod(0o755)
@@ -74,6 +76,11 @@ def test_step_runner_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(RuntimeError, match="gave no answer to die"):
         helper.run_step("die")
     assert helper.run_step("retrain", month="2025-03")["step"] == "retrain"  # restarted
+    assert helper.run_step("promote", after={"month": "2025-04"})["month"] == "2025-04"
+    stopped = helper.run_step("gone")  # the runner says stop: one line, no exception
+    assert stopped == {"step": "gone", "stopped": "persona cycle gone: bad step; "
+                       "nothing done, the run ends here"}  # fmt: skip
+    assert helper.run_step("label", after=stopped) is stopped  # not sent to the runner
     helper._runner["proc"].stdin.close()
     helper._runner["proc"].wait(timeout=30)
 

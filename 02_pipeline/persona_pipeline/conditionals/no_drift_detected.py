@@ -1,6 +1,6 @@
 """Follow the label branch when the check step chose it."""
 
-from persona_pipeline.utils.persona_cli import on_retrain_branch
+from persona_pipeline.utils.persona_cli import on_label_branch
 
 if "condition" not in globals():
     from mage_ai.data_preparation.decorators import condition
@@ -8,4 +8,4 @@ if "condition" not in globals():
 
 @condition
 def evaluate_condition(check, *args, **kwargs) -> bool:
-    return not on_retrain_branch(check)
+    return on_label_branch(check)

@@ -1,6 +1,6 @@
 """Step 4 (drift branch): label the month with its final champion and close the month."""
 
-from persona_pipeline.utils.persona_cli import month_of, run_step
+from persona_pipeline.utils.persona_cli import run_step
 
 if "data_exporter" not in globals():
     from mage_ai.data_preparation.decorators import data_exporter
@@ -8,4 +8,4 @@ if "data_exporter" not in globals():
 
 @data_exporter
 def label_after_retrain(promotion, *args, **kwargs):
-    return run_step("label", month=month_of(promotion))
+    return run_step("label", after=promotion)

@@ -4,7 +4,7 @@ On a drifted month the step itself waits for the promote step and answers `skipp
 (what `mage run`, which does not evaluate conditionals, relies on).
 """
 
-from persona_pipeline.utils.persona_cli import month_of, run_step
+from persona_pipeline.utils.persona_cli import run_step
 
 if "data_exporter" not in globals():
     from mage_ai.data_preparation.decorators import data_exporter
@@ -12,4 +12,4 @@ if "data_exporter" not in globals():
 
 @data_exporter
 def label_with_champion(check, *args, **kwargs):
-    return run_step("label", month=month_of(check))
+    return run_step("label", after=check)

@@ -4,7 +4,7 @@ The decision (gates, needs review, auto-promotion, never back to an older versio
 package's (`persona cycle promote`); this block only shows it.
 """
 
-from persona_pipeline.utils.persona_cli import month_of, run_step
+from persona_pipeline.utils.persona_cli import run_step
 
 if "transformer" not in globals():
     from mage_ai.data_preparation.decorators import transformer
@@ -12,4 +12,4 @@ if "transformer" not in globals():
 
 @transformer
 def promote_challenger(challenger, *args, **kwargs):
-    return run_step("promote", month=month_of(challenger))
+    return run_step("promote", after=challenger)

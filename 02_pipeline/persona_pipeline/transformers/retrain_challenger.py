@@ -1,6 +1,6 @@
 """Step 2 (drift branch): train and register the challenger (`persona cycle retrain`)."""
 
-from persona_pipeline.utils.persona_cli import month_of, run_step
+from persona_pipeline.utils.persona_cli import run_step
 
 if "transformer" not in globals():
     from mage_ai.data_preparation.decorators import transformer
@@ -8,4 +8,4 @@ if "transformer" not in globals():
 
 @transformer
 def retrain_challenger(check, *args, **kwargs):
-    return run_step("retrain", month=month_of(check))
+    return run_step("retrain", after=check)

@@ -12,6 +12,10 @@ default the repo root), it reads one JSON request per line on stdin and answers 
 line on stdout, so the app env is imported once per run instead of once per block. It
 exits when the pipeline's process ends (end of its stdin). Its log goes to the block's
 output after each step.
+
+A step the runner answers with ``stop`` (the month is not ingested) is said in ONE line of
+the block's log, not raised (Mage would log a traceback): the step's result is
+``{"step": ..., "stopped": "<why>"}``, no branch follows it and later steps pass it on.
 """
 
 import contextlib
@@ -90,17 +94,27 @@ def _ready_runner():
     return proc
 
 
-def run_step(step, **options):
+def run_step(step, after=None, **options):
     """Run one cycle step (`persona cycle <step>`) and return its JSON result.
 
     Args:
         step: ``check``, ``retrain``, ``promote``, ``label`` or ``batch_label``.
+        after: The upstream step's result: the step runs on its month, and a stopped
+            upstream is returned as it is (the step does not run).
         **options: The step's options as given to the pipeline (passed on unparsed).
+
+    Returns:
+        The step's result, or ``{"step": step, "stopped": why}`` when the runner said the
+        run has nothing to work on (the one line ``why`` is printed to the block's log).
 
     Raises:
         RuntimeError: The step failed (its error message), or the step runner died or
             took longer than CYCLE_STEP_TIMEOUT_S.
     """
+    if after is not None:
+        if after.get("stopped"):
+            return after
+        options["month"] = after["month"]
     request = json.dumps({"step": step, **options}, default=str)
     with _lock:
         proc = _ready_runner()
@@ -117,16 +131,20 @@ def run_step(step, **options):
         _stop(proc)
         raise RuntimeError(f"`persona cycle serve` gave no answer to {step}: {log[-2000:]}")
     answer = json.loads(line)
+    if answer.get("stop"):
+        why = f"persona cycle {step}: {answer.get('error')}; nothing done, the run ends here"
+        print(why)
+        return {"step": step, "stopped": why}
     if not answer.get("ok"):
         raise RuntimeError(f"persona cycle {step} failed: {answer.get('error')}")
     return answer["result"]
 
 
-def month_of(upstream):
-    """The month a step result is about (every step result carries it)."""
-    return upstream["month"]
-
-
 def on_retrain_branch(check):
     """Whether the check step sent the month down the retrain branch."""
     return isinstance(check, dict) and check.get("branch") == "retrain"
+
+
+def on_label_branch(check):
+    """Whether the check step sent the month down the label branch."""
+    return isinstance(check, dict) and check.get("branch") == "label"

@@ -26,7 +26,7 @@ from persona.cli._common import (
     reference_window,
     settings,
 )
-from persona.errors import PersonaError
+from persona.errors import NotIngestedError, PersonaError
 from persona.months import parse_month, parse_window, resolve_month
 
 cycle = typer.Typer(no_args_is_help=True)
@@ -145,8 +145,10 @@ def serve() -> None:
     Requests: ``{"step": "check", "month": "", "run_date": "...", "reference": ""}``,
     ``{"step": "retrain" | "promote" | "label", "month": "2025-03"}`` or
     ``{"step": "batch_label", "month": "", "run_date": "..."}``. Answers:
-    ``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": "...", "type": "..."}``.
-    The first line written is ``{"ready": true, ...}``. Ends at the end of stdin.
+    ``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": "...", "type": "..."}``;
+    a month that is not ingested adds ``"stop": true`` (the block says the error in one
+    line and the run ends there, no traceback). The first line written is
+    ``{"ready": true, ...}``. Ends at the end of stdin.
     """
     cfg = settings()
     from persona import flows  # the import cost is paid once, before "ready"
@@ -164,7 +166,8 @@ def serve() -> None:
         try:
             write({"ok": True, "result": _serve_one(cfg, flows, json.loads(line))})
         except PersonaError as exc:
-            write({"ok": False, "error": str(exc), "type": type(exc).__name__})
+            stop = isinstance(exc, NotIngestedError)
+            write({"ok": False, "error": str(exc), "type": type(exc).__name__, "stop": stop})
         except Exception as exc:  # one bad request must not end the runner
             logging.getLogger(__name__).exception("cycle step failed")
             write({"ok": False, "error": f"{type(exc).__name__}: {exc}", "type": "internal"})
