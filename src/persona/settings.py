@@ -74,6 +74,36 @@ def store_url(url: str) -> str:
     return normalized
 
 
+def missing_sqlite_folder(url: str, var_dir: Path) -> str | None:
+    """Why a ``sqlite:///`` URL cannot be used: its folder does not exist (else None).
+
+    The platform creates only its own folders, where the embedded defaults live: `VAR_DIR`
+    and ``var/`` (the default URLs' folder), and folders inside them. Any other folder must
+    exist, so a mistyped path is an error instead of a new, empty store.
+
+    Args:
+        url: A ``DATABASE_URL`` or ``MLFLOW_TRACKING_URI`` (other schemes give None).
+        var_dir: The `VAR_DIR` setting (relative paths are taken from the working directory).
+
+    Returns:
+        The one-line reason, or None when the URL is fine.
+    """
+    scheme, _, path = url.partition(":///")
+    if scheme != "sqlite" or not path or path.startswith(":memory:"):
+        return None
+    folder = Path(path.split("?", 1)[0]).expanduser().parent.resolve()
+    own = {var_dir.expanduser().resolve(), Path("var").resolve()}
+    if folder.is_dir() or any(folder == o or o in folder.parents for o in own):
+        return None
+    where = f"VAR_DIR ({var_dir}), the only folder"
+    if len(own) > 1:
+        where = f"VAR_DIR ({var_dir}) or var/, the only folders"
+    return (
+        f"the folder {folder} of the SQLite file does not exist: create it, or put the file"
+        f" under {where} the platform creates"
+    )
+
+
 class _Section(BaseModel):
     """A group of settings: declared once here, read from the environment by `Settings`.
 
@@ -289,15 +319,18 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
 
     @field_validator("database_url")
     @classmethod
-    def _check_database_url(cls, value: str) -> str:
-        return store_url(value)
+    def _check_database_url(cls, value: str, info: Any) -> str:
+        url = store_url(value)
+        _check_sqlite_folder(url, info)
+        return url
 
     @field_validator("mlflow_tracking_uri")
     @classmethod
-    def _check_tracking_uri(cls, value: str) -> str:
+    def _check_tracking_uri(cls, value: str, info: Any) -> str:
         scheme, sep, rest = value.partition("://")
         if not sep or not rest or not scheme.replace("+", "").isalnum():
             raise ValueError("expected a URI such as sqlite:///var/mlflow.db")
+        _check_sqlite_folder(value, info)
         return _postgres_driver(value)
 
     @field_validator("feature_max")
@@ -341,6 +374,13 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
         return self.database_url.startswith("postgresql")
 
 
+def _check_sqlite_folder(url: str, info: Any) -> None:
+    var_dir = info.data.get("var_dir")
+    problem = missing_sqlite_folder(url, var_dir) if isinstance(var_dir, Path) else None
+    if problem:
+        raise ValueError(problem)
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment, `.env` and explicit overrides.
 
@@ -360,7 +400,8 @@ def load_settings(**overrides: Any) -> Settings:
         for err in exc.errors():
             name = str(err["loc"][0]).upper() if err["loc"] else "settings"
             shown = _PASSWORD.sub(r"\1***@", str(err.get("input")))
-            problems.append(f"{name}: {err['msg']} (got {shown!r})")
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message} (got {shown!r})")
         raise SettingsError("invalid setting: " + "; ".join(problems)) from None
 
 

@@ -47,3 +47,36 @@ def test_an_unusable_url_is_one_line_and_exit_2(url: str, tmp_path: Path) -> Non
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: invalid setting: DATABASE_URL"), err
     assert "secret" not in err and "Traceback" not in err + out
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "MLFLOW_TRACKING_URI"])
+def test_a_sqlite_file_in_a_missing_folder_is_one_line_and_exit_2(
+    name: str, tmp_path: Path
+) -> None:
+    missing = tmp_path / "typo" / "sub"
+    env = {name: f"sqlite:///{missing}/store.db", "VAR_DIR": str(tmp_path / "var")}
+    code, out, err, _ = run_cli(["data", "ingest", str(tmp_path)], env, tmp_path)
+    assert code == 2, (out, err)
+    assert err.strip().splitlines() == [
+        f"error: invalid setting: {name}: the folder {missing} of the SQLite file does not"
+        f" exist: create it, or put the file under VAR_DIR ({tmp_path / 'var'}), the only"
+        f" folder the platform creates (got 'sqlite:///{missing}/store.db')"
+    ], err
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "var").exists()
+
+
+def test_the_embedded_default_creates_its_own_folder(tmp_path: Path) -> None:
+    """A fresh clone (no var/): the default DATABASE_URL, sqlite:///var/persona.db, works."""
+    env = {"PERSONA_CATALOG": str(CATALOG)}
+    args = ["data", "generate", "--out", "in", "--months", "1", "--n", "60", "--format", "csv"]
+    code, _, err, _ = run_cli(args, env, tmp_path)
+    assert code == 0, err
+    assert not (tmp_path / "var").exists()
+    code, _, err, _ = run_cli(["data", "ingest", "in", "--json"], env, tmp_path)
+    assert code == 0, err
+    engine = make_engine(f"sqlite:///{tmp_path}/var/persona.db")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM survey_responses")).scalar() == 60
+    finally:
+        engine.dispose()

@@ -67,6 +67,9 @@ def test_monthly_checks_in_the_evidently_ui(
     workspace = open_workspace(cfg)
     project = ensure_project(workspace, cfg)  # idempotent: no duplicate panels
     assert len(project.dashboard.model().panels) == len(PANELS)
+    assert [p.title for p in ensure_project(workspace, cfg).dashboard.model().panels] == [
+        title for title, _, _ in PANELS
+    ]
     assert len(workspace.list_runs(project.id)) == 2
 
     port = free_port()
@@ -81,16 +84,23 @@ def test_monthly_checks_in_the_evidently_ui(
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/api/version", proc, log)
+        started = log.read_text()
+        assert "Warning" not in started and "Traceback" not in started, started
         [listed] = requests.get(f"{base}/api/projects", timeout=10).json()
         assert listed["name"] == cfg.evidently_project
         pid = listed["id"]
         snaps = requests.get(f"{base}/api/projects/{pid}/snapshots", timeout=10).json()
         assert sorted(s["metadata"]["month"] for s in snaps) == ["2025-02", "2025-03"]
         dashboard = requests.get(f"{base}/api/v2/dashboards/{pid}", timeout=10).json()
-        assert [p["title"] for p in dashboard["panels"]] == [title for _, title, _ in PANELS]
+        assert [p["title"] for p in dashboard["panels"]] == [title for title, _, _ in PANELS]
+        [verdict] = [p for p in dashboard["panels"] if p["title"] == "Verdict"]
+        words = ["no_drift", "watch", "retrain", "insufficient_data"]
+        assert [v["legend"] for v in verdict["values"]] == words  # words, not a 0-3 code
+        assert verdict["plot_params"] == {"plot_type": "bar", "is_stacked": True}
+        keys = [key for _, _, panel_keys in PANELS for key in panel_keys]
         series_filter = [
             {"tags": [], "metadata": {}, "metric": METRIC_TYPE, "metric_labels": {"key": key}}
-            for key, _, _ in PANELS
+            for key in keys
         ]
         answer = requests.post(
             f"{base}/api/v2/snapshots/{pid}/data_series_batch",
@@ -100,9 +110,9 @@ def test_monthly_checks_in_the_evidently_ui(
         months = [s["metadata"]["month"] for s in answer["sources"]]
         assert months == ["2025-02", "2025-03"]
         by_key = {s["params"]["key"]: s["values"] for s in answer["series"]}
-        assert set(by_key) == {key for key, _, _ in PANELS}
-        codes = ["no_drift", "watch", "retrain", "insufficient_data"]
-        assert by_key["verdict_code"] == [codes.index(verdicts[m]) for m in months]
+        assert set(by_key) == set(keys)
+        for word in words:  # each month's bar is its verdict's series
+            assert by_key[f"verdict_{word}"] == [float(verdicts[m] == word) for m in months]
         assert by_key["unassigned_rate"][1] > by_key["unassigned_rate"][0]
         page = requests.get(f"{base}/projects/{pid}", timeout=10)
         assert page.status_code == 200 and "<html" in page.text.lower()
@@ -139,6 +149,9 @@ def test_run_check_adds_its_snapshot_to_the_workspace(
     base = from_catalog(catalog)
     loaded = Loaded(from_catalog(catalog, calibrate_radii(base, reference, 0.999, 1.25)))
     result = run_check(cfg, engine, Month("2025-03"), Window.of(["2025-01"]), loaded=loaded)
+    # January against its own window (the model's training month): recorded, not plotted
+    first = run_check(cfg, engine, Month("2025-01"), Window.of(["2025-01"]), loaded=loaded)
+    assert first.run_id is not None
     workspace = open_workspace(cfg)
     project = ensure_project(workspace, cfg)
     [run_id] = workspace.list_runs(project.id)
@@ -147,3 +160,24 @@ def test_run_check_adds_its_snapshot_to_the_workspace(
     assert stored.metadata["verdict"] == result.verdict
     assert stored.metadata["model_version"] == "1"
     engine.dispose()
+
+
+def test_an_older_dashboard_is_replaced(make_settings: Callable[..., Settings]) -> None:
+    """A workspace made before the verdict had words: its numeric panel gives way."""
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import bar_plot_panel
+
+    cfg = make_settings()
+    workspace = open_workspace(cfg)
+    project = workspace.create_project(cfg.evidently_project, description="old")
+    code = PanelMetric(legend="Verdict", metric=METRIC_TYPE, metric_labels={"key": "verdict_code"})
+    project.dashboard.add_panel(bar_plot_panel(title="Verdict", values=[code]))
+    project = ensure_project(workspace, cfg)
+    panels = project.dashboard.model().panels
+    assert [p.title for p in panels] == [title for title, _, _ in PANELS]
+    assert [v.legend for v in panels[-1].values] == [
+        "no_drift", "watch", "retrain", "insufficient_data"
+    ]  # fmt: skip
+    again = ensure_project(open_workspace(cfg), cfg).dashboard.model()
+    assert [p.id for p in again.panels] == [p.id for p in panels]  # idempotent
+    assert "first month is not plotted" in project.description

@@ -232,7 +232,7 @@ def test_parallel_first_commands_on_a_new_postgres_store_all_succeed(
 
 def test_parallel_first_commands_on_a_new_sqlite_store_all_succeed(tmp_path: Path) -> None:
     for round_ in range(3):
-        url = f"sqlite:///{tmp_path}/store{round_}/persona.db"
+        url = f"sqlite:///{tmp_path}/var/store{round_}/persona.db"  # VAR_DIR: var
         results = _parallel_first_use(url, tmp_path)
         assert [code for code, _ in results] == [0] * 4, results
 

@@ -98,7 +98,10 @@ def test_persona_fit_values_are_evidently_metrics(
     assert values["unassigned_rate"] == pytest.approx(fit.unassigned_rate)
     assert values["mix_psi"] == pytest.approx(fit.mix.psi)
     assert values["drift_share"] == pytest.approx(result.drift.drift_share)  # type: ignore[union-attr]
-    assert values["verdict_code"] == ["no_drift", "watch", "retrain"].index(decision.verdict)
+    words = ["no_drift", "watch", "retrain", "insufficient_data"]
+    assert {w: values[f"verdict_{w}"] for w in words} == {  # one bar per month, named
+        w: float(w == decision.verdict) for w in words
+    }
     assert model_.timestamp.isoformat().startswith("2025-03-01")
     assert model_.metadata["verdict"] == decision.verdict
     assert model_.metadata["model_version"] == "1"

@@ -10,7 +10,13 @@ import pytest
 from pydantic import ValidationError
 
 from persona.errors import SettingsError
-from persona.settings import Settings, get_settings, load_settings, store_url
+from persona.settings import (
+    Settings,
+    get_settings,
+    load_settings,
+    missing_sqlite_folder,
+    store_url,
+)
 
 
 def test_defaults_are_the_embedded_sqlite_store(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,3 +138,21 @@ def test_a_missing_driver_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     with pytest.raises(SettingsError, match="needs the Python package psycopg2"):
         load_settings(_env_file=None, database_url="postgresql://u@h/db")
+
+
+def test_only_var_dir_may_be_missing_under_a_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    var = Path("var")
+    assert missing_sqlite_folder("sqlite:///var/persona.db", var) is None  # a fresh clone
+    assert missing_sqlite_folder("sqlite:///var/a/b.db", var) is None  # inside VAR_DIR
+    assert missing_sqlite_folder(f"sqlite:///{tmp_path}/x.db", var) is None  # it exists
+    assert missing_sqlite_folder("sqlite:///:memory:", var) is None
+    assert missing_sqlite_folder("postgresql+psycopg2://u@h/db", var) is None
+    assert missing_sqlite_folder("http://127.0.0.1:5000", var) is None
+    said = missing_sqlite_folder("sqlite:///vra/persona.db", var)
+    assert said is not None and said.startswith(f"the folder {tmp_path / 'vra'} of the SQLite")
+    with pytest.raises(SettingsError, match="DATABASE_URL: the folder .*typo"):
+        load_settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/typo/p.db")
+    assert not (tmp_path / "typo").exists()

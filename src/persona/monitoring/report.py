@@ -108,11 +108,16 @@ def persona_metrics(
     shifts = ef.shift_widget(fit, rules, moved)
     widgets += [w for w in (ef.mix_widget(fit), shifts) if w is not None]
     widgets.append(ef.text_widget(title="How it was measured", text=measured_text(result)))
-    verdicts = list(VERDICTS)
-    code = float(verdicts.index(decision.verdict)) if decision.verdict in verdicts else None
-    codes = ", ".join(f"{i} {v}" for i, v in enumerate(verdicts))
+    # The verdict as one series per word (1.0 for the month's verdict, else 0.0): the
+    # dashboard stacks them, so each month's bar is named by its verdict, not a code. The
+    # first carries the report's widgets (shown once).
+    verdict: list[Any] = []
+    for word in VERDICTS:
+        value = float(word == decision.verdict)
+        shown = None if verdict else widgets
+        verdict.append(ef.fit_value(f"verdict_{word}", f"Verdict: {word}", value, None, shown))
     return [
-        ef.fit_value("verdict_code", f"Verdict code ({codes})", code, None, widgets),
+        *verdict,
         ef.fit_value(
             "drift_share",
             "Drifted-feature share",

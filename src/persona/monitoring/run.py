@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ from persona.monitoring.check import CheckResult, check
 from persona.monitoring.policy import VERDICTS, Decision, decide
 from persona.monitoring.report import report_name, write_report
 from persona.monitoring.results import CheckRun
-from persona.monitoring.workspace import add_check_safely
 from persona.months import Month, Window
 from persona.settings import PolicySettings, Settings
 from persona.store import monitoring as runs_store
@@ -157,6 +156,22 @@ def _log_mlflow(
         return None
 
 
+def _to_workspace(settings: Settings, month: Month, refs: Window) -> Callable[[Any], object] | None:
+    """What adds the month's snapshot to the Evidently workspace (`add_check_safely`).
+
+    None when the reference window holds the month itself (the first month, the model's
+    training month): the dashboard would compare the month with itself. Imported here,
+    not at the top: `python -m persona.monitoring.workspace` (`make evidently-ui`) must
+    not find its module already imported by the package (runpy's RuntimeWarning).
+    """
+    if month in refs:
+        log.info("%s is in its own reference window %s: not plotted in Evidently", month, refs)
+        return None
+    from persona.monitoring.workspace import add_check_safely
+
+    return lambda snapshot: add_check_safely(settings, snapshot, month)
+
+
 def run_check(
     settings: Settings,
     engine: Engine,
@@ -222,7 +237,7 @@ def run_check(
         path,
         rules=policy,
         metadata={"model_version": str(loaded.version), "data_hash": data_hash[:12]},
-        on_snapshot=lambda snapshot: add_check_safely(settings, snapshot, month),
+        on_snapshot=_to_workspace(settings, month, refs),
     )
     drift = result.drift
     stored = runs_store.MonitoringCheck(

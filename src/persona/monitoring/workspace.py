@@ -5,7 +5,9 @@ feature drift, see `monitoring.report`) to the project `EVIDENTLY_PROJECT` of th
 workspace `EVIDENTLY_WORKSPACE` (default `var/evidently`), dated the first day of its
 month; a new check of the same month replaces the month's older snapshot. The project's
 dashboard plots, month over month, the drifted-feature share, the unassigned rate, the
-persona-mix PSI and the verdict code.
+persona-mix PSI and the verdict (a bar per month named by its verdict). A check whose
+reference window holds its own month (the first month: the model's training month, with
+nothing earlier) is not added: it would compare the month with itself.
 
 `make evidently-ui` runs ``python -m persona.monitoring.workspace``: it makes sure the
 project and its dashboard exist, then serves Evidently's UI on 127.0.0.1:`EVIDENTLY_PORT`
@@ -20,22 +22,32 @@ from pathlib import Path
 from typing import Any
 
 from persona.monitoring.evidently_fit import METRIC_TYPE
+from persona.monitoring.policy import VERDICTS
 from persona.months import Month
 from persona.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# (title, description, series keys): one line per key, the verdict one bar per month
+# stacked from its four words (the month's verdict is 1, the others 0).
 PANELS = (
-    ("drift_share", "Drifted-feature share", "share of the ten features whose K-S test drifted"),
-    ("unassigned_rate", "Unassigned rate", "respondents beyond every persona's radius"),
-    ("mix_psi", "Persona-mix PSI", "population stability index of the persona shares"),
     (
-        "verdict_code",
+        "Drifted-feature share",
+        "share of the ten features whose K-S test drifted",
+        ("drift_share",),
+    ),
+    ("Unassigned rate", "respondents beyond every persona's radius", ("unassigned_rate",)),
+    ("Persona-mix PSI", "population stability index of the persona shares", ("mix_psi",)),
+    (
         "Verdict",
-        "0 no_drift, 1 watch, 2 retrain, 3 insufficient_data (monitoring.policy.VERDICTS)",
+        "each month's bar is named and coloured by its verdict (hover or legend)",
+        tuple(f"verdict_{v}" for v in VERDICTS),
     ),
 )
-DESCRIPTION = "PersonaOps monthly checks: persona fit, verdict and feature drift per month."
+DESCRIPTION = (
+    "PersonaOps monthly checks: persona fit, verdict and feature drift per month. The first"
+    " month is not plotted: it is the model's training month, with no earlier reference."
+)
 
 
 def open_workspace(settings: Settings) -> Any:
@@ -47,10 +59,36 @@ def open_workspace(settings: Settings) -> Any:
     return Workspace(str(folder))
 
 
-def ensure_project(workspace: Any, settings: Settings) -> Any:
-    """Return the checks project, creating it and its dashboard panels when missing.
+def _panels() -> list[Any]:
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import bar_plot_panel, line_plot_panel
 
-    Idempotent: a panel whose title already exists is not added again.
+    panels = []
+    for title, description, keys in PANELS:
+        values = [
+            PanelMetric(
+                legend=key.removeprefix("verdict_") if len(keys) > 1 else title,
+                metric=METRIC_TYPE,
+                metric_labels={"key": key},
+            )
+            for key in keys
+        ]
+        if len(keys) > 1:
+            panels.append(bar_plot_panel(title, values, description, stacked=True))
+        else:
+            panels.append(line_plot_panel(title, values, description))
+    return panels
+
+
+def _shape(panel: Any) -> tuple[Any, ...]:
+    return (panel.title, panel.subtitle, panel.plot_params, [v.dict() for v in panel.values])
+
+
+def ensure_project(workspace: Any, settings: Settings) -> Any:
+    """Return the checks project, with its description and dashboard as `PANELS` says.
+
+    Idempotent: a dashboard that already has these panels is left alone; an older one
+    (the verdict as a number, say) is replaced.
 
     Args:
         workspace: An Evidently workspace.
@@ -59,20 +97,21 @@ def ensure_project(workspace: Any, settings: Settings) -> Any:
     Returns:
         The Evidently project.
     """
-    from evidently.sdk.models import PanelMetric
-    from evidently.sdk.panels import bar_plot_panel, line_plot_panel
+    from evidently.sdk.models import DashboardTabModel
 
     found = workspace.search_project(settings.evidently_project)
     project = found[0] if found else None
     if project is None:
         project = workspace.create_project(settings.evidently_project, description=DESCRIPTION)
-    titles = {panel.title for panel in project.dashboard.model().panels}
-    for key, title, description in PANELS:
-        if title in titles:
-            continue
-        values = [PanelMetric(legend=title, metric=METRIC_TYPE, metric_labels={"key": key})]
-        make = bar_plot_panel if key == "verdict_code" else line_plot_panel
-        project.dashboard.add_panel(make(title=title, values=values, description=description))
+    elif project.description != DESCRIPTION:
+        project.description = DESCRIPTION
+        project.save()
+    dashboard = project.dashboard.model()
+    wanted = _panels()
+    if [_shape(p) for p in dashboard.panels] != [_shape(p) for p in wanted]:
+        dashboard.panels = wanted
+        dashboard.tabs = [DashboardTabModel(title="General", panels=[p.id for p in wanted])]
+        workspace.save_dashboard(project.id, dashboard)
     return project
 
 

@@ -37,6 +37,9 @@ def make_engine(
 ) -> Engine:
     """Create an engine for a store URL; SQLite files get their folder and foreign keys.
 
+    The settings refuse a SQLite folder that is missing outside `VAR_DIR`
+    (`settings.missing_sqlite_folder`), so only the platform's own folders are created here.
+
     Args:
         url: ``sqlite:///path`` or ``postgresql://...`` (the `DATABASE_URL`; `store_url`
             spells out the psycopg2 driver).
