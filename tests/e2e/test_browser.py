@@ -7,7 +7,10 @@ installs both) drives the UIs a newcomer opens after the demo:
   `@champion` alias;
 - one drift report, in MLflow's artifact preview: the whole Evidently page (verdict, persona
   mix chart, feature drift), not just a header;
-- the Evidently UI (`make evidently-ui`) dashboard of the monthly checks;
+- the Evidently UI (`make evidently-ui`) dashboard of the monthly checks, and its verdict
+  panel (bars named by their verdict, January not plotted);
+- after a June with a new segment (a version waiting for review), the persona profile
+  picture logged with that version, in MLflow's artifact view;
 - the Mage UI's pipeline list (`02_pipeline/start_mage.sh`, bound to 127.0.0.1).
 
 `make demo` itself runs with `API_PORT` set to a free port and must serve there. Every page
@@ -17,7 +20,9 @@ is saved as a screenshot under `var/browser/` and checked to be more than a blan
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -62,6 +67,27 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # leftovers (Mage's scheduler, workers)
 
 
+def _persona(env: dict[str, str], *args: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "persona"), *args, "--json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, (args, proc.stdout[-2000:], proc.stderr[-2000:])
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def _new_segment_month(env: dict[str, str], tmp: Path) -> dict[str, Any]:
+    """June with a new segment after the demo: a version waits for review, with its picture."""
+    out = tmp / "june"
+    _persona(env, "data", "generate", "--months", "6", "--scenario-for", "2025-06=new_segment",
+             "--out", str(out), "--format", "csv")  # fmt: skip
+    _persona(env, "data", "ingest", str(out))
+    _persona(env, "run-month", "--month", "2025-06")
+    [review] = _persona(env, "review")["reviews"]
+    assert review["status"] == "pending" and review["picture"].endswith("persona_profile.png")
+    return review
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """`make demo` on a throw-away embedded store, with Mage starting meanwhile."""
@@ -103,6 +129,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         )
         (tmp / "demo.log").write_text(demo.stdout + demo.stderr, encoding="utf-8")
         assert demo.returncode == 0, (demo.stdout + demo.stderr)[-4000:]
+        review = _new_segment_month(env, tmp)
         mlflow = start(["make", "-s", "mlflow-ui"], env, tmp / "mlflow.log")
         evidently = start(["make", "-s", "evidently-ui"], env, tmp / "evidently.log")
         servers += [mlflow, evidently]
@@ -114,7 +141,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         wait_http(urls["mlflow"] + "/health", mlflow, tmp / "mlflow.log", timeout=240)
         wait_http(urls["evidently"] + "/api/version", evidently, tmp / "evidently.log", 240)
         wait_http(urls["mage"] + "/", mage, tmp / "mage.log", timeout=300)
-        yield {"env": env, "demo": demo.stdout + demo.stderr, "api_port": api_port, **urls}
+        yield {
+            "env": env, "demo": demo.stdout + demo.stderr, "api_port": api_port,
+            "review": review, **urls,
+        }  # fmt: skip
     finally:
         for proc in servers:
             _stop_group(proc)
@@ -170,6 +200,14 @@ def test_demo_serves_on_api_port(world: dict[str, Any]) -> None:
     assert f"POST http://127.0.0.1:{port}/predict" in world["demo"]
     assert f"POST http://127.0.0.1:{port}/compat/predict" in world["demo"]
     assert '"labels"' in world["demo"]
+
+
+def test_demo_says_the_alert_once(world: dict[str, Any]) -> None:
+    """March's alert is one line (the cycle's ALERT log line), not repeated by the summary."""
+    demo = world["demo"]
+    assert demo.count("ALERT PersonaOps: retrain for 2025-03") == 1, demo[-4000:]
+    assert len(re.findall(r"Holm\s+over\s+\d+\s+persona-fit", demo)) == 1, demo[-4000:]
+    assert "Warning" not in demo, demo[-4000:]
 
 
 def test_mlflow_ui_shows_the_champion(world: dict[str, Any], browser: Any) -> None:
@@ -260,6 +298,61 @@ def test_evidently_ui_dashboard_of_monthly_checks(world: dict[str, Any], browser
         assert title in text
     time.sleep(2)  # let the charts draw
     screenshot(browser, "04-evidently-dashboard.png")
+
+
+def test_mlflow_ui_shows_the_persona_profile_picture(world: dict[str, Any], browser: Any) -> None:
+    """The picture logged with the version that waits for review, in MLflow's artifact view."""
+    import mlflow
+    from selenium.webdriver.common.by import By
+
+    review = world["review"]
+    run_id = review["picture"].split("/artifacts/")[0].rsplit("/", 1)[1]
+    client = mlflow.MlflowClient(tracking_uri=world["env"]["MLFLOW_TRACKING_URI"])
+    experiment = client.get_run(run_id).info.experiment_id
+    [version] = client.search_model_versions(f"run_id = '{run_id}'")
+    assert version.version == review["version"]
+    path = "plots/persona_profile.png"
+    browser.get(f"{world['mlflow']}/#/experiments/{experiment}/runs/{run_id}/artifactPath/{path}")
+
+    def drawn() -> Any:
+        found = [
+            img for img in browser.find_elements(By.TAG_NAME, "img")
+            if "persona_profile.png" in (img.get_attribute("src") or "")
+            and int(browser.execute_script("return arguments[0].naturalWidth", img)) > 300
+        ]  # fmt: skip
+        return found[0] if found else None
+
+    picture = _wait(drawn, PAGE_TIMEOUT_S, "the persona profile picture in the artifact view")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", picture)
+    time.sleep(1)
+    assert picture.is_displayed() and picture.size["width"] > 300, picture.size
+    shot = screenshot(browser, "06-mlflow-persona-profile.png")
+    picture.screenshot(str(shot.with_name("06b-persona-profile-picture.png")))
+
+
+def test_evidently_verdict_panel_names_the_verdicts(world: dict[str, Any], browser: Any) -> None:
+    """The verdict panel's bars are named by their verdict; January is not plotted."""
+    import requests
+    from selenium.webdriver.common.by import By
+
+    [project] = requests.get(world["evidently"] + "/api/projects", timeout=30).json()
+    browser.get(f"{world['evidently']}/projects/{project['id']}")
+
+    def legend() -> Any:
+        texts = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "g.legend text")]
+        return texts if {"no_drift", "retrain"} <= set(texts) else None
+
+    words = _wait(legend, PAGE_TIMEOUT_S, "the verdict panel's legend")
+    assert set(words) >= {"no_drift", "watch", "retrain", "insufficient_data"}, words
+    panel = browser.find_elements(By.XPATH, "//*[normalize-space(text())='Verdict']")[0]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", panel)
+    time.sleep(2)  # let the charts draw
+    screenshot(browser, "07-evidently-verdict-panel.png")
+    snaps = requests.get(
+        f"{world['evidently']}/api/projects/{project['id']}/snapshots", timeout=30
+    ).json()
+    months = sorted(s["metadata"]["month"] for s in snaps)
+    assert months == ["2025-02", "2025-03", "2025-04", "2025-05", "2025-06"], months
 
 
 def test_mage_ui_lists_the_pipelines(world: dict[str, Any], browser: Any) -> None:

@@ -4,7 +4,8 @@ A segment appears in March and stays. Over March-May the cycle keeps one pending
 (v2), not three versions, and reminds on the schedule instead of repeating the alert. The
 analyst approves v2 with a name: /model, /predict, /compat/labels and the stored labels of
 every month since March say "Thrifty Tina". A second segment then appears (v3); it is
-rejected and, seen again, no longer reminded nor registered again.
+rejected and, seen again in July and August (when a pending review would be reminded), no
+longer reminded nor registered again; June-August are labelled with the name too.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def test_review_loop(
     catalog = load_catalog(settings.persona_catalog)
     engine = open_store(settings.database_url)
     plan = {"2025-01": 0, "2025-02": 0, "2025-03": 1, "2025-04": 1, "2025-05": 1}
-    plan |= {"2025-06": 2, "2025-07": 2}
+    plan |= {"2025-06": 2, "2025-07": 2, "2025-08": 2}
     for month, segments in plan.items():
         frame = _month(catalog, month, segments)
         survey_ingest.ingest_frame(engine, frame, Month(month), f"synth-{month}")
@@ -112,10 +113,16 @@ def test_review_loop(
     assert june["challenger_version"] == "3" and len(_alerts(caplog)) == 1, june
     rejected = reviews.reject(settings, "3", "not a market for us", actor="tester")
     assert rejected.status == "rejected" and reviews.list_reviews(settings) == []
-    with caplog.at_level(logging.WARNING, logger="persona.alerts"):
-        july = flows.run_month(settings, Month("2025-07")).to_dict()
-    assert july["challenger_version"] == "3" and _alerts(caplog) == [], july
+    # July and August: a pending review would be reminded in August (two months after
+    # June's alert, REVIEW_REMINDER_MONTHS=2); the rejected one is not, nor registered again.
+    for month in ("2025-07", "2025-08"):
+        with caplog.at_level(logging.WARNING, logger="persona.alerts"):
+            later = flows.run_month(settings, Month(month)).to_dict()
+        assert later["challenger_version"] == "3" and _alerts(caplog) == [], (month, later)
     assert [v.version for v in registry.list_versions(settings)] == ["1", "2", "3"]
-    july_labels = assignments.persona_mix(engine, Month("2025-07"), settings.model_name, "2")
-    assert july_labels.get("candidate-1", 0) > 20
+    # Every month since the segment appeared is labelled with its name by the champion.
+    for month in ("2025-06", "2025-07", "2025-08"):
+        stored = assignments.load_assignments(engine, Month(month), settings.model_name, "2")
+        named = stored.loc[stored["persona_id"] == "candidate-1", "persona_name"]
+        assert len(named) > 20 and set(named) == {NAME}, (month, set(named))
     engine.dispose()

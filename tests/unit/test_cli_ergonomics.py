@@ -7,6 +7,7 @@ import os
 import pty
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,3 +171,27 @@ def test_make_help_has_colours_only_on_a_terminal() -> None:
         check=True,
     )
     assert "\x1b" not in no_color.stdout
+
+
+def test_help_names_no_bool_type() -> None:
+    """On/off options read as flags in every command's help (no ``<bool>`` column)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from persona.cli import app
+
+    root = typer.main.get_command(app)
+    paths: list[list[str]] = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(root, [])
+    runner = CliRunner()
+    for path in paths:
+        shown = runner.invoke(app, [*path, "--help"], terminal_width=100)
+        assert shown.exit_code == 0, (path, shown.output)
+        assert "--help" in shown.output and "<bool>" not in shown.output, (path, shown.output)
+    assert len(paths) > 20

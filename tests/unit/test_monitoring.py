@@ -70,7 +70,7 @@ def test_stable_month_is_not_retrain(reference, model, cfg) -> None:
         ("vanish", "is gone"),
         ("rescale", "x3 of persona"),
         ("sign_flip", "x3 of persona"),
-        ("zero_fill", "beyond the reference's farthest"),
+        ("zero_fill", "farther from every persona than the reference's"),
     ],
 )
 def test_drift_scenarios_trigger_retrain(reference, model, cfg, scenario, expected) -> None:

@@ -141,8 +141,8 @@ def test_retrain_reasons_name_every_fired_test() -> None:
     decision = decide(_result(**fit), POLICY)
     assert decision.verdict == "retrain" and decision.fired == tuple(tests)
     assert decision.reasons == [
-        "new segment? 15 rows (3.0%) lie beyond the reference's farthest 1 from every persona "
-        "(distance 21.0; 1.0 expected, p=4e-09)",
+        "new segment? 15 rows (3.0%) lie farther from every persona than the reference's"
+        " farthest row (distance 21.0; 1.0 expected, p=4e-09)",
         "unassigned rate 6.0% vs reference 1.0% (binomial p=5e-09)",
         "persona c is gone: share x0.10 of the reference (p=3e-09)",
         "persona a moved 1.50 std (p=1e-09)",
@@ -163,9 +163,9 @@ def test_a_new_segment_is_named_first_with_its_size_persona_and_answers() -> Non
     tests = [_t("spread", 1.3, 2e-9, "b"), _t("far", 0.03, 4e-9, None)]
     decision = decide(_result(tests=tests, far=far, segment=_SEGMENT), POLICY)
     assert decision.reasons[:2] == [
-        "new segment? 15 rows (3.0%) lie beyond the reference's farthest 1 from every persona "
-        "(distance 21.0; 1.0 expected, p=4e-09), nearest persona d (x3 +2.1, x7 -1.5, x1 +0.9 "
-        "std from it)",
+        "new segment? 15 rows (3.0%) lie farther from every persona than the reference's"
+        " farthest row (distance 21.0; 1.0 expected, p=4e-09), nearest persona d (x3 +2.1,"
+        " x7 -1.5, x1 +0.9 std from it)",
         "persona b spread x1.30 (p=2e-09)",
     ]
 
@@ -269,4 +269,14 @@ def test_results_keep_the_stored_json_keys() -> None:
     assert decide(result, POLICY).to_dict()["fired"] == [shift]
     assert list(PersonaShift(3, 4).to_dict()) == [
         "shift", "pvalue", "spread_ratio", "spread_pvalue", "n_current", "n_reference",
+    ]  # fmt: skip
+
+
+def test_the_far_threshold_is_named_by_its_rank() -> None:
+    from persona.monitoring.policy import _farthest
+
+    names = [_farthest(m) for m in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101)]
+    assert names == [
+        "farthest", "2nd-farthest", "3rd-farthest", "4th-farthest", "11th-farthest",
+        "12th-farthest", "13th-farthest", "21st-farthest", "22nd-farthest", "101st-farthest",
     ]  # fmt: skip

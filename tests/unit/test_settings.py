@@ -153,6 +153,6 @@ def test_only_var_dir_may_be_missing_under_a_sqlite_file(
     assert missing_sqlite_folder("http://127.0.0.1:5000", var) is None
     said = missing_sqlite_folder("sqlite:///vra/persona.db", var)
     assert said is not None and said.startswith(f"the folder {tmp_path / 'vra'} of the SQLite")
-    with pytest.raises(SettingsError, match="DATABASE_URL: the folder .*typo"):
+    with pytest.raises(SettingsError, match=r"DATABASE_URL: the folder .*typo"):
         load_settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/typo/p.db")
     assert not (tmp_path / "typo").exists()

@@ -4,7 +4,7 @@
 scripts in the numbered folders) it
 
 - accepts ``--json``, ``--json true|false`` (also ``1/0``, ``yes/no``, ``on/off``) and
-  ``--json=VALUE``, as the help says (``--json <bool>``);
+  ``--json=VALUE``, as the help says;
 - in ``--json`` mode prints every error as one JSON document on stdout: a bad setting, a
   usage error (unknown option, bad value) and an unexpected exception (its traceback goes to
   stderr), with exit code 2 for usage errors and bad input, 1 for an unexpected exception.
@@ -84,6 +84,15 @@ def _usage(exc: Exception) -> tuple[str, int]:
 
 def _json_error(error: str, kind: str, code: int) -> None:
     _common.emit_json({"error": error, "type": kind, "exit_code": code})
+
+
+def _flag_type(option: Any, ctx: Any) -> str | None:
+    """No type column for an on/off option: Typer 0.29 prints ``<bool>`` beside ``--help``."""
+    return None if option.is_flag else _option_type(option, ctx)
+
+
+_option_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
 
 
 class PersonaTyper(typer.Typer):

@@ -108,6 +108,14 @@ def _segment_text(fit: PersonaFit) -> str:
     return text
 
 
+def _farthest(m: int) -> str:
+    """``farthest``, ``2nd-farthest``, ``3rd-farthest``... (the m-th from the top)."""
+    if m == 1:
+        return "farthest"
+    suffix = "th" if 10 <= m % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(m % 10, "th")
+    return f"{m}{suffix}-farthest"
+
+
 def _describe(test: FitTest, fit: PersonaFit) -> str:
     kind, pid, p, effect = test.kind, test.persona, test.pvalue, test.effect
     if kind == "shift":
@@ -121,8 +129,8 @@ def _describe(test: FitTest, fit: PersonaFit) -> str:
     if kind == "far" and fit.far is not None:
         far = fit.far
         return (
-            f"new segment? {far.count} rows ({_pct(far.rate)}) lie beyond the reference's "
-            f"farthest {far.m} from every persona (distance {far.threshold:.1f}; "
+            f"new segment? {far.count} rows ({_pct(far.rate)}) lie farther from every persona "
+            f"than the reference's {_farthest(far.m)} row (distance {far.threshold:.1f}; "
             f"{far.expected:.1f} expected, p={p:.2g}){_segment_text(fit)}"
         )
     if kind == "unassigned":
