@@ -310,17 +310,17 @@ def test_mlflow_ui_shows_the_persona_profile_picture(world: dict[str, Any], brow
     client = mlflow.MlflowClient(tracking_uri=world["env"]["MLFLOW_TRACKING_URI"])
     experiment = client.get_run(run_id).info.experiment_id
     [version] = client.search_model_versions(f"run_id = '{run_id}'")
-    assert version.version == review["version"]
+    assert str(version.version) == review["version"]
     path = "plots/persona_profile.png"
     browser.get(f"{world['mlflow']}/#/experiments/{experiment}/runs/{run_id}/artifactPath/{path}")
 
-    def drawn() -> Any:
+    def drawn() -> Any:  # MLflow shows the fetched file as a blob: image, 600 px wide
         found = [
             img for img in browser.find_elements(By.TAG_NAME, "img")
-            if "persona_profile.png" in (img.get_attribute("src") or "")
-            and int(browser.execute_script("return arguments[0].naturalWidth", img)) > 300
+            if (img.get_attribute("src") or "").startswith("blob:") and img.is_displayed()
+            and int(browser.execute_script("return arguments[0].naturalWidth", img)) >= 500
         ]  # fmt: skip
-        return found[0] if found else None
+        return found[0] if found and "persona_profile.png" in body_text(browser) else None
 
     picture = _wait(drawn, PAGE_TIMEOUT_S, "the persona profile picture in the artifact view")
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", picture)
@@ -339,7 +339,8 @@ def test_evidently_verdict_panel_names_the_verdicts(world: dict[str, Any], brows
     browser.get(f"{world['evidently']}/projects/{project['id']}")
 
     def legend() -> Any:
-        texts = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "g.legend text")]
+        labels = browser.find_elements(By.CSS_SELECTOR, ".MuiChartsLegend-label")  # MUI charts
+        texts = [t.text for t in labels]
         return texts if {"no_drift", "retrain"} <= set(texts) else None
 
     words = _wait(legend, PAGE_TIMEOUT_S, "the verdict panel's legend")
