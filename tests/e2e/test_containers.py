@@ -86,8 +86,15 @@ MLFLOW_DOWN_LOGGED_S = 120.0  # a failed reload (every 2 s) logged with MLflow s
 BACK_AFTER_MASTER_KILL_S = 60.0
 BACK_AFTER_NGINX_KILL_S = 30.0
 BACK_AFTER_CONTAINER_KILL_S = 60.0
-STOP_S = 5.0  # `docker compose stop <service>` (SIGTERM reaches the process: 1-2 s here)
-SLOW_CLOSE_S = 10 + 20  # nginx's client timeouts (10 s) + margin
+# `docker compose stop <service>`: each service exits by itself within Docker's default
+# grace (10 s; exit code 137 = SIGKILLed after it). Measured 0.4-1.1 s each on this machine.
+STOP_GRACE_S = 10.0
+STOP_COMMAND_S = STOP_GRACE_S + 20  # + the compose CLI's own time under load
+# Errors no service may log (gunicorn's control socket in an unwritable $HOME, a state
+# folder it cannot write).
+NO_LOG = ("Control server error", "Permission denied: '/")
+CLIENT_TIMEOUT_S = 10  # nginx's client_header_timeout / client_body_timeout
+SLOW_CLOSE_S = CLIENT_TIMEOUT_S + 20  # + margin
 
 
 class Stack:
@@ -555,9 +562,10 @@ def test_bad_requests_through_nginx_get_json_4xx(stack: Stack) -> None:
     wrong = {c.name: why for c, a in zip(CASES, answers, strict=True) if (why := _bad(c.status, a))}
     assert len(CASES) >= 30 and not wrong, wrong
     for case, answer in zip(SLOW, slow_answers, strict=True):
-        # nginx ends a stalled request (408) by closing without a response, or a JSON 408.
-        assert answer.status in (0, 408) and answer.seconds < SLOW_CLOSE_S, (case.name, answer)
-        assert answer.status == 0 or _bad(408, answer) is None, (case.name, answer)
+        # nginx ends a stalled request by closing it once its 10 s timeout has passed, with
+        # no byte sent (it cannot send a 408 there: bad_requests.py).
+        assert answer.status == case.status == 0, (case.name, answer)
+        assert CLIENT_TIMEOUT_S - 1 <= answer.seconds < SLOW_CLOSE_S, (case.name, answer)
     assert _predict(stack)[0] == 200  # the API still serves
 
 
@@ -702,11 +710,18 @@ def test_services_stop_on_sigterm_and_down_up_keeps_everything(stack: Stack) -> 
                      " GROUP BY 1, 2 ORDER BY 1, 2")  # fmt: skip
     checks = stack.sql("SELECT survey_month, count(*) FROM monitoring_runs GROUP BY 1 ORDER BY 1")
     blobs = _model_blobs(stack)
-    for service in ("nginx", "api", "mage", "mlflow", "gcs", "postgres"):
+    everything = stack.compose("logs", "--no-color", timeout=120).stdout
+    assert not [line for line in everything.splitlines() if any(e in line for e in NO_LOG)]
+    # The clients first, PostgreSQL last.
+    for service in ("nginx", "api", "governance", "mage", "mlflow", "gcs", "postgres"):
+        container = stack.container(service)
         start = time.monotonic()
-        stack.compose("stop", service)
+        stack.compose("stop", service, timeout=STOP_COMMAND_S + 60)
         stack.timings[f"stop {service}"] = took = time.monotonic() - start
-        assert took < STOP_S, f"{service} took {took:.1f} s to stop: SIGTERM is not handled"
+        state = _inspect(container)["State"]
+        # It exited by itself (0, or 143: ended by the SIGTERM), not SIGKILLed after the grace.
+        assert state["ExitCode"] in (0, 143) and not state["OOMKilled"], (service, state)
+        assert took < STOP_COMMAND_S, (service, took)
     stack.timings["make down"] = stack.make("down")
     assert not stack.compose("ps", "-q").stdout.split()
     stack.timings["make up (volumes kept)"] = stack.make("up")

@@ -23,11 +23,14 @@ def serve(
     """Run the governance receiver under gunicorn (one worker; replaces this process)."""
     cfg = settings()
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-    # One worker: the scheduled reconcile runs once per receiver, not once per worker.
+    # One worker: the scheduled reconcile runs once per receiver, not once per worker. No
+    # control socket (gunicorn >= 25.1 puts it in $HOME/.gunicorn: not writable in the image).
     command = [
-        gunicorn, WSGI, "--workers=1", "--worker-class=gthread", "--threads=4",
+        gunicorn, WSGI, "--config=python:persona.governance.gunicorn_config",
+        "--workers=1", "--worker-class=gthread", "--threads=4",
         f"--bind={cfg.governance_host}:{cfg.governance_port}", "--timeout=120",
         "--graceful-timeout=5", "--error-logfile=-", "--name=persona-governance",
+        "--no-control-socket",
     ]  # fmt: skip
     if print_only:
         console.print(" ".join(command))

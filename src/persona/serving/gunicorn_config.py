@@ -18,6 +18,7 @@ from persona.serving.gunicorn_conf import (
     on_exit,
     options,
     prepare_environment,
+    worker_exit,
 )
 from persona.settings import get_settings
 
@@ -30,4 +31,4 @@ except PersonaError as exc:  # a bad setting: one clear line, no traceback
 globals().update(_values)
 # Every config variable and hook, so `from persona.serving.gunicorn_config import *`
 # (03_deployment/gunicorn.conf.py) is the same config.
-__all__ = ["child_exit", "on_exit", *_values]
+__all__ = ["child_exit", "on_exit", "worker_exit", *_values]
