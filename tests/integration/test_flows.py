@@ -122,6 +122,10 @@ def _check_year(settings: Settings) -> list[dict[str, Any]]:
     return summaries
 
 
+def _mlflow_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+
+
 def _cli_env(settings: Settings) -> dict[str, str]:
     return {
         **os.environ,
@@ -136,8 +140,16 @@ def _cli_env(settings: Settings) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_year_on_sqlite(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    import mlflow
+
     settings = make_settings()
-    summaries = _check_year(settings)
+    env_before = _mlflow_environ()
+    uris_before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    summaries = _check_year(settings)  # bootstrap, checks, training, registration in-process
+    # The package made its own clients: nothing exported to child processes, MLflow's
+    # defaults untouched.
+    assert _mlflow_environ() == env_before
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == uris_before
     assert all(s["report_path"] and Path(s["report_path"]).exists() for s in summaries)
     before = _state(settings)
     persona = [str(Path(sys.executable).parent / "persona")]

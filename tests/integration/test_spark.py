@@ -131,16 +131,13 @@ def test_spark_udf_gives_the_same_labels(
     make_settings: Callable[..., Settings],
     tmp_path: Path,
 ) -> None:
-    import mlflow
-
     from persona.pyfunc import log_pyfunc
+    from persona.registry.tracking import client, configure, parent_run
 
     settings = make_settings()
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    experiment = mlflow.set_experiment("spark-udf-test")
-    assert experiment is not None
-    with mlflow.start_run():
-        info = log_pyfunc(loaded.model, tmp_path)
+    mlc = client(settings)
+    with parent_run(mlc, configure(settings), "spark-udf-test", {}) as run:
+        info = log_pyfunc(mlc, run, loaded.model, tmp_path)
     pyfunc = LoadedModel(loaded.model, loaded.name, "8", "champion", info.model_uri, {})
     out = tmp_path / "labels"
     result = label_dataset(spark, settings, dataset, str(out), month="2025-03",
