@@ -28,26 +28,6 @@ PG_URL_TEMPLATE = os.environ.get(
 )
 
 
-_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-_MLFLOW_ENV_AT_START = {name: os.environ.get(name) for name in _MLFLOW_ENV}
-
-
-@pytest.fixture(autouse=True)
-def _no_leaked_mlflow_uris() -> Iterator[None]:
-    """Undo what `mlflow.set_tracking_uri`/`set_registry_uri` export after each test.
-
-    MLflow writes the URIs it is given into ``os.environ`` so that child processes inherit
-    them; a store configured in-process by one test would otherwise become the default of
-    every server and CLI a later test starts in the same worker.
-    """
-    yield
-    for name, value in _MLFLOW_ENV_AT_START.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Build settings isolated in `tmp_path` (SQLite store, local MLflow), ignoring `.env`."""

@@ -1,21 +1,28 @@
 """Alerts: Telegram, Slack incoming webhook and a generic JSON webhook, chosen by settings.
 
 `send_alert` never raises: a channel that fails is logged and reported in the result, and
-the pipeline goes on. Secrets (the Telegram bot token, the Slack and webhook URLs, which
-carry their own secrets) never appear in logs or results: URLs are shown by host only and
-any occurrence of a secret in an error text is masked.
+the pipeline goes on. A delivery that meets a transient failure (no answer, a timeout,
+HTTP 408/425/429/5xx) is retried with exponential backoff (tenacity), `ALERT_ATTEMPTS`
+tries in all; the cycle records an alert as sent only when every channel took it, and
+sends it again on its next step (`persona.flows`).
+
+Secrets (the Telegram bot token, the Slack and webhook URLs, which carry their own
+secrets) never appear in logs or results: URLs are shown by host only and any occurrence
+of a secret (or of its URL-encoded form) in an error text or an HTTP log line is masked.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import urllib.error
-import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
+
+import requests
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from persona.months import Month
 from persona.settings import Settings
@@ -71,12 +78,12 @@ def _channels(settings: Settings) -> list[tuple[str, str]]:
 
 
 def _secrets(settings: Settings) -> list[str]:
-    values = [
-        settings.alert_telegram_bot_token,
-        settings.alert_slack_webhook_url,
-        settings.alert_webhook_url,
-    ]
-    return [v for v in values if v]
+    """The secrets and their URL-encoded forms (an HTTP error may echo the request path)."""
+    urls = [settings.alert_slack_webhook_url, settings.alert_webhook_url]
+    values = [settings.alert_telegram_bot_token, *urls]
+    values += [urlsplit(u).path for u in urls if u and len(urlsplit(u).path) > 1]
+    values = [v for v in values if v]
+    return values + [quote(v, safe="/:") for v in values]
 
 
 def mask(text: str, secrets: list[str]) -> str:
@@ -112,13 +119,39 @@ def _payload(
     return {"title": title, "text": text, "fields": dict(fields)}
 
 
-def _post(url: str, payload: dict[str, Any], timeout: float) -> int:
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed delivery may succeed if tried again (no answer, 408/425/429/5xx)."""
+    if isinstance(exc, requests.HTTPError):
+        return exc.response is not None and exc.response.status_code in TRANSIENT_STATUS
+    return isinstance(exc, requests.ConnectionError | requests.Timeout)
+
+
+def _post(url: str, payload: dict[str, Any], settings: Settings) -> int:
+    """POST the JSON payload; retry transient failures with exponential backoff.
+
+    Raises:
+        requests.RequestException: The last failure (an HTTP error status included).
+    """
     body = json.dumps(payload, default=str).encode("utf-8")
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    retrying = Retrying(
+        stop=stop_after_attempt(settings.alert_attempts),
+        wait=wait_exponential(multiplier=0.5, max=settings.alert_timeout_s),
+        retry=retry_if_exception(is_transient),
+        reraise=True,
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return int(response.status)
+    for attempt in retrying:
+        with attempt:
+            response = requests.post(
+                url,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=settings.alert_timeout_s,
+            )
+            response.raise_for_status()
+    return int(response.status_code)
 
 
 def send_alert(
@@ -142,9 +175,34 @@ def send_alert(
         log.info("alert not sent (no alert channel configured): %s", title)
         return []
     secrets = _secrets(settings)
-    return [
-        _deliver(settings, channel, url, title, text, fields, secrets) for channel, url in channels
-    ]
+    with _masked_http_logs(secrets):
+        return [
+            _deliver(settings, channel, url, title, text, fields, secrets)
+            for channel, url in channels
+        ]
+
+
+class _Mask(logging.Filter):
+    """Mask the secrets in the records of a logger (urllib3 logs request paths at DEBUG)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = mask(record.getMessage(), self.secrets), None
+        return True
+
+
+@contextmanager
+def _masked_http_logs(secrets: list[str]) -> Iterator[None]:
+    http_log = logging.getLogger("urllib3.connectionpool")
+    masking = _Mask(secrets)
+    http_log.addFilter(masking)
+    try:
+        yield
+    finally:
+        http_log.removeFilter(masking)
 
 
 def _deliver(
@@ -163,12 +221,13 @@ def _deliver(
     ok = False
     try:
         payload = _payload(channel, settings, title, text, fields)
-        status = _post(url, payload, settings.alert_timeout_s)
+        status = _post(url, payload, settings)
         ok = 200 <= status < 300
         log.info("alert sent via %s to %s: %s", channel, target, title)
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-        error = mask(f"HTTP {exc.code} {exc.reason}", secrets)
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        reason = exc.response.reason if exc.response is not None else ""
+        error = mask(f"HTTP {status} {reason}", secrets)
     except Exception as exc:  # an alert must never fail the pipeline
         error = mask(f"{type(exc).__name__}: {exc}", secrets)
     if not ok:

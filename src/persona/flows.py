@@ -44,6 +44,7 @@ from persona.cycle_results import (
 )
 from persona.cycle_state import RETRAIN, CycleState, PinnedRun, is_stale
 from persona.errors import NotIngestedError, PersonaError, RegistryError
+from persona.monitoring.results import CheckRun
 from persona.months import Month, Window, resolve_month
 from persona.settings import Settings
 from persona.store import assignments
@@ -136,6 +137,13 @@ def check(
     Raises:
         PersonaError: No champion (bootstrap first), no data, MLflow errors.
     """
+    with _month_lock(settings, engine, month):  # two copies of the step alert once
+        return _check(settings, engine, month, reference_months)
+
+
+def _check(
+    settings: Settings, engine: Engine, month: Month, reference_months: Window | None
+) -> CheckStep:
     governance = registry.sync_champion(settings, engine)
     champion = registry.alias_version(settings, registry.CHAMPION)
     if champion is None:
@@ -154,11 +162,7 @@ def check(
     state = run.state
     if run.action_taken is None:
         _save(engine, run, state)
-    sent: list[alerts.AlertDelivery] = []
-    if not state.done and not state.alerted:
-        sent = alerts.alert_for_check(settings, month, result)
-        state = state.with_alerted()
-        _save(engine, run, state)
+    state, sent = _alert(settings, engine, month, run, state, result)
     return CheckStep(
         month=month,
         verdict=state.verdict,
@@ -176,6 +180,44 @@ def check(
     )
 
 
+def _alert(
+    settings: Settings,
+    engine: Engine,
+    month: Month,
+    run: PinnedRun,
+    state: CycleState,
+    result: CheckRun | None = None,
+) -> tuple[CycleState, list[alerts.AlertDelivery]]:
+    """Send the verdict's alert unless it went out; record it as sent only if it was.
+
+    A delivery that failed (after its retries) leaves the state without ``alerted``, so
+    the month's next step (retrain, promote, label, or the check again) sends it again.
+
+    Args:
+        settings: Alert settings.
+        engine: The survey store.
+        month: The month.
+        run: The month's run.
+        state: Its state.
+        result: The check (default: read back from the run).
+
+    Returns:
+        The state (saved when the alert went out) and the deliveries (empty: none due).
+    """
+    if state.done or state.alerted:
+        return state, []
+    if result is None:
+        stored = [r for r in runs_store.list_runs(engine, month=month) if r.run_id == run.run_id]
+        result = CheckRun.from_row(stored[0].to_dict())
+    sent = alerts.alert_for_check(settings, month, result)
+    if all(d.ok for d in sent):
+        state = state.with_alerted()
+        _save(engine, run, state)
+    else:
+        log.warning("the alert of %s was not delivered: the next step of the month retries", month)
+    return state, sent
+
+
 # --- step 2: retrain ----------------------------------------------------------------------
 
 
@@ -191,7 +233,8 @@ def retrain(settings: Settings, engine: Engine, month: Month) -> RetrainStep | S
     Raises:
         CycleError: The month was not checked. PersonaError: training / MLflow errors.
     """
-    _run, state = _require(engine, month, "retrain")
+    run, state = _require(engine, month, "retrain")
+    state, _sent = _alert(settings, engine, month, run, state)
     if state.verdict != RETRAIN:
         return Skipped("retrain", month, state.verdict, "no retrain: the month did not drift")
     window = _window(settings, engine, month)
@@ -258,6 +301,7 @@ def promote(
 
 def _promote(settings: Settings, engine: Engine, month: Month, actor: str) -> PromoteStep | Skipped:
     run, state = _require(engine, month, "promote")
+    state, _sent = _alert(settings, engine, month, run, state)
     if state.verdict != RETRAIN:
         return Skipped("promote", month, state.verdict, "no promotion: the month did not drift")
     trained = registry.find_challenger(settings, engine, _window(settings, engine, month))
@@ -308,6 +352,7 @@ def label(settings: Settings, engine: Engine, month: Month) -> LabelStep | Skipp
         CycleError: The month was not checked.
     """
     run, state = _require(engine, month, "label")
+    state, _sent = _alert(settings, engine, month, run, state)
     if not state.promote_decided:
         return Skipped("label", month, state.verdict, "the retrain branch labels this month")
     before = str(run.model_version)

@@ -140,11 +140,6 @@ def parse_window(text: str | None) -> Window | None:
     return Window.of(part.strip() for part in text.split(",") if part.strip())
 
 
-def add_months(month: str, delta: int) -> Month:
-    """Return the month `delta` months after (or before, if negative) `month`."""
-    return Month(month).add(delta)
-
-
 def month_range(first: str, last: str) -> list[Month]:
     """Return every month from `first` to `last` inclusive (empty if last < first)."""
     months = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,8 @@ from persona.features import FEATURE_NAMES, validate_frame
 from persona.model import MODEL_JSON, PersonaModel, model_from_dict, model_to_dict
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mlflow.models.model import ModelInfo
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
 
 ARTIFACT_KEY = "persona_model"
 OUTPUT_COLUMNS = ("persona_id", "persona_name", "distance", "margin")
@@ -86,18 +88,45 @@ def pip_requirements() -> list[str]:
     ]
 
 
-def log_pyfunc(model: PersonaModel, workdir: str | Path, name: str = "model") -> ModelInfo:
-    """Log the model as a pyfunc in the active MLflow run.
+@dataclass(frozen=True)
+class LoggedPyfunc:
+    """A logged pyfunc model: the source of a model version.
+
+    `model_uri` is ``models:/<id>``, as `mlflow.register_model` gives, when the store is a
+    server (the server resolves it in its own process). A local (SQLite) store would
+    resolve that URI with MLflow's global tracking URI, which the package never sets: there
+    it is the logged model's artifact location (the version then loads the same; only the
+    local UI does not link it to the logged model).
+    """
+
+    model_id: str
+    model_uri: str
+
+
+def log_pyfunc(
+    mlc: MlflowClient,
+    run: Run,
+    model: PersonaModel,
+    workdir: str | Path,
+    name: str = "model",
+) -> LoggedPyfunc:
+    """Log the model as a pyfunc on a run, through the client (no active run, no global URI).
+
+    What `mlflow.pyfunc.log_model` does, done by the given client: create the logged model,
+    save the pyfunc locally, upload it, link it to the run as an output and finalize it.
 
     Args:
+        mlc: The client of the tracking store.
+        run: The run that produced the model.
         model: The persona model.
-        workdir: Scratch folder for the JSON artifact.
+        workdir: Scratch folder for the JSON artifact and the saved pyfunc.
         name: Logged model name (the MLflow 3 `name=`).
 
     Returns:
-        MLflow's `ModelInfo` (its `model_uri` is the source of a model version).
+        The logged model's id and the source of a version registered from it.
     """
-    from mlflow.models import infer_signature
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.models import Model, infer_signature
 
     path = Path(workdir) / MODEL_JSON
     path.write_text(json.dumps(model_to_dict(model), indent=1), encoding="utf-8")
@@ -109,12 +138,31 @@ def log_pyfunc(model: PersonaModel, workdir: str | Path, name: str = "model") ->
     )
     example = pd.DataFrame(model.centroids[:2], columns=list(FEATURE_NAMES))
     output = predict_frame(model, example)
-    return mlflow.pyfunc.log_model(
-        name=name,
-        python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-        artifacts={ARTIFACT_KEY: str(path)},
-        signature=infer_signature(example, output),
-        input_example=example,
-        pip_requirements=pip_requirements(),
-        code_paths=[str(code)],
-    )
+    run_id = run.info.run_id
+    logged = mlc.create_logged_model(run.info.experiment_id, name=name, source_run_id=run_id)
+    try:
+        local = Path(workdir) / "pyfunc"
+        mlflow.pyfunc.save_model(
+            path=str(local),
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            artifacts={ARTIFACT_KEY: str(path)},
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            code_paths=[str(code)],
+            mlflow_model=Model(
+                artifact_path=logged.artifact_location,
+                model_uuid=logged.model_id,
+                run_id=run_id,
+                model_id=logged.model_id,
+            ),
+        )
+        mlc.log_model_artifacts(logged.model_id, str(local))
+        mlc.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    except BaseException:
+        mlc.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    mlc.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    server = mlc.tracking_uri.startswith(("http://", "https://", "databricks"))
+    source = f"models:/{logged.model_id}" if server else logged.artifact_location
+    return LoggedPyfunc(logged.model_id, source)

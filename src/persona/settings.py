@@ -299,6 +299,7 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
     alert_slack_webhook_url: str = ""
     alert_webhook_url: str = ""
     alert_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    alert_attempts: Annotated[int, Field(ge=1, le=10)] = 3
 
     # --- Spark jobs (persona.spark) ------------------------------------------------------
     spark_master: str = "local[2]"
@@ -312,6 +313,11 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
     spark_jdbc_timeout_s: Annotated[float, Field(gt=0)] = 30.0
 
     # --- production stack --------------------------------------------------------------
+    # The package never reads these four; they are listed so that `.env` is checked in one
+    # place. GCS_BUCKET: docker-compose.yml (MLflow --artifacts-destination, the GCS
+    # emulator's bucket), docker/compose.local.yml, 05_iac outputs. MAGE_HOST / MAGE_PORT:
+    # 02_pipeline/start_mage.sh, mage_watchdog.py, docker-compose.yml (the mage service).
+    # MAGE_API_TOKEN: 02_pipeline/prepare_mage.py (the API triggers' token), compose.
     gcs_bucket: str = "persona-mlflow-artifacts"
     mage_host: str = "127.0.0.1"
     mage_port: Annotated[int, Field(gt=0, lt=65536)] = 6789

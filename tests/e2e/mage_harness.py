@@ -21,6 +21,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -297,9 +298,18 @@ class MageDb:
         return {str(b): str(s).lower() for b, s in rows}
 
 
+class MageRefire(UserWarning):
+    """The harness fired a stalled Mage run again (shown in pytest's warnings summary)."""
+
+
 @dataclass
 class Mage:
-    """A started server: its URL, database, trigger and log."""
+    """A started server: its URL, database, trigger and log.
+
+    Attributes:
+        refires: Stalled runs `fire` fired again; each one is also reported as a
+            `MageRefire` warning in the test output.
+    """
 
     base: str
     port: int
@@ -308,6 +318,7 @@ class Mage:
     schedule_id: int
     log: Path
     budget_s: float
+    refires: int = 0
 
     def fire(self, month: str) -> tuple[str, dict[str, str], float]:
         """Run the monthly cycle for `month` through the API trigger and wait for the end.
@@ -331,8 +342,17 @@ class Mage:
                 )
             blocks = self.db.block_statuses(run_id).values()
             if refired < MAX_REFIRES and stalled(now - fired_at, blocks):
+                stalled_id = run_id
                 run_id = int(fire_month(self.base, self.schedule_id, self.token, month)["id"])
                 fired_at, refired = time.monotonic(), refired + 1
+                self.refires += 1
+                warnings.warn(
+                    f"Mage run {stalled_id} of {month} stalled (no block started in "
+                    f"{STALL_S:g} s): fired again as run {run_id} "
+                    f"({self.refires} re-fire(s) on this server)",
+                    MageRefire,
+                    stacklevel=2,
+                )
             time.sleep(0.25)
 
 

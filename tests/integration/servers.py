@@ -24,6 +24,11 @@ BIN = Path(sys.executable).parent
 BUCKET = "persona-test-artifacts"
 
 
+def status_below_500(status: int, body: bytes) -> bool:
+    """Ready when the server answers at all without a server error."""
+    return status < 500
+
+
 def free_port() -> int:
     """Return a TCP port that is free on 127.0.0.1 right now."""
     with socket.socket() as sock:
@@ -45,7 +50,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
     """Wait until `url` answers (any status < 500) or fail with the server's log."""
     server = launch.Server(proc, url, log, 0.0)
     try:
-        server.wait("", timeout_s=timeout, ready=launch.status_below_500)
+        server.wait("", timeout_s=timeout, ready=status_below_500)
     except launch.LaunchError as exc:
         pytest.fail(str(exc))
 

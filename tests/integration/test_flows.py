@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +125,10 @@ def _check_year(settings: Settings) -> list[dict[str, Any]]:
     return summaries
 
 
+def _mlflow_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+
+
 def _cli_env(settings: Settings) -> dict[str, str]:
     return {
         **os.environ,
@@ -137,8 +143,16 @@ def _cli_env(settings: Settings) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_year_on_sqlite(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    import mlflow
+
     settings = make_settings()
-    summaries = _check_year(settings)
+    env_before = _mlflow_environ()
+    uris_before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    summaries = _check_year(settings)  # bootstrap, checks, training, registration in-process
+    # The package made its own clients: nothing exported to child processes, MLflow's
+    # defaults untouched.
+    assert _mlflow_environ() == env_before
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == uris_before
     assert all(s["report_path"] and Path(s["report_path"]).exists() for s in summaries)
     before = _state(settings)
     persona = [str(Path(sys.executable).parent / "persona")]
@@ -250,3 +264,102 @@ def test_blocks_say_a_month_not_ingested_in_one_line(
         helper._runner["proc"].stdin.close()
         helper._runner["proc"].wait(timeout=60)
     assert _state(settings) == before
+
+
+class Webhook(ThreadingHTTPServer):
+    """A real webhook receiver answering `status` (settable) and recording each post."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _WebhookHandler)
+        self.status = 503
+        self.posts: list[tuple[int, dict[str, Any]]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class _WebhookHandler(BaseHTTPRequestHandler):
+    server: Webhook
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        self.server.posts.append((self.server.status, body))
+        self.send_response(self.server.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _action(settings: Settings, month: Month) -> str | None:
+    engine = open_store(settings.database_url)
+    try:
+        return flows._month_run(engine, month).action_taken  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
+
+
+def test_a_failed_alert_is_recorded_as_failed_and_sent_on_the_next_step(
+    make_settings: Callable[..., Settings],
+) -> None:
+    hook = Webhook()
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        settings = make_settings(alert_webhook_url=hook.url, alert_attempts=2)
+        _setup(settings)
+        march = Month("2025-03")
+        checked = flows.run_step(settings, "check", march)
+        assert checked.verdict == "retrain"
+        assert [(d.ok, d.status) for d in checked.alerts] == [(False, 503)]
+        assert [status for status, _ in hook.posts] == [503, 503]  # retried once, then gave up
+        assert _action(settings, march) == "pending:retrain"  # not recorded as sent
+        hook.status = 200  # the receiver is back: the next step delivers it
+        flows.run_step(settings, "retrain", march)
+        assert [status for status, _ in hook.posts] == [503, 503, 200]
+        assert hook.posts[-1][1]["title"] == "PersonaOps: retrain for 2025-03"
+        assert _action(settings, march) == "pending:retrain:alerted"
+        flows.run_step(settings, "promote", march)  # sent once: no second alert
+        again = flows.run_step(settings, "check", march)
+        assert again.alerts == () and len(hook.posts) == 3
+    finally:
+        hook.shutdown()
+        hook.server_close()
+
+
+@pytest.mark.postgres
+def test_two_concurrent_checks_of_a_month_alert_once(
+    make_settings: Callable[..., Settings], pg_url: str
+) -> None:
+    hook = Webhook()
+    hook.status = 200
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        settings = make_settings(database_url=pg_url, alert_webhook_url=hook.url)
+        _setup(settings)
+        results: list[Any] = []
+        errors: list[BaseException] = []
+        start = threading.Barrier(2)
+
+        def check() -> None:
+            start.wait()
+            try:
+                results.append(flows.run_step(settings, "check", Month("2025-03")))
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=check) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=600)
+        assert not errors, errors
+        assert len(results) == 2 and {r.verdict for r in results} == {"retrain"}
+        assert sorted(len(r.alerts) for r in results) == [0, 1]  # the month lock: one alert
+        assert len(hook.posts) == 1
+    finally:
+        hook.shutdown()
+        hook.server_close()

@@ -35,6 +35,7 @@ from cryptography.fernet import Fernet
 from persona import registry
 from persona.catalog import load_catalog
 from persona.governance.signature import sign
+from persona.mlflow_env import mlflow_environ
 from persona.months import Window, parse_window
 from persona.settings import Settings
 from persona.store import events, survey_ingest
@@ -163,10 +164,11 @@ def stack(tmp_path: Path, make_settings: Callable[..., Settings]) -> Iterator[St
 
 
 @pytest.fixture
-def restore_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The in-process client exports the pipeline's identity; undo it after the test."""
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "")
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "")
+def pipeline_identity(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test is the process edge of its in-process calls: MLflow gets the pipeline's
+    identity from the environment (as `persona.mlflow_env` gives it), undone after."""
+    for name, value in mlflow_environ(stack.settings).items():
+        monkeypatch.setenv(name, value)
 
 
 def _receiver(stack: Stack, interval_s: float, name: str) -> Any:
@@ -224,7 +226,7 @@ def _pipeline_cycle(stack: Stack) -> None:
     assert registry.alias_version(settings, registry.CHALLENGER) == "2"
 
 
-def test_governance_reacts_to_registry_events(stack: Stack, restore_identity: None) -> None:
+def test_governance_reacts_to_registry_events(stack: Stack, pipeline_identity: None) -> None:
     name = stack.settings.model_name
     # 1. Nobody anonymous: 401.
     assert stack.rest("GET", "registered-models/search", None).status_code == 401

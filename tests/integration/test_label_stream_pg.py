@@ -24,6 +24,7 @@ from persona.store.copy_stream import CopySender
 from persona.store.engine import open_store, utcnow
 from persona.store.schema import persona_assignments
 from persona.synth import generate_month
+from tests.store_reads import count_assignments, load_assignments
 
 CATALOG = Path(__file__).resolve().parents[2] / "01_model" / "personas.yaml"
 N = 3000
@@ -50,7 +51,7 @@ def _month(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _labels(engine: Engine, version: str) -> Any:
-    stored = assignments.load_assignments(engine, MONTH, "m", version)
+    stored = load_assignments(engine, MONTH, "m", version)
     return stored.set_index("response_id")
 
 
@@ -125,7 +126,7 @@ def test_copy_sender_left_with_an_error_writes_nothing(engine: Engine) -> None:
     ):
         sender.send(_tuples(engine, ids[:1000], features[:1000], "1"))
         raise RuntimeError("caller failed")
-    assert assignments.count_assignments(engine, MONTH, "m", "1") == 0
+    assert count_assignments(engine, MONTH, "m", "1") == 0
     assert [t.name for t in threading.enumerate() if t.name == "copy-sender"] == []
 
 
@@ -143,7 +144,7 @@ def test_copy_sender_reports_the_servers_error(engine: Engine) -> None:
             part = slice(start, start + 500)
             sender.send(_tuples(engine, ids[part], features[part], "1"))
     assert getattr(info.value.orig, "pgcode", None) == "23505"  # unique violation
-    assert assignments.count_assignments(engine, MONTH, "m", "1") == 10
+    assert count_assignments(engine, MONTH, "m", "1") == 10
 
 
 def test_label_month_copy_matches_one_predict_on_the_whole_month(
@@ -184,7 +185,7 @@ def test_a_failure_mid_stream_writes_nothing(
     with pytest.raises(ModelError, match="chunk 4"):
         assignments.label_month_copy(engine, MONTH, "m", "1", predict)
     assert calls == [500] * 4
-    assert assignments.count_assignments(engine, MONTH, "m", "1") == 0
+    assert count_assignments(engine, MONTH, "m", "1") == 0
     assert [t.name for t in threading.enumerate() if t.name == "copy-sender"] == []
 
 
@@ -240,7 +241,7 @@ def test_two_runs_at_once_write_each_label_once(pg_url: str, engine: Engine) -> 
         run.join(120)
     assert sorted(d.rows for d in done) == [N, N]
     assert sum(d.written for d in done) == N
-    assert assignments.count_assignments(engine, MONTH, "m", "1") == N
+    assert count_assignments(engine, MONTH, "m", "1") == N
     for e in engines:
         e.dispose()
 

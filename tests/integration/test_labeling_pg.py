@@ -24,6 +24,7 @@ from persona.settings import Settings
 from persona.store import assignments, survey_ingest, survey_queries
 from persona.store.engine import open_store, utcnow
 from persona.synth import generate_month
+from tests.store_reads import count_assignments, load_assignments
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = REPO / "01_model" / "personas.yaml"
@@ -74,7 +75,7 @@ def test_label_month_idempotent_with_lineage(
     assert (again.written, again.skipped) == (0, N)
     assert again.persona_mix == first.persona_mix
 
-    stored = assignments.load_assignments(engine, "2025-04", "persona-classifier", "1")
+    stored = load_assignments(engine, "2025-04", "persona-classifier", "1")
     assert len(stored) == N and stored["response_id"].is_unique
     assert (stored["survey_month"] == "2025-04").all()
     stored = stored.set_index("response_id").loc[frame["response_id"]]
@@ -88,11 +89,11 @@ def test_label_month_idempotent_with_lineage(
     v2 = _v2(v1)
     third = label_month(settings, engine, "2025-04", loaded=v2)
     assert third.written == N and set(third.persona_mix) <= {"p", "q"}
-    assert assignments.count_assignments(engine, "2025-04", "persona-classifier", "1") == N
+    assert count_assignments(engine, "2025-04", "persona-classifier", "1") == N
     mix = assignments.persona_mix(engine, "2025-04", "persona-classifier", "2")
     assert mix == third.persona_mix
-    assert len(assignments.load_assignments(engine, "2025-04")) == 2 * N
-    assert assignments.count_assignments(engine, "2025-03", "persona-classifier", "1") == 0
+    assert len(load_assignments(engine, "2025-04")) == 2 * N
+    assert count_assignments(engine, "2025-03", "persona-classifier", "1") == 0
 
 
 def test_partial_rerun_writes_only_missing_rows(engine: Any, make_settings: Any) -> None:
@@ -105,7 +106,7 @@ def test_partial_rerun_writes_only_missing_rows(engine: Any, make_settings: Any)
     assert assignments.write_assignments(engine, ids, "2025-04", v1.name, "1", pred) == 0
     result = label_month(make_settings(), engine, "2025-04", loaded=v1)
     assert (result.written, result.skipped) == (N - 1000, 1000)
-    assert assignments.count_assignments(engine, "2025-04", v1.name, "1") == N
+    assert count_assignments(engine, "2025-04", v1.name, "1") == N
 
 
 @pytest.mark.postgres
@@ -126,7 +127,7 @@ def test_label_via_api_matches_in_process(pg_url: str, make_settings: Any) -> No
     assert result.via == url and result.written == N and result.model_version == "1"
     frame = survey_queries.load_month(engine, "2025-04")
     expected = v1.model.predict(frame.loc[:, list(FEATURE_NAMES)].to_numpy())
-    stored = assignments.load_assignments(engine, "2025-04", v1.name, "1")
+    stored = load_assignments(engine, "2025-04", v1.name, "1")
     stored = stored.set_index("response_id").loc[frame["response_id"]]
     assert stored["persona_id"].tolist() == expected.persona_id.tolist()
     assert stored["nearest_persona_id"].tolist() == expected.nearest_id.tolist()
@@ -145,7 +146,7 @@ def test_label_with_registered_champion(pg_url: str, make_settings: Any) -> None
     result = label_month(settings, engine, "2025-04")
     assert result.model_name == settings.model_name
     assert result.model_version == version and result.written == N
-    assert assignments.count_assignments(engine, "2025-04", settings.model_name, version) == N
+    assert count_assignments(engine, "2025-04", settings.model_name, version) == N
     engine.dispose()
 
 
@@ -215,7 +216,7 @@ def test_copy_writes_exact_labels_on_both_paths(pg_url: str, make_settings: Any)
     assert assignments.write_assignments(engine, ids[::3], *args, _take(expected, 3)) == 1000
     result = label_month(make_settings(), engine, "2025-04", loaded=loaded)
     assert (result.written, result.skipped) == (N - 1000, 1000)
-    stored = assignments.load_assignments(engine, *args).set_index("response_id")
+    stored = load_assignments(engine, *args).set_index("response_id")
     stored = stored.loc[frame["response_id"]]
     assert stored["persona_id"].tolist() == expected.persona_id.tolist()
     assert stored["persona_name"].tolist() == expected.persona_name.tolist()
@@ -244,7 +245,7 @@ def test_copy_write_guards(pg_url: str) -> None:
     # An unknown response id: the check in the same transaction refuses it, nothing written.
     with pytest.raises(StoreError, match="persona assignments of 2025-04"):
         assignments.write_assignments(engine, ids + 10**9, "2025-04", v1.name, "1", pred)
-    assert assignments.count_assignments(engine, "2025-04", v1.name, "1") == 0
+    assert count_assignments(engine, "2025-04", v1.name, "1") == 0
     # A repeated id: the straight COPY meets its own row, falls back to ON CONFLICT.
     twice = np.concatenate([ids, ids[:4]])
     assert assignments.write_assignments(
@@ -270,12 +271,12 @@ def test_labels_under_another_month_are_refused(
     for month in ("2025-05", "2025-03"):  # no such month; another month's responses
         with pytest.raises(StoreError, match=f"not a survey response of {month}"):
             assignments.write_assignments(engine, ids, month, v1.name, "1", pred)
-        assert assignments.count_assignments(engine, month, v1.name, "1") == 0
+        assert count_assignments(engine, month, v1.name, "1") == 0
     # One id of March among April's (not a gap-free range of April): the anti-join finds it.
     mixed = np.concatenate([ids[:7], march["response_id"].to_numpy()])
     with pytest.raises(StoreError, match=f"response id {mixed[7]} is not"):
         assignments.write_assignments(engine, mixed, "2025-04", v1.name, "1", pred)
-    assert assignments.count_assignments(engine, "2025-04", v1.name, "1") == 0
+    assert count_assignments(engine, "2025-04", v1.name, "1") == 0
     assert assignments.write_assignments(engine, ids, "2025-04", v1.name, "1", pred) == 10
     engine.dispose()
 
@@ -338,7 +339,7 @@ def test_labeling_an_older_database_needs_no_migration(
     assert (resumed.written, resumed.skipped) == (N - 500, 500)
     assert label_month(make_settings(), engine, "2025-04", loaded=v1).written == 0
     assert label_month(make_settings(), engine, "2025-04", loaded=_v2(v1)).written == N
-    stored = assignments.load_assignments(engine, "2025-04", v1.name, "1")
+    stored = load_assignments(engine, "2025-04", v1.name, "1")
     stored = stored.set_index("response_id").loc[ids]
     assert stored["persona_id"].tolist() == expected.persona_id.tolist()
     np.testing.assert_array_equal(stored["distance"], expected.distance)

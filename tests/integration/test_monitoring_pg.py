@@ -73,15 +73,14 @@ def test_run_check_stores_reports_logs_and_is_idempotent(world) -> None:
     assert any(" spread x" in r for r in drifted["reasons"])
     assert [r.survey_month for r in list_runs(engine)] == ["2025-03", "2025-02"]
 
-    import mlflow
+    from mlflow import MlflowClient
 
-    run = mlflow.get_run(drifted["mlflow_run_id"])
+    mlc = MlflowClient(cfg.mlflow_tracking_uri)
+    run = mlc.get_run(drifted["mlflow_run_id"])
     assert run.info.run_name == "monitor-2025-03"
     assert run.data.tags["verdict"] == "retrain"
     assert run.data.metrics["distance_ratio"] > 1.2
-    artifacts = {
-        a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "monitoring")
-    }
+    artifacts = {a.path for a in mlc.list_artifacts(run.info.run_id, "monitoring")}
     assert "monitoring/check.json" in artifacts
     assert f"monitoring/{Path(drifted['report_path']).name}" in artifacts
 

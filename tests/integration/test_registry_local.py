@@ -10,9 +10,9 @@ from typing import Any
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
 from typer.testing import CliRunner
 
 from persona import registry
@@ -20,6 +20,7 @@ from persona.catalog import load_catalog
 from persona.errors import NotIngestedError, RegistryError
 from persona.features import FEATURE_NAMES, validate_frame
 from persona.months import Month, Window
+from persona.registry.versions import download_model
 from persona.settings import get_settings
 from persona.store import events, survey_ingest, survey_queries
 from persona.store.engine import open_store
@@ -46,6 +47,11 @@ def env(make_settings):  # type: ignore[no-untyped-def]
     engine.dispose()
 
 
+def exp_id(settings: Any) -> str:
+    exp = MlflowClient(settings.mlflow_tracking_uri).get_experiment_by_name("persona")
+    return str(exp.experiment_id)
+
+
 def test_bootstrap_is_idempotent(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings, engine = env
     first = registry.bootstrap(settings, engine).to_dict()
@@ -58,12 +64,16 @@ def test_bootstrap_is_idempotent(env, tmp_path: Path) -> None:  # type: ignore[n
     assert registry.alias_version(settings, "challenger") is None
     rows = events.list_events(engine, settings.model_name)
     assert [(r.event, r.from_version, r.to_version) for r in rows] == [("bootstrap", None, "1")]
-    # Registered like mlflow.register_model: the version's source is its logged model, and
-    # the logged model lists the version (what the MLflow UI shows as registered).
+    # Registered from a logged model of the run, and the logged model lists the version
+    # (what the MLflow UI shows as registered). On a local store the source is the logged
+    # model's artifact location: such a store resolves a ``models:/<id>`` source with
+    # MLflow's global tracking URI, which the package never sets (servers get models:/).
     mlc = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
-    source = mlc.get_model_version(settings.model_name, "1").source
-    assert source.startswith("models:/m-"), source
-    links = mlc.get_logged_model(source.removeprefix("models:/")).tags["mlflow.modelVersions"]
+    mv = mlc.get_model_version(settings.model_name, "1")
+    (logged,) = mlc.search_logged_models([exp_id(settings)], filter_string="name = 'model'")
+    assert mv.source == logged.artifact_location and logged.source_run_id == mv.run_id
+    assert logged.status == LoggedModelStatus.READY
+    links = logged.tags["mlflow.modelVersions"]
     assert json.loads(links) == [{"name": settings.model_name, "version": "1"}]
     loaded = registry.load_model_for_serving(settings)
     assert loaded.version == "1" and loaded.alias == "champion"
@@ -75,12 +85,14 @@ def test_bootstrap_is_idempotent(env, tmp_path: Path) -> None:  # type: ignore[n
     assert list(root.rglob("persona_model.json")) and list(root.rglob("persona_map.png"))
 
 
-def test_pyfunc_predictions_equal_in_process(env) -> None:  # type: ignore[no-untyped-def]
+def test_pyfunc_predictions_equal_in_process(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings, engine = env
     registry.bootstrap(settings, engine)
     loaded = registry.load_model_for_serving(settings)
     frame = survey_queries.load_month(engine, "2025-03").loc[:, list(FEATURE_NAMES)]
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
+    pyfunc = mlflow.pyfunc.load_model(
+        download_model(settings, f"models:/{settings.model_name}@champion", tmp_path / "c")
+    )
     out = pyfunc.predict(frame)
     pred = loaded.model.predict(validate_frame(frame))  # the in-process path of API/labeler
     assert list(out.columns) == ["persona_id", "persona_name", "distance", "margin"]
@@ -91,7 +103,7 @@ def test_pyfunc_predictions_equal_in_process(env) -> None:  # type: ignore[no-un
     assert (out["persona_id"] == "unassigned").sum() > 0  # the new segment is beyond radius
     with pytest.raises(Exception, match="x10"):
         pyfunc.predict(frame.drop(columns=["x10"]))
-    folder = mlflow.artifacts.download_artifacts(f"models:/{settings.model_name}/1")
+    folder = download_model(settings, f"models:/{settings.model_name}/1", tmp_path / "v1")
     local = registry.load_model_for_serving(settings, folder)
     assert local.version == "local" and local.model.persona_ids == loaded.model.persona_ids
     # The package code travels with the model (loads where `persona` is not installed).
@@ -125,7 +137,7 @@ def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
     assert tags["training_months"] == "2025-02" and tags["gates_passed"] == "true"
     assert tags["data_hash"] == survey_queries.month_fingerprint(engine, ["2025-02"])
     assert tags["selection_metric"] == "silhouette" and float(tags["selection_metric_value"]) > 0
-    runs = mlflow.search_runs(experiment_names=["persona"], output_format="list")
+    runs = MlflowClient(settings.mlflow_tracking_uri).search_runs([exp_id(settings)])
     nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == result["run_id"]]
     assert sorted(r.data.params["k"] for r in nested) == ["2", "3", "4", "5"]
     assert all("silhouette" in r.data.metrics for r in nested)
@@ -303,14 +315,13 @@ def test_cli_model_commands(env, monkeypatch, tmp_path: Path) -> None:  # type: 
         assert unknown.exit_code == 2 and "not in the champion" in unknown.stdout
     finally:
         get_settings.cache_clear()
-    assert isinstance(pd.DataFrame(listed["versions"]), pd.DataFrame)
 
 
 def test_serving_load_reads_its_own_registry_whatever_the_default(  # type: ignore[no-untyped-def]
     env, monkeypatch, tmp_path: Path
 ) -> None:
-    # `mlflow.set_registry_uri` exports MLFLOW_REGISTRY_URI to child processes: a parent
-    # configured for another registry must not decide where a server or CLI reads from.
+    # A parent process may export MLFLOW_REGISTRY_URI to its children: MLflow's default
+    # registry must not decide where a server or CLI reads from.
     settings, engine = env
     registry.bootstrap(settings, engine)
     other = f"sqlite:///{tmp_path / 'other-registry.db'}"

@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from persona import registry
 from persona.features import FEATURE_NAMES, validate_frame
 from persona.months import Window
+from persona.registry.versions import download_model
 from persona.store import survey_queries
 from persona.store.engine import open_store
 from tests.integration.servers import GcsEmulator, gcs_emulator, mlflow_server  # noqa: F401
@@ -21,7 +22,7 @@ MONTHS = {"2025-01": "stable", "2025-02": "stable"}
 
 
 def test_server_postgres_gcs_round_trip(
-    make_settings, mlflow_server: str, gcs_emulator: GcsEmulator, monkeypatch
+    make_settings, mlflow_server: str, gcs_emulator: GcsEmulator, monkeypatch, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)  # the client has no GCS access
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
@@ -39,10 +40,14 @@ def test_server_postgres_gcs_round_trip(
             settings, f"models:/{settings.model_name}@champion"
         )
         assert loaded.version == trained["version"] and loaded.alias == "champion"
+        # On a server the source is the logged model, as mlflow.register_model gives.
+        source = MlflowClient(mlflow_server).get_model_version(settings.model_name, "2").source
+        assert source.startswith("models:/m-"), source
         exp = MlflowClient(mlflow_server).get_experiment_by_name(settings.mlflow_experiment)
         assert exp.artifact_location.startswith("mlflow-artifacts:")
         frame = survey_queries.load_month(engine, "2025-02").loc[:, list(FEATURE_NAMES)]
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
+        champion = f"models:/{settings.model_name}@champion"
+        pyfunc = mlflow.pyfunc.load_model(download_model(settings, champion, tmp_path / "c"))
         out = pyfunc.predict(frame)
         pred = loaded.model.predict(validate_frame(frame))
         assert list(out["persona_id"]) == list(pred.persona_id)

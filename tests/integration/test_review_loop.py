@@ -28,6 +28,7 @@ from persona.settings import Settings
 from persona.store import assignments, survey_ingest
 from persona.store.engine import open_store
 from persona.synth import NEW_SEGMENT_ID, generate_month
+from tests.store_reads import load_assignments
 
 SEED, SECOND_SEED = 3, 11
 NAME = "Thrifty Tina"
@@ -91,7 +92,7 @@ def test_review_loop(
     done = approve(settings, engine, "2", {"candidate-1": NAME}, actor="tester").to_dict()
     assert done["promoted"] and done["relabelled"] == ["2025-03", "2025-04", "2025-05"], done
     for month in ("2025-03", "2025-04", "2025-05"):
-        stored = assignments.load_assignments(engine, Month(month), settings.model_name, "2")
+        stored = load_assignments(engine, Month(month), settings.model_name, "2")
         names = set(stored.loc[stored["persona_id"] == "candidate-1", "persona_name"])
         assert names == {NAME}, (month, names)
     app = create_app(settings, start_reloader=False)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pytest
 import requests
@@ -36,13 +35,13 @@ pytestmark = pytest.mark.slow
 def register_champion(settings: Settings, model: PersonaModel, tags: dict[str, str]) -> str:
     """Log `model` as a pyfunc, register it and point `champion` at it; return the version."""
     from persona.pyfunc import log_pyfunc
-    from persona.registry.tracking import client, configure
+    from persona.registry.tracking import client, configure, parent_run
     from persona.registry.versions import register
 
     exp_id = configure(settings)
     mlc = client(settings)
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(experiment_id=exp_id) as run:
-        info = log_pyfunc(model, tmp)
+    with tempfile.TemporaryDirectory() as tmp, parent_run(mlc, exp_id, "champion", {}) as run:
+        info = log_pyfunc(mlc, run, model, tmp)
 
     def finish(mv: Any) -> None:
         mlc.set_registered_model_alias(settings.model_name, "champion", mv.version)

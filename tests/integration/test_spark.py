@@ -27,6 +27,7 @@ from persona.spark.label import label_dataset
 from persona.spark.monitor import monitor_dataset
 from persona.spark.session import start_session
 from persona.synth import generate_month
+from tests.store_reads import count_assignments, load_assignments
 
 pytestmark = pytest.mark.slow
 
@@ -131,16 +132,13 @@ def test_spark_udf_gives_the_same_labels(
     make_settings: Callable[..., Settings],
     tmp_path: Path,
 ) -> None:
-    import mlflow
-
     from persona.pyfunc import log_pyfunc
+    from persona.registry.tracking import client, configure, parent_run
 
     settings = make_settings()
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    experiment = mlflow.set_experiment("spark-udf-test")
-    assert experiment is not None
-    with mlflow.start_run():
-        info = log_pyfunc(loaded.model, tmp_path)
+    mlc = client(settings)
+    with parent_run(mlc, configure(settings), "spark-udf-test", {}) as run:
+        info = log_pyfunc(mlc, run, loaded.model, tmp_path)
     pyfunc = LoadedModel(loaded.model, loaded.name, "8", "champion", info.model_uri, {})
     out = tmp_path / "labels"
     result = label_dataset(spark, settings, dataset, str(out), month="2025-03",
@@ -253,7 +251,7 @@ def test_jdbc_appends_to_persona_assignments_once(
 ) -> None:
     from sqlalchemy import inspect
 
-    from persona.store import assignments, survey_ingest, survey_queries
+    from persona.store import survey_ingest, survey_queries
     from persona.store.engine import open_store
 
     engine = open_store(pg_url)
@@ -268,7 +266,7 @@ def test_jdbc_appends_to_persona_assignments_once(
     first = label_dataset(spark, settings, str(src), out, jdbc=True, loaded=loaded)
     again = label_dataset(spark, settings, str(src), out, jdbc=True, loaded=loaded)
     assert (first.jdbc_written, again.jdbc_written) == (900, 0)
-    stored = assignments.load_assignments(engine, "2025-04", loaded.name, "7")
+    stored = load_assignments(engine, "2025-04", loaded.name, "7")
     expected = _expected(loaded.model, frame)
     assert stored["response_id"].tolist() == expected["response_id"].tolist()
     assert stored["persona_id"].tolist() == expected["persona_id"].tolist()
@@ -281,7 +279,7 @@ def test_jdbc_appends_to_persona_assignments_once(
     with pytest.raises(StoreError, match="ingested survey response"):
         label_dataset(spark, settings, str(src), out, jdbc=True,
                       loaded=dataclasses.replace(loaded, version="9"))  # fmt: skip
-    assert assignments.count_assignments(engine, "2025-04", loaded.name, "9") == 0
+    assert count_assignments(engine, "2025-04", loaded.name, "9") == 0
     assert not [t for t in inspect(engine).get_table_names() if "spark_stage" in t]
     engine.dispose()
 

@@ -135,13 +135,96 @@ def test_failures_are_logged_not_raised(server: Recorder, make_settings, caplog)
 
 def test_token_in_error_text_is_masked(server: Recorder, make_settings, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    # a token with a space makes http.client echo the URL path (with the token) in its error
+    # a refused connection echoes the URL path (with the token, URL-encoded) in its error
     token = "123 SECRET-with-space"
     cfg = make_settings(
         alert_telegram_bot_token=token,
         alert_telegram_chat_id="1",
-        alert_telegram_api_base=server.base,
+        alert_telegram_api_base=f"http://127.0.0.1:{_free_port()}",
+        alert_slack_webhook_url=f"http://127.0.0.1:{_free_port()}/services/SECRET-path",
     )
-    [result] = send_alert(cfg, "Drift", "text", {})
-    assert not result.ok and "***" in str(result.error), result
-    assert "SECRET" not in str(result.error) and "SECRET" not in caplog.text
+    results = send_alert(cfg, "Drift", "text", {})
+    for result in results:
+        assert not result.ok and "***" in str(result.error), result
+        assert "SECRET" not in str(result.error)
+    assert "SECRET" not in caplog.text
+
+
+class Flaky(ThreadingHTTPServer):
+    """A webhook receiver that answers 503 to its first `failures` posts, then 200."""
+
+    daemon_threads = True
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(("127.0.0.1", 0), FlakyHandler)
+        self.failures = failures
+        self.posts: list[tuple[float, int]] = []  # (time, status answered)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class FlakyHandler(BaseHTTPRequestHandler):
+    server: Flaky
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        status = 503 if len(self.server.posts) < self.server.failures else 200
+        self.server.posts.append((time.monotonic(), status))
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky() -> Iterator[Callable[[int], Flaky]]:
+    servers: list[Flaky] = []
+
+    def start(failures: int) -> Flaky:
+        srv = Flaky(failures)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_transient_failure_is_retried_with_backoff(flaky, make_settings) -> None:
+    hook = flaky(2)
+    cfg = make_settings(alert_webhook_url=hook.url, alert_attempts=3)
+    [result] = send_alert(cfg, "Drift", "text", FIELDS)
+    assert result.ok and result.status == 200, result
+    assert [status for _, status in hook.posts] == [503, 503, 200]
+    gaps = [b[0] - a[0] for a, b in zip(hook.posts, hook.posts[1:], strict=False)]
+    assert gaps[0] >= 0.4 and gaps[1] >= 0.9, gaps  # exponential: 0.5 s, then 1 s
+
+
+def test_retries_stop_after_alert_attempts(flaky, make_settings) -> None:
+    hook = flaky(5)
+    cfg = make_settings(alert_webhook_url=hook.url, alert_attempts=2)
+    [result] = send_alert(cfg, "Drift", "text", FIELDS)
+    assert not result.ok and result.status == 503 and "HTTP 503" in str(result.error)
+    assert [status for _, status in hook.posts] == [503, 503]
+
+
+def test_a_client_error_is_not_retried(server: Recorder, make_settings) -> None:
+    cfg = make_settings(alert_webhook_url=f"{server.base}/missing", alert_attempts=3)
+    server.RequestHandlerClass = type("NotFound", (Handler,), {"do_POST": _not_found})
+    [result] = send_alert(cfg, "Drift", "text", FIELDS)
+    assert not result.ok and result.status == 404
+    assert len(server.received) == 1
+
+
+def _not_found(self: Handler) -> None:
+    self.rfile.read(int(self.headers.get("Content-Length", 0)))
+    self.server.received.append({"path": self.path})
+    self.send_response(404)
+    self.send_header("Content-Length", "0")
+    self.end_headers()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from persona.months import MonthError, add_months, month_range, parse_month
+from persona.months import Month, MonthError, month_range, parse_month
 
 
 @pytest.mark.parametrize("text", ["2025-01", "2025-12", " 2025-03 ", "1999-10"])
@@ -21,11 +21,11 @@ def test_parse_month_rejects_other_forms_with_the_value_in_the_message(text: str
     assert repr(text) in str(info.value)
 
 
-def test_add_months_crosses_year_boundaries_both_ways() -> None:
-    assert add_months("2025-12", 1) == "2026-01"
-    assert add_months("2025-01", -1) == "2024-12"
-    assert add_months("2025-03", 0) == "2025-03"
-    assert add_months("2025-03", 25) == "2027-04"
+def test_month_add_crosses_year_boundaries_both_ways() -> None:
+    assert Month("2025-12").add(1) == "2026-01"
+    assert Month("2025-01").add(-1) == "2024-12"
+    assert Month("2025-03").add(0) == "2025-03"
+    assert Month("2025-03").add(25) == "2027-04"
 
 
 def test_month_range_is_inclusive_and_empty_when_reversed() -> None:

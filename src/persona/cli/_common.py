@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from persona.errors import DataValidationError, PersonaError
+from persona.mlflow_env import apply_mlflow_environ
 from persona.months import Window, parse_window
 from persona.settings import Settings, get_settings
 
@@ -101,9 +102,15 @@ def emit_json(document: dict[str, Any]) -> None:
 
 
 def settings() -> Settings:
-    """Return the process settings (fails with exit code 2 on a bad setting)."""
+    """Return the process settings (fails with exit code 2 on a bad setting).
+
+    The command is a process entry point: here, and only at such edges, the MLflow
+    client's environment (request bounds, identity) is applied (`persona.mlflow_env`).
+    """
     with errors_to_exit():
-        return get_settings()
+        loaded = get_settings()
+    apply_mlflow_environ(loaded)
+    return loaded
 
 
 def emit(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], None]) -> None:

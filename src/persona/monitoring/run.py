@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -126,31 +127,37 @@ def _log_mlflow(
 ) -> str | None:
     """Log the check to MLflow; a failure is logged and does not fail the check."""
     try:
-        import mlflow
+        from mlflow.entities import Metric, Param
 
-        from persona import registry
+        from persona.registry.tracking import client, configure, parent_run
 
-        registry.configure(settings)
-        with mlflow.start_run(run_name=f"monitor-{row['survey_month']}") as run:
-            mlflow.set_tags({"kind": "monitoring", "verdict": row["decision"]})
-            mlflow.log_params(
-                {
-                    "month": row["survey_month"],
-                    "reference_months": row["reference_months"],
-                    "model_name": row["model_name"],
-                    "model_version": row["model_version"],
-                    "data_hash": row["data_hash"],
-                }
+        exp_id = configure(settings)
+        mlc = client(settings)
+        name = f"monitor-{row['survey_month']}"
+        tags = {"kind": "monitoring", "verdict": str(row["decision"])}
+        with parent_run(mlc, exp_id, name, tags) as run:
+            run_id = run.info.run_id
+            now = int(time.time() * 1000)
+            params = {
+                "month": row["survey_month"],
+                "reference_months": row["reference_months"],
+                "model_name": row["model_name"],
+                "model_version": row["model_version"],
+                "data_hash": row["data_hash"],
+            }
+            mlc.log_batch(
+                run_id,
+                metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+                params=[Param(k, str(v)) for k, v in params.items()],
             )
-            mlflow.log_metrics(metrics)
             with tempfile.TemporaryDirectory() as tmp:
                 doc = Path(tmp) / "check.json"
                 document = CheckRun.from_row(row).to_dict()
                 doc.write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
-                mlflow.log_artifact(str(doc), "monitoring")
+                mlc.log_artifact(run_id, str(doc), "monitoring")
             if report is not None:
-                mlflow.log_artifact(str(report), "monitoring")
-            return str(run.info.run_id)
+                mlc.log_artifact(run_id, str(report), "monitoring")
+            return str(run_id)
     except Exception as exc:  # MLflow trouble must not lose the stored check
         log.warning("could not log monitoring run to MLflow: %s", exc)
         return None

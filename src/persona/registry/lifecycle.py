@@ -79,7 +79,7 @@ def _log_and_register(
     mlc = client(settings)
     log_model_run(mlc, run.info.run_id, features, model, settings.random_seed)
     with tempfile.TemporaryDirectory() as tmp:
-        info = log_pyfunc(model, tmp)
+        info = log_pyfunc(mlc, run, model, tmp)
 
     def finish(mv: ModelVersion) -> None:
         mlc.set_registered_model_alias(settings.model_name, alias, mv.version)
@@ -128,7 +128,7 @@ def bootstrap(
         "candidate_personas": "",
         "personas": ",".join(model.persona_ids),
     }
-    with parent_run(exp_id, "bootstrap", {"kind": "catalog"}) as run:
+    with parent_run(mlc, exp_id, "bootstrap", {"kind": "catalog"}) as run:
         mv = _log_and_register(
             settings,
             exp_id,
@@ -235,7 +235,7 @@ def train_challenger(
         "candidates_detail": _json_tag([c.to_dict() for c in result.alignment.candidates]),
         "absorbed_rows": str(gates.absorbed.rows),
     }
-    with parent_run(exp_id, f"train {months}", {"kind": "kmeans"}) as run:
+    with parent_run(mlc, exp_id, f"train {months}", {"kind": "kmeans"}) as run:
         run_id = run.info.run_id
         mlc.log_batch(run_id, params=_params(result.k, params, months))
         for name, value in (("selection_score", result.score), *_gate_metrics(gates)):

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import mlflow
 import numpy as np
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, Run
 from mlflow.exceptions import MlflowException
 
 from persona.errors import RegistryError
@@ -48,39 +45,14 @@ def artifact_location(root: str) -> str:
     return path.as_uri()
 
 
-def bound_requests(settings: Settings) -> None:
-    """Bound every HTTP call of the MLflow client by our settings, and give it our identity.
-
-    MLflow reads these variables at each request: the timeout of one try, the retries
-    after it and their backoff. Its defaults (120 s, 7 retries, backoff 2) make a call to
-    a server that does not answer take minutes; ours give up within about
-    ``(MLFLOW_REQUEST_MAX_RETRIES + 1) x MLFLOW_REQUEST_TIMEOUT_S`` plus a second.
-
-    Args:
-        settings: `mlflow_request_timeout_s`, `mlflow_request_max_retries`.
-    """
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.mlflow_request_timeout_s)
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.mlflow_request_max_retries)
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0.5"
-    # MLflow's REST client reads its basic-auth identity from these two variables only;
-    # a value from `.env` reaches it through the settings.
-    if settings.mlflow_tracking_username:
-        os.environ["MLFLOW_TRACKING_USERNAME"] = settings.mlflow_tracking_username
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.mlflow_tracking_password
-
-
 def client(settings: Settings) -> MlflowClient:
-    """An `MlflowClient` on the settings' tracking and registry URI, requests bounded."""
-    # Artifact transfers are tiny; tqdm bars would only clutter stderr of the CLI.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    bound_requests(settings)
+    """An `MlflowClient` on the settings' tracking and registry URI (no global state)."""
     uri = settings.mlflow_tracking_uri
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def configure(settings: Settings) -> str:
-    """Point MLflow at the settings and make sure the experiment exists.
+    """Make sure the experiment exists (MLflow's global URIs are left alone).
 
     The experiment is created with ``artifact_location`` = `MLFLOW_ARTIFACT_ROOT` unless the
     tracking URI is a server (then the server's ``--artifacts-destination`` decides).
@@ -97,9 +69,6 @@ def configure(settings: Settings) -> str:
     uri = settings.mlflow_tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    bound_requests(settings)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     mlc = client(settings)
     name = settings.mlflow_experiment
     try:
@@ -117,17 +86,23 @@ def configure(settings: Settings) -> str:
             exp_id = exp.experiment_id
             if exp.lifecycle_stage == "deleted":
                 mlc.restore_experiment(exp_id)
-        mlflow.set_experiment(experiment_id=exp_id)
     except MlflowException as exc:
         raise RegistryError(f"cannot set up MLflow experiment {name!r} at {uri}: {exc}") from exc
     return str(exp_id)
 
 
 @contextmanager
-def parent_run(experiment_id: str, name: str, tags: dict[str, str]) -> Iterator[Any]:
-    """Start the parent run of one training / bootstrap (ended as FAILED on an error)."""
-    with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
+def parent_run(
+    mlc: MlflowClient, experiment_id: str, name: str, tags: dict[str, str]
+) -> Iterator[Run]:
+    """A run made through the client: FINISHED at the end, FAILED on an error."""
+    run = mlc.create_run(experiment_id, run_name=name, tags=tags)
+    try:
         yield run
+    except BaseException:
+        mlc.set_terminated(run.info.run_id, "FAILED")
+        raise
+    mlc.set_terminated(run.info.run_id, "FINISHED")
 
 
 def log_sweep(

@@ -203,7 +203,6 @@ def load_model_for_serving(settings: Settings, uri: str | None = None) -> Loaded
         folder = Path(uri.removeprefix("file://"))
         return LoadedModel(_read_folder(folder), "local", "local", None, uri, {})
     registry_uri = settings.mlflow_tracking_uri
-    mlflow.set_tracking_uri(registry_uri)
     mlc = client(settings)
     alias = None
     if by_alias:
@@ -221,10 +220,8 @@ def load_model_for_serving(settings: Settings, uri: str | None = None) -> Loaded
         mv = get_version(mlc, name, by_version["version"])
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            # The artifact location comes from this registry's client, not from a
-            # ``models:/`` URI: MLflow resolves those with its default registry, i.e.
-            # MLFLOW_REGISTRY_URI, which `mlflow.set_registry_uri` exports to every child
-            # process, so a parent configured for another registry would decide what loads.
+            # The artifact location comes from this registry's client: MLflow would resolve
+            # a ``models:/`` URI with its default registry (the process environment).
             location = mlc.get_model_version_download_uri(name, str(mv.version))
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=location, dst_path=tmp, tracking_uri=registry_uri
@@ -236,6 +233,40 @@ def load_model_for_serving(settings: Settings, uri: str | None = None) -> Loaded
     # the API and the labels show them without a retrain.
     model = with_names(model, given_on(dict(mv.tags)))
     return LoadedModel(model, name, str(mv.version), alias, uri, dict(mv.tags))
+
+
+def download_model(settings: Settings, uri: str, dst: str | Path) -> str:
+    """Download a model from the settings' store into `dst`.
+
+    `uri` is ``models:/NAME@ALIAS``, ``models:/NAME/N``, ``models:/<id>`` or an artifact
+    URI. A ``models:/`` URI is resolved through the settings' client: MLflow itself resolves
+    one with its process-wide default registry, whatever URI it is given.
+
+    Returns:
+        The local folder.
+
+    Raises:
+        RegistryError: Unknown model, version or alias; unreachable store.
+    """
+    store = settings.mlflow_tracking_uri
+    mlc = client(settings)
+    by_alias, by_version = _ALIAS_URI.match(uri), _VERSION_URI.match(uri)
+    try:
+        if by_alias:
+            mv = version_by_alias(mlc, by_alias["name"], by_alias["alias"])
+            if mv is None:
+                raise RegistryError(f"no version of {by_alias['name']!r} has alias {uri!r}")
+            uri = mlc.get_model_version_download_uri(mv.name, str(mv.version))
+        elif by_version:
+            uri = mlc.get_model_version_download_uri(by_version["name"], by_version["version"])
+        elif uri.startswith("models:/"):
+            uri = mlc.get_logged_model(uri.removeprefix("models:/")).artifact_location
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=str(dst), tracking_uri=store
+        )
+    except MlflowException as exc:
+        raise RegistryError(f"cannot download {uri}: {exc}") from exc
+    return str(local)
 
 
 def given_on(tags: dict[str, str]) -> dict[str, str]:

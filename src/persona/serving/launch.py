@@ -3,7 +3,7 @@
 The one launcher of the API under gunicorn (and of the other servers the tests and
 benchmarks start): `scripts/demo.py`, `benchmarks/serving.py`, `tests/faults.py` and the
 integration tests use it. Each server runs in its own session, so `Server.stop` ends the
-master and its workers together. HTTP checks use urllib only.
+master and its workers together. HTTP checks use requests, the package's one HTTP client.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import requests
 
 from persona.errors import PersonaError
 
@@ -34,11 +34,6 @@ class LaunchError(PersonaError):
 def status_ok(status: int, body: bytes) -> bool:
     """Ready when the answer is 200."""
     return status == 200
-
-
-def status_below_500(status: int, body: bytes) -> bool:
-    """Ready when the server answers at all without a server error."""
-    return status < 500
 
 
 def gunicorn_command(
@@ -163,12 +158,11 @@ def request(
     Raises:
         OSError: No answer (refused, reset, timed out).
     """
-    sent = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
-    try:
-        with urllib.request.urlopen(sent, timeout=timeout_s) as response:
-            return int(response.status), bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), bytes(exc.read())
+    # requests.RequestException is an OSError
+    response = requests.request(
+        method, url, data=body, headers=dict(headers or {}), timeout=timeout_s
+    )
+    return int(response.status_code), bytes(response.content)
 
 
 def start(

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -150,7 +151,7 @@ def label_frame(
 
     Args:
         frame: From `read_dataset`.
-        loaded: A `registry.LoadedModel` (its model, or its registry URI for ``spark_udf``).
+        loaded: A `registry.LoadedModel` (its model, or for ``spark_udf`` its local folder).
         method: ``native``, ``arrays`` or ``spark_udf``.
         keep_features: Keep ``x1..x10`` next to the labels (not with ``spark_udf``).
 
@@ -290,8 +291,13 @@ def label_dataset(
         loaded = load_model_for_serving(settings)
     frame = read_dataset(spark, input_path, month)
     labeled_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    labels = with_lineage(label_frame(frame, loaded, method), loaded.name,
-                          str(loaded.version), labeled_at)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        if method == "spark_udf":  # MLflow would resolve a models:/ URI with its defaults
+            from persona.registry.versions import download_model
+
+            loaded = replace(loaded, uri=download_model(settings, loaded.uri, tmp))
+        labels = with_lineage(label_frame(frame, loaded, method), loaded.name,
+                              str(loaded.version), labeled_at)  # fmt: skip
     with spark_errors(f"labeling {input_path}"):
         labels.write.mode("overwrite").partitionBy(*PARTITION_COLUMNS).parquet(output_path)
         written = read_labels(spark, output_path, loaded.name, str(loaded.version), month)

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -408,22 +407,6 @@ def _count(conn: Connection, month: Month, model_name: str, model_version: str) 
     return int(conn.execute(query).scalar_one())
 
 
-def count_assignments(engine: Engine, month: Month, model_name: str, model_version: str) -> int:
-    """Count the labels a model version wrote for a month.
-
-    Args:
-        engine: The store engine.
-        month: The month.
-        model_name: Registered model name.
-        model_version: Registered model version.
-    """
-    try:
-        with engine.connect() as conn:
-            return _count(conn, month, model_name, model_version)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot count persona assignments of {month}: {exc}") from exc
-
-
 def persona_mix(
     engine: Engine, month: Month, model_name: str, model_version: str
 ) -> dict[str, int]:
@@ -444,32 +427,3 @@ def persona_mix(
             return {str(pid): int(n) for pid, n in conn.execute(query)}
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read the persona mix of {month}: {exc}") from exc
-
-
-def load_assignments(
-    engine: Engine, month: Month, model_name: str | None = None, model_version: str | None = None
-) -> pd.DataFrame:
-    """Load a month's labels, optionally of one model (and version), by response id.
-
-    Args:
-        engine: The store engine.
-        month: The month.
-        model_name: Only this model (all models when None).
-        model_version: Only this version (all versions when None).
-
-    Returns:
-        Every column of `persona_assignments` (empty frame when there are none).
-    """
-    c = pa_table.c
-    condition = c.survey_month == month
-    if model_name is not None:
-        condition &= c.model_name == model_name
-    if model_version is not None:
-        condition &= c.model_version == str(model_version)
-    query = select(pa_table).where(condition).order_by(c.response_id, c.model_name, c.model_version)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(query).fetchall()
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot load persona assignments of {month}: {exc}") from exc
-    return pd.DataFrame(rows, columns=[col.name for col in pa_table.columns])
