@@ -75,7 +75,7 @@ check: lint typecheck ## Lint + types (what pre-commit runs)
 
 test: venv venv-mage spark-deps browser-deps ## Run the whole test suite (unit, PostgreSQL, MLflow/GCS, gunicorn, Mage, browser, full stack, containers); dockerd is started for it and stopped after
 	@rc=0; { bash docker/engine.sh install && bash docker/engine.sh start && \
-		bash docker/images.sh && $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); } || rc=$$?; \
+		bash docker/images.sh && $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS); } || rc=$$?; \
 		bash docker/engine.sh stop; exit $$rc
 
 test-containers: venv ## Only the container e2e test (also part of make test): start dockerd, build the images, run it, stop dockerd
