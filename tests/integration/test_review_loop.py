@@ -25,7 +25,7 @@ from persona.registry import reviews
 from persona.registry.promotion import approve
 from persona.serving.app import create_app
 from persona.settings import Settings
-from persona.store import assignments, survey_ingest
+from persona.store import survey_ingest
 from persona.store.engine import open_store
 from persona.synth import NEW_SEGMENT_ID, generate_month
 from tests.store_reads import load_assignments
@@ -123,7 +123,7 @@ def test_review_loop(
     assert [v.version for v in registry.list_versions(settings)] == ["1", "2", "3"]
     # Every month since the segment appeared is labelled with its name by the champion.
     for month in ("2025-06", "2025-07", "2025-08"):
-        stored = assignments.load_assignments(engine, Month(month), settings.model_name, "2")
+        stored = load_assignments(engine, Month(month), settings.model_name, "2")
         named = stored.loc[stored["persona_id"] == "candidate-1", "persona_name"]
         assert len(named) > 20 and set(named) == {NAME}, (month, set(named))
     engine.dispose()
