@@ -16,21 +16,59 @@ Grammar of ``action_taken``:
 - ``stale:<earlier text>`` once the month's data was replaced (`persona data ingest
   --replace`): the run no longer holds the month's state, so the next cycle of the month
   starts afresh (`is_stale`; `store.survey_replace` writes the mark).
+
+The closed sets (verdicts, final actions, promotion decisions) are `StrEnum`s, so a stored
+text compares equal to its member; any other text is a `CycleStateError`, never silently a
+fresh state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
+from persona.errors import PersonaError
 from persona.months import Window, parse_window
 
+
+class Verdict(StrEnum):
+    """A monitoring verdict (`persona.monitoring.policy` decides it)."""
+
+    NO_DRIFT = "no_drift"
+    WATCH = "watch"
+    RETRAIN = "retrain"
+    INSUFFICIENT_DATA = "insufficient_data"
+
+
+class FinalAction(StrEnum):
+    """What a month's cycle did, once its label step finished."""
+
+    NONE = "none"
+    ALERTED = "alerted"
+    RETRAINED_CHALLENGER = "retrained_challenger"
+    RETRAINED_PROMOTED = "retrained_promoted"
+
+
+class Promotion(StrEnum):
+    """The promote step's decision on the month's challenger."""
+
+    PROMOTED = "promoted"
+    KEPT = "kept"
+
+
+class CycleStateError(PersonaError):
+    """A stored ``action_taken`` is not a cycle state (written by something else)."""
+
+
 PENDING = "pending"
+ALERTED_FLAG = "alerted"
 STALE_PREFIX = "stale:"
-FINAL = ("none", "alerted", "retrained_challenger", "retrained_promoted")
-ALERTING = ("watch", "retrain")
-RETRAIN = "retrain"
+FINAL = tuple(FinalAction)
+ALERTING = (Verdict.WATCH, Verdict.RETRAIN)
+RETRAIN = Verdict.RETRAIN
+_E = TypeVar("_E", bound=StrEnum)
 
 
 @dataclass(frozen=True)
@@ -44,10 +82,10 @@ class CycleState:
         promotion: ``promoted`` / ``kept`` once the promote step decided, else None.
     """
 
-    verdict: str
-    final: str | None = None
+    verdict: Verdict
+    final: FinalAction | None = None
     alerted: bool = False
-    promotion: str | None = None
+    promotion: Promotion | None = None
 
     @property
     def done(self) -> bool:
@@ -58,8 +96,8 @@ class CycleState:
     def promoted(self) -> bool:
         """Whether this month's challenger was made champion by the cycle."""
         if self.final is not None:
-            return self.final == "retrained_promoted"
-        return self.promotion == "promoted"
+            return self.final is FinalAction.RETRAINED_PROMOTED
+        return self.promotion is Promotion.PROMOTED
 
     @property
     def promote_decided(self) -> bool:
@@ -72,7 +110,7 @@ class CycleState:
 
     def with_promotion(self, promoted: bool) -> CycleState:
         """The state after the promote step decided."""
-        return replace(self, promotion="promoted" if promoted else "kept")
+        return replace(self, promotion=Promotion.PROMOTED if promoted else Promotion.KEPT)
 
     def finished(self) -> CycleState:
         """The state after the label step: the final action of the month."""
@@ -82,9 +120,9 @@ class CycleState:
         """The ``action_taken`` text of this state."""
         if self.final is not None:
             return self.final
-        parts = [PENDING, self.verdict]
+        parts = [PENDING, str(self.verdict)]
         if self.alerted:
-            parts.append("alerted")
+            parts.append(ALERTED_FLAG)
         if self.promotion is not None:
             parts.append(self.promotion)
         return ":".join(parts)
@@ -95,33 +133,59 @@ def is_stale(action: str | None) -> bool:
     return (action or "").startswith(STALE_PREFIX)
 
 
-def final_action(verdict: str, promoted: bool) -> str:
+def final_action(verdict: str, promoted: bool) -> FinalAction:
     """The final action of a month from its verdict and whether it promoted."""
-    if verdict == RETRAIN:
-        return "retrained_promoted" if promoted else "retrained_challenger"
-    return "alerted" if verdict in ALERTING else "none"
+    if verdict == Verdict.RETRAIN:
+        return FinalAction.RETRAINED_PROMOTED if promoted else FinalAction.RETRAINED_CHALLENGER
+    return FinalAction.ALERTED if verdict in ALERTING else FinalAction.NONE
+
+
+def _member(kind: type[_E], text: str, action: str) -> _E:
+    try:
+        return kind(text)
+    except ValueError:
+        known = ", ".join(kind)
+        raise CycleStateError(
+            f"cycle state {action!r}: {text!r} is not a {kind.__name__} ({known})"
+        ) from None
 
 
 def parse_state(action: str | None, decision: str) -> CycleState:
     """Read the state of a month from its run's ``action_taken`` and ``decision``.
 
     Args:
-        action: The stored ``action_taken`` (None when the run was never acted on).
+        action: The stored ``action_taken`` (None or empty when the run was never acted on;
+            a ``stale:`` text counts as never acted on: the month was replaced).
         decision: The run's verdict (used when the text does not carry one).
 
     Returns:
-        The state; an unknown text counts as a fresh state of `decision`.
+        The state.
+
+    Raises:
+        CycleStateError: The text (or the verdict) is not one the cycle writes.
     """
     text = (action or "").strip()
+    verdict = _member(Verdict, decision, text or decision)
+    if not text or is_stale(text):
+        return CycleState(verdict=verdict, alerted=verdict not in ALERTING)
     if text in FINAL:
-        return CycleState(verdict=decision, final=text, alerted=True)
-    parts = text.split(":")
-    if len(parts) < 2 or parts[0] != PENDING:
-        return CycleState(verdict=decision, alerted=decision not in ALERTING)
-    flags = set(parts[2:])
-    promotion = next((p for p in ("promoted", "kept") if p in flags), None)
-    alerted = "alerted" in flags or parts[1] not in ALERTING
-    return CycleState(verdict=parts[1], alerted=alerted, promotion=promotion)
+        return CycleState(verdict=verdict, final=FinalAction(text), alerted=True)
+    head, _, rest = text.partition(":")
+    if head != PENDING or not rest:
+        raise CycleStateError(
+            f"cycle state {text!r} is neither a final action ({', '.join(FINAL)}) nor "
+            f"{PENDING}:<verdict>[:{ALERTED_FLAG}][:promoted|:kept]"
+        )
+    pending_verdict, *flags = rest.split(":")
+    verdict = _member(Verdict, pending_verdict, text)
+    promotion: Promotion | None = None
+    alerted = verdict not in ALERTING
+    for flag in flags:
+        if flag == ALERTED_FLAG:
+            alerted = True
+        else:
+            promotion = _member(Promotion, flag, text)
+    return CycleState(verdict=verdict, alerted=alerted, promotion=promotion)
 
 
 @dataclass(frozen=True)
@@ -156,5 +220,12 @@ class PinnedRun:
 
     @property
     def state(self) -> CycleState:
-        """The month's cycle state this run holds."""
-        return parse_state(self.action_taken, self.decision)
+        """The month's cycle state this run holds.
+
+        Raises:
+            CycleStateError: The run's stored text is not a cycle state (named with the run).
+        """
+        try:
+            return parse_state(self.action_taken, self.decision)
+        except CycleStateError as error:
+            raise CycleStateError(f"monitoring run {self.run_id}: {error}") from None

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from persona.cycle_results import Challenger
-from persona.cycle_state import CycleState, final_action, parse_state
+from persona.cycle_state import (
+    CycleState,
+    CycleStateError,
+    FinalAction,
+    PinnedRun,
+    Promotion,
+    Verdict,
+    final_action,
+    parse_state,
+)
+from persona.errors import PersonaError
 from persona.flows import promotion_refusal
 from persona.months import MonthError, resolve_month
 
@@ -36,7 +46,29 @@ def test_verdicts_without_alert_or_promotion() -> None:
     assert final_action("watch", False) == "alerted"
     assert final_action("insufficient_data", False) == "none"
     assert final_action("retrain", False) == "retrained_challenger"
-    assert parse_state("something odd", "watch") == CycleState("watch")
+
+
+def test_state_is_a_closed_set_and_unknown_text_is_an_error() -> None:
+    assert parse_state("", "watch") == CycleState(Verdict.WATCH)
+    assert parse_state("stale:pending:retrain:alerted", "retrain") == CycleState(Verdict.RETRAIN)
+    state = parse_state("pending:retrain:alerted:kept", "retrain")
+    assert state.verdict is Verdict.RETRAIN and state.promotion is Promotion.KEPT
+    assert parse_state("none", "no_drift").final is FinalAction.NONE
+    assert state.encode() == "pending:retrain:alerted:kept"  # members write their plain text
+    for text, words in [
+        ("something odd", "neither a final action"),
+        ("pending:", "neither a final action"),
+        ("pending:retrian", "'retrian' is not a Verdict"),
+        ("pending:retrain:alerted:promotd", "'promotd' is not a Promotion"),
+        ("retrained", "neither a final action"),
+    ]:
+        with pytest.raises(CycleStateError, match=words) as caught:
+            parse_state(text, "retrain")
+        assert isinstance(caught.value, PersonaError) and text in str(caught.value)
+    with pytest.raises(CycleStateError, match="'drifted' is not a Verdict"):
+        parse_state(None, "drifted")
+    with pytest.raises(CycleStateError, match=r"^monitoring run 7: cycle state 'odd'"):
+        _ = PinnedRun(7, "watch", action_taken="odd").state
 
 
 def test_resolve_month() -> None:
