@@ -6,7 +6,6 @@ and tags in MLflow.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -23,6 +22,7 @@ from persona.months import Month, Window
 from persona.pyfunc import log_pyfunc
 from persona.registry.gates import evaluate_gates, review_reasons
 from persona.registry.naming import given_names
+from persona.registry.record import ARTIFACT, filter_tags, read_details, read_record
 from persona.registry.results import TrainedVersion, VersionSummary
 from persona.registry.reviews import (
     REVIEW_TAG,
@@ -184,7 +184,7 @@ def train_challenger(
     key = _challenger_key(engine, months)
     found = _find(mlc, settings.model_name, key)
     if found is not None:
-        return _stored_result(found, created=False)
+        return _stored_result(mlc, found, created=False)
     champion = load_model_for_serving(settings, f"models:/{settings.model_name}@{CHAMPION}")
     features = load_features(engine, months, "training")
     params = settings.training
@@ -216,32 +216,30 @@ def train_challenger(
         same = matching_review(mlc, settings.model_name, champion.version, model_ids, facts)
         if same is not None:
             return _seen_again(settings, mlc, same, (months, data_hash), facts)
-    tags = {
-        **key,
+    gate_dict = gates.to_dict()
+    record = {
+        **result.summary(),
+        "training_months": months.to_list(),
+        "data_hash": data_hash,
         "reason": reason or "retrain",
         "trained_from_version": champion.version,
-        "k": str(result.k),
-        "personas": ",".join(result.model.persona_ids),
-        "selection_metric": result.selection_metric,
-        "selection_metric_value": f"{result.score:.6g}",
-        "label_stability_vs_champion": f"{gates.label_stability:.6f}",
-        "candidate_personas": ",".join(candidates),
-        "retired_candidates": ",".join(r.persona_id for r in result.alignment.retired),
-        "drift_demanded": str(drift_demanded).lower(),
-        "gates_passed": str(gates.passed).lower(),
-        "gates": json.dumps(gates.to_dict())[:4900],
-        "needs_review": str(bool(review)).lower(),
-        "review_reasons": _json_tag(review),
-        "candidates_detail": _json_tag([c.to_dict() for c in result.alignment.candidates]),
-        "absorbed_rows": str(gates.absorbed.rows),
+        "drift_demanded": drift_demanded,
+        "label_stability": gate_dict["label_stability"],
+        "candidates": candidates,
+        "retired": [r.persona_id for r in result.alignment.retired],
+        "gates": gate_dict,
+        "needs_review": bool(review),
+        "review_reasons": review,
+        "candidates_detail": [c.to_dict() for c in result.alignment.candidates],
     }
+    tags = filter_tags(record)
     with parent_run(mlc, exp_id, f"train {months}", {"kind": "kmeans"}) as run:
         run_id = run.info.run_id
         mlc.log_batch(run_id, params=_params(result.k, params, months))
         for name, value in (("selection_score", result.score), *_gate_metrics(gates)):
             if np.isfinite(value):
                 mlc.log_metric(run_id, name, float(value))
-        mlc.log_dict(run_id, result.summary(), "training_result.json")
+        mlc.log_dict(run_id, record, ARTIFACT)
         log_sweep(mlc, exp_id, run_id, features, result, settings.random_seed)
         if review:
             picture = log_profile(mlc, run_id, result.model, candidates, str(months))
@@ -251,9 +249,8 @@ def train_challenger(
         supersede(mlc, settings.model_name, str(mv.version))
     fetched = mlc.get_model_version(settings.model_name, mv.version)
     alert = "new" if review else None
-    return replace(
-        _stored_result(fetched, created=True), run_id=run_id, sweep=result.sweep, alert=alert
-    )
+    stored = _stored_result(mlc, fetched, created=True, record=record)
+    return replace(stored, run_id=run_id, sweep=result.sweep, alert=alert)
 
 
 def _seen_again(
@@ -268,7 +265,8 @@ def _seen_again(
     state, remind = seen_again(state, seen[0].last, facts, settings.review_reminder_months)
     note_seen(mlc, settings.model_name, mv, state, seen)
     fetched = mlc.get_model_version(settings.model_name, mv.version)
-    return replace(_stored_result(fetched, created=False), alert="reminder" if remind else None)
+    stored = _stored_result(mlc, fetched, created=False)
+    return replace(stored, alert="reminder" if remind else None)
 
 
 def _find(mlc: Any, name: str, key: dict[str, str]) -> ModelVersion | None:
@@ -293,18 +291,11 @@ def find_challenger(settings: Settings, engine: Engine, months: Window) -> Train
     Returns:
         The same fields as `train_challenger` (``created`` false), or None.
     """
-    found = _find(client(settings), settings.model_name, _challenger_key(engine, months))
+    mlc = client(settings)
+    found = _find(mlc, settings.model_name, _challenger_key(engine, months))
     if found is None:
         return None
-    return _stored_result(found, created=False)
-
-
-def _json_tag(items: list[Any], limit: int = 4900) -> str:
-    """JSON of a list that fits an MLflow tag value (items dropped from the end if needed)."""
-    kept = list(items)
-    while kept and len(json.dumps(kept)) > limit:
-        kept.pop()
-    return json.dumps(kept)
+    return _stored_result(mlc, found, created=False)
 
 
 def _params(k: int, params: TrainingSettings, months: Window) -> list[Any]:
@@ -322,22 +313,24 @@ def _gate_metrics(gates: Any) -> list[tuple[str, float]]:
     ]
 
 
-def _stored_result(mv: ModelVersion, created: bool) -> TrainedVersion:
-    """What a version's tags say about its training (tag values are read back here)."""
+def _stored_result(
+    mlc: Any, mv: ModelVersion, created: bool, record: dict[str, Any] | None = None
+) -> TrainedVersion:
+    """What a version's training record says (read from its run unless given)."""
     tags = dict(mv.tags)
-    split = lambda key: tuple(s for s in tags.get(key, "").split(",") if s)  # noqa: E731
+    details = read_details(read_record(mlc, mv) if record is None else record, tags)
     return TrainedVersion(
         summary=_version_summary(mv, created),
-        training_months=Window.of(split("training_months")),
-        data_hash=tags.get("data_hash"),
-        k=int(tags["k"]) if tags.get("k") else None,
-        personas=split("personas"),
-        candidates=split("candidate_personas"),
-        retired=split("retired_candidates"),
-        label_stability=float(tags.get("label_stability_vs_champion", "nan")),
-        gates=json.loads(tags["gates"]) if tags.get("gates") else None,
-        needs_review=tags.get("needs_review") == "true",
-        review_reasons=tuple(json.loads(tags.get("review_reasons") or "[]")),
-        candidates_detail=tuple(json.loads(tags.get("candidates_detail") or "[]")),
+        training_months=Window.of(details["training_months"]),
+        data_hash=details["data_hash"],
+        k=details["k"],
+        personas=tuple(details["personas"]),
+        candidates=tuple(details["candidates"]),
+        retired=tuple(details["retired"]),
+        label_stability=details["label_stability"],
+        gates=details["gates"],
+        needs_review=details["needs_review"],
+        review_reasons=tuple(details["review_reasons"]),
+        candidates_detail=tuple(details["candidates_detail"]),
         review=read_review(tags),
     )

@@ -26,6 +26,7 @@ from persona.errors import RegistryError
 from persona.model import PersonaModel
 from persona.months import Month, Window
 from persona.registry.plots import persona_profile_png
+from persona.registry.record import read_details, read_record
 from persona.registry.tracking import client, configure
 from persona.registry.versions import all_versions, get_version
 from persona.settings import Settings
@@ -187,18 +188,19 @@ class Review:
         }
 
 
-def _review_of(mv: ModelVersion) -> Review | None:
+def _review_of(mlc: MlflowClient, mv: ModelVersion) -> Review | None:
     tags = dict(mv.tags)
     state = read_review(tags)
     if state is None:
         return None
+    details = read_details(read_record(mlc, mv), tags)
     return Review(
         version=str(mv.version),
         status=str(state.get("status")),
         training_months=tags.get("training_months", ""),
         trained_from=tags.get("trained_from_version", ""),
         gates_passed=tags.get("gates_passed") == "true",
-        reasons=tuple(json.loads(tags.get("review_reasons") or "[]")),
+        reasons=tuple(details["review_reasons"]),
         state=state,
     )
 
@@ -206,8 +208,13 @@ def _review_of(mv: ModelVersion) -> Review | None:
 def list_reviews(settings: Settings, everything: bool = False) -> list[Review]:
     """The reviews waiting for a person (all of them with `everything`), newest first."""
     configure(settings)
-    found = [_review_of(mv) for mv in reversed(all_versions(client(settings), settings.model_name))]
-    return [r for r in found if r is not None and (everything or r.status == PENDING)]
+    mlc = client(settings)
+    status = lambda mv: (read_review(dict(mv.tags)) or {}).get("status")  # noqa: E731
+    kept = [
+        mv for mv in all_versions(mlc, settings.model_name) if everything or status(mv) == PENDING
+    ]
+    found = [_review_of(mlc, mv) for mv in reversed(kept)]
+    return [r for r in found if r is not None]
 
 
 def decide(settings: Settings, version: str, status: str, reason: str, actor: str) -> Review:
@@ -224,7 +231,7 @@ def decide(settings: Settings, version: str, status: str, reason: str, actor: st
     stamp = {"at": utcnow().isoformat(), "actor": actor, "reason": reason}
     review.update(status=status, decision=stamp)
     mlc.set_model_version_tag(settings.model_name, mv.version, REVIEW_TAG, encode(review))
-    found = _review_of(mlc.get_model_version(settings.model_name, mv.version))
+    found = _review_of(mlc, mlc.get_model_version(settings.model_name, mv.version))
     assert found is not None
     return found
 
