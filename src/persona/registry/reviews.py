@@ -3,8 +3,9 @@
 A version that needs a person (a candidate, retired or over-grown persona) carries a
 ``review`` tag (JSON): its status (``pending``, ``approved``, ``rejected``,
 ``superseded``), the months its segment was seen, the latest facts of each candidate
-(`training.profile.candidate_facts`), the persona profile picture and the month of the
-last alert. While a review is pending (or was rejected), a later month whose retrain finds
+(`training.profile.candidate_facts`), the persona profile picture, the month of the
+last alert and, while a delivery of it failed, the alert owed (``alert_owed``).
+While a review is pending (or was rejected), a later month whose retrain finds
 the same fit does not register a new version: the review is updated instead
 (`note_seen`), and reminded every ``REVIEW_REMINDER_MONTHS`` months it is seen. A tag
 ``seen/<window>`` = data hash lets a replay of that month find the version again.
@@ -36,6 +37,7 @@ from persona.training.profile import same_fit
 REVIEW_TAG = "review"
 PENDING, APPROVED, REJECTED, SUPERSEDED = "pending", "approved", "rejected", "superseded"
 PROFILE_ARTIFACT = "plots/persona_profile.png"
+ALERT_OWED = "alert_owed"  # the review's alert that failed to go out: new or reminder
 _TAG_LIMIT = 4900
 
 
@@ -150,6 +152,23 @@ def supersede(mlc: MlflowClient, name: str, by: str) -> None:
         if review and review.get("status") == PENDING and int(mv.version) < int(by):
             review.update(status=SUPERSEDED, superseded_by=by)
             mlc.set_model_version_tag(name, mv.version, REVIEW_TAG, encode(review))
+
+
+def owe_alert(settings: Settings, version: str, kind: str | None) -> None:
+    """Record on a version's review that its alert (``new`` / ``reminder``) is owed.
+
+    A delivery that failed is sent again by the month's next step (`flows`); None clears
+    the mark once it went out. A version without a review is left alone.
+    """
+    mlc = client(settings)
+    mv = get_version(mlc, settings.model_name, version)
+    review = read_review(dict(mv.tags))
+    if review is None or review.get(ALERT_OWED) == kind:
+        return
+    review.pop(ALERT_OWED, None)
+    if kind is not None:
+        review[ALERT_OWED] = kind
+    mlc.set_model_version_tag(settings.model_name, mv.version, REVIEW_TAG, encode(review))
 
 
 @dataclass(frozen=True)
