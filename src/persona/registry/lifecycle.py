@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,10 +17,10 @@ from sqlalchemy import Engine
 
 from persona.catalog import load_catalog
 from persona.errors import ModelError, NotIngestedError
-from persona.model import PersonaModel, calibrate_radii, from_catalog
+from persona.model import LoadedModel, PersonaModel, calibrate_radii, from_catalog
 from persona.months import Month, Window
 from persona.pyfunc import log_pyfunc
-from persona.registry.gates import evaluate_gates, review_reasons
+from persona.registry.gates import GateInputs, GateResult, evaluate_gates, review_reasons
 from persona.registry.naming import given_names
 from persona.registry.record import ARTIFACT, filter_tags, read_details, read_record
 from persona.registry.results import TrainedVersion, VersionSummary
@@ -48,7 +48,7 @@ from persona.registry.versions import (
 from persona.settings import Settings, TrainingSettings
 from persona.store import events
 from persona.store.survey_queries import earliest_month, feature_rows, month_fingerprint
-from persona.training import check_training_data, train
+from persona.training import TrainingResult, check_training_data, train
 from persona.training.profile import candidate_facts
 
 
@@ -185,43 +185,85 @@ def train_challenger(
     found = _find(mlc, settings.model_name, key)
     if found is not None:
         return _stored_result(mlc, found, created=False)
+    data = _read_training_data(settings, engine, months)
+    fit = _fit(settings, data, months, key["data_hash"], reason or "retrain", drift_demanded)
+    if fit.review:  # one pending review per segment: the same fit updates it, no new version
+        model_ids = fit.result.model.persona_ids
+        same = matching_review(
+            mlc, settings.model_name, data.champion.version, model_ids, fit.facts
+        )
+        if same is not None:
+            return _seen_again(settings, mlc, same, (months, key["data_hash"]), fit.facts)
+    return _record_challenger(settings, mlc, exp_id, months, data.features, fit)
+
+
+@dataclass(frozen=True)
+class _TrainingData:
+    """What a retrain reads: the champion, the rows and the names people gave."""
+
+    champion: LoadedModel
+    features: np.ndarray  # the training window
+    champion_data: np.ndarray  # the champion's own months (else the window)
+    month: np.ndarray  # the window's last month
+    names: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """A retrain's outcome before anything is logged: the model, gates and record."""
+
+    result: TrainingResult
+    gates: GateResult
+    review: list[str]
+    facts: list[dict[str, Any]]
+    record: dict[str, Any]  # training_result.json
+
+
+def _read_training_data(settings: Settings, engine: Engine, months: Window) -> _TrainingData:
     champion = load_model_for_serving(settings, f"models:/{settings.model_name}@{CHAMPION}")
     features = load_features(engine, months, "training")
-    params = settings.training
-    data_hash = key["data_hash"]
-    info = {"months": months.to_list(), "data_hash": data_hash, "trained_from": champion.version}
     ref_months = [Month(m) for m in champion.tags.get("training_months", "").split(",") if m]
     try:
         champion_data = load_features(engine, ref_months, "the champion's data")
     except (NotIngestedError, ModelError):
         champion_data = features  # the champion's months are not in this store
-    names = given_names(settings)
-    month_x = load_features(engine, [months.last], "training")
-    result = train(features, champion.model, params, info, names, champion_data, month_x)
-    gates = evaluate_gates(
+    month = load_features(engine, [months.last], "training")
+    return _TrainingData(champion, features, champion_data, month, given_names(settings))
+
+
+def _fit(
+    settings: Settings,
+    data: _TrainingData,
+    months: Window,
+    data_hash: str,
+    reason: str,
+    drift_demanded: bool,
+) -> _Fit:
+    """Train, judge and describe a challenger (no I/O)."""
+    champion = data.champion
+    info = {"months": months.to_list(), "data_hash": data_hash, "trained_from": champion.version}
+    result = train(
+        data.features,
         champion.model,
-        result.model,
-        features,
-        champion_data,
-        settings.gates,
-        params,
-        drift_demanded,
-        month_x,
+        settings.training,
+        info,
+        data.names,
+        data.champion_data,
+        data.month,
     )
+    inputs = GateInputs(
+        champion.model, result.model, data.features, data.champion_data, drift_demanded, data.month
+    )
+    gates = evaluate_gates(inputs, settings.gates, settings.training)
     candidates = [c.persona_id for c in result.alignment.candidates]
     review = review_reasons(result.alignment)
-    facts = candidate_facts(result.model, month_x, candidates) if candidates else []
-    if review:  # one pending review per segment: the same fit updates it, no new version
-        model_ids = result.model.persona_ids
-        same = matching_review(mlc, settings.model_name, champion.version, model_ids, facts)
-        if same is not None:
-            return _seen_again(settings, mlc, same, (months, data_hash), facts)
+    facts = candidate_facts(result.model, data.month, candidates) if candidates else []
     gate_dict = gates.to_dict()
     record = {
         **result.summary(),
         "training_months": months.to_list(),
         "data_hash": data_hash,
-        "reason": reason or "retrain",
+        "reason": reason,
         "trained_from_version": champion.version,
         "drift_demanded": drift_demanded,
         "label_stability": gate_dict["label_stability"],
@@ -232,24 +274,37 @@ def train_challenger(
         "review_reasons": review,
         "candidates_detail": [c.to_dict() for c in result.alignment.candidates],
     }
-    tags = filter_tags(record)
+    return _Fit(result, gates, review, facts, record)
+
+
+def _record_challenger(
+    settings: Settings,
+    mlc: Any,
+    exp_id: str,
+    months: Window,
+    features: np.ndarray,
+    fit: _Fit,
+) -> TrainedVersion:
+    """Log the run (params, metrics, record, sweep, profile) and register the challenger."""
+    result, tags = fit.result, filter_tags(fit.record)
     with parent_run(mlc, exp_id, f"train {months}", {"kind": "kmeans"}) as run:
         run_id = run.info.run_id
-        mlc.log_batch(run_id, params=_params(result.k, params, months))
-        for name, value in (("selection_score", result.score), *_gate_metrics(gates)):
+        mlc.log_batch(run_id, params=_params(result.k, settings.training, months))
+        for name, value in (("selection_score", result.score), *_gate_metrics(fit.gates)):
             if np.isfinite(value):
                 mlc.log_metric(run_id, name, float(value))
-        mlc.log_dict(run_id, record, ARTIFACT)
+        mlc.log_dict(run_id, fit.record, ARTIFACT)
         log_sweep(mlc, exp_id, run_id, features, result, settings.random_seed)
-        if review:
+        if fit.review:
+            candidates = fit.record["candidates"]
             picture = log_profile(mlc, run_id, result.model, candidates, str(months))
-            tags[REVIEW_TAG] = encode(new_review(months.last, facts, picture))
+            tags[REVIEW_TAG] = encode(new_review(months.last, fit.facts, picture))
         mv = _log_and_register(settings, exp_id, result.model, features, run, tags, CHALLENGER)
-    if review:
+    if fit.review:
         supersede(mlc, settings.model_name, str(mv.version))
     fetched = mlc.get_model_version(settings.model_name, mv.version)
-    alert = "new" if review else None
-    stored = _stored_result(mlc, fetched, created=True, record=record)
+    alert = "new" if fit.review else None
+    stored = _stored_result(mlc, fetched, created=True, record=fit.record)
     return replace(stored, run_id=run_id, sweep=result.sweep, alert=alert)
 
 
@@ -305,7 +360,7 @@ def _params(k: int, params: TrainingSettings, months: Window) -> list[Any]:
     return [Param(key, str(value)) for key, value in values.items()]
 
 
-def _gate_metrics(gates: Any) -> list[tuple[str, float]]:
+def _gate_metrics(gates: GateResult) -> list[tuple[str, float]]:
     return [
         ("champion_score", gates.champion_score),
         ("challenger_score", gates.challenger_score),
