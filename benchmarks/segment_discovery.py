@@ -137,7 +137,7 @@ def run_seed_direct(seed: int) -> dict[str, Any]:
     from persona.flows import promotion_refusal
     from persona.model import calibrate_radii, from_catalog
     from persona.monitoring import check, decide
-    from persona.registry.gates import evaluate_gates, review_reasons
+    from persona.registry.gates import GateInputs, evaluate_gates, review_reasons
     from persona.training import train
 
     settings = _settings(Path(tempfile.gettempdir()))
@@ -163,8 +163,8 @@ def run_seed_direct(seed: int) -> dict[str, Any]:
         if verdict == "retrain":
             window = np.vstack([data[m] for m in list(MONTHS)[last : last + 3]])
             result = train(window, champion, settings.training, None, {}, jan, data[month])
-            gates = evaluate_gates(champion, result.model, window, jan, settings.gates,
-                                   settings.training, True, data[month])  # fmt: skip
+            inputs = GateInputs(champion, result.model, window, jan, True, data[month])
+            gates = evaluate_gates(inputs, settings.gates, settings.training)
             review = review_reasons(result.alignment)
             challenger = Challenger("2", gates_passed=gates.passed, needs_review=bool(review))
             auto = promotion_refusal(challenger, "1", settings.auto_promote) is None

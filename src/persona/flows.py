@@ -46,6 +46,7 @@ from persona.cycle_state import RETRAIN, CycleState, PinnedRun, is_stale
 from persona.errors import NotIngestedError, PersonaError, RegistryError
 from persona.monitoring.results import CheckRun
 from persona.months import Month, Window, resolve_month
+from persona.registry import reviews
 from persona.settings import Settings
 from persona.store import assignments
 from persona.store import monitoring as runs_store
@@ -207,8 +208,7 @@ def _alert(
     if state.done or state.alerted:
         return state, []
     if result is None:
-        stored = [r for r in runs_store.list_runs(engine, month=month) if r.run_id == run.run_id]
-        result = CheckRun.from_row(stored[0].to_dict())
+        result = CheckRun.from_row(runs_store.get_run(engine, run.run_id).to_dict())
     sent = alerts.alert_for_check(settings, month, result)
     if all(d.ok for d in sent):
         state = state.with_alerted()
@@ -245,9 +245,35 @@ def retrain(settings: Settings, engine: Engine, month: Month) -> RetrainStep | S
             trained = registry.train_challenger(
                 settings, engine, window, reason, drift_demanded=True
             )
-            if trained.alert is not None:  # a new review, or its scheduled reminder
-                alerts.alert_for_review(settings, month, trained.to_dict())
+        _review_alert(settings, month, trained)
     return RetrainStep(month, Challenger.of(trained))
+
+
+def _review_alert(
+    settings: Settings, month: Month, trained: registry.TrainedVersion
+) -> list[alerts.AlertDelivery]:
+    """Send a challenger's review alert that is due (new, reminder) or owed by an earlier step.
+
+    A delivery that failed (after its retries) is recorded on the review as owed, so the
+    month's next step (promote, label, or the retrain again) sends it again; once it went
+    out the mark is cleared. Run under the month lock.
+
+    Returns:
+        The deliveries (empty: none due).
+    """
+    owed = (trained.review or {}).get(reviews.ALERT_OWED)
+    kind = trained.alert or owed
+    if kind is None:
+        return []
+    sent = alerts.alert_for_review(settings, month, {**trained.to_dict(), "alert": kind})
+    delivered = all(d.ok for d in sent)
+    if not delivered:
+        log.warning(
+            "the review alert of v%s was not delivered: the next step retries", trained.version
+        )
+    if (None if delivered else kind) != owed:
+        reviews.owe_alert(settings, trained.version, None if delivered else kind)
+    return sent
 
 
 def _month_lock(settings: Settings, engine: Engine, month: Month) -> Any:
@@ -309,6 +335,7 @@ def _promote(settings: Settings, engine: Engine, month: Month, actor: str) -> Pr
         raise CycleError(
             f"month {month} has no challenger: run `persona cycle retrain --month {month}` first"
         )
+    _review_alert(settings, month, trained)
     challenger = Challenger.of(trained)
     version = challenger.version
 
@@ -358,7 +385,10 @@ def label(settings: Settings, engine: Engine, month: Month) -> LabelStep | Skipp
     before = str(run.model_version)
     challenger = None
     if state.verdict == RETRAIN:
-        found = registry.find_challenger(settings, engine, _window(settings, engine, month))
+        with _month_lock(settings, engine, month):  # two copies of the step alert once
+            found = registry.find_challenger(settings, engine, _window(settings, engine, month))
+            if found is not None:
+                _review_alert(settings, month, found)
         challenger = None if found is None else found.version
     after = challenger if (state.promoted and challenger) else before
     written = 0

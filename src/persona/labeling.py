@@ -118,8 +118,6 @@ def label_month(
     if not via_api and streams(engine):
         done = assignments.label_month_copy(engine, month, name, version, loaded.model.predict)
         rows, written, mix = done.rows, done.written, done.persona_counts
-        stages = ", ".join(f"{stage} {took:.2f}s" for stage, took in done.seconds.items())
-        log.debug("labelling %s stage by stage: %s", month, stages)
     else:
         frame = survey_queries.load_month(engine, month)
         features = np.ascontiguousarray(

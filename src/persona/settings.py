@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -79,7 +80,9 @@ def missing_sqlite_folder(url: str, var_dir: Path) -> str | None:
 
     The platform creates only its own folders, where the embedded defaults live: `VAR_DIR`
     and ``var/`` (the default URLs' folder), and folders inside them. Any other folder must
-    exist, so a mistyped path is an error instead of a new, empty store.
+    exist, so a mistyped path is an error instead of a new, empty store. Paths are compared
+    as written (made absolute, no file system access); only a SQLite folder outside the
+    platform's own is looked up.
 
     Args:
         url: A ``DATABASE_URL`` or ``MLFLOW_TRACKING_URI`` (other schemes give None).
@@ -91,13 +94,15 @@ def missing_sqlite_folder(url: str, var_dir: Path) -> str | None:
     scheme, _, path = url.partition(":///")
     if scheme != "sqlite" or not path or path.startswith(":memory:"):
         return None
-    folder = Path(path.split("?", 1)[0]).expanduser().parent.resolve()
-    own = {var_dir.expanduser().resolve(), Path("var").resolve()}
-    if folder.is_dir() or any(folder == o or o in folder.parents for o in own):
+    folder = Path(os.path.abspath(Path(path.split("?", 1)[0]).expanduser().parent))
+    var, default = Path(os.path.abspath(var_dir.expanduser())), Path(os.path.abspath("var"))
+    if any(folder == own or own in folder.parents for own in (var, default)):
         return None
-    where = f"VAR_DIR ({var_dir}), the only folder"
-    if len(own) > 1:
-        where = f"VAR_DIR ({var_dir}) or var/, the only folders"
+    if folder.is_dir():
+        return None
+    where = f"VAR_DIR ({var_dir}) or var/, the only folders"
+    if var == default:
+        where = f"VAR_DIR ({var_dir}), the only folder"
     return (
         f"the folder {folder} of the SQLite file does not exist: create it, or put the file"
         f" under {where} the platform creates"

@@ -52,17 +52,13 @@ def test_json_error_is_one_document_and_exit_2(tmp_path: Path) -> None:
 
 def test_monitor_alert_flag_posts_the_verdict_to_the_webhook(tmp_path: Path) -> None:
     """`persona monitor --alert` sends the alert of its verdict."""
-    import threading
+    from tests.webhook import Webhook
 
-    from tests.unit.test_alerts import Recorder
-
-    server = Recorder()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with Webhook() as server:
         _run(["data", "generate", "--out", "data", "--months", "1-3"], tmp_path)
         _run(["data", "ingest", "data"], tmp_path)
         _run(["model", "bootstrap"], tmp_path)
-        env_hook = {"ALERT_WEBHOOK_URL": f"{server.base}/hook"}
+        env_hook = {"ALERT_WEBHOOK_URL": server.url}
         os.environ.update(env_hook)
         try:
             quiet = _run(["monitor", "--month", "2025-02", "--alert"], tmp_path)
@@ -70,13 +66,10 @@ def test_monitor_alert_flag_posts_the_verdict_to_the_webhook(tmp_path: Path) -> 
             again = _run(["monitor", "--month", "2025-03", "--alert"], tmp_path)
         finally:
             os.environ.pop("ALERT_WEBHOOK_URL")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert json.loads(quiet.stdout)["verdict"] == "no_drift"
     result = json.loads(drifted.stdout)
     assert result["verdict"] == "retrain"
     assert [a["ok"] for a in result["alerts"]] == [True]
     assert json.loads(again.stdout)["existing"] is True  # the same check, reused ...
-    [posted] = server.received  # ... does not alert twice
-    assert posted["path"] == "/hook" and "2025-03" in json.dumps(posted["json"])
+    [posted] = server.posts  # ... does not alert twice
+    assert posted.path == "/hook" and "2025-03" in json.dumps(posted.json)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,15 @@ from sqlalchemy import func, select
 
 from persona import flows, registry
 from persona.catalog import load_catalog
+from persona.cycle_results import RetrainStep
 from persona.errors import RegistryError
 from persona.months import Month
 from persona.settings import Settings
 from persona.store import schema, survey_ingest
 from persona.store.engine import open_store
+from persona.store.survey_queries import stored_window
 from persona.synth import default_year, generate_month
+from tests.webhook import Webhook
 
 MONTHS = [Month(m) for m in ("2025-01", "2025-02", "2025-03", "2025-04", "2025-05")]
 N = 300
@@ -266,35 +268,6 @@ def test_blocks_say_a_month_not_ingested_in_one_line(
     assert _state(settings) == before
 
 
-class Webhook(ThreadingHTTPServer):
-    """A real webhook receiver answering `status` (settable) and recording each post."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _WebhookHandler)
-        self.status = 503
-        self.posts: list[tuple[int, dict[str, Any]]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class _WebhookHandler(BaseHTTPRequestHandler):
-    server: Webhook
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-        self.server.posts.append((self.server.status, body))
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def _action(settings: Settings, month: Month) -> str | None:
     engine = open_store(settings.database_url)
     try:
@@ -306,38 +279,30 @@ def _action(settings: Settings, month: Month) -> str | None:
 def test_a_failed_alert_is_recorded_as_failed_and_sent_on_the_next_step(
     make_settings: Callable[..., Settings],
 ) -> None:
-    hook = Webhook()
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    try:
+    with Webhook([503]) as hook:
         settings = make_settings(alert_webhook_url=hook.url, alert_attempts=2)
         _setup(settings)
         march = Month("2025-03")
         checked = flows.run_step(settings, "check", march)
         assert checked.verdict == "retrain"
         assert [(d.ok, d.status) for d in checked.alerts] == [(False, 503)]
-        assert [status for status, _ in hook.posts] == [503, 503]  # retried once, then gave up
+        assert hook.statuses == [503, 503]  # retried once, then gave up
         assert _action(settings, march) == "pending:retrain"  # not recorded as sent
-        hook.status = 200  # the receiver is back: the next step delivers it
+        hook.answer(200)  # the receiver is back: the next step delivers it
         flows.run_step(settings, "retrain", march)
-        assert [status for status, _ in hook.posts] == [503, 503, 200]
-        assert hook.posts[-1][1]["title"] == "PersonaOps: retrain for 2025-03"
+        assert hook.statuses == [503, 503, 200]
+        assert hook.posts[-1].json["title"] == "PersonaOps: retrain for 2025-03"
         assert _action(settings, march) == "pending:retrain:alerted"
         flows.run_step(settings, "promote", march)  # sent once: no second alert
         again = flows.run_step(settings, "check", march)
         assert again.alerts == () and len(hook.posts) == 3
-    finally:
-        hook.shutdown()
-        hook.server_close()
 
 
 @pytest.mark.postgres
 def test_two_concurrent_checks_of_a_month_alert_once(
     make_settings: Callable[..., Settings], pg_url: str
 ) -> None:
-    hook = Webhook()
-    hook.status = 200
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    try:
+    with Webhook() as hook:
         settings = make_settings(database_url=pg_url, alert_webhook_url=hook.url)
         _setup(settings)
         results: list[Any] = []
@@ -360,6 +325,47 @@ def test_two_concurrent_checks_of_a_month_alert_once(
         assert len(results) == 2 and {r.verdict for r in results} == {"retrain"}
         assert sorted(len(r.alerts) for r in results) == [0, 1]  # the month lock: one alert
         assert len(hook.posts) == 1
+
+
+def _challenger(settings: Settings, month: Month) -> registry.TrainedVersion | None:
+    engine = open_store(settings.database_url)
+    try:
+        window = stored_window(engine, month, settings.training_window_months)
+        return registry.find_challenger(settings, engine, window)
     finally:
-        hook.shutdown()
-        hook.server_close()
+        engine.dispose()
+
+
+def test_a_failed_review_alert_is_owed_and_sent_by_the_next_step(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A retrain that registers a challenger for review alerts; a failed delivery is retried."""
+    march = Month("2025-03")
+    with Webhook([200, 503, 200]) as hook:  # the check's alert, then the review's twice
+        settings = make_settings(alert_webhook_url=hook.url, alert_attempts=1)
+        catalog = load_catalog(settings.persona_catalog)
+        engine = open_store(settings.database_url)
+        try:  # the seeded segment of tests/integration/test_discovery_flow.py
+            for month in ("2025-01", "2025-02", "2025-03"):
+                scenario = "new_segment" if month == "2025-03" else "stable"
+                frame, _ = generate_month(catalog, month, 400, scenario, 3, new_share=0.12)
+                survey_ingest.ingest_frame(engine, frame, month, f"synth-{month}")
+            registry.bootstrap(settings, engine)
+        finally:
+            engine.dispose()
+        assert flows.run_step(settings, "check", march).verdict == "retrain"
+        retrained = flows.run_step(settings, "retrain", march)
+        assert isinstance(retrained, RetrainStep) and retrained.challenger.needs_review
+        version = retrained.challenger.version
+        assert hook.statuses == [200, 503]  # the review's alert failed: owed
+        owed = _challenger(settings, march)
+        assert owed is not None and (owed.review or {}).get("alert_owed") == "new"
+        flows.run_step(settings, "promote", march)  # the next step sends it again
+        assert hook.statuses == [200, 503, 200]
+        title = f"PersonaOps: challenger v{version} for 2025-03 needs review"
+        assert hook.posts[-1].json["title"] == title
+        sent = _challenger(settings, march)
+        assert sent is not None and "alert_owed" not in (sent.review or {})
+        flows.run_step(settings, "label", march)  # delivered: nothing more
+        flows.run_step(settings, "retrain", march)
+        assert len(hook.posts) == 3

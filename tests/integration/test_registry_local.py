@@ -20,6 +20,7 @@ from persona.catalog import load_catalog
 from persona.errors import NotIngestedError, RegistryError
 from persona.features import FEATURE_NAMES, validate_frame
 from persona.months import Month, Window
+from persona.registry.record import FILTER_TAGS
 from persona.registry.versions import download_model
 from persona.settings import get_settings
 from persona.store import events, survey_ingest, survey_queries
@@ -125,7 +126,7 @@ def test_pyfunc_predictions_equal_in_process(env, tmp_path: Path) -> None:  # ty
     assert proc.returncode == 0 and proc.stdout.strip() == expected, proc.stderr[-2000:]
 
 
-def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
+def test_train_promote_rollback(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings, engine = env
     registry.bootstrap(settings, engine)
     result = registry.train_challenger(
@@ -136,14 +137,25 @@ def test_train_promote_rollback(env) -> None:  # type: ignore[no-untyped-def]
     tags = result["tags"]
     assert tags["training_months"] == "2025-02" and tags["gates_passed"] == "true"
     assert tags["data_hash"] == survey_queries.month_fingerprint(engine, ["2025-02"])
-    assert tags["selection_metric"] == "silhouette" and float(tags["selection_metric_value"]) > 0
+    # The details live in the run's training_result.json (whole); tags keep the filters.
+    mlc = MlflowClient(settings.mlflow_tracking_uri)
+    record = json.loads(
+        Path(
+            mlc.download_artifacts(result["run_id"], "training_result.json", str(tmp_path))
+        ).read_text()
+    )
+    assert record["selection_metric"] == "silhouette" and record["score"] > 0
+    assert record["gates"] == result["gates"] and record["training_months"] == ["2025-02"]
+    assert set(tags) == set(FILTER_TAGS)  # no gates / detail JSON in tags any more
     runs = MlflowClient(settings.mlflow_tracking_uri).search_runs([exp_id(settings)])
     nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == result["run_id"]]
     assert sorted(r.data.params["k"] for r in nested) == ["2", "3", "4", "5"]
     assert all("silhouette" in r.data.metrics for r in nested)
 
     same = registry.train_challenger(settings, engine, Window.of(["2025-02"]), "again").to_dict()
-    assert not same["created"] and same["version"] == "2"
+    assert not same["created"] and same["version"] == "2" and "run_id" not in same
+    first = {k: v for k, v in result.items() if k not in ("created", "run_id", "sweep")}
+    assert {k: same[k] for k in first} == first  # read back from the artifact, whole
 
     promoted = registry.promote(settings, engine, reason="ok", actor="tester").to_dict()
     assert promoted["promoted"] and promoted["previous"] == "1" and promoted["gates"]["passed"]
@@ -183,7 +195,7 @@ def test_new_segment_window_registers_candidate(env) -> None:  # type: ignore[no
     [detail] = result["candidates_detail"]
     assert detail["rows"] > 50 and 12.0 <= detail["distance"] <= 21.0
     gates = {c["name"]: c for c in result["gates"]["checks"]}
-    assert gates["absorbed"]["passed"] and result["tags"]["absorbed_rows"] == "0"
+    assert gates["absorbed"]["passed"] and result["gates"]["absorbed"]["rows"] == 0
 
     # A person names the candidate; the name survives the next retrain (alignment keeps it).
     from persona.registry.naming import given_names, name_persona

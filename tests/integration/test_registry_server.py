@@ -35,6 +35,9 @@ def test_server_postgres_gcs_round_trip(
             settings, engine, Window.of(["2025-02"]), "server test"
         ).to_dict()
         assert trained["created"] and trained["aliases"] == ["challenger"]
+        # The details come back from the run's training_result.json through the server.
+        again = registry.find_challenger(settings, engine, Window.of(["2025-02"]))
+        assert again is not None and again.gates == trained["gates"] and again.k == trained["k"]
         assert registry.promote(settings, engine).promoted
         loaded = registry.load_model_for_serving(
             settings, f"models:/{settings.model_name}@champion"

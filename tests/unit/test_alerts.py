@@ -5,60 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from persona.alerts import send_alert
 from persona.settings import Settings
+from tests.webhook import Webhook
 
 TOKEN = "123456:SECRET-bot-token-xyz"
 
 
-class Recorder(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.received: list[dict[str, Any]] = []
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Recorder
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append(
-            {"path": self.path, "json": json.loads(body), "type": self.headers["Content-Type"]}
-        )
-        if self.path.startswith("/slow"):
-            time.sleep(1.0)
-        status = 500 if self.path.startswith("/fail") else 200
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"ok": true}')
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def server() -> Iterator[Recorder]:
-    srv = Recorder()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def server() -> Iterator[Webhook]:
+    with Webhook() as srv:
+        yield srv
 
 
 def _free_port() -> int:
@@ -76,7 +37,7 @@ def test_no_channel_is_a_logged_noop(make_settings: Callable[..., Settings], cap
     assert "no alert channel configured" in caplog.text
 
 
-def test_all_channels_receive_their_payload(server: Recorder, make_settings, caplog) -> None:
+def test_all_channels_receive_their_payload(server: Webhook, make_settings, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     cfg = make_settings(
         alert_telegram_bot_token=TOKEN,
@@ -91,39 +52,40 @@ def test_all_channels_receive_their_payload(server: Recorder, make_settings, cap
         ("slack", True, 200),
         ("webhook", True, 200),
     ]
-    telegram, slack, hook = server.received
-    assert telegram["path"] == f"/bot{TOKEN}/sendMessage"
-    assert telegram["json"]["chat_id"] == "-10042"
-    assert telegram["json"]["text"].splitlines() == [
+    telegram, slack, hook = server.posts
+    assert telegram.path == f"/bot{TOKEN}/sendMessage"
+    assert telegram.json["chat_id"] == "-10042"
+    assert telegram.json["text"].splitlines() == [
         "Drift in 2025-03: retrain",
         "unassigned rate 18%",
         "month: 2025-03",
         "model_version: 1",
     ]
-    assert slack["path"] == "/slack/T000/B000/XXXX"
-    assert slack["json"]["text"].startswith("*Drift in 2025-03: retrain*\n")
-    assert hook["path"] == "/hook?key=abc"
-    assert hook["json"] == {
+    assert slack.path == "/slack/T000/B000/XXXX"
+    assert slack.json["text"].startswith("*Drift in 2025-03: retrain*\n")
+    assert hook.path == "/hook?key=abc"
+    assert hook.json == {
         "title": "Drift in 2025-03: retrain",
         "text": "unassigned rate 18%",
         "fields": FIELDS,
     }
-    assert all(r["type"] == "application/json" for r in server.received)
+    assert all(p.content_type == "application/json" for p in server.posts)
     assert TOKEN not in caplog.text and "XXXX" not in caplog.text
     assert all(TOKEN not in json.dumps(r.to_dict()) for r in results)
 
 
-def test_failures_are_logged_not_raised(server: Recorder, make_settings, caplog) -> None:
+def test_failures_are_logged_not_raised(make_settings, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    cfg = make_settings(
-        alert_telegram_bot_token=TOKEN,
-        alert_telegram_chat_id="1",
-        alert_telegram_api_base=f"{server.base}/fail",
-        alert_slack_webhook_url=f"http://127.0.0.1:{_free_port()}/slack/{TOKEN}",
-        alert_webhook_url=f"{server.base}/slow/hook",
-        alert_timeout_s=0.3,
-    )
-    results = send_alert(cfg, "Drift", "text", FIELDS)
+    with Webhook([500]) as failing, Webhook(delay_s=1.0) as slow:
+        cfg = make_settings(
+            alert_telegram_bot_token=TOKEN,
+            alert_telegram_chat_id="1",
+            alert_telegram_api_base=failing.base,
+            alert_slack_webhook_url=f"http://127.0.0.1:{_free_port()}/slack/{TOKEN}",
+            alert_webhook_url=slow.url,
+            alert_timeout_s=0.3,
+        )
+        results = send_alert(cfg, "Drift", "text", FIELDS)
     by_channel = {r.channel: r for r in results}
     assert by_channel["telegram"].status == 500 and not by_channel["telegram"].ok
     assert not by_channel["slack"].ok and "refused" in str(by_channel["slack"].error).lower()
@@ -133,7 +95,7 @@ def test_failures_are_logged_not_raised(server: Recorder, make_settings, caplog)
     assert all(TOKEN not in json.dumps(r.to_dict()) for r in results)
 
 
-def test_token_in_error_text_is_masked(server: Recorder, make_settings, caplog) -> None:
+def test_token_in_error_text_is_masked(make_settings, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     # a refused connection echoes the URL path (with the token, URL-encoded) in its error
     token = "123 SECRET-with-space"
@@ -150,81 +112,27 @@ def test_token_in_error_text_is_masked(server: Recorder, make_settings, caplog) 
     assert "SECRET" not in caplog.text
 
 
-class Flaky(ThreadingHTTPServer):
-    """A webhook receiver that answers 503 to its first `failures` posts, then 200."""
-
-    daemon_threads = True
-
-    def __init__(self, failures: int) -> None:
-        super().__init__(("127.0.0.1", 0), FlakyHandler)
-        self.failures = failures
-        self.posts: list[tuple[float, int]] = []  # (time, status answered)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class FlakyHandler(BaseHTTPRequestHandler):
-    server: Flaky
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        status = 503 if len(self.server.posts) < self.server.failures else 200
-        self.server.posts.append((time.monotonic(), status))
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def flaky() -> Iterator[Callable[[int], Flaky]]:
-    servers: list[Flaky] = []
-
-    def start(failures: int) -> Flaky:
-        srv = Flaky(failures)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.shutdown()
-        srv.server_close()
-
-
-def test_a_transient_failure_is_retried_with_backoff(flaky, make_settings) -> None:
-    hook = flaky(2)
-    cfg = make_settings(alert_webhook_url=hook.url, alert_attempts=3)
-    [result] = send_alert(cfg, "Drift", "text", FIELDS)
+def test_a_transient_failure_is_retried_with_backoff(make_settings) -> None:
+    with Webhook([503, 503, 200]) as hook:
+        cfg = make_settings(alert_webhook_url=hook.url, alert_attempts=3)
+        [result] = send_alert(cfg, "Drift", "text", FIELDS)
     assert result.ok and result.status == 200, result
-    assert [status for _, status in hook.posts] == [503, 503, 200]
-    gaps = [b[0] - a[0] for a, b in zip(hook.posts, hook.posts[1:], strict=False)]
+    assert hook.statuses == [503, 503, 200]
+    gaps = [b.at - a.at for a, b in zip(hook.posts, hook.posts[1:], strict=False)]
     assert gaps[0] >= 0.4 and gaps[1] >= 0.9, gaps  # exponential: 0.5 s, then 1 s
 
 
-def test_retries_stop_after_alert_attempts(flaky, make_settings) -> None:
-    hook = flaky(5)
-    cfg = make_settings(alert_webhook_url=hook.url, alert_attempts=2)
-    [result] = send_alert(cfg, "Drift", "text", FIELDS)
+def test_retries_stop_after_alert_attempts(make_settings) -> None:
+    with Webhook([503]) as hook:
+        cfg = make_settings(alert_webhook_url=hook.url, alert_attempts=2)
+        [result] = send_alert(cfg, "Drift", "text", FIELDS)
     assert not result.ok and result.status == 503 and "HTTP 503" in str(result.error)
-    assert [status for _, status in hook.posts] == [503, 503]
+    assert hook.statuses == [503, 503]
 
 
-def test_a_client_error_is_not_retried(server: Recorder, make_settings) -> None:
-    cfg = make_settings(alert_webhook_url=f"{server.base}/missing", alert_attempts=3)
-    server.RequestHandlerClass = type("NotFound", (Handler,), {"do_POST": _not_found})
-    [result] = send_alert(cfg, "Drift", "text", FIELDS)
+def test_a_client_error_is_not_retried(make_settings) -> None:
+    with Webhook([404]) as hook:
+        cfg = make_settings(alert_webhook_url=hook.url, alert_attempts=3)
+        [result] = send_alert(cfg, "Drift", "text", FIELDS)
     assert not result.ok and result.status == 404
-    assert len(server.received) == 1
-
-
-def _not_found(self: Handler) -> None:
-    self.rfile.read(int(self.headers.get("Content-Length", 0)))
-    self.server.received.append({"path": self.path})
-    self.send_response(404)
-    self.send_header("Content-Length", "0")
-    self.end_headers()
+    assert hook.statuses == [404]

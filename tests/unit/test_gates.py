@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from persona.model import PersonaModel
-from persona.registry.gates import evaluate_gates, model_score
+from persona.registry.gates import GATES as GATE_FUNCTIONS
+from persona.registry.gates import GateInputs, evaluate_gates, measure, model_score
 from persona.settings import GateSettings, TrainingSettings
 
 CENTRES = np.array([[0.0] * 10, [30.0] * 10])
@@ -25,7 +26,7 @@ def _blobs(rows: int = 100, seed: int = 0) -> np.ndarray:
 def test_the_same_model_passes_every_gate() -> None:
     champion = _model(("a", "b"), CENTRES, [8.0, 8.0])
     data = _blobs()
-    result = evaluate_gates(champion, champion, data, data, GATES, TRAINING, False)
+    result = evaluate_gates(GateInputs(champion, champion, data, data, False), GATES, TRAINING)
     assert result.passed and result.metric == "silhouette"
     assert result.label_stability == 1.0
     assert result.champion_score == result.challenger_score
@@ -39,10 +40,10 @@ def test_swapped_labels_fail_stability_unless_drift_demanded_it() -> None:
     champion = _model(("a", "b"), CENTRES, [8.0, 8.0])
     swapped = _model(("b", "a"), CENTRES, [8.0, 8.0])
     data = _blobs()
-    refused = evaluate_gates(champion, swapped, data, data, GATES, TRAINING, False)
+    refused = evaluate_gates(GateInputs(champion, swapped, data, data, False), GATES, TRAINING)
     assert not refused.passed and refused.label_stability == 0.0
     assert not refused.check("label_stability").passed
-    waived = evaluate_gates(champion, swapped, data, data, GATES, TRAINING, True)
+    waived = evaluate_gates(GateInputs(champion, swapped, data, data, True), GATES, TRAINING)
     assert waived.passed and waived.check("label_stability").waived
     assert "waived: drift demanded a change" in waived.check("label_stability").detail
 
@@ -52,14 +53,16 @@ def test_a_worse_partition_fails_the_metric_gate_within_its_tolerance() -> None:
     halves = np.vstack([[-1.0] + [0.0] * 9, [1.0] + [0.0] * 9, [30.0] * 10])
     split = _model(("a", "c", "b"), halves, [8.0, 8.0, 8.0])  # one blob cut in two
     data = _blobs()
-    worse = evaluate_gates(champion, split, data, data, GATES, TRAINING, False)
+    worse = evaluate_gates(GateInputs(champion, split, data, data, False), GATES, TRAINING)
     assert worse.challenger_score < worse.champion_score
     assert not worse.check("metric").passed and not worse.passed
-    drift = evaluate_gates(champion, split, data, data, GATES, TRAINING, True)
+    drift = evaluate_gates(GateInputs(champion, split, data, data, True), GATES, TRAINING)
     assert drift.check("metric").waived  # another k on a drift: waived, reported
     lenient = GateSettings(gate_metric_tolerance=10.0)
     assert (
-        evaluate_gates(champion, split, data, data, lenient, TRAINING, False).check("metric").passed
+        evaluate_gates(GateInputs(champion, split, data, data, False), lenient, TRAINING)
+        .check("metric")
+        .passed
     )
 
 
@@ -67,7 +70,7 @@ def test_absorbed_rows_are_never_waived() -> None:
     champion = _model(("a", "b"), CENTRES, [5.0, 5.0])
     month = np.vstack([np.zeros((90, 10)), np.full((10, 10), 3.0)])  # 10 rows at 9.5
     wider = _model(("a", "b"), CENTRES, [12.0, 5.0])
-    result = evaluate_gates(champion, wider, month, month, GATES, TRAINING, True, month)
+    result = evaluate_gates(GateInputs(champion, wider, month, month, True, month), GATES, TRAINING)
     absorbed = result.check("absorbed")
     assert not absorbed.passed and not absorbed.waived and not result.passed
     assert result.absorbed.rows == 10 and result.absorbed.share == 0.1
@@ -75,13 +78,31 @@ def test_absorbed_rows_are_never_waived() -> None:
                                             "share": 0.1, "by_persona": {"a": 10}}  # fmt: skip
     assert list(result.to_dict()["checks"][2]) == ["name", "passed", "waived", "detail"]
     allowed = GateSettings(gate_max_absorbed_share=0.2)
-    assert evaluate_gates(champion, wider, month, month, allowed, TRAINING, True, month).passed
+    assert evaluate_gates(
+        GateInputs(champion, wider, month, month, True, month), allowed, TRAINING
+    ).passed
 
 
 def test_unscorable_scores_are_written_as_none() -> None:
     one = _model(("a",), CENTRES[:1], [8.0])
     data = _blobs(20)
     assert np.isnan(model_score(one, data, "silhouette", 100, 0))
-    result = evaluate_gates(one, one, data, data, GATES, TRAINING, False)
+    result = evaluate_gates(GateInputs(one, one, data, data, False), GATES, TRAINING)
     assert result.check("metric").passed  # neither can be scored: not worse
     assert result.to_dict()["champion_score"] is None
+
+
+def test_each_gate_is_a_function_of_the_measures() -> None:
+    champion = _model(("a", "b"), CENTRES, [8.0, 8.0])
+    swapped = _model(("b", "a"), CENTRES, [8.0, 8.0])
+    data = _blobs()
+    inputs = GateInputs(champion, swapped, data, data, False)
+    ctx = measure(inputs, GATES, TRAINING)
+    assert ctx.stability == 0.0 and ctx.absorbed.rows == 0
+    result = evaluate_gates(inputs, GATES, TRAINING)
+    assert tuple(gate(ctx) for gate in GATE_FUNCTIONS) == result.checks
+    assert [gate.__name__ for gate in GATE_FUNCTIONS] == [
+        "metric_gate",
+        "stability_gate",
+        "absorbed_gate",
+    ]

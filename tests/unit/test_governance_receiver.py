@@ -6,6 +6,8 @@ import json
 import time
 from collections.abc import Callable
 
+import pytest
+
 from persona.governance.receiver import create_receiver
 from persona.governance.signature import check, sign
 from persona.settings import Settings
@@ -59,3 +61,30 @@ def test_receiver_refuses_forged_calls_before_doing_anything(
     assert ignored.status_code == 200 and ignored.get_json() == {"ignored": "model_version"}
     unset = create_receiver(make_settings(), schedule=False).test_client()
     assert unset.post("/webhook", data=BODY, headers=_headers()).status_code == 401
+
+
+def test_the_receiver_runs_with_the_api_gunicorn_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`persona governance serve` passes persona.serving.gunicorn_conf: its hooks, no more."""
+    from gunicorn.app.base import Application
+    from typer.testing import CliRunner
+
+    from persona.cli import app
+    from persona.serving import gunicorn_conf
+
+    said = CliRunner().invoke(app, ["governance", "serve", "--print"])
+    assert said.exit_code == 0, said.output
+    [config] = [a for a in said.output.split() if a.startswith("--config=")]
+    location = config.removeprefix("--config=")
+    assert location == "python:persona.serving.gunicorn_conf"
+
+    class Loader(Application):  # gunicorn's own config loading, without a server
+        def load_config(self) -> None:
+            self.load_config_from_module_name_or_filename(location)
+
+        def load(self) -> None:
+            raise AssertionError("not served")
+
+    cfg = Loader().cfg
+    assert cfg.worker_exit is gunicorn_conf.worker_exit  # a finished worker ends at once
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # the receiver has none
+    assert cfg.child_exit(None, type("Worker", (), {"pid": 1})()) is None

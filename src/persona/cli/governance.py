@@ -25,8 +25,10 @@ def serve(
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     # One worker: the scheduled reconcile runs once per receiver, not once per worker. No
     # control socket (gunicorn >= 25.1 puts it in $HOME/.gunicorn: not writable in the image).
+    # The config is the API's hooks (`persona.serving.gunicorn_conf`): a finished worker
+    # ends at once (`worker_exit`); the metrics hooks do nothing without a metrics folder.
     command = [
-        gunicorn, WSGI, "--config=python:persona.governance.gunicorn_config",
+        gunicorn, WSGI, "--config=python:persona.serving.gunicorn_conf",
         "--workers=1", "--worker-class=gthread", "--threads=4",
         f"--bind={cfg.governance_host}:{cfg.governance_port}", "--timeout=120",
         "--graceful-timeout=5", "--error-logfile=-", "--name=persona-governance",

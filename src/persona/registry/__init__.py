@@ -8,7 +8,7 @@ The registered model `MODEL_NAME` has aliases ``champion`` (served) and ``challe
 `results` (what they return).
 """
 
-from persona.registry.gates import GateResult, evaluate_gates
+from persona.registry.gates import GateInputs, GateResult, evaluate_gates
 from persona.registry.governance import sync_champion
 from persona.registry.lifecycle import (
     bootstrap,
@@ -39,6 +39,7 @@ from persona.registry.versions import (
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "GateInputs",
     "GateResult",
     "LoadedModel",
     "PromotionResult",

@@ -23,6 +23,7 @@ never promoted automatically, whatever `AUTO_PROMOTE` says (`flows.promotion_ref
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -132,86 +133,135 @@ def model_score(
     return score_labels(features, pred.nearest_index, inertia, sample_rows, seed)[metric]
 
 
-def evaluate_gates(
-    champion: PersonaModel,
-    challenger: PersonaModel,
-    current: np.ndarray,
-    champion_data: np.ndarray,
-    gates: GateSettings,
-    training: TrainingSettings,
-    drift_demanded: bool,
-    month: np.ndarray | None = None,
-) -> GateResult:
-    """Run the promotion gates (rules in the module docstring).
+@dataclass(frozen=True)
+class GateInputs:
+    """What the gates compare.
 
-    Args:
+    Attributes:
         champion: The model serving now.
         challenger: The candidate.
         current: Current data (the challenger's training window).
         champion_data: The champion's own training / calibration rows.
-        gates: The gate thresholds.
-        training: The selection metric, its silhouette sample and seed.
         drift_demanded: Monitoring decided the personas must change (waives stability).
         month: Rows of the current month (default: `current`), for the absorbed check.
+    """
+
+    champion: PersonaModel
+    challenger: PersonaModel
+    current: np.ndarray
+    champion_data: np.ndarray
+    drift_demanded: bool = False
+    month: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """The measures every gate reads: the inputs, the thresholds and what was measured."""
+
+    inputs: GateInputs
+    gates: GateSettings
+    metric: str
+    champion_score: float
+    challenger_score: float
+    stability: float
+    absorbed: Absorbed
+
+    @property
+    def other_k(self) -> bool:
+        """Whether drift demanded a change and the challenger has another number of personas."""
+        i = self.inputs
+        return i.drift_demanded and i.challenger.k != i.champion.k
+
+
+def measure(inputs: GateInputs, gates: GateSettings, training: TrainingSettings) -> GateContext:
+    """Score both models, the label stability and the absorbed rows (what the gates judge)."""
+    metric = training.selection_metric
+    args = (metric, training.silhouette_sample_rows, training.random_seed)
+    i = inputs
+    month = i.current if i.month is None else i.month
+    return GateContext(
+        inputs=i,
+        gates=gates,
+        metric=metric,
+        champion_score=model_score(i.champion, i.current, *args),
+        challenger_score=model_score(i.challenger, i.current, *args),
+        stability=label_stability(i.champion, i.challenger, i.champion_data),
+        absorbed=absorbed_rows(i.champion, i.challenger, month, i.champion_data),
+    )
+
+
+def metric_gate(ctx: GateContext) -> GateCheck:
+    """The challenger's score is not worse than the champion's beyond the tolerance."""
+    old, new, tolerance = ctx.champion_score, ctx.challenger_score, ctx.gates.gate_metric_tolerance
+    slack = tolerance * abs(old) if np.isfinite(old) else 0.0
+    if not np.isfinite(new):
+        ok = not np.isfinite(old)
+    elif not np.isfinite(old):
+        ok = True
+    elif ctx.metric in LOWER_IS_BETTER:
+        ok = new <= old + slack
+    else:
+        ok = new >= old - slack
+    detail = f"{ctx.metric}: challenger {new:.6g} vs champion {old:.6g} (tolerance {tolerance:.0%})"
+    if ctx.other_k:
+        detail += "; waived: drift demanded a change of personas"
+    return GateCheck("metric", bool(ok), bool(ctx.other_k and not ok), detail)
+
+
+def stability_gate(ctx: GateContext) -> GateCheck:
+    """Enough of the champion's data keep their persona (waived when drift demanded it)."""
+    minimum = ctx.gates.gate_min_label_stability
+    ok = ctx.stability >= minimum
+    drift = ctx.inputs.drift_demanded
+    detail = (
+        f"{ctx.stability:.2%} of the champion's data keep their persona (minimum {minimum:.0%})"
+    )
+    if drift:
+        detail += "; waived: drift demanded a change"
+    return GateCheck("label_stability", bool(ok), bool(drift and not ok), detail)
+
+
+def absorbed_gate(ctx: GateContext) -> GateCheck:
+    """Few rows the champion leaves unexplained go to an old persona (never waived)."""
+    absorbed, maximum = ctx.absorbed, ctx.gates.gate_max_absorbed_share
+    detail = (
+        f"the challenger gives {absorbed.rows} of the {absorbed.unassigned} rows the "
+        f"champion leaves unassigned this month to one of the champion's personas, the "
+        f"rest to its new personas or none ({absorbed.share:.2%} of "
+        f"{absorbed.month_rows} rows; maximum {maximum:.0%})"
+        + (f": {absorbed.by_persona}" if absorbed.by_persona else "")
+    )
+    return GateCheck("absorbed", bool(absorbed.share <= maximum), False, detail)
+
+
+GATES: tuple[Callable[[GateContext], GateCheck], ...] = (metric_gate, stability_gate, absorbed_gate)
+
+
+def evaluate_gates(
+    inputs: GateInputs, gates: GateSettings, training: TrainingSettings
+) -> GateResult:
+    """Run the promotion gates (rules in the module docstring), in `GATES` order.
+
+    Args:
+        inputs: The models and the rows they are compared on.
+        gates: The gate thresholds.
+        training: The selection metric, its silhouette sample and seed.
 
     Returns:
         The verdict and every check.
     """
-    metric = training.selection_metric
-    args = (metric, training.silhouette_sample_rows, training.random_seed)
-    old = model_score(champion, current, *args)
-    new = model_score(challenger, current, *args)
-    slack = gates.gate_metric_tolerance * abs(old) if np.isfinite(old) else 0.0
-    if not np.isfinite(new):
-        metric_ok = not np.isfinite(old)
-    elif not np.isfinite(old):
-        metric_ok = True
-    elif metric in LOWER_IS_BETTER:
-        metric_ok = new <= old + slack
-    else:
-        metric_ok = new >= old - slack
-    stability = label_stability(champion, challenger, champion_data)
-    stable_ok = stability >= gates.gate_min_label_stability
-    checks = [
-        GateCheck(
-            "metric",
-            bool(metric_ok),
-            bool(drift_demanded and not metric_ok and challenger.k != champion.k),
-            f"{metric}: challenger {new:.6g} vs champion {old:.6g} "
-            f"(tolerance {gates.gate_metric_tolerance:.0%})"
-            + (
-                "; waived: drift demanded a change of personas"
-                if drift_demanded and challenger.k != champion.k
-                else ""
-            ),
-        ),
-        GateCheck(
-            "label_stability",
-            bool(stable_ok),
-            bool(drift_demanded and not stable_ok),
-            f"{stability:.2%} of the champion's data keep their persona "
-            f"(minimum {gates.gate_min_label_stability:.0%})"
-            + ("; waived: drift demanded a change" if drift_demanded else ""),
-        ),
-    ]
-    absorbed = absorbed_rows(
-        champion, challenger, current if month is None else month, champion_data
+    ctx = measure(inputs, gates, training)
+    checks = tuple(gate(ctx) for gate in GATES)
+    return GateResult(
+        passed=all(c.passed or c.waived for c in checks),
+        metric=ctx.metric,
+        champion_score=ctx.champion_score,
+        challenger_score=ctx.challenger_score,
+        label_stability=ctx.stability,
+        drift_demanded=inputs.drift_demanded,
+        checks=checks,
+        absorbed=ctx.absorbed,
     )
-    absorbed_ok = absorbed.share <= gates.gate_max_absorbed_share
-    checks.append(
-        GateCheck(
-            "absorbed",
-            bool(absorbed_ok),
-            False,
-            f"the challenger gives {absorbed.rows} of the {absorbed.unassigned} rows the "
-            f"champion leaves unassigned this month to one of the champion's personas, the "
-            f"rest to its new personas or none ({absorbed.share:.2%} of "
-            f"{absorbed.month_rows} rows; maximum {gates.gate_max_absorbed_share:.0%})"
-            + (f": {absorbed.by_persona}" if absorbed.by_persona else ""),
-        )
-    )
-    passed = all(c.passed or c.waived for c in checks)
-    return GateResult(passed, metric, old, new, stability, drift_demanded, tuple(checks), absorbed)
 
 
 def absorbed_rows(

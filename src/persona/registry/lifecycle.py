@@ -6,10 +6,9 @@ and tags in MLflow.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,11 +17,12 @@ from sqlalchemy import Engine
 
 from persona.catalog import load_catalog
 from persona.errors import ModelError, NotIngestedError
-from persona.model import PersonaModel, calibrate_radii, from_catalog
+from persona.model import LoadedModel, PersonaModel, calibrate_radii, from_catalog
 from persona.months import Month, Window
 from persona.pyfunc import log_pyfunc
-from persona.registry.gates import evaluate_gates, review_reasons
+from persona.registry.gates import GateInputs, GateResult, evaluate_gates, review_reasons
 from persona.registry.naming import given_names
+from persona.registry.record import ARTIFACT, filter_tags, read_details, read_record
 from persona.registry.results import TrainedVersion, VersionSummary
 from persona.registry.reviews import (
     REVIEW_TAG,
@@ -48,7 +48,7 @@ from persona.registry.versions import (
 from persona.settings import Settings, TrainingSettings
 from persona.store import events
 from persona.store.survey_queries import earliest_month, feature_rows, month_fingerprint
-from persona.training import check_training_data, train
+from persona.training import TrainingResult, check_training_data, train
 from persona.training.profile import candidate_facts
 
 
@@ -184,76 +184,128 @@ def train_challenger(
     key = _challenger_key(engine, months)
     found = _find(mlc, settings.model_name, key)
     if found is not None:
-        return _stored_result(found, created=False)
+        return _stored_result(mlc, found, created=False)
+    data = _read_training_data(settings, engine, months)
+    fit = _fit(settings, data, months, key["data_hash"], reason or "retrain", drift_demanded)
+    if fit.review:  # one pending review per segment: the same fit updates it, no new version
+        model_ids = fit.result.model.persona_ids
+        same = matching_review(
+            mlc, settings.model_name, data.champion.version, model_ids, fit.facts
+        )
+        if same is not None:
+            return _seen_again(settings, mlc, same, (months, key["data_hash"]), fit.facts)
+    return _record_challenger(settings, mlc, exp_id, months, data.features, fit)
+
+
+@dataclass(frozen=True)
+class _TrainingData:
+    """What a retrain reads: the champion, the rows and the names people gave."""
+
+    champion: LoadedModel
+    features: np.ndarray  # the training window
+    champion_data: np.ndarray  # the champion's own months (else the window)
+    month: np.ndarray  # the window's last month
+    names: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """A retrain's outcome before anything is logged: the model, gates and record."""
+
+    result: TrainingResult
+    gates: GateResult
+    review: list[str]
+    facts: list[dict[str, Any]]
+    record: dict[str, Any]  # training_result.json
+
+
+def _read_training_data(settings: Settings, engine: Engine, months: Window) -> _TrainingData:
     champion = load_model_for_serving(settings, f"models:/{settings.model_name}@{CHAMPION}")
     features = load_features(engine, months, "training")
-    params = settings.training
-    data_hash = key["data_hash"]
-    info = {"months": months.to_list(), "data_hash": data_hash, "trained_from": champion.version}
     ref_months = [Month(m) for m in champion.tags.get("training_months", "").split(",") if m]
     try:
         champion_data = load_features(engine, ref_months, "the champion's data")
     except (NotIngestedError, ModelError):
         champion_data = features  # the champion's months are not in this store
-    names = given_names(settings)
-    month_x = load_features(engine, [months.last], "training")
-    result = train(features, champion.model, params, info, names, champion_data, month_x)
-    gates = evaluate_gates(
+    month = load_features(engine, [months.last], "training")
+    return _TrainingData(champion, features, champion_data, month, given_names(settings))
+
+
+def _fit(
+    settings: Settings,
+    data: _TrainingData,
+    months: Window,
+    data_hash: str,
+    reason: str,
+    drift_demanded: bool,
+) -> _Fit:
+    """Train, judge and describe a challenger (no I/O)."""
+    champion = data.champion
+    info = {"months": months.to_list(), "data_hash": data_hash, "trained_from": champion.version}
+    result = train(
+        data.features,
         champion.model,
-        result.model,
-        features,
-        champion_data,
-        settings.gates,
-        params,
-        drift_demanded,
-        month_x,
+        settings.training,
+        info,
+        data.names,
+        data.champion_data,
+        data.month,
     )
+    inputs = GateInputs(
+        champion.model, result.model, data.features, data.champion_data, drift_demanded, data.month
+    )
+    gates = evaluate_gates(inputs, settings.gates, settings.training)
     candidates = [c.persona_id for c in result.alignment.candidates]
     review = review_reasons(result.alignment)
-    facts = candidate_facts(result.model, month_x, candidates) if candidates else []
-    if review:  # one pending review per segment: the same fit updates it, no new version
-        model_ids = result.model.persona_ids
-        same = matching_review(mlc, settings.model_name, champion.version, model_ids, facts)
-        if same is not None:
-            return _seen_again(settings, mlc, same, (months, data_hash), facts)
-    tags = {
-        **key,
-        "reason": reason or "retrain",
+    facts = candidate_facts(result.model, data.month, candidates) if candidates else []
+    gate_dict = gates.to_dict()
+    record = {
+        **result.summary(),
+        "training_months": months.to_list(),
+        "data_hash": data_hash,
+        "reason": reason,
         "trained_from_version": champion.version,
-        "k": str(result.k),
-        "personas": ",".join(result.model.persona_ids),
-        "selection_metric": result.selection_metric,
-        "selection_metric_value": f"{result.score:.6g}",
-        "label_stability_vs_champion": f"{gates.label_stability:.6f}",
-        "candidate_personas": ",".join(candidates),
-        "retired_candidates": ",".join(r.persona_id for r in result.alignment.retired),
-        "drift_demanded": str(drift_demanded).lower(),
-        "gates_passed": str(gates.passed).lower(),
-        "gates": json.dumps(gates.to_dict())[:4900],
-        "needs_review": str(bool(review)).lower(),
-        "review_reasons": _json_tag(review),
-        "candidates_detail": _json_tag([c.to_dict() for c in result.alignment.candidates]),
-        "absorbed_rows": str(gates.absorbed.rows),
+        "drift_demanded": drift_demanded,
+        "label_stability": gate_dict["label_stability"],
+        "candidates": candidates,
+        "retired": [r.persona_id for r in result.alignment.retired],
+        "gates": gate_dict,
+        "needs_review": bool(review),
+        "review_reasons": review,
+        "candidates_detail": [c.to_dict() for c in result.alignment.candidates],
     }
+    return _Fit(result, gates, review, facts, record)
+
+
+def _record_challenger(
+    settings: Settings,
+    mlc: Any,
+    exp_id: str,
+    months: Window,
+    features: np.ndarray,
+    fit: _Fit,
+) -> TrainedVersion:
+    """Log the run (params, metrics, record, sweep, profile) and register the challenger."""
+    result, tags = fit.result, filter_tags(fit.record)
     with parent_run(mlc, exp_id, f"train {months}", {"kind": "kmeans"}) as run:
         run_id = run.info.run_id
-        mlc.log_batch(run_id, params=_params(result.k, params, months))
-        for name, value in (("selection_score", result.score), *_gate_metrics(gates)):
+        mlc.log_batch(run_id, params=_params(result.k, settings.training, months))
+        for name, value in (("selection_score", result.score), *_gate_metrics(fit.gates)):
             if np.isfinite(value):
                 mlc.log_metric(run_id, name, float(value))
-        mlc.log_dict(run_id, result.summary(), "training_result.json")
+        mlc.log_dict(run_id, fit.record, ARTIFACT)
         log_sweep(mlc, exp_id, run_id, features, result, settings.random_seed)
-        if review:
+        if fit.review:
+            candidates = fit.record["candidates"]
             picture = log_profile(mlc, run_id, result.model, candidates, str(months))
-            tags[REVIEW_TAG] = encode(new_review(months.last, facts, picture))
+            tags[REVIEW_TAG] = encode(new_review(months.last, fit.facts, picture))
         mv = _log_and_register(settings, exp_id, result.model, features, run, tags, CHALLENGER)
-    if review:
+    if fit.review:
         supersede(mlc, settings.model_name, str(mv.version))
     fetched = mlc.get_model_version(settings.model_name, mv.version)
-    alert = "new" if review else None
-    return replace(
-        _stored_result(fetched, created=True), run_id=run_id, sweep=result.sweep, alert=alert
-    )
+    alert = "new" if fit.review else None
+    stored = _stored_result(mlc, fetched, created=True, record=fit.record)
+    return replace(stored, run_id=run_id, sweep=result.sweep, alert=alert)
 
 
 def _seen_again(
@@ -268,7 +320,8 @@ def _seen_again(
     state, remind = seen_again(state, seen[0].last, facts, settings.review_reminder_months)
     note_seen(mlc, settings.model_name, mv, state, seen)
     fetched = mlc.get_model_version(settings.model_name, mv.version)
-    return replace(_stored_result(fetched, created=False), alert="reminder" if remind else None)
+    stored = _stored_result(mlc, fetched, created=False)
+    return replace(stored, alert="reminder" if remind else None)
 
 
 def _find(mlc: Any, name: str, key: dict[str, str]) -> ModelVersion | None:
@@ -293,18 +346,11 @@ def find_challenger(settings: Settings, engine: Engine, months: Window) -> Train
     Returns:
         The same fields as `train_challenger` (``created`` false), or None.
     """
-    found = _find(client(settings), settings.model_name, _challenger_key(engine, months))
+    mlc = client(settings)
+    found = _find(mlc, settings.model_name, _challenger_key(engine, months))
     if found is None:
         return None
-    return _stored_result(found, created=False)
-
-
-def _json_tag(items: list[Any], limit: int = 4900) -> str:
-    """JSON of a list that fits an MLflow tag value (items dropped from the end if needed)."""
-    kept = list(items)
-    while kept and len(json.dumps(kept)) > limit:
-        kept.pop()
-    return json.dumps(kept)
+    return _stored_result(mlc, found, created=False)
 
 
 def _params(k: int, params: TrainingSettings, months: Window) -> list[Any]:
@@ -314,7 +360,7 @@ def _params(k: int, params: TrainingSettings, months: Window) -> list[Any]:
     return [Param(key, str(value)) for key, value in values.items()]
 
 
-def _gate_metrics(gates: Any) -> list[tuple[str, float]]:
+def _gate_metrics(gates: GateResult) -> list[tuple[str, float]]:
     return [
         ("champion_score", gates.champion_score),
         ("challenger_score", gates.challenger_score),
@@ -322,22 +368,24 @@ def _gate_metrics(gates: Any) -> list[tuple[str, float]]:
     ]
 
 
-def _stored_result(mv: ModelVersion, created: bool) -> TrainedVersion:
-    """What a version's tags say about its training (tag values are read back here)."""
+def _stored_result(
+    mlc: Any, mv: ModelVersion, created: bool, record: dict[str, Any] | None = None
+) -> TrainedVersion:
+    """What a version's training record says (read from its run unless given)."""
     tags = dict(mv.tags)
-    split = lambda key: tuple(s for s in tags.get(key, "").split(",") if s)  # noqa: E731
+    details = read_details(read_record(mlc, mv) if record is None else record, tags)
     return TrainedVersion(
         summary=_version_summary(mv, created),
-        training_months=Window.of(split("training_months")),
-        data_hash=tags.get("data_hash"),
-        k=int(tags["k"]) if tags.get("k") else None,
-        personas=split("personas"),
-        candidates=split("candidate_personas"),
-        retired=split("retired_candidates"),
-        label_stability=float(tags.get("label_stability_vs_champion", "nan")),
-        gates=json.loads(tags["gates"]) if tags.get("gates") else None,
-        needs_review=tags.get("needs_review") == "true",
-        review_reasons=tuple(json.loads(tags.get("review_reasons") or "[]")),
-        candidates_detail=tuple(json.loads(tags.get("candidates_detail") or "[]")),
+        training_months=Window.of(details["training_months"]),
+        data_hash=details["data_hash"],
+        k=details["k"],
+        personas=tuple(details["personas"]),
+        candidates=tuple(details["candidates"]),
+        retired=tuple(details["retired"]),
+        label_stability=details["label_stability"],
+        gates=details["gates"],
+        needs_review=details["needs_review"],
+        review_reasons=tuple(details["review_reasons"]),
+        candidates_detail=tuple(details["candidates_detail"]),
         review=read_review(tags),
     )

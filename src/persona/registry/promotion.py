@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from persona.errors import ModelError, RegistryError, StoreError
 from persona.months import Month
-from persona.registry.gates import GateResult, evaluate_gates
+from persona.registry.gates import GateInputs, GateResult, evaluate_gates
 from persona.registry.lifecycle import load_features
 from persona.registry.naming import name_version
 from persona.registry.relabel import relabel_after_move
@@ -60,9 +60,8 @@ def gates_for(settings: Settings, engine: Engine, champion: str, version: str) -
     except ModelError as exc:
         raise RegistryError(f"cannot evaluate the gates: {exc}; use --force to skip") from None
     drift = new.tags.get("drift_demanded") == "true"
-    return evaluate_gates(
-        old.model, new.model, current, reference, settings.gates, settings.training, drift, month
-    )
+    inputs = GateInputs(old.model, new.model, current, reference, drift, month)
+    return evaluate_gates(inputs, settings.gates, settings.training)
 
 
 def _move_champion(

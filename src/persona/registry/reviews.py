@@ -3,8 +3,9 @@
 A version that needs a person (a candidate, retired or over-grown persona) carries a
 ``review`` tag (JSON): its status (``pending``, ``approved``, ``rejected``,
 ``superseded``), the months its segment was seen, the latest facts of each candidate
-(`training.profile.candidate_facts`), the persona profile picture and the month of the
-last alert. While a review is pending (or was rejected), a later month whose retrain finds
+(`training.profile.candidate_facts`), the persona profile picture, the month of the
+last alert and, while a delivery of it failed, the alert owed (``alert_owed``).
+While a review is pending (or was rejected), a later month whose retrain finds
 the same fit does not register a new version: the review is updated instead
 (`note_seen`), and reminded every ``REVIEW_REMINDER_MONTHS`` months it is seen. A tag
 ``seen/<window>`` = data hash lets a replay of that month find the version again.
@@ -26,6 +27,7 @@ from persona.errors import RegistryError
 from persona.model import PersonaModel
 from persona.months import Month, Window
 from persona.registry.plots import persona_profile_png
+from persona.registry.record import read_details, read_record
 from persona.registry.tracking import client, configure
 from persona.registry.versions import all_versions, get_version
 from persona.settings import Settings
@@ -35,6 +37,7 @@ from persona.training.profile import same_fit
 REVIEW_TAG = "review"
 PENDING, APPROVED, REJECTED, SUPERSEDED = "pending", "approved", "rejected", "superseded"
 PROFILE_ARTIFACT = "plots/persona_profile.png"
+ALERT_OWED = "alert_owed"  # the review's alert that failed to go out: new or reminder
 _TAG_LIMIT = 4900
 
 
@@ -151,6 +154,23 @@ def supersede(mlc: MlflowClient, name: str, by: str) -> None:
             mlc.set_model_version_tag(name, mv.version, REVIEW_TAG, encode(review))
 
 
+def owe_alert(settings: Settings, version: str, kind: str | None) -> None:
+    """Record on a version's review that its alert (``new`` / ``reminder``) is owed.
+
+    A delivery that failed is sent again by the month's next step (`flows`); None clears
+    the mark once it went out. A version without a review is left alone.
+    """
+    mlc = client(settings)
+    mv = get_version(mlc, settings.model_name, version)
+    review = read_review(dict(mv.tags))
+    if review is None or review.get(ALERT_OWED) == kind:
+        return
+    review.pop(ALERT_OWED, None)
+    if kind is not None:
+        review[ALERT_OWED] = kind
+    mlc.set_model_version_tag(settings.model_name, mv.version, REVIEW_TAG, encode(review))
+
+
 @dataclass(frozen=True)
 class Review:
     """A version that waits for (or got) a person's decision.
@@ -187,18 +207,19 @@ class Review:
         }
 
 
-def _review_of(mv: ModelVersion) -> Review | None:
+def _review_of(mlc: MlflowClient, mv: ModelVersion) -> Review | None:
     tags = dict(mv.tags)
     state = read_review(tags)
     if state is None:
         return None
+    details = read_details(read_record(mlc, mv), tags)
     return Review(
         version=str(mv.version),
         status=str(state.get("status")),
         training_months=tags.get("training_months", ""),
         trained_from=tags.get("trained_from_version", ""),
         gates_passed=tags.get("gates_passed") == "true",
-        reasons=tuple(json.loads(tags.get("review_reasons") or "[]")),
+        reasons=tuple(details["review_reasons"]),
         state=state,
     )
 
@@ -206,8 +227,13 @@ def _review_of(mv: ModelVersion) -> Review | None:
 def list_reviews(settings: Settings, everything: bool = False) -> list[Review]:
     """The reviews waiting for a person (all of them with `everything`), newest first."""
     configure(settings)
-    found = [_review_of(mv) for mv in reversed(all_versions(client(settings), settings.model_name))]
-    return [r for r in found if r is not None and (everything or r.status == PENDING)]
+    mlc = client(settings)
+    status = lambda mv: (read_review(dict(mv.tags)) or {}).get("status")  # noqa: E731
+    kept = [
+        mv for mv in all_versions(mlc, settings.model_name) if everything or status(mv) == PENDING
+    ]
+    found = [_review_of(mlc, mv) for mv in reversed(kept)]
+    return [r for r in found if r is not None]
 
 
 def decide(settings: Settings, version: str, status: str, reason: str, actor: str) -> Review:
@@ -224,7 +250,7 @@ def decide(settings: Settings, version: str, status: str, reason: str, actor: st
     stamp = {"at": utcnow().isoformat(), "actor": actor, "reason": reason}
     review.update(status=status, decision=stamp)
     mlc.set_model_version_tag(settings.model_name, mv.version, REVIEW_TAG, encode(review))
-    found = _review_of(mlc.get_model_version(settings.model_name, mv.version))
+    found = _review_of(mlc, mlc.get_model_version(settings.model_name, mv.version))
     assert found is not None
     return found
 

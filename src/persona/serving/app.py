@@ -8,6 +8,7 @@ hot path is bytes in, numpy, bytes out. Every route is counted in the metrics th
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -294,83 +295,96 @@ def create_app(
     return app
 
 
-def _add_routes(app: Flask, wsgi: PersonaWsgi) -> None:
-    holder, limits = wsgi.holder, wsgi.limits
+def _predict(wsgi: PersonaWsgi) -> Response:
+    """``POST /predict`` through Flask (the WSGI layer serves it first; e.g. a test client)."""
+    status, headers, body = wsgi.predict(request.environ)
+    return Response(body, status, headers)
 
-    @app.post("/predict")
-    def predict() -> Response:
-        status, headers, body = wsgi.predict(request.environ)
-        return Response(body, status, headers)
 
-    @app.get("/health")
-    def health() -> tuple[dict[str, Any], int]:
-        return {"status": "ok", "pid": os.getpid()}, 200
+def _health(wsgi: PersonaWsgi) -> tuple[dict[str, Any], int]:
+    return {"status": "ok", "pid": os.getpid()}, 200
 
-    @app.get("/ready")
-    def ready() -> tuple[dict[str, Any], int]:
-        loaded = holder.current
-        if loaded is None:
-            reason = holder.last_error or (
-                f"still loading from {holder.source.description}"
-                if holder.checking_since is not None
-                else "not checked yet"
-            )
-            return {
-                "status": "not ready",
-                "error": f"no model loaded: {reason}",
-                "issues": [],
-                "last_error": holder.last_error,
-                "pid": os.getpid(),
-            }, 503
-        answer: dict[str, Any] = {
-            "status": "ready",
-            "model_name": loaded.name,
-            "model_version": loaded.version,
-            "from_cache": holder.from_cache,
-            "pid": os.getpid(),
-        }
-        if holder.from_cache:
-            answer["warning"] = (
-                f"serving the cached model ({loaded.uri}) until the registry answers"
-                + (f"; last error: {holder.last_error}" if holder.last_error else "")
-            )
-        return answer, 200
 
-    @app.get("/model")
-    def model() -> tuple[dict[str, Any], int]:
-        loaded = holder.current
-        if loaded is None:
-            return {
-                "error": "no model loaded",
-                "issues": [],
-                "reload": holder.status().to_dict(),
-            }, 503
+def _ready(wsgi: PersonaWsgi) -> tuple[dict[str, Any], int]:
+    holder = wsgi.holder
+    loaded = holder.current
+    if loaded is None:
+        reason = holder.last_error or (
+            f"still loading from {holder.source.description}"
+            if holder.checking_since is not None
+            else "not checked yet"
+        )
         return {
-            "name": loaded.name,
-            "version": loaded.version,
-            "alias": loaded.alias,
-            "uri": loaded.uri,
-            "tags": loaded.tags,
-            **loaded.model.describe(),
-            "bounds": {"low": limits.bounds.low, "high": limits.bounds.high},
-            "limits": {"max_records": limits.max_records, "max_body_bytes": limits.max_body_bytes},
-            "auth": bool(limits.token),
-            "reload": holder.status().to_dict(),
-        }, 200
+            "status": "not ready",
+            "error": f"no model loaded: {reason}",
+            "issues": [],
+            "last_error": holder.last_error,
+            "pid": os.getpid(),
+        }, 503
+    answer: dict[str, Any] = {
+        "status": "ready",
+        "model_name": loaded.name,
+        "model_version": loaded.version,
+        "from_cache": holder.from_cache,
+        "pid": os.getpid(),
+    }
+    if holder.from_cache:
+        answer["warning"] = (
+            f"serving the cached model ({loaded.uri}) until the registry answers"
+            + (f"; last error: {holder.last_error}" if holder.last_error else "")
+        )
+    return answer, 200
 
-    @app.get("/metrics")
-    def metrics() -> Response:
-        body, content_type = wsgi.metrics.exposition()
-        return Response(body, 200, content_type=content_type)
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Any:
-        response = exc.get_response()
-        response.set_data(error_body(f"{exc.name}: {exc.description}"))
-        response.content_type = _JSON
-        return response
+def _model(wsgi: PersonaWsgi) -> tuple[dict[str, Any], int]:
+    holder, limits = wsgi.holder, wsgi.limits
+    loaded = holder.current
+    if loaded is None:
+        return {"error": "no model loaded", "issues": [], "reload": holder.status().to_dict()}, 503
+    return {
+        "name": loaded.name,
+        "version": loaded.version,
+        "alias": loaded.alias,
+        "uri": loaded.uri,
+        "tags": loaded.tags,
+        **loaded.model.describe(),
+        "bounds": {"low": limits.bounds.low, "high": limits.bounds.high},
+        "limits": {"max_records": limits.max_records, "max_body_bytes": limits.max_body_bytes},
+        "auth": bool(limits.token),
+        "reload": holder.status().to_dict(),
+    }, 200
 
-    @app.errorhandler(Exception)
-    def server_error(exc: Exception) -> Response:
-        log.exception("unexpected error on %s", request.path)
-        return Response(error_body("internal error; see the server log"), 500, content_type=_JSON)
+
+def _metrics(wsgi: PersonaWsgi) -> Response:
+    body, content_type = wsgi.metrics.exposition()
+    return Response(body, 200, content_type=content_type)
+
+
+# (method, path, handler): each handler takes the WSGI layer (holder, metrics, limits).
+ROUTES: tuple[tuple[str, str, Callable[[PersonaWsgi], Any]], ...] = (
+    ("POST", "/predict", _predict),
+    ("GET", "/health", _health),
+    ("GET", "/ready", _ready),
+    ("GET", "/model", _model),
+    ("GET", "/metrics", _metrics),
+)
+
+
+def _http_error(exc: HTTPException) -> Any:
+    response = exc.get_response()
+    response.set_data(error_body(f"{exc.name}: {exc.description}"))
+    response.content_type = _JSON
+    return response
+
+
+def _server_error(exc: Exception) -> Response:
+    log.exception("unexpected error on %s", request.path)
+    return Response(error_body("internal error; see the server log"), 500, content_type=_JSON)
+
+
+def _add_routes(app: Flask, wsgi: PersonaWsgi) -> None:
+    for method, path, handler in ROUTES:
+        endpoint = handler.__name__.lstrip("_")
+        app.add_url_rule(path, endpoint, functools.partial(handler, wsgi), methods=[method])
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _server_error)

@@ -1,5 +1,8 @@
 """Gunicorn configuration helpers used by `persona.serving.gunicorn_config`.
 
+Its hooks (`child_exit`, `on_exit`, `worker_exit`) make it a gunicorn config of its own:
+`persona governance serve` passes ``-c python:persona.serving.gunicorn_conf``.
+
 Decisions (see docs/serving.md):
 - `preload_app = False`: every worker imports the app and loads the model itself, and the
   reload thread starts in each worker on its first request (threads do not survive fork).
@@ -145,10 +148,16 @@ def options(serving: ServingSettings) -> GunicornOptions:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """Gunicorn hook: drop a dead worker's live gauges from the merged metrics."""
+    """Gunicorn hook: drop a dead worker's live gauges from the merged metrics (if any).
+
+    Without a multiprocess metrics folder (the governance receiver) there is nothing to drop.
+    """
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid, folder)
 
 
 def on_exit(server: Any) -> None:

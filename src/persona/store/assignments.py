@@ -27,9 +27,8 @@ schema objects' names.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -74,7 +73,6 @@ _SQLITE_CHUNK = 20_000
 # are computed exactly as in one call on the whole month.
 _STREAM_ROWS = 1 << 16
 _SEND = 1 << 22  # bytes per send of the streamed COPY
-_STAGES = ("read", "predict", "encode", "send")  # of `MonthLabels.seconds`, per chunk
 _UNIQUE_VIOLATION = "23505"
 _ID = tuple_dtype([("id", ">i8")])
 _staging = Table(
@@ -256,16 +254,19 @@ class MonthLabels:
         rows: Responses of the month, read and labelled.
         written: Labels newly written (the others were there already).
         persona_counts: Labels of the rows read per persona id, sorted by id.
-        seconds: Wall seconds of the labelling thread per stage: ``read`` (waiting for
-            the month's rows), ``predict``, ``encode``, ``send`` (waiting for PostgreSQL to
-            take the tuples), ``finish`` (end of the COPY, the ``ON CONFLICT`` insert when
-            there is one, commit).
     """
 
     rows: int
     written: int
     persona_counts: dict[str, int]
-    seconds: dict[str, float] = field(default_factory=dict)
+
+
+Mark = Callable[[str], object]
+"""Called with a stage's name as each stage of `label_month_copy` ends (e.g. a clock)."""
+
+
+def _no_mark(stage: str) -> None:
+    """The default `Mark`: nothing is timed."""
 
 
 def label_month_copy(
@@ -274,6 +275,7 @@ def label_month_copy(
     model_name: str,
     model_version: str,
     predict: Callable[[np.ndarray], Prediction],
+    mark: Mark = _no_mark,
 ) -> MonthLabels:
     """Label every response of a month as it is read; write the labels in one transaction.
 
@@ -289,9 +291,14 @@ def label_month_copy(
         model_name: Registered model name (lineage).
         model_version: Registered model version (lineage).
         predict: The model's ``predict`` (float64 features (rows, 10) to `Prediction`).
+        mark: Called on the labelling thread as each stage ends: ``start`` (the COPY is
+            open), then per chunk ``read`` (waiting for the month's rows), ``predict``,
+            ``encode``, ``send`` (waiting for PostgreSQL to take the tuples), a last
+            ``read``, and ``finish`` (end of the COPY, the ``ON CONFLICT`` insert when
+            there is one, commit). The benchmark times the stages with it.
 
     Returns:
-        Rows read, labels written, persona counts and stage times (`MonthLabels`).
+        Rows read, labels written and persona counts (`MonthLabels`).
 
     Raises:
         StoreError: The engine is not PostgreSQL + psycopg2, or the read or the write
@@ -303,51 +310,53 @@ def label_month_copy(
             f"labeling a month as it is read needs PostgreSQL (psycopg2): {engine.url!r}"
         )
     context = (month, model_name, str(model_version), utcnow())
-    seconds = dict.fromkeys((*_STAGES, "finish"), 0.0)
     counts: dict[str, int] = {}
-    read_done = [0.0]
 
     def fill(conn: Connection, table: Table, labelled: np.ndarray) -> tuple[int, int]:
         encoder = LabelEncoder(context, _encoding(conn))
         counts.clear()
         copied = 0
         with CopySender(conn, table, COPY_COLUMNS, _SEND) as sender:
-            last = time.perf_counter()
+            mark("start")
 
             def handle(ids: np.ndarray, features: np.ndarray) -> None:
-                nonlocal last, copied
-                t0 = time.perf_counter()
+                nonlocal copied
+                mark("read")
                 prediction = predict(features)  # every row: the bits do not depend on which
-                t1 = time.perf_counter()
-                codes = label_codes(prediction)
-                _tally(counts, prediction, codes)
-                new = _unlabelled(ids, labelled)
-                if new is None:
-                    tuples = encoder.tuples(ids, prediction, codes)
-                else:
-                    tuples = encoder.tuples(ids[new], rows_of(prediction, new))
-                copied += len(ids) if new is None else len(new)
-                t2 = time.perf_counter()
+                mark("predict")
+                tuples, n = _encode(encoder, ids, prediction, labelled, counts)
+                copied += n
+                mark("encode")
                 sender.send(tuples)
-                t3 = time.perf_counter()
-                for stage, took in zip(
-                    _STAGES, (t0 - last, t1 - t0, t2 - t1, t3 - t2), strict=True
-                ):
-                    seconds[stage] += took
-                last = t3
+                mark("send")
 
             rows = survey_queries.stream_month_features(engine, month, _STREAM_ROWS, handle)
-            read_done[0] = time.perf_counter()
-            seconds["read"] += read_done[0] - last
+            mark("read")
         return rows, copied
 
     try:
         with engine.begin() as conn:
             rows, written = _copy_postgres(conn, context, lambda t, done: fill(conn, t, done))
-        seconds["finish"] = time.perf_counter() - read_done[0]
+        mark("finish")
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot write persona assignments of {month}: {exc}") from exc
-    return MonthLabels(rows, written, dict(sorted(counts.items())), seconds)
+    return MonthLabels(rows, written, dict(sorted(counts.items())))
+
+
+def _encode(
+    encoder: LabelEncoder,
+    ids: np.ndarray,
+    prediction: Prediction,
+    labelled: np.ndarray,
+    counts: dict[str, int],
+) -> tuple[bytes, int]:
+    """A chunk's COPY tuples (rows not labelled yet) and their count; tallies the labels."""
+    codes = label_codes(prediction)
+    _tally(counts, prediction, codes)
+    new = _unlabelled(ids, labelled)
+    if new is None:
+        return encoder.tuples(ids, prediction, codes), len(ids)
+    return encoder.tuples(ids[new], rows_of(prediction, new)), len(new)
 
 
 def _tally(

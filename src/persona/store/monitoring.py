@@ -252,3 +252,19 @@ def list_runs(
             return [MonitoringRun.from_row(row._mapping) for row in conn.execute(query)]
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read monitoring runs: {exc}") from exc
+
+
+def get_run(engine: Engine, run_id: int) -> MonitoringRun:
+    """Return one stored run by id.
+
+    Raises:
+        StoreError: No such run, or the store cannot be read.
+    """
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(select(monitoring_runs).where(_T.run_id == run_id)).first()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read monitoring run {run_id}: {exc}") from exc
+    if row is None:
+        raise StoreError(f"monitoring run {run_id} does not exist")
+    return MonitoringRun.from_row(row._mapping)
