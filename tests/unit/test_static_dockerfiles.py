@@ -177,6 +177,17 @@ def test_mage_image_has_both_envs_and_persona_bin() -> None:
     assert "PERSONA_BIN=/opt/app-venv/bin/persona" in text
 
 
+def test_mage_image_stores_the_packages_both_envs_pin_alike_once() -> None:
+    ins = _instructions(REPO / "02_pipeline" / "mage.Dockerfile")
+    runs = " ".join(rest for op, rest in ins if op == "RUN")
+    assert "sh /tmp/share-venv-packages.sh /opt/mage-venv /opt/app-venv" in runs
+    # The runtime stage copies both venvs from the stage that linked them.
+    last_from = max(i for i, (op, _) in enumerate(ins) if op == "FROM")
+    copies = [rest for op, rest in ins[last_from:] if op == "COPY" and "-venv" in rest]
+    assert copies == ["--from=envs /opt/app-venv /opt/app-venv",
+                      "--from=envs /opt/mage-venv /opt/mage-venv"]  # fmt: skip
+
+
 def test_mage_start_script_finds_the_image_mage_env() -> None:
     """start_mage.sh (the image's CMD) runs Mage from $MAGE_VENV: the image must set it."""
     text = (REPO / "02_pipeline" / "mage.Dockerfile").read_text()
