@@ -53,6 +53,9 @@ def test_multi_stage_with_pinned_base(path: Path) -> None:
         image = args.get(image.strip("${}"), image)
         if " AS " in line.upper() and image in {f.split()[-1] for f in froms}:
             continue
+        if image == "scratch":  # one layer copied from a stage (api.Dockerfile)
+            assert any(op == "COPY" and rest.startswith("--from=") for op, rest in ins)
+            continue
         assert re.search(r":\d+\.\d+\.\d+", image), f"base image not pinned: {image}"
     assert any(op == "COPY" and "--from=" in rest for op, rest in ins)
 
@@ -120,6 +123,20 @@ def test_image_requirements_are_up_to_date() -> None:
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_api_image_is_one_layer_without_pip_or_translations() -> None:
+    """Its runtime stage deletes what serving never uses; `FROM scratch` keeps it out."""
+    ins = _instructions(DEPLOY / "api.Dockerfile")
+    froms = [rest for op, rest in ins if op == "FROM"]
+    assert froms[-1] == "scratch AS runtime"
+    last_from = max(i for i, (op, _) in enumerate(ins) if op == "FROM")
+    assert [r for op, r in ins[last_from:] if op == "COPY"] == ["--from=runtime-fs / /"]
+    runs = " ".join(rest for op, rest in ins if op == "RUN")
+    assert "/opt/app-venv/bin/pip uninstall -q -y pip" in runs
+    assert "rm -rf /usr/share/locale/*" in runs
+    env = " ".join(rest for op, rest in ins[last_from:] if op == "ENV")
+    assert "PATH=/opt/app-venv/bin:" in env and "LANG=C.UTF-8" in env
 
 
 def test_api_image_holds_only_what_serving_needs() -> None:
