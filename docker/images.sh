@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# `make images`: build every image of docker-compose.yml on this machine.
-#   personaops-app:$PERSONA_VERSION      03_deployment/Dockerfile  (api, mlflow, persona CLI)
+# `make images`: build every image of docker-compose.yml on this machine, one per job.
+#   personaops-api:$PERSONA_VERSION      03_deployment/api.Dockerfile (api, secrets-check)
+#   personaops-app:$PERSONA_VERSION      03_deployment/Dockerfile  (persona CLI: cli,
+#                                        bootstrap, mlflow-setup, governance)
+#   personaops-mlflow:$PERSONA_VERSION   03_deployment/mlflow.Dockerfile (mlflow server)
 #   personaops-mage:$PERSONA_VERSION     02_pipeline/mage.Dockerfile
 #   personaops-nginx:$PERSONA_VERSION    03_deployment/nginx.Dockerfile (the front, nginx-light)
 #   personaops-local-postgres:15         docker/local/postgres.Dockerfile  (compose.local.yml)
@@ -12,6 +15,10 @@
 # with the host's pip (its cache and index settings) and served read-only on
 # 127.0.0.1:$IMAGE_WHEELHOUSE_PORT for the duration of the builds: pip in the builds then
 # installs from it only (PIP_NO_INDEX), so a cold build downloads nothing twice.
+# IMAGES (default: all) names the ones to build: api app mlflow mage nginx postgres gcs.
+# Every image gets the label $IMAGE_LABEL; after the builds the dangling ones with it (an
+# image a rebuild replaced) are removed, so rebuilds leave none of ours behind. Build-stage
+# images carry no label and stay: they are the layer cache.
 # Prints one line per image (seconds, size) and writes them to $VAR_DIR/images.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,13 +31,15 @@ WHEELHOUSE="${IMAGE_WHEELHOUSE-/var/cache/personaops-wheels}"
 PORT="${IMAGE_WHEELHOUSE_PORT:-38481}"
 HOST_PY="${HOST_PYTHON:-python3.11}"
 OUT="${VAR_DIR:-var}/images.json"
+LABEL="${IMAGE_LABEL:-org.personaops.project=personaops}"
+WANTED=" ${IMAGES:-api app mlflow mage nginx postgres gcs} "
 
 if [[ -z "$BASE" ]]; then
   LOCAL_BASE_IMAGE="$LOCAL_BASE" bash docker/base-image.sh
   BASE="$LOCAL_BASE"
 fi
 
-args=(--network host)
+args=(--network host --label "$LABEL")
 server=""
 cleanup() { [[ -n "$server" ]] && kill "$server" 2>/dev/null; true; }
 trap cleanup EXIT
@@ -70,9 +79,10 @@ if [[ -n "$WHEELHOUSE" ]]; then
 fi
 
 declare -A secs
-build() {  # tag dockerfile context [extra args...]
-  local tag="$1" file="$2" ctx="$3"
-  shift 3
+build() {  # name tag dockerfile context [extra args...]
+  local name="$1" tag="$2" file="$3" ctx="$4"
+  shift 4
+  [[ "$WANTED" == *" $name "* ]] || return 0
   local t0=$SECONDS log
   log="$(mktemp)"
   echo "images: building $tag ($file)"
@@ -87,17 +97,24 @@ build() {  # tag dockerfile context [extra args...]
   secs[$tag]=$((SECONDS - t0))
 }
 
-build "personaops-app:$VERSION" 03_deployment/Dockerfile . --build-arg "PYTHON_IMAGE=$BASE"
-mage_args=(--build-arg "PYTHON_IMAGE=$BASE")
+py=(--build-arg "PYTHON_IMAGE=$BASE")
+build api "personaops-api:$VERSION" 03_deployment/api.Dockerfile . "${py[@]}"
+build app "personaops-app:$VERSION" 03_deployment/Dockerfile . "${py[@]}"
+build mlflow "personaops-mlflow:$VERSION" 03_deployment/mlflow.Dockerfile . "${py[@]}"
+mage_args=("${py[@]}")
 # Debian's Python 3.11.2 is below soupsieve 4.1.3's declared Requires-Python (>=3.11.5).
 [[ "$BASE" == "$LOCAL_BASE" ]] && mage_args+=(--build-arg PIP_IGNORE_REQUIRES_PYTHON=1)
-build "personaops-mage:$VERSION" 02_pipeline/mage.Dockerfile . "${mage_args[@]}"
-build "personaops-nginx:$VERSION" 03_deployment/nginx.Dockerfile 03_deployment \
+build mage "personaops-mage:$VERSION" 02_pipeline/mage.Dockerfile . "${mage_args[@]}"
+build nginx "personaops-nginx:$VERSION" 03_deployment/nginx.Dockerfile 03_deployment \
   --build-arg "BASE_IMAGE=$BASE"
-build "personaops-local-postgres:15" docker/local/postgres.Dockerfile docker/local \
+build postgres "personaops-local-postgres:15" docker/local/postgres.Dockerfile docker/local \
   --build-arg "BASE_IMAGE=$BASE"
-build "personaops-local-gcs:$GCS_VERSION" docker/local/gcs.Dockerfile docker/local \
+build gcs "personaops-local-gcs:$GCS_VERSION" docker/local/gcs.Dockerfile docker/local \
   --build-arg "BASE_IMAGE=$BASE" --build-arg "GCS_EMULATOR_VERSION=$GCS_VERSION"
+
+# The images these builds replaced (untagged now, with our label): nothing else uses them.
+pruned="$(docker image prune --force --filter "label=$LABEL" | tail -1)"
+echo "images: removed our dangling images: ${pruned:-none}"
 
 mkdir -p "$(dirname "$OUT")"
 {

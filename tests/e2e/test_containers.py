@@ -7,9 +7,11 @@ its COMPOSE_FILE / COMPOSE_PROFILES kept: the images built here and the GCS emul
 `make up` / `make down` with that file (ENV_FILE), `docker compose run --rm cli persona
 ...` for the operator's CLI, the Mage trigger id found through Mage's API with its client
 key. The project name is the test's own (COMPOSE_PROJECT_NAME in that .env) and every
-port is a free one on 127.0.0.1. Checks go through public interfaces only: the API
-through nginx, MLflow REST, the GCS JSON API, PostgreSQL, Mage REST, the CLI. The tests
-share one stack and run in file order; together they take about 15 minutes here.
+port is a free one on 127.0.0.1. The images are those `make images` tagged with
+PERSONA_VERSION (this process's, else .env.example's). Checks go through public interfaces
+only: the API through nginx, MLflow REST, the GCS JSON API, PostgreSQL, Mage REST, the
+CLI. The tests share one stack and run in file order; together they take about 15 minutes
+here.
 """
 
 from __future__ import annotations
@@ -248,6 +250,8 @@ def _env_file(folder: Path, tag: str) -> tuple[Path, dict[str, str]]:
         "API_WORKERS": "1",
         "MLFLOW_WORKERS": "1",
     }
+    if os.environ.get("PERSONA_VERSION"):
+        changes["PERSONA_VERSION"] = os.environ["PERSONA_VERSION"]
     lines = []
     for line in (REPO / ".env.example").read_text().splitlines():
         name, sep, _ = line.partition("=")
@@ -740,3 +744,62 @@ def test_services_stop_on_sigterm_and_down_up_keeps_everything(stack: Stack) -> 
     assert _model_blobs(stack) == blobs
     labelled = stack.cli("label", "--month", "2025-03")
     assert str(labelled.get("model_version", champion)) == champion, labelled
+
+
+# The API image's budget (issue 27: serving needs numpy, Flask, gunicorn and MLflow's client).
+API_IMAGE_MAX_BYTES = 300_000_000
+
+
+def test_the_api_image_serves_and_holds_nothing_else(stack: Stack) -> None:
+    image = f"personaops-api:{stack.values['PERSONA_VERSION']}"
+    size = int(_docker("image", "inspect", "-f", "{{.Size}}", image))
+    assert size <= API_IMAGE_MAX_BYTES, f"{image}: {size / 1e6:.0f} MB"
+    absent = ("pandas", "scikit-learn", "scipy", "evidently", "psycopg2-binary",
+              "google-cloud-storage")  # fmt: skip
+    probe = (
+        "from importlib.metadata import distributions as d; "
+        f"print(sorted({{x.metadata['Name'] for x in d()}} & {set(absent)!r}))"
+    )
+    out = stack.compose("exec", "-T", "api", "python", "-c", probe).stdout.strip()
+    assert out == "[]", out
+
+
+def _docker(*args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        ["docker", *args], input=stdin, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, (args, done.stderr[-2000:])
+    return done.stdout.strip()
+
+
+def test_a_rebuild_leaves_none_of_our_images_dangling(tmp_path: Path) -> None:
+    """An image a rebuild replaced (untagged, with the images' label) is removed by images.sh."""
+    run = uuid.uuid4().hex[:8]
+    label, tag = f"org.personaops.e2e={run}", f"e2e-{run}"
+    base = os.environ.get("LOCAL_BASE_IMAGE", "personaops-debian-base:bookworm")
+    build = ["build", "--label", label, "-t", f"personaops-e2e-old:{tag}", "-"]
+    first: list[str] = []
+    try:
+        for i in range(2):  # the second build takes the tag: the first is dangling
+            _docker(*build, stdin=f"FROM {base}\nLABEL nonce={run}-{i}\n")
+            first.append(_docker("image", "inspect", "-f", "{{.Id}}", f"personaops-e2e-old:{tag}"))
+        dangling = ["images", "-q", "--no-trunc", "-f", "dangling=true", "-f", f"label={label}"]
+        assert first[0] in _docker(*dangling).split()
+        env = {
+            **os.environ, "IMAGES": "nginx", "IMAGE_LABEL": label, "PERSONA_VERSION": tag,
+            "IMAGE_WHEELHOUSE": "", "VAR_DIR": str(tmp_path), "DOCKER_BUILDKIT": "0",
+        }  # fmt: skip
+        done = subprocess.run(
+            ["bash", "docker/images.sh"], cwd=REPO, env=env, capture_output=True, text=True,
+            timeout=1200, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "removed our dangling images" in done.stdout
+        assert not _docker(*dangling), "images.sh left dangling images with its label"
+        assert _docker("image", "inspect", "-f", "{{.Id}}", f"personaops-nginx:{tag}")
+    finally:
+        subprocess.run(
+            ["docker", "rmi", "-f", f"personaops-e2e-old:{tag}", f"personaops-nginx:{tag}",
+             *first],
+            capture_output=True, timeout=300, check=False,
+        )  # fmt: skip

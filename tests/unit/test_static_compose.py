@@ -84,6 +84,36 @@ def test_docker_gives_every_service_its_default_stop_grace(name: str) -> None:
     assert SERVICES[name].get("stop_signal", "SIGTERM") in ("SIGTERM", "SIGINT")
 
 
+# One image per job: the smallest that holds what each service runs.
+IMAGE_OF = {
+    "api": "personaops-api", "secrets-check": "personaops-api",
+    "mlflow": "personaops-mlflow",
+    "governance": "personaops-app", "mlflow-setup": "personaops-app",
+    "bootstrap": "personaops-app", "cli": "personaops-app",
+    "mage": "personaops-mage", "nginx": "personaops-nginx",
+}  # fmt: skip
+DOCKERFILE_OF = {
+    "personaops-api": "03_deployment/api.Dockerfile",
+    "personaops-mlflow": "03_deployment/mlflow.Dockerfile",
+    "personaops-app": "03_deployment/Dockerfile",
+    "personaops-mage": "02_pipeline/mage.Dockerfile",
+    "personaops-nginx": "nginx.Dockerfile",
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_OF))
+def test_each_service_runs_the_image_of_its_job(name: str) -> None:
+    image = IMAGE_OF[name]
+    assert SERVICES[name]["image"] == f"{image}:${{PERSONA_VERSION}}"
+    assert SERVICES[name]["build"]["dockerfile"] == DOCKERFILE_OF[image]
+
+
+def test_services_that_send_alerts_get_the_attempts() -> None:
+    for name in ("governance", "mage", "cli", "bootstrap"):
+        assert _env(name)["ALERT_ATTEMPTS"] == "${ALERT_ATTEMPTS:-3}", name
+    assert "ALERT_ATTEMPTS" not in _env("api")
+
+
 def test_one_shots_do_not_restart() -> None:
     for name in ("secrets-check", "mlflow-setup", "bootstrap"):
         assert SERVICES[name]["restart"] == "no"
@@ -131,7 +161,7 @@ def test_api_model_cache_is_absolute_in_a_writable_volume() -> None:
     env = SERVICES["api"]["environment"]
     assert env["MODEL_CACHE_DIR"] == "/app/var/model-cache"
     assert "apivar:/app/var" in SERVICES["api"]["volumes"]
-    dockerfile = (REPO / "03_deployment" / "Dockerfile").read_text()
+    dockerfile = (REPO / "03_deployment" / "api.Dockerfile").read_text()
     assert "chown -R persona:persona /app/var" in dockerfile
 
 

@@ -8,6 +8,7 @@ The registered model `MODEL_NAME` has aliases ``champion`` (served) and ``challe
 `results` (what they return).
 """
 
+from persona.model import LoadedModel
 from persona.registry.gates import GateInputs, GateResult, evaluate_gates
 from persona.registry.governance import sync_champion
 from persona.registry.lifecycle import (
@@ -29,7 +30,6 @@ from persona.registry.tracking import configure
 from persona.registry.versions import (
     CHALLENGER,
     CHAMPION,
-    LoadedModel,
     alias_version,
     champion_reference_months,
     list_versions,

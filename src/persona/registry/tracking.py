@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 from persona.errors import RegistryError
 from persona.model import PersonaModel
 from persona.registry.plots import persona_map_png
+from persona.registry_read import client as client
 from persona.settings import Settings
 from persona.training import TrainingResult
 
@@ -43,12 +44,6 @@ def artifact_location(root: str) -> str:
     path = Path(root).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path.as_uri()
-
-
-def client(settings: Settings) -> MlflowClient:
-    """An `MlflowClient` on the settings' tracking and registry URI (no global state)."""
-    uri = settings.mlflow_tracking_uri
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def configure(settings: Settings) -> str:

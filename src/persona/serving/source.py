@@ -56,7 +56,7 @@ def registry_source(settings: Settings) -> ModelSource:
         uri = settings.model_uri
 
         def load_pinned() -> Loaded:
-            from persona.registry import versions as registry
+            from persona import registry_read as registry
 
             return registry.load_model_for_serving(settings, uri=uri)
 
@@ -65,12 +65,12 @@ def registry_source(settings: Settings) -> ModelSource:
     alias = settings.model_alias
 
     def load_alias() -> Loaded:
-        from persona.registry import versions as registry
+        from persona import registry_read as registry
 
         return registry.load_model_for_serving(settings)
 
     def target() -> str | None:
-        from persona.registry import versions as registry
+        from persona import registry_read as registry
 
         return registry.alias_version(settings, alias)
 
