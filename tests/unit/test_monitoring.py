@@ -318,6 +318,33 @@ def test_baseline_grows_with_the_months_the_champion_judged_stable() -> None:
     ]
 
 
+def test_the_row_cap_keeps_the_training_months_and_the_newest_stable_months() -> None:
+    """`BASELINE_MAX_ROWS`: stable months join newest first while the rows fit, whole."""
+    from persona.monitoring.baseline import grown_reference
+
+    training = Window.of(["2024-01"])
+    year = {f"2024-{m:02d}": "no_drift" for m in range(2, 13)}
+    rows = {f"2024-{m:02d}": 500 for m in range(1, 13)}
+    assert len(grown_reference(training, year, Month("2025-01"), 12, rows, 6_000)) == 12
+    capped = grown_reference(training, year, Month("2025-01"), 12, rows, 2_000)
+    assert capped.to_list() == ["2024-01", "2024-10", "2024-11", "2024-12"]
+    # A big month stops the growth there: older months never jump over it.
+    big = {**rows, "2024-11": 5_000}
+    assert grown_reference(training, year, Month("2025-01"), 12, big, 2_000).to_list() == [
+        "2024-01", "2024-12",
+    ]  # fmt: skip
+    # The training months stay whatever their rows; the cap binds what joins them.
+    assert grown_reference(training, year, Month("2025-01"), 12, rows, 100) == training
+    # No cap given: the month cap alone (the same answer as before the row cap).
+    assert grown_reference(training, year, Month("2025-01"), 12) == grown_reference(
+        training, year, Month("2025-01"), 12, rows, None
+    )
+    # Deterministic: the same verdicts and rows give the same window.
+    again = grown_reference(training, dict(reversed(year.items())), Month("2025-01"), 12,
+                            rows, 2_000)  # fmt: skip
+    assert again == capped
+
+
 def test_judged_months_keep_the_first_verdict_and_the_one_the_cycle_acted_on(
     make_settings: Callable[..., Settings],
 ) -> None:
