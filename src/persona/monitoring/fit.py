@@ -186,23 +186,6 @@ def mix_from_count_arrays(
     )
 
 
-def persona_mix(cur: Prediction, ref: Prediction, model: PersonaModel) -> PersonaMix:
-    """Shares of the nearest persona on both sides, their PSI and a chi-square test.
-
-    Args:
-        cur: Labels of the current month.
-        ref: Labels of the reference window.
-        model: The model (gives the persona bins).
-
-    Returns:
-        The mix; assigned shares count unassigned rows as a bin of their own.
-    """
-    bins = list(model.persona_ids)
-    c, r = _counts(cur.nearest_id, bins), _counts(ref.nearest_id, bins)
-    assigned = _counts(cur.persona_id, [*bins, UNASSIGNED_ID])
-    return mix_from_count_arrays(c, r, tuple(bins), assigned)
-
-
 def location_tests(
     pid: str,
     features: tuple[str, ...],
