@@ -51,8 +51,8 @@ PSEUDO_COUNT = 0.5
 MIN_PERSONA_ROWS = 20
 MIN_SEGMENT_ROWS = 5
 # The prior of the between-month overdispersion of the persona shares
-# (`month_overdispersion`): Dirichlet-multinomial intra-class correlation PRIOR_RHO (
-# a share standard deviation of about 2 points around a third: months are not identically
+# (`month_overdispersion`): Dirichlet-multinomial intra-class correlation PRIOR_RHO (a
+# share standard deviation of about 2 points around a third: months are not identically
 # distributed), worth DISPERSION_PRIOR_DF degrees of freedom against the reference's months.
 PRIOR_RHO = 0.002
 DISPERSION_PRIOR_DF = 8.0
@@ -487,7 +487,10 @@ def persona_fit(
     A persona's tests (shift, spread, share) use the rows that fit it: nearest to it and
     within the reference's extreme distance (`core_threshold`), on both sides. Rows
     beyond that fit no persona: they go to the ``far`` and ``unassigned`` tests and are
-    described as a possible new segment, never counted as a persona that moved.
+    described as a possible new segment, never counted as a persona that moved. When
+    those rows gather beside one persona (`segment_centre`), the rows within the
+    threshold that lie nearer their centre than to their persona fit none either (on
+    both sides) and go to the ``near`` test.
 
     Args:
         current_x: Current rows, shape (rows, features).
