@@ -2,19 +2,23 @@
 
 For a month of a Parquet dataset against its reference months (default: the champion's
 training months, as `persona monitor`), the labelled rows of both sides are persisted
-(memory, spilling to disk) and reduced in three passes; only aggregates reach the driver:
+(memory, spilling to disk) and reduced in a few passes; only aggregates reach the driver:
 
 1. The ``far`` threshold: the m-th largest reference distance to the nearest persona,
    m = `stats.tail_rows` (`FAR_TAIL_SHARE`, reference rows), from the m largest values
    (0.2 % of the reference by default: the only values collected). A row within it fits
    its nearest persona; a row beyond it fits none (`fit.persona_fit`).
+1b. The current rows beyond it per nearest persona (count, feature sums and squares:
+   `beyond_stats`) give the segment's centre, if they gather beside one persona
+   (`fit.segment_centre`); then a row within the threshold but nearer that centre than
+   to its persona fits none either (``near``), in every pass below.
 2. One aggregation (`rollup` by side and nearest persona): rows per nearest persona
    within the threshold and rows assigned per persona (the persona mix, ``gone``, the
    unassigned rate; per reference month too, for the mix test's overdispersion), the
    distance sum of assigned rows, an approximate p95 distance, per
    persona the mean and sample std of every feature of its rows within the threshold
    (``shift``, ``feature_shift``), and the rows beyond it with their feature sums
-   (``far``, the segment description).
+   (``far``, the segment description), and per side the ``near`` rows.
 3. A second aggregation with the per-persona means of pass 2 (a broadcast join): per
    persona and side, over the rows within the threshold, the mean and sample variance of
    each feature's scaled absolute deviation from the mean and of each row's scaled
