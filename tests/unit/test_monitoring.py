@@ -14,7 +14,7 @@ from persona.features import FEATURE_NAMES
 from persona.model import PersonaModel, calibrate_radii, from_catalog
 from persona.monitoring import check, decide
 from persona.monitoring.drift import sample_rows
-from persona.monitoring.fit import persona_mix
+from persona.monitoring.fit import persona_fit
 from persona.monitoring.report import report_name, write_report
 from persona.months import Month, Window
 from persona.settings import Settings
@@ -184,7 +184,7 @@ def test_sample_rows_keeps_small_arrays() -> None:
 def test_psi_is_finite_with_an_empty_bin(reference, model) -> None:
     cur = model.predict(reference[:200])
     ref = model.predict(reference)
-    mix = persona_mix(cur, ref, model)
+    mix = persona_fit(reference[:200], reference, cur, ref, model).mix
     assert mix.assigned_shares["unassigned"] == 0.0
     assert np.isfinite(mix.psi) and mix.psi < 0.05
     assert mix.chi2_pvalue > 0.05
