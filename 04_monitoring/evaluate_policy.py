@@ -5,14 +5,17 @@
    each month against its own fresh 500-row stable reference (`monitoring.evaluation`).
 2. Sequences (`monitoring.sequences`, direct path): 40 stable months after one 500-row
    calibration month, for many calibrations (the alarms per sequence); mix 45/30/25 in
-   the 4th month; a 15 % new segment that appears and stays (how the alert reads).
+   the 4th month; a 15 % new segment that appears and stays (how the alert reads);
+   `--jittered-sequences N`: stable sequences whose true shares wander (`--jitter`);
+   `--close-segment-sequences N`: a 15 % segment 10, 8 and 6 from its nearest persona.
 3. `--default-path N`: N stable sequences through `persona run-month` with default
    settings (`monitoring.default_path`), compared verdict by verdict with the direct path.
 
 Usage:
     .venv/bin/python 04_monitoring/evaluate_policy.py [--stable-runs 2000] [--drift-runs 100]
         [--sizes 50,120,500,2000] [--cases stable,...] [--sequences 60] [--months 40]
-        [--mix-sequences 200] [--segment-sequences 50] [--default-path 0]
+        [--mix-sequences 200] [--segment-sequences 50] [--jittered-sequences 0]
+        [--jitter 0.03] [--close-segment-sequences 0] [--default-path 0]
         [--default-months 40] [--json out.json]
 """
 
@@ -56,6 +59,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--months", type=_count, default=40, help="months per stable sequence")
     parser.add_argument("--mix-sequences", type=_count, default=200, help="mix calibrations")
     parser.add_argument("--segment-sequences", type=_count, default=50, help="segment calibrations")
+    parser.add_argument(
+        "--jittered-sequences", type=_count, default=0, help="stable calibrations, shares jittered"
+    )
+    parser.add_argument("--jitter", type=float, default=0.03, help="sd of each share per month")
+    parser.add_argument(
+        "--close-segment-sequences", type=_count, default=0, help="segments at 10, 8, 6"
+    )
     parser.add_argument("--default-path", type=_count, default=0, help="run-month sequences")
     parser.add_argument("--default-months", type=_count, default=40, help="their stable months")
     parser.add_argument("--json", help="also write the result as JSON to this file")
@@ -74,7 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     result = evaluate(settings, args.stable_runs, args.drift_runs, sizes, args.selected)
     counts = (args.sequences, args.months, args.mix_sequences, args.segment_sequences)
-    result["sequences"] = evaluate_sequences(settings, *counts)
+    result["sequences"] = evaluate_sequences(
+        settings,
+        *counts,
+        jittered=args.jittered_sequences,
+        jitter=args.jitter,
+        close=args.close_segment_sequences,
+    )
     if args.default_path:
         from persona.monitoring.default_path import compare_with_direct
 

@@ -296,6 +296,9 @@ class Settings(BaseSettings, TrainingSettings, GateSettings, PolicySettings, Ser
     # Most months of a grown monitoring reference: the champion's training months plus
     # the latest later months it judged `no_drift` (`monitoring.baseline`).
     baseline_max_months: PositiveInt = 12
+    # Most rows of a grown monitoring reference: later stable months join newest first
+    # while the total stays within it (the training months always stay).
+    baseline_max_rows: PositiveInt = 6_000
 
     # --- alerts ------------------------------------------------------------------------
     alert_telegram_bot_token: str = ""

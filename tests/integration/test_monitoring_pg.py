@@ -99,6 +99,11 @@ def test_the_baseline_is_the_stored_verdicts_so_a_recheck_keeps_it(world) -> Non
     assert again.reference_months == tiny.reference_months and again.existing
     capped = run_check(cfg.model_copy(update={"baseline_max_months": 1}), engine, Month("2025-04"))
     assert capped.reference_months == Window.of(["2025-01"])
+    # The row cap: February (500 rows) does not fit beside January's 500 in 999 rows.
+    rows_capped = run_check(cfg.model_copy(update={"baseline_max_rows": 999}), engine,
+                            Month("2025-04"))  # fmt: skip
+    assert rows_capped.reference_months == Window.of(["2025-01"])
+    assert rows_capped.to_dict()["n_reference"] == 500
 
 
 def test_explicit_reference_window(world) -> None:

@@ -34,11 +34,13 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = REPO / "01_model" / "personas.yaml"
 MONTHS = (
-    ("2025-01", "stable", 1500),
-    ("2025-02", "stable", 1200),
-    ("2025-03", "shift", 1200),
-    ("2025-04", "spread", 1200),
-    ("2025-05", "new_segment", 1200),
+    ("2025-01", "stable", 1500, {}),
+    ("2025-02", "stable", 1200, {}),
+    ("2025-03", "shift", 1200, {}),
+    ("2025-04", "spread", 1200, {}),
+    ("2025-05", "new_segment", 1200, {}),
+    # A segment 8 from its persona: partly within the reference's extreme distance.
+    ("2025-06", "new_segment", 1200, {"new_share": 0.15, "new_distance": 8.0}),
 )
 
 
@@ -53,8 +55,8 @@ def spark() -> Iterator[Any]:
 def months() -> pd.DataFrame:
     catalog = load_catalog(CATALOG)
     frames = []
-    for month, scenario, n in MONTHS:
-        frame, _ = generate_month(catalog, month, n, scenario, seed=21)
+    for month, scenario, n, params in MONTHS:
+        frame, _ = generate_month(catalog, month, n, scenario, seed=21, **params)
         frames.append(frame[["survey_month", *FEATURE_NAMES]])
     data = pd.concat(frames, ignore_index=True)
     data.insert(0, "response_id", np.arange(1, len(data) + 1, dtype=np.int64) * 7)
@@ -107,7 +109,7 @@ def test_labels_equal_single_machine_row_for_row(
     parts = sorted(
         p.name for p in (out / "model_name=persona-classifier" / "model_version=7").iterdir()
     )
-    assert parts == [f"survey_month={m}" for m, _, _ in MONTHS]
+    assert parts == [f"survey_month={m}" for m, _, _, _ in MONTHS]
     got = pd.read_parquet(out).sort_values("response_id", ignore_index=True)
     expected = _expected(loaded.model, months)
     for col in ("response_id", "persona_id", "persona_name", "nearest_persona_id", "unassigned"):
@@ -155,12 +157,15 @@ def test_spark_udf_gives_the_same_labels(
 
 
 @pytest.mark.parametrize(
-    ("month", "verdict", "fired"),
+    ("month", "verdict", "fired", "reference"),
     [
-        ("2025-02", "no_drift", set()),
-        ("2025-03", "retrain", {"shift", "feature_shift"}),
-        ("2025-04", "retrain", {"spread", "feature_spread"}),
-        ("2025-05", "retrain", {"far"}),
+        ("2025-02", "no_drift", set(), ("2025-01",)),
+        ("2025-03", "retrain", {"shift", "feature_shift"}, ("2025-01",)),
+        ("2025-04", "retrain", {"spread", "feature_spread"}, ("2025-01",)),
+        ("2025-05", "retrain", {"far"}, ("2025-01",)),
+        ("2025-06", "retrain", {"near"}, ("2025-01",)),
+        # Two reference months: the mix test's overdispersion from counts per month.
+        ("2025-05", "retrain", {"far"}, ("2025-01", "2025-02")),
     ],
 )
 def test_same_tests_and_verdict_as_single_machine(
@@ -172,26 +177,31 @@ def test_same_tests_and_verdict_as_single_machine(
     month: str,
     verdict: str,
     fired: set[str],
+    reference: tuple[str, ...],
 ) -> None:
     """Stable, shifted, spread and new-segment months: the same tests, p-values and verdict."""
     settings = make_settings()
     on_spark = monitor_dataset(
-        spark, settings, dataset, Month(month), Window.of(["2025-01"]), loaded=loaded
+        spark, settings, dataset, Month(month), Window.of(list(reference)), loaded=loaded
     )
     x = {m: g[list(FEATURE_NAMES)].to_numpy() for m, g in months.groupby("survey_month")}
     single = check(
         x[month],
-        x["2025-01"],
+        np.vstack([x[m] for m in reference]),
         loaded.model,
         settings.policy,
         seed=settings.random_seed,
         unassigned_floor=1.0 - settings.radius_quantile,
+        reference_months=np.concatenate([[m] * len(x[m]) for m in reference]),
     )
     decision = decide(single, settings.policy)
     assert decision.verdict == verdict
     assert fired <= {t.kind for t in decision.fired}
     assert on_spark["verdict"] == decision.verdict
     assert on_spark["reasons"] == decision.reasons
+    if month == "2025-06":  # the segment is named first; its persona is not said to move
+        assert decision.reasons[0].startswith("new segment?")
+        assert not {"shift", "spread"} & {t.kind for t in decision.fired}
     spark_check, local = on_spark["check"], single.to_dict()
     assert spark_check["n_current"] == local["n_current"]
     assert spark_check["n_reference"] == local["n_reference"]

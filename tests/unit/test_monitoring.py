@@ -14,7 +14,7 @@ from persona.features import FEATURE_NAMES
 from persona.model import PersonaModel, calibrate_radii, from_catalog
 from persona.monitoring import check, decide
 from persona.monitoring.drift import sample_rows
-from persona.monitoring.fit import persona_mix
+from persona.monitoring.fit import persona_fit
 from persona.monitoring.report import report_name, write_report
 from persona.months import Month, Window
 from persona.settings import Settings
@@ -184,7 +184,7 @@ def test_sample_rows_keeps_small_arrays() -> None:
 def test_psi_is_finite_with_an_empty_bin(reference, model) -> None:
     cur = model.predict(reference[:200])
     ref = model.predict(reference)
-    mix = persona_mix(cur, ref, model)
+    mix = persona_fit(reference[:200], reference, cur, ref, model).mix
     assert mix.assigned_shares["unassigned"] == 0.0
     assert np.isfinite(mix.psi) and mix.psi < 0.05
     assert mix.chi2_pvalue > 0.05
@@ -316,6 +316,33 @@ def test_baseline_grows_with_the_months_the_champion_judged_stable() -> None:
     assert grown_reference(Window.of(["2024-04"]), verdicts, Month("2024-05"), 12).to_list() == [
         "2024-04"
     ]
+
+
+def test_the_row_cap_keeps_the_training_months_and_the_newest_stable_months() -> None:
+    """`BASELINE_MAX_ROWS`: stable months join newest first while the rows fit, whole."""
+    from persona.monitoring.baseline import grown_reference
+
+    training = Window.of(["2024-01"])
+    year = {f"2024-{m:02d}": "no_drift" for m in range(2, 13)}
+    rows = {f"2024-{m:02d}": 500 for m in range(1, 13)}
+    assert len(grown_reference(training, year, Month("2025-01"), 12, rows, 6_000)) == 12
+    capped = grown_reference(training, year, Month("2025-01"), 12, rows, 2_000)
+    assert capped.to_list() == ["2024-01", "2024-10", "2024-11", "2024-12"]
+    # A big month stops the growth there: older months never jump over it.
+    big = {**rows, "2024-11": 5_000}
+    assert grown_reference(training, year, Month("2025-01"), 12, big, 2_000).to_list() == [
+        "2024-01", "2024-12",
+    ]  # fmt: skip
+    # The training months stay whatever their rows; the cap binds what joins them.
+    assert grown_reference(training, year, Month("2025-01"), 12, rows, 100) == training
+    # No cap given: the month cap alone (the same answer as before the row cap).
+    assert grown_reference(training, year, Month("2025-01"), 12) == grown_reference(
+        training, year, Month("2025-01"), 12, rows, None
+    )
+    # Deterministic: the same verdicts and rows give the same window.
+    again = grown_reference(training, dict(reversed(year.items())), Month("2025-01"), 12,
+                            rows, 2_000)  # fmt: skip
+    assert again == capped
 
 
 def test_judged_months_keep_the_first_verdict_and_the_one_the_cycle_acted_on(

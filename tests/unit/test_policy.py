@@ -258,10 +258,13 @@ def test_results_keep_the_stored_json_keys() -> None:
         "p95_distance_ratio", "mix", "centroid_shift", "max_centroid_shift",
         "max_centroid_shift_persona", "max_centroid_shift_pvalue", "tests", "segment",
     ]  # fmt: skip
+    # Migrated: the mix test's between-month overdispersion and its factor were added
+    # last; every earlier key keeps its place (stored runs simply lack the two).
     assert list(fit["mix"]) == [
         "bins", "current_shares", "reference_shares", "assigned_shares", "psi", "chi2",
-        "chi2_pvalue",
+        "chi2_pvalue", "overdispersion", "dispersion",
     ]  # fmt: skip
+    assert (fit["mix"]["overdispersion"], fit["mix"]["dispersion"]) == (0.0, 1.0)
     assert fit["mix"]["bins"] == ["a", "b"]
     assert list(fit["far"]) == ["threshold", "m", "count", "expected", "rate", "excess", "pvalue"]
     shift = {"kind": "shift", "persona": "a", "feature": None, "effect": 1.5, "pvalue": 1e-9}

@@ -78,6 +78,38 @@ def test_wilson_interval() -> None:
     assert low == pytest.approx(0.404, abs=0.001) and high == pytest.approx(0.596, abs=0.001)
 
 
+def test_targets_are_met_only_when_their_95_percent_bound_meets_them() -> None:
+    """100 of 100 is ">= 99 %" by observation only: its lower Wilson bound is 96.3 %."""
+    from persona.monitoring.evaluation import judged_target, target_text
+
+    hundred = judged_target("retrain >= 99%", ">=", 0.99, 100, 100)
+    assert hundred["observed"] == 1.0 and hundred["bound_95"] == pytest.approx(0.963, abs=1e-3)
+    assert not hundred["met"] and hundred["met_by_observation"]
+    assert target_text(hundred) == (
+        "retrain >= 99%: met by observation only (observed 100.0%, 95% bound 96.3%)"
+    )
+    enough = judged_target("retrain >= 99%", ">=", 0.99, 400, 400)
+    assert enough["met"] and target_text(enough).startswith("retrain >= 99%: met (observed")
+    stable = judged_target("retrain <= 1%", "<=", 0.01, 1, 1000)  # upper bound 0.56 %
+    assert stable["met"] and stable["bound_95"] == pytest.approx(wilson(1, 1000)[1])
+    missed = judged_target("watch >= 95%", ">=", 0.95, 80, 100)
+    assert not missed["met"] and not missed["met_by_observation"]
+    assert "NOT MET" in target_text(missed)
+
+
+def test_jittered_months_are_drawn_with_wandering_shares(cfg: Settings) -> None:
+    """`Step.jitter`: each month's true shares wander, seeded by the sequence and month."""
+    from persona.months import Month
+
+    a = sequences.jittered_shares([1, 1, 1], 0.03, 4, Month("2024-05"))
+    assert a == sequences.jittered_shares([1, 1, 1], 0.03, 4, Month("2024-05"))
+    assert a != sequences.jittered_shares([1, 1, 1], 0.03, 4, Month("2024-06"))
+    assert sum(a) == pytest.approx(1.0) and min(a) >= sequences.MIN_JITTERED_SHARE / 1.2
+    assert max(abs(x - 1 / 3) for x in a) < 0.15
+    result = sequences.stable_sequences(cfg, 2, 6, jitter=0.03)
+    assert result["jitter"] == 0.03 and result["sequences"] == 2 and result["months"] == 6
+
+
 def test_stable_sequences_against_one_calibration_alarm_rarely(cfg: Settings) -> None:
     """A small seeded version of the 40-month sequences: the baseline grows, alarms stay rare."""
     decisions = sequences.run_sequence(cfg, 7, [sequences.STABLE] * 14)
@@ -114,7 +146,9 @@ def test_table_marks_targets(cfg: Settings) -> None:
     result = evaluation.evaluate(cfg, 3, 2, sizes=(120,), cases=(CASES[0], CASES[3]))
     table = evaluation.render(result)
     assert "| stable | 120 | 3 |" in table
-    assert "retrain <= 1%: NOT MET" in table  # 3 months cannot bound a rate below 1 %
+    # 3 quiet months: below 1 % observed, but they cannot bound the rate below 1 %.
+    assert "retrain <= 1%: met by observation only (observed 0.0%, 95% bound 56.1%)" in table
+    assert not result["met"]
     assert "| new segment 5% | 120 | 2 |" in table
 
 
@@ -129,7 +163,8 @@ def test_evaluate_policy_script_prints_the_table(tmp_path, make_settings: Callab
     proc = subprocess.run(
         [sys.executable, str(script), "--stable-runs", "2", "--drift-runs", "1", "--sizes",
          "500", "--cases", "stable,spread 2→3.1", "--sequences", "2", "--months", "3",
-         "--mix-sequences", "2", "--segment-sequences", "1", "--json", str(out)],
+         "--mix-sequences", "2", "--segment-sequences", "1", "--jittered-sequences", "1",
+         "--json", str(out)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr  # 2 stable months cannot meet the bound
@@ -140,6 +175,9 @@ def test_evaluate_policy_script_prints_the_table(tmp_path, make_settings: Callab
     assert document["sequences"]["stable"]["sequences"] == 2
     assert "- stable: 2 calibration months x 3 months" in proc.stdout
     assert "- mix 45/30/25 in the 4th month" in proc.stdout
+    assert document["sequences"]["stable_jittered"]["jitter"] == 0.03
+    assert "- stable, shares jittered sd 0.03: 1 calibration months x 3 months" in proc.stdout
+    assert "95% bound" in proc.stdout
 
 
 def test_evaluate_policy_script_refuses_a_negative_count() -> None:

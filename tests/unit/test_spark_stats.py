@@ -18,7 +18,7 @@ from scipy import stats
 from persona.catalog import load_catalog
 from persona.features import FEATURE_NAMES
 from persona.model import PersonaModel, Prediction, calibrate_radii, from_catalog
-from persona.monitoring.fit import SpreadMoments, core_threshold, persona_fit
+from persona.monitoring.fit import SpreadMoments, core_threshold, persona_fit, segment_centre
 from persona.monitoring.stats import (
     TailExcess,
     pooled_t,
@@ -39,9 +39,36 @@ def _x(month: str, scenario: str, n: int, seed: int) -> np.ndarray:
     return frame[list(FEATURE_NAMES)].to_numpy()
 
 
-def _side(x: np.ndarray, pred: Prediction, threshold: float) -> SideStats:
-    """What the Spark rollup (pass 2) computes, here with numpy: groups by nearest persona."""
-    core = pred.distance <= threshold
+def _centre(
+    x: np.ndarray, pred: Prediction, threshold: float, model: PersonaModel
+) -> tuple[str, np.ndarray] | None:
+    """Pass 2a: the current rows beyond the threshold per persona, then their centre."""
+    beyond, squares = {}, {}
+    for pid in model.persona_ids:
+        far = x[(pred.nearest_id == pid) & (pred.distance > threshold)]
+        if len(far):
+            beyond[pid], squares[pid] = (len(far), far.sum(axis=0)), float(np.sum(far * far))
+    return segment_centre(
+        beyond, squares, dict(zip(model.persona_ids, model.centroids, strict=True))
+    )
+
+
+def _near(
+    x: np.ndarray, pred: Prediction, threshold: float, centre: np.ndarray | None
+) -> np.ndarray:
+    """Rows within the threshold nearer the segment's centre than to their persona."""
+    within = pred.distance <= threshold
+    if centre is None:
+        return np.zeros(len(x), dtype=bool)
+    return within & (np.sum((x - centre) ** 2, axis=1) < pred.distance**2)
+
+
+def _side(
+    x: np.ndarray, pred: Prediction, threshold: float, centre: np.ndarray | None = None
+) -> SideStats:
+    """What the Spark rollup (pass 2b) computes, here with numpy: groups by nearest persona."""
+    near = _near(x, pred, threshold, centre)
+    core = (pred.distance <= threshold) & ~near
     means, stds, assigned, counts, beyond = {}, {}, {}, {}, {}
     for pid in np.unique(pred.nearest_id).tolist():
         nearest = pred.nearest_id == pid
@@ -50,7 +77,7 @@ def _side(x: np.ndarray, pred: Prediction, threshold: float) -> SideStats:
         means[pid] = rows.mean(axis=0) if len(rows) else np.full(x.shape[1], np.nan)
         stds[pid] = rows.std(axis=0, ddof=1) if len(rows) > 1 else np.full(x.shape[1], np.nan)
         assigned[pid] = int(np.sum(pred.assigned & nearest))
-        far = x[nearest & ~core]
+        far = x[nearest & (pred.distance > threshold)]
         beyond[pid] = (len(far), far.sum(axis=0))
     dist = pred.distance[pred.assigned]
     return SideStats(
@@ -63,16 +90,23 @@ def _side(x: np.ndarray, pred: Prediction, threshold: float) -> SideStats:
         means=means,
         stds=stds,
         beyond=beyond,
+        near=int(near.sum()),
     )
 
 
 def _spreads(
-    x: np.ndarray, pred: Prediction, side: SideStats, pids: list[str], threshold: float
+    x: np.ndarray,
+    pred: Prediction,
+    side: SideStats,
+    pids: list[str],
+    threshold: float,
+    centre: np.ndarray | None = None,
 ) -> SideStats:
-    """Pass 3: deviations of the rows within the threshold from the pass-2 means."""
+    """Pass 3: deviations of the rows that fit each persona from the pass-2 means."""
     spreads = {}
+    core = (pred.distance <= threshold) & ~_near(x, pred, threshold, centre)
     for pid in pids:
-        rows = x[(pred.nearest_id == pid) & (pred.distance <= threshold)]
+        rows = x[(pred.nearest_id == pid) & core]
         n = float(side.counts[pid])
         diff = rows - side.means[pid]
         dev = np.abs(diff) * np.sqrt(n / (n - 1.0))
@@ -89,10 +123,19 @@ def _far(cur: SideStats, ref: Prediction, threshold: float, m: int) -> TailExces
     return tail_excess_from_counts(threshold, m, count, cur.rows, len(ref))
 
 
-@pytest.mark.parametrize("scenario", ["stable", "shift", "new_segment", "mix", "spread", "vanish"])
+@pytest.mark.parametrize(
+    "scenario", ["stable", "shift", "new_segment", "close_segment", "mix", "spread", "vanish"]
+)
 def test_fit_from_stats_equals_persona_fit(scenario: str) -> None:
     ref_x = _x("2025-01", "stable", 800, 4)
-    cur_x = _x("2025-02", scenario, 600, 4)
+    if scenario == "close_segment":  # 8 from its persona: partly within the threshold
+        frame, _ = generate_month(
+            load_catalog(CATALOG), "2025-02", 600, "new_segment", seed=4, new_share=0.15,
+            new_distance=8.0,
+        )  # fmt: skip
+        cur_x = frame[list(FEATURE_NAMES)].to_numpy()
+    else:
+        cur_x = _x("2025-02", scenario, 600, 4)
     base = from_catalog(load_catalog(CATALOG))
     model: PersonaModel = from_catalog(
         load_catalog(CATALOG), calibrate_radii(base, ref_x, 0.999, 1.25)
@@ -101,11 +144,13 @@ def test_fit_from_stats_equals_persona_fit(scenario: str) -> None:
     expected = persona_fit(cur_x, ref_x, cur, ref, model, far_tail=TAIL).to_dict()
     ids = tuple(model.persona_ids)
     threshold, m = core_threshold(ref.distance, TAIL)  # pass 1: the m-th largest distance
-    c, r = _side(cur_x, cur, threshold), _side(ref_x, ref, threshold)
+    found = _centre(cur_x, cur, threshold, model)
+    centre, beside = (None, None) if found is None else (found[1], found[0])
+    c, r = _side(cur_x, cur, threshold, centre), _side(ref_x, ref, threshold, centre)
     pids = comparable_personas(c, r, ids)
-    c = _spreads(cur_x, cur, c, pids, threshold)
-    r = _spreads(ref_x, ref, r, pids, threshold)
-    got = fit_from_stats(c, r, ids, _far(c, ref, threshold, m)).to_dict()
+    c = _spreads(cur_x, cur, c, pids, threshold, centre)
+    r = _spreads(ref_x, ref, r, pids, threshold, centre)
+    got = fit_from_stats(c, r, ids, _far(c, ref, threshold, m), beside=beside).to_dict()
     assert list(got) == list(expected) and list(got["mix"]) == list(expected["mix"])
     for key in ("unassigned_rate", "reference_unassigned_rate", "mean_distance",
                 "reference_mean_distance", "distance_ratio", "p95_distance_ratio"):  # fmt: skip
@@ -135,6 +180,12 @@ def test_fit_from_stats_equals_persona_fit(scenario: str) -> None:
         assert t["pvalue"] == pytest.approx(other["pvalue"], rel=1e-9, abs=1e-300)
     if scenario == "new_segment":  # the segment's rows fit no persona: described as `far`
         assert segment["rows"] > 50 and segment["nearest_persona"] in ids
+    if scenario == "close_segment":  # the rows inside the threshold are found too: `near`
+        near = [t for t in got["tests"] if t["kind"] == "near"]
+        assert len(near) == 1 and near[0]["persona"] == segment["nearest_persona"]
+        assert near[0]["effect"] > 0.03 and near[0]["pvalue"] < 1e-6
+    if scenario in ("stable", "spread", "mix"):  # no cluster off a persona: no `near` test
+        assert "near" not in {k for k, _, _ in keys}
     if scenario == "vanish":  # a persona with no current rows: no tests, still in the summary
         assert len(pids) == len(ids) - 1
 
@@ -165,3 +216,38 @@ def test_tail_excess_from_counts_is_the_row_test(tail: float, n_ref: int) -> Non
         assert rows.pvalue < 0.05
     nothing = tail_excess_from_counts(threshold, m, 0, len(current), n_ref)
     assert nothing.pvalue == 1.0 and nothing.excess < 0
+
+
+def test_the_mix_overdispersion_from_counts_per_reference_month_equals_the_row_path() -> None:
+    """Four reference months whose shares wander: Spark's per-month counts, same mix test."""
+    shares = ([0.40, 0.33, 0.27], [0.28, 0.36, 0.36], [0.36, 0.26, 0.38], [0.31, 0.38, 0.31])
+    frames = [
+        generate_month(load_catalog(CATALOG), f"2025-0{i + 1}", 500, "mix", seed=6, shares=s)[0]
+        for i, s in enumerate(shares)
+    ]
+    ref_x = np.vstack([f[list(FEATURE_NAMES)].to_numpy() for f in frames])
+    labels = np.concatenate([f["survey_month"].to_numpy() for f in frames])
+    cur_x = _x("2025-06", "stable", 600, 6)
+    base = from_catalog(load_catalog(CATALOG))
+    model = from_catalog(load_catalog(CATALOG), calibrate_radii(base, ref_x, 0.999, 1.25))
+    cur, ref = model.predict(cur_x), model.predict(ref_x)
+    expected = persona_fit(cur_x, ref_x, cur, ref, model, far_tail=TAIL, reference_months=labels)
+    ids = tuple(model.persona_ids)
+    threshold, m = core_threshold(ref.distance, TAIL)
+    c, r = _side(cur_x, cur, threshold), _side(ref_x, ref, threshold)
+    core = ref.distance <= threshold
+    months = {  # Spark: group the reference's rows within the threshold by month and persona
+        month: {pid: int(np.sum(core & (labels == month) & (ref.nearest_id == pid))) for pid in ids}
+        for month in np.unique(labels).tolist()
+    }
+    r = dataclasses.replace(r, month_counts=months)
+    pids = comparable_personas(c, r, ids)
+    c, r = _spreads(cur_x, cur, c, pids, threshold), _spreads(ref_x, ref, r, pids, threshold)
+    got = fit_from_stats(c, r, ids, _far(c, ref, threshold, m))
+    assert got.mix == expected.mix
+    assert expected.mix.dispersion > 1.2 and expected.mix.overdispersion > 0
+    # The same rows as one month: the prior alone, a smaller factor, a smaller p-value.
+    flat = persona_fit(cur_x, ref_x, cur, ref, model, far_tail=TAIL)
+    assert flat.mix.chi2 == expected.mix.chi2
+    assert flat.mix.dispersion < expected.mix.dispersion
+    assert flat.mix.chi2_pvalue < expected.mix.chi2_pvalue

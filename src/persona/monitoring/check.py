@@ -69,6 +69,7 @@ def check(
     seed: int,
     unassigned_floor: float,
     evidently: bool = True,
+    reference_months: np.ndarray | None = None,
 ) -> CheckResult:
     """Measure data drift and persona fit of the current rows against the reference rows.
 
@@ -87,6 +88,8 @@ def check(
             model's radii leave out by construction, ``1 - RADIUS_QUANTILE``.
         evidently: Run the Evidently report (the policy evaluation skips it: the verdict
             does not depend on it).
+        reference_months: The month of each reference row (any labels; None: one month):
+            the mix test reads the between-month wander of the shares from them.
 
     Returns:
         The check result.
@@ -99,6 +102,10 @@ def check(
     ref = _as_matrix(reference_x, "reference", n_features)
     if len(ref) == 0:
         raise MonitoringError("the reference window has no rows; choose months with data")
+    if reference_months is not None and len(reference_months) != len(ref):
+        raise MonitoringError(
+            f"{len(reference_months)} reference month labels for {len(ref)} reference rows"
+        )
     params = {
         "stattest": STATTEST,
         "feature_threshold": policy.drift_feature_threshold,
@@ -117,6 +124,7 @@ def check(
             model,
             far_tail=policy.far_tail_share,
             unassigned_floor=unassigned_floor,
+            reference_months=reference_months,
         )
     drift = None
     if evidently and len(cur) >= policy.min_month_rows:

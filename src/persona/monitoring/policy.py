@@ -12,7 +12,8 @@ every seeded month of the policy evaluation (`make evaluate-policy`). Verdicts, 
    ratio, wider only), `UNASSIGNED_MIN_EFFECT` (excess rate of far / unassigned rows),
    `PERSONA_GONE_RATIO` (current share / reference share). Reasons name the most
    specific cause first: rows that fit no persona (a new segment, with its size, nearest
-   persona and the answers where it differs most), then a persona gone, moved, spread.
+   persona and the answers where it differs most; or rows within reach of a persona that
+   lie nearer those rows than to it: ``near``), then a persona gone, moved, spread.
 3. ``watch`` (alert only) - the persona mix changed (chi-square p < `MIX_ALPHA` and PSI >=
    `PSI_WATCH`) while every persona still fits: retraining would change nothing.
 4. ``no_drift`` - none of the above.
@@ -79,7 +80,7 @@ def big_enough(test: FitTest, s: PolicySettings) -> bool:
         # Only a wider persona fails to describe its respondents; a tighter one (e.g. a
         # stable month against a window that held a spread month) still does.
         return bool(effect >= s.distance_ratio_retrain)
-    if kind in ("far", "unassigned"):
+    if kind in ("far", "near", "unassigned"):
         return bool(effect >= s.unassigned_min_effect)
     if kind == "gone":
         return bool(effect <= s.persona_gone_ratio)
@@ -133,6 +134,13 @@ def _describe(test: FitTest, fit: PersonaFit) -> str:
             f"than the reference's {_farthest(far.m)} row (distance {far.threshold:.1f}; "
             f"{far.expected:.1f} expected, p={p:.2g}){_segment_text(fit)}"
         )
+    if kind == "near":
+        rows = fit.segment.rows if fit.segment is not None else 0
+        return (
+            f"new segment? {_pct(effect)} more rows than in the reference lie beside persona "
+            f"{pid}, nearer the {rows} rows beyond every persona than to it (Fisher p={p:.2g})"
+            f"{_segment_text(fit)}"
+        )
     if kind == "unassigned":
         return (
             f"unassigned rate {_pct(fit.unassigned_rate or 0.0)} vs reference "
@@ -149,10 +157,10 @@ def _rank(test: FitTest, fit: PersonaFit, changed: set[str | None]) -> int:
     """
     seg = fit.segment
     segment_first = seg is None or seg.nearest_persona not in changed
-    order = {"far": 0, "unassigned": 1, "gone": 2, "shift": 3, "spread": 4}
+    order = {"far": 0, "near": 1, "unassigned": 2, "gone": 3, "shift": 4, "spread": 5}
     if not segment_first:
-        order.update(far=5, unassigned=6)
-    return order.get(test.kind, 7)
+        order.update(far=6, near=7, unassigned=8)
+    return order.get(test.kind, 9)
 
 
 def _retrain_reasons(fired: tuple[FitTest, ...], fit: PersonaFit, s: PolicySettings) -> list[str]:

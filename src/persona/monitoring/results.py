@@ -84,8 +84,12 @@ class PersonaMix:
         reference_shares: Share of the reference rows per persona.
         assigned_shares: Current shares with unassigned rows as a bin of their own.
         psi: Population stability index (a pseudo-count of 0.5 per bin).
-        chi2: Chi-square statistic of homogeneity.
-        chi2_pvalue: Its p-value.
+        chi2: Chi-square statistic of homogeneity (current vs reference counts).
+        chi2_pvalue: Its p-value after dividing it by `dispersion` (chi-square, bins - 1 df).
+        overdispersion: Between-month overdispersion of the shares that the reference's
+            months show (Dirichlet-multinomial intra-class correlation; 0 = multinomial).
+        dispersion: The factor (>= 1) the statistic is divided by: the variance of the
+            share differences with that overdispersion over their multinomial variance.
     """
 
     bins: tuple[str, ...]
@@ -95,9 +99,11 @@ class PersonaMix:
     psi: float
     chi2: float
     chi2_pvalue: float
+    overdispersion: float = 0.0
+    dispersion: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
+        """Return a JSON-ready dict (runs stored before the dispersion lack its two keys)."""
         return {
             "bins": list(self.bins),
             "current_shares": dict(self.current_shares),
@@ -106,6 +112,8 @@ class PersonaMix:
             "psi": self.psi,
             "chi2": self.chi2,
             "chi2_pvalue": self.chi2_pvalue,
+            "overdispersion": self.overdispersion,
+            "dispersion": self.dispersion,
         }
 
 

@@ -70,8 +70,13 @@ def _reference(
     if given:
         return given
     training = _training_months(settings, engine, loaded)
+    from persona.store import survey_queries
+
     verdicts = runs_store.judged_months(engine, loaded.name, str(loaded.version), month)
-    return grown_reference(training, verdicts, month, settings.baseline_max_months)
+    rows = {str(m.month): m.rows for m in survey_queries.list_months(engine)}
+    return grown_reference(
+        training, verdicts, month, settings.baseline_max_months, rows, settings.baseline_max_rows
+    )
 
 
 def _data_hash(engine: Engine, month: Month, refs: Window, key: str) -> str:
@@ -84,7 +89,8 @@ def _data_hash(engine: Engine, month: Month, refs: Window, key: str) -> str:
     return digest.hexdigest()
 
 
-def _load(engine: Engine, months: Sequence[Month], columns: tuple[str, ...]) -> Any:
+def _load(engine: Engine, months: Sequence[Month], columns: tuple[str, ...]) -> tuple[Any, Any]:
+    """The months' feature rows and the month of each row."""
     from persona.store import survey_queries
 
     frame = survey_queries.load_months(engine, months)
@@ -92,7 +98,7 @@ def _load(engine: Engine, months: Sequence[Month], columns: tuple[str, ...]) -> 
     if missing:
         listed = [str(m) for m in months]
         raise MonitoringError(f"stored months {listed} lack model feature columns {missing}")
-    return frame[list(columns)].to_numpy(dtype="float64")
+    return frame[list(columns)].to_numpy(dtype="float64"), frame["survey_month"].to_numpy()
 
 
 def _metrics(result: CheckResult, decision: Decision) -> dict[str, float]:
@@ -197,8 +203,9 @@ def run_check(
         month: Current month.
         reference_months: Reference window; default the model's grown baseline: its
             training months (else the champion's, else the earliest ingested month) plus
-            the later months it judged ``no_drift`` before `month`, at most
-            `BASELINE_MAX_MONTHS` (`monitoring.baseline`).
+            the later months it judged ``no_drift`` before `month`, newest first, at most
+            `BASELINE_MAX_MONTHS` months and `BASELINE_MAX_ROWS` rows
+            (`monitoring.baseline`).
         loaded: A `registry.LoadedModel`; default `registry.load_model_for_serving`.
 
     Returns:
@@ -229,11 +236,13 @@ def run_check(
     if found is not None:
         log.info("monitoring %s vs %s: identical run %s exists", month, refs, found.run_id)
         return CheckRun.from_row(found.to_dict(), existing=True)
-    ref_x = _load(engine, refs.months, model.feature_names)
+    ref_x, ref_months = _load(engine, refs.months, model.feature_names)
     if len(ref_x) == 0:
         raise NotIngestedError(refs.months, "the reference window")
-    cur_x = _load(engine, [month], model.feature_names)
-    result = check(cur_x, ref_x, model, policy, seed=seed, unassigned_floor=floor)
+    cur_x, _ = _load(engine, [month], model.feature_names)
+    result = check(
+        cur_x, ref_x, model, policy, seed=seed, unassigned_floor=floor, reference_months=ref_months
+    )
     decision = decide(result, policy)
     path = Path(settings.reports_dir) / report_name(month, refs, str(loaded.version), data_hash)
     report = write_report(

@@ -2,18 +2,23 @@
 
 For a month of a Parquet dataset against its reference months (default: the champion's
 training months, as `persona monitor`), the labelled rows of both sides are persisted
-(memory, spilling to disk) and reduced in three passes; only aggregates reach the driver:
+(memory, spilling to disk) and reduced in a few passes; only aggregates reach the driver:
 
 1. The ``far`` threshold: the m-th largest reference distance to the nearest persona,
    m = `stats.tail_rows` (`FAR_TAIL_SHARE`, reference rows), from the m largest values
    (0.2 % of the reference by default: the only values collected). A row within it fits
    its nearest persona; a row beyond it fits none (`fit.persona_fit`).
+1b. The current rows beyond it per nearest persona (count, feature sums and squares:
+   `beyond_stats`) give the segment's centre, if they gather beside one persona
+   (`fit.segment_centre`); then a row within the threshold but nearer that centre than
+   to its persona fits none either (``near``), in every pass below.
 2. One aggregation (`rollup` by side and nearest persona): rows per nearest persona
    within the threshold and rows assigned per persona (the persona mix, ``gone``, the
-   unassigned rate), the distance sum of assigned rows, an approximate p95 distance, per
+   unassigned rate; per reference month too, for the mix test's overdispersion), the
+   distance sum of assigned rows, an approximate p95 distance, per
    persona the mean and sample std of every feature of its rows within the threshold
    (``shift``, ``feature_shift``), and the rows beyond it with their feature sums
-   (``far``, the segment description).
+   (``far``, the segment description), and per side the ``near`` rows.
 3. A second aggregation with the per-persona means of pass 2 (a broadcast join): per
    persona and side, over the rows within the threshold, the mean and sample variance of
    each feature's scaled absolute deviation from the mean and of each row's scaled
@@ -44,7 +49,7 @@ from persona.errors import MonitoringError, NotIngestedError
 from persona.features import FEATURE_NAMES
 from persona.monitoring import CheckResult, decide
 from persona.monitoring.drift import STATTEST, data_drift
-from persona.monitoring.fit import SpreadMoments
+from persona.monitoring.fit import SpreadMoments, segment_centre
 from persona.monitoring.stats import TailExcess, tail_excess_from_counts, tail_rows
 from persona.months import Month, Window
 from persona.settings import Settings
@@ -55,13 +60,54 @@ _P95_ACCURACY = 10_000
 NEAREST = "nearest_persona_id"
 
 
-def side_stats(labeled: Any, sides: tuple[str, ...], threshold: float) -> dict[str, SideStats]:
-    """Aggregate a labelled frame with a ``side`` column into `SideStats` per side (pass 2).
+def _core(threshold: float, centre: np.ndarray | None) -> tuple[Any, Any]:
+    """``(within, near)`` columns: within the ``far`` threshold; of those, nearer `centre`.
+
+    A row fits its nearest persona when it is within and not near (`fit.persona_fit`).
+    """
+    from pyspark.sql import functions as F
+
+    within = F.col("distance") <= F.lit(threshold)
+    if centre is None:
+        return within, F.lit(False)
+    square = reduce(
+        add, [(F.col(c) - F.lit(float(v))) ** 2 for c, v in zip(FEATURE_NAMES, centre, strict=True)]
+    )
+    return within, within & (square < F.col("distance") * F.col("distance"))
+
+
+def beyond_stats(
+    labeled: Any, threshold: float
+) -> tuple[dict[str, tuple[int, np.ndarray]], dict[str, float]]:
+    """Current rows beyond the threshold per nearest persona: count, feature sums, squares.
+
+    What `fit.segment_centre` needs (pass 2a): only one row per persona reaches the driver.
+    """
+    from pyspark.sql import functions as F
+
+    far = labeled.where((F.col("side") == "current") & (F.col("distance") > F.lit(threshold)))
+    aggs = [
+        F.count(F.lit(1)).alias("rows"),
+        *[F.sum(F.col(c)).alias(f"far_{c}") for c in FEATURE_NAMES],
+        F.sum(reduce(add, [F.col(c) * F.col(c) for c in FEATURE_NAMES])).alias("squares"),
+    ]
+    rows = far.groupBy(NEAREST).agg(*aggs).collect()
+    beyond = {r[NEAREST]: (int(r["rows"]), np.nan_to_num(_vector(r, "far"))) for r in rows}
+    squares = {r[NEAREST]: float(r["squares"] or 0.0) for r in rows}
+    return beyond, squares
+
+
+def side_stats(
+    labeled: Any, sides: tuple[str, ...], threshold: float, centre: np.ndarray | None = None
+) -> dict[str, SideStats]:
+    """Aggregate a labelled frame with a ``side`` column into `SideStats` per side (pass 2b).
 
     Args:
         labeled: Labels with features (`label_frame(..., keep_features=True)`) and ``side``.
         sides: The side names to return (a side without rows gets zeros).
         threshold: The ``far`` threshold (`far_threshold`): rows within it fit a persona.
+        centre: The segment's centre (`fit.segment_centre`), if any: rows within the
+            threshold but nearer it than to their persona fit none (`SideStats.near`).
 
     Returns:
         ``{side: SideStats}`` without `SideStats.spreads` (pass 3 adds them).
@@ -69,18 +115,30 @@ def side_stats(labeled: Any, sides: tuple[str, ...], threshold: float) -> dict[s
     from pyspark.sql import functions as F
 
     assigned = ~F.col("unassigned")
-    core = F.col("distance") <= F.lit(threshold)
+    within, near = _core(threshold, centre)
+    core = within & ~near
     aggs = [
         F.count(F.lit(1)).alias("rows"),
+        F.sum(within.cast("long")).alias("within"),
         F.sum(core.cast("long")).alias("core"),
+        F.sum(near.cast("long")).alias("near"),
         F.sum(assigned.cast("long")).alias("assigned"),
         F.sum(F.when(assigned, F.col("distance"))).alias("distance_sum"),
         F.percentile_approx(F.when(assigned, F.col("distance")), 0.95, _P95_ACCURACY).alias("p95"),
         *[F.avg(F.when(core, F.col(c))).alias(f"mean_{c}") for c in FEATURE_NAMES],
         *[F.stddev_samp(F.when(core, F.col(c))).alias(f"std_{c}") for c in FEATURE_NAMES],
-        *[F.sum(F.when(~core, F.col(c))).alias(f"far_{c}") for c in FEATURE_NAMES],
+        *[F.sum(F.when(~within, F.col(c))).alias(f"far_{c}") for c in FEATURE_NAMES],
     ]
     rows = labeled.rollup("side", NEAREST).agg(*aggs).collect()
+    per_month = (
+        labeled.where(core & (F.col("side") == "reference"))
+        .groupBy(MONTH_COLUMN, NEAREST)
+        .count()
+        .collect()
+    )
+    month_counts: dict[str, dict[str, int]] = {}
+    for r in per_month:
+        month_counts.setdefault(str(r[MONTH_COLUMN]), {})[r[NEAREST]] = int(r["count"])
     out: dict[str, SideStats] = {}
     for side in sides:
         total = [r for r in rows if r["side"] == side and r[NEAREST] is None]
@@ -99,6 +157,8 @@ def side_stats(labeled: Any, sides: tuple[str, ...], threshold: float) -> dict[s
             means={r[NEAREST]: _vector(r, "mean") for r in per},
             stds={r[NEAREST]: _vector(r, "std") for r in per},
             beyond={r[NEAREST]: _beyond(r) for r in per},
+            month_counts=month_counts if side == "reference" else {},
+            near=int(t["near"] or 0),
         )
     return out
 
@@ -131,6 +191,7 @@ def deviation_stats(
     sides: dict[str, SideStats],
     persona_ids: tuple[str, ...],
     threshold: float,
+    centre: np.ndarray | None = None,
 ) -> dict[str, dict[str, SpreadMoments]]:
     """The spread moments per side and persona, over the rows within `threshold` (pass 3).
 
@@ -144,6 +205,7 @@ def deviation_stats(
         sides: Pass 2's ``{"current": ..., "reference": ...}``.
         persona_ids: The model's persona ids.
         threshold: The ``far`` threshold (`far_threshold`).
+        centre: The segment's centre, if any (`side_stats`).
 
     Returns:
         ``{side: {persona id: SpreadMoments}}``.
@@ -160,7 +222,8 @@ def deviation_stats(
         f"_m_{c} double" for c in FEATURE_NAMES
     )
     means = spark.createDataFrame(groups, schema)
-    core = labeled.where(F.col("distance") <= F.lit(threshold))
+    within, near = _core(threshold, centre)
+    core = labeled.where(within & ~near)
     joined = core.join(F.broadcast(means), ["side", NEAREST], "inner")
     n = F.col("_n")
     diff = {c: F.col(c) - F.col(f"_m_{c}") for c in FEATURE_NAMES}
@@ -189,42 +252,51 @@ def deviation_stats(
 
 
 def fit_passes(
-    spark: Any, labeled: Any, persona_ids: tuple[str, ...], tail: float
-) -> tuple[dict[str, SideStats], TailExcess | None]:
+    spark: Any, labeled: Any, model: Any, tail: float
+) -> tuple[dict[str, SideStats], TailExcess | None, str | None]:
     """Passes 1-3: each side's `SideStats` with its spreads, and the ``far`` test.
 
     Args:
         spark: The SparkSession.
         labeled: Labels with features and a ``side`` column.
-        persona_ids: The model's persona ids.
+        model: The `PersonaModel` (persona ids and centroids).
         tail: `FAR_TAIL_SHARE`: the reference share beyond the ``far`` threshold.
 
     Returns:
-        ``(sides, far test)``; the test is None when the current month has no rows, and
-        both sides are empty when the reference has none (the caller raises).
+        ``(sides, far test, the persona a segment sits beside or None)``; the test is None
+        when the current month has no rows, and both sides are empty when the reference
+        has none (the caller raises).
     """
     from pyspark.sql import functions as F
 
+    persona_ids = tuple(model.persona_ids)
     n_ref = labeled.where(F.col("side") == "reference").count()
     if n_ref == 0:
         empty = SideStats(0, 0, 0.0, None)
-        return {"current": empty, "reference": empty}, None
+        return {"current": empty, "reference": empty}, None, None
     m = tail_rows(tail, n_ref)
     threshold = far_threshold(labeled, m)
-    sides = side_stats(labeled, ("current", "reference"), threshold)
+    far_rows, squares = beyond_stats(labeled, threshold)
+    centroids = dict(zip(persona_ids, np.asarray(model.centroids), strict=True))
+    found = segment_centre(
+        {p: far_rows[p] for p in persona_ids if p in far_rows}, squares, centroids
+    )
+    centre = None if found is None else found[1]
+    sides = side_stats(labeled, ("current", "reference"), threshold, centre)
     cur = sides["current"]
     if not cur.rows:
-        return sides, None
-    spreads = deviation_stats(spark, labeled, sides, persona_ids, threshold)
+        return sides, None, None
+    spreads = deviation_stats(spark, labeled, sides, persona_ids, threshold, centre)
     with_spreads = {
         side: dataclasses.replace(stats, spreads=spreads[side]) for side, stats in sides.items()
     }
     beyond = sum(count for count, _ in cur.beyond.values())
-    return with_spreads, tail_excess_from_counts(threshold, m, beyond, cur.rows, n_ref)
+    far = tail_excess_from_counts(threshold, m, beyond, cur.rows, n_ref)
+    return with_spreads, far, None if found is None else found[0]
 
 
 def _beyond(row: Any) -> tuple[int, np.ndarray]:
-    return int(row["rows"]) - int(row["core"] or 0), np.nan_to_num(_vector(row, "far"))
+    return int(row["rows"]) - int(row["within"] or 0), np.nan_to_num(_vector(row, "far"))
 
 
 def _vector(row: Any, prefix: str) -> np.ndarray:
@@ -290,7 +362,7 @@ def check_dataset(
     labeled = labeled.persist(StorageLevel.MEMORY_AND_DISK)  # labelled once, read 6 times
     try:
         with spark_errors(f"monitoring {month}"):
-            sides, far = fit_passes(spark, labeled, persona_ids, settings.far_tail_share)
+            sides, far, beside = fit_passes(spark, labeled, model, settings.far_tail_share)
             if sides["reference"].rows == 0:
                 raise NotIngestedError(reference_months.months, "the reference window")
             cur, ref = sides["current"], sides["reference"]
@@ -314,7 +386,7 @@ def check_dataset(
     finally:
         labeled.unpersist()
     floor = 1.0 - settings.radius_quantile
-    fit = fit_from_stats(cur, ref, persona_ids, far, floor) if cur.rows else None
+    fit = fit_from_stats(cur, ref, persona_ids, far, floor, beside) if cur.rows else None
     params = {
         "stattest": STATTEST,
         "feature_threshold": settings.drift_feature_threshold,

@@ -8,15 +8,18 @@ from-counts functions that the row path calls too), so `monitoring.decide` judge
 - the m-th largest reference distance (`fit.core_threshold`): a row within it fits its
   nearest persona, a row beyond it fits none;
 - rows per nearest persona within the threshold, rows assigned per persona, the distance
-  sum of assigned rows: the mix, ``gone``, ``unassigned``;
+  sum of assigned rows: the mix, ``gone``, ``unassigned``; the reference's rows per month
+  and nearest persona within the threshold: the mix test's between-month overdispersion;
 - per persona, the mean and sample std of every feature of its rows within the
   threshold: ``shift``, ``feature_shift`` (`fit.location_tests`);
 - per persona, the mean and sample variance of the deviations of those rows from their
   mean (a second pass over the rows with the means of the first): ``spread``,
   ``feature_spread`` (`fit.spread_tests`);
-- per nearest persona, the current rows beyond the threshold and their feature sums:
-  ``far`` (`monitoring.stats.tail_excess_from_counts`) and the segment description
-  (`fit.describe_segment`).
+- per nearest persona, the current rows beyond the threshold, their feature sums and
+  squares: ``far`` (`monitoring.stats.tail_excess_from_counts`), the segment's centre
+  (`fit.segment_centre`) and description (`fit.describe_segment`);
+- with a segment centre: per side, the rows within the threshold nearer it than to their
+  persona (``near``, `fit.near_test`); they fit no persona.
 
 The one difference: ``p95_distance`` is Spark's `percentile_approx` (the policy does not
 use it). Everything else equals the single-machine result up to floating-point summation
@@ -39,6 +42,7 @@ from persona.monitoring.fit import (
     gone_tests,
     location_tests,
     mix_from_count_arrays,
+    near_test,
     spread_tests,
 )
 from persona.monitoring.results import FitTest, PersonaFit, PersonaMix, PersonaShift
@@ -62,6 +66,11 @@ class SideStats:
             sides, the moments of its rows' deviations from its mean.
         beyond: Per nearest persona id, the rows beyond the threshold and their feature
             sums.
+        month_counts: Per month, rows per nearest persona id within the threshold (the
+            reference side: the between-month overdispersion of the mix test).
+        near: Rows within the threshold but nearer the segment's centre than to their
+            persona (`fit.segment_centre`; 0 without one). They fit no persona: the
+            counts, moments and month counts above leave them out.
     """
 
     rows: int
@@ -74,6 +83,8 @@ class SideStats:
     stds: dict[str, np.ndarray] = field(default_factory=dict)
     spreads: dict[str, SpreadMoments] = field(default_factory=dict)
     beyond: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
+    month_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    near: int = 0
 
     @property
     def mean_distance(self) -> float | None:
@@ -92,7 +103,13 @@ def mix_from_counts(cur: SideStats, ref: SideStats, bins: tuple[str, ...]) -> Pe
     c = np.array([cur.counts.get(b, 0) for b in bins], dtype=np.float64)
     r = np.array([ref.counts.get(b, 0) for b in bins], dtype=np.float64)
     assigned = [cur.assigned_counts.get(b, 0) for b in bins] + [cur.rows - cur.assigned]
-    return mix_from_count_arrays(c, r, bins, np.array(assigned, dtype=np.float64))
+    months = None
+    if ref.month_counts:
+        months = np.array(
+            [[ref.month_counts[m].get(b, 0) for b in bins] for m in sorted(ref.month_counts)],
+            dtype=np.float64,
+        )
+    return mix_from_count_arrays(c, r, bins, np.array(assigned, dtype=np.float64), months)
 
 
 def _moments(side: SideStats, pid: str) -> tuple[int, np.ndarray, np.ndarray]:
@@ -127,6 +144,7 @@ def fit_from_stats(
     persona_ids: tuple[str, ...],
     far: TailExcess | None,
     unassigned_floor: float = 0.001,
+    beside: str | None = None,
 ) -> PersonaFit:
     """Every persona-fit metric from the two sides' aggregates (as `fit.persona_fit`).
 
@@ -136,6 +154,8 @@ def fit_from_stats(
         persona_ids: The model's persona ids, in model order.
         far: The ``far`` test (`stats.tail_excess_from_counts`); None when not measured.
         unassigned_floor: Smallest null rate of the ``unassigned`` test.
+        beside: The persona a segment sits beside (`fit.segment_centre`), if any: the
+            ``near`` test is then run on `SideStats.near` of both sides.
 
     Returns:
         The same measurements, formulas and test order as `monitoring.fit.persona_fit`
@@ -144,6 +164,8 @@ def fit_from_stats(
     shifts, tests = shifts_from_stats(cur, ref, persona_ids)
     if far is not None:
         tests.append(FitTest("far", None, None, far.excess, far.pvalue))
+    if beside is not None:
+        tests.append(near_test(beside, cur.near, cur.rows, ref.near, ref.rows))
     un_c, un_r = cur.rows - cur.assigned, ref.rows - ref.assigned
     rate = un_c / cur.rows if cur.rows else None
     ref_rate = un_r / ref.rows if ref.rows else None
