@@ -293,16 +293,16 @@ def _child(args: argparse.Namespace, role: str, output: Path, **extra: str) -> d
 
 
 def _log_model(tmp: Path) -> tuple[str, str]:
-    import mlflow
+    from mlflow import MlflowClient
 
     from persona.pyfunc import log_pyfunc
 
     uri = f"sqlite:///{tmp}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("bench-spark")
-    with mlflow.start_run():
-        info = log_pyfunc(_model(), tmp)
-    return info.model_uri, uri
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment("bench-spark"))
+    logged = log_pyfunc(client, run, _model(), tmp)
+    client.set_terminated(run.info.run_id)
+    return logged.model_uri, uri
 
 
 NAMES = {"single": "single machine (streamed pyarrow + numpy predict)",
