@@ -16,7 +16,9 @@ runs in its own process, so its peak memory is its own:
 - ``monitor-single`` / ``monitor-spark``: the monitoring check of 2025-04 against 2025-03
   (`monitoring.check` + `decide` on the arrays; `persona.spark.monitor.monitor_dataset`).
 
-Timed: the job call (Spark: after the session is up; the session start is reported apart).
+Timed: the job call (Spark: after the session is up; the session start is reported apart),
+in wall seconds and CPU seconds (`cpu_s`: the Python process plus the JVM and its Python
+workers, from /proc; the machine's load does not inflate it the way it does wall time).
 Memory: the Python process's peak RSS (``ru_maxrss``) and the driver JVM's peak resident
 size (``VmHWM``; in local mode the executors live in that JVM, its heap capped by
 ``SPARK_DRIVER_MEMORY``). Then a Spark job (not timed) joins every output on
@@ -81,11 +83,40 @@ def _peak_rss_mib() -> float:
 
 
 def _jvm_peak_mib(spark: Any) -> float:
-    pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    pid = _jvm_pid(spark)
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its descendants (reaped ones included), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+    tree, total = {pid}, 0
+    for _ in range(8):  # a few generations: the JVM, pyspark's daemon, its workers
+        tree |= {p for p, (parent, _) in stats.items() if parent in tree}
+    for p in tree:
+        total += stats.get(p, (0, 0))[1]
+    return total / tick
+
+
+def _jvm_pid(spark: Any) -> int:
+    return int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
+
+
+def _cpu_now(spark: Any = None) -> float:
+    """CPU seconds so far of this Python process and, with `spark`, its JVM's process tree."""
+    own = sum(os.times()[:2])
+    return own + (_cpu_s(_jvm_pid(spark)) if spark is not None else 0.0)
 
 
 def _loaded(model_uri: str) -> Any:
@@ -104,12 +135,12 @@ def run_spark(args: argparse.Namespace, method: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     spark = start_session(settings, f"bench-{method}")
     started = time.perf_counter() - t0
-    t1 = time.perf_counter()
+    t1, cpu = time.perf_counter(), _cpu_now(spark)
     result = label_dataset(spark, settings, args.input, args.output, method=method,
                            loaded=_loaded(args.model_uri)).to_dict()  # fmt: skip
-    seconds = time.perf_counter() - t1
+    seconds, cpu = time.perf_counter() - t1, _cpu_now(spark) - cpu
     out = {"path": f"spark-{method}", "method": result["method"], "rows": result["rows"],
-           "seconds": seconds,
+           "seconds": seconds, "cpu_s": cpu,
            "rows_per_s": result["rows"] / seconds, "session_start_s": started,
            "persona_mix": result["persona_mix"], "python_driver_peak_mib": _peak_rss_mib(),
            "jvm_driver_peak_mib": _jvm_peak_mib(spark),
@@ -121,10 +152,10 @@ def run_spark(args: argparse.Namespace, method: str) -> dict[str, Any]:
 def run_single(args: argparse.Namespace) -> dict[str, Any]:
     from persona.file_labeling import label_file
 
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), _cpu_now()
     result = label_file(_loaded(args.model_uri), args.input, args.output)
-    seconds = time.perf_counter() - t0
-    return {"path": "single", "rows": result.rows, "seconds": seconds,
+    seconds, cpu = time.perf_counter() - t0, _cpu_now() - cpu
+    return {"path": "single", "rows": result.rows, "seconds": seconds, "cpu_s": cpu,
             "rows_per_s": result.rows / seconds, "persona_mix": result.persona_mix,
             "python_driver_peak_mib": _peak_rss_mib()}  # fmt: skip
 
@@ -142,23 +173,27 @@ def run_alternate(args: argparse.Namespace) -> dict[str, Any]:
     rounds = []
     for i in range(args.rounds):
         row: dict[str, Any] = {"load_before": [round(v, 2) for v in os.getloadavg()]}
-        t0 = time.perf_counter()
+        t0, cpu = time.perf_counter(), _cpu_now(spark)
         label_file(loaded, args.input, f"{args.output}/single-{i}")
-        row["single_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        row["single_s"], row["single_cpu_s"] = time.perf_counter() - t0, _cpu_now(spark) - cpu
+        t0, cpu = time.perf_counter(), _cpu_now(spark)
         label_dataset(spark, settings, args.input, f"{args.output}/native-{i}", method="native",
                       loaded=loaded)  # fmt: skip
         row["spark_native_s"] = time.perf_counter() - t0
+        row["spark_native_cpu_s"] = _cpu_now(spark) - cpu
         row["load_after"] = [round(v, 2) for v in os.getloadavg()]
         row["spark_vs_single"] = row["single_s"] / row["spark_native_s"]
+        row["spark_vs_single_cpu"] = row["single_cpu_s"] / row["spark_native_cpu_s"]
         rounds.append(row)
         shutil.rmtree(args.output, ignore_errors=True)
     spark.stop()
     ratios = sorted(r["spark_vs_single"] for r in rounds)
+    cpu_ratios = sorted(r["spark_vs_single_cpu"] for r in rounds)
     return {
         "path": "alternate",
         "rounds": rounds,
         "spark_vs_single_median": ratios[len(ratios) // 2],
+        "spark_vs_single_cpu_median": cpu_ratios[len(cpu_ratios) // 2],
     }
 
 
@@ -258,16 +293,16 @@ def _child(args: argparse.Namespace, role: str, output: Path, **extra: str) -> d
 
 
 def _log_model(tmp: Path) -> tuple[str, str]:
-    import mlflow
+    from mlflow import MlflowClient
 
     from persona.pyfunc import log_pyfunc
 
     uri = f"sqlite:///{tmp}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("bench-spark")
-    with mlflow.start_run():
-        info = log_pyfunc(_model(), tmp)
-    return info.model_uri, uri
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment("bench-spark"))
+    logged = log_pyfunc(client, run, _model(), tmp)
+    client.set_terminated(run.info.run_id)
+    return logged.model_uri, uri
 
 
 NAMES = {"single": "single machine (streamed pyarrow + numpy predict)",
@@ -338,7 +373,8 @@ def main() -> int:
             r["load_avg_after"] = [round(v, 2) for v in os.getloadavg()]
             print(
                 f"  {role:<13} {r['rows']} rows in {r['seconds']:.1f} s "
-                f"({r['rows_per_s']:,.0f} rows/s) load {r['load_avg_after']}",
+                f"({r['rows_per_s']:,.0f} rows/s, {r['cpu_s']:.1f} CPU-s) "
+                f"load {r['load_avg_after']}",
                 flush=True,
             )
         out["results"] = results

@@ -260,8 +260,8 @@ def label_dataset(
 ) -> SparkLabelResult:
     """Label every row of a Parquet dataset and write the labels with lineage.
 
-    The executors read, label and write; the driver only plans the job and, for the
-    result, runs one aggregation (rows per persona).
+    One pass: the executors read, label and write, and count the labels per persona on
+    the way (a Spark `Observation`); the driver only plans the job.
 
     Args:
         spark: The SparkSession.
@@ -299,18 +299,16 @@ def label_dataset(
         labels = with_lineage(label_frame(frame, loaded, method), loaded.name,
                               str(loaded.version), labeled_at)  # fmt: skip
     with spark_errors(f"labeling {input_path}"):
-        labels.write.mode("overwrite").partitionBy(*PARTITION_COLUMNS).parquet(output_path)
-        written = read_labels(spark, output_path, loaded.name, str(loaded.version), month)
-        mix = {
-            str(row["persona_id"]): int(row["count"])
-            for row in written.groupBy("persona_id").count().orderBy("persona_id").collect()
-        }
+        counted, read_mix = _count_personas(labels, loaded.model)
+        counted.write.mode("overwrite").partitionBy(*PARTITION_COLUMNS).parquet(output_path)
+        mix = read_mix()
     jdbc_written = None
     if jdbc:
         if method == "spark_udf":
             raise SparkJobError("--jdbc needs the nearest persona: label with method 'native'")
         from persona.spark.jdbc import write_assignments_jdbc
 
+        written = read_labels(spark, output_path, loaded.name, str(loaded.version), month)
         jdbc_written = write_assignments_jdbc(written, settings)
     result = SparkLabelResult(
         input=input_path,
@@ -325,6 +323,34 @@ def label_dataset(
     log.info("spark-labelled %s with %s v%s (%s): %d rows in %.1fs", input_path,
              loaded.name, loaded.version, method, result.rows, result.seconds)  # fmt: skip
     return result
+
+
+def _count_personas(labels: Any, model: PersonaModel) -> tuple[Any, Any]:
+    """Count the labels per persona while they are written (no second read of the output).
+
+    Returns:
+        The labels with a Spark `Observation` attached, and a function that returns
+        ``{persona_id: rows}`` (personas with rows only) once the write has run.
+
+    Raises:
+        SparkJobError: (from the function) a label is not one of the model's personas.
+    """
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    ids = [*model.persona_ids, UNASSIGNED_ID]
+    observation = Observation("persona_mix")
+    counts = [F.count_if(F.col("persona_id") == F.lit(p)).alias(f"n{i}") for i, p in enumerate(ids)]
+    observed = labels.observe(observation, F.count(F.lit(1)).alias("rows"), *counts)
+
+    def read_mix() -> dict[str, int]:
+        metrics = observation.get
+        mix = {p: int(metrics[f"n{i}"]) for i, p in enumerate(ids) if metrics[f"n{i}"]}
+        if sum(mix.values()) != metrics["rows"]:
+            raise SparkJobError(f"labels outside the model's personas {ids}: {metrics}")
+        return mix
+
+    return observed, read_mix
 
 
 def read_labels(

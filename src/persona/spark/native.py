@@ -16,6 +16,12 @@ labels are the same, ties included:
 
 A row with a missing or non-finite feature fails the job with a `DataValidationError`
 naming the feature and the ``response_id`` (the message `label.spark_errors` reads back).
+
+The generated code is kept small on purpose: the JVM does not JIT-compile a method of
+more than 8,000 bytes of bytecode (``-XX:-DontCompileHugeMethods`` aside), and Spark puts
+a whole stage's per-row work into one method. Per persona lookups are literal arrays
+indexed by the nearest persona, and the feature-by-feature search for the bad value runs
+only in the failing branch.
 """
 
 from __future__ import annotations
@@ -38,34 +44,41 @@ def _sum(terms: list[Any]) -> Any:
     return total
 
 
+def _lookup(values: list[Any], index: Any) -> Any:
+    """``values[index]`` for a 0-based integer column (one array access, no ``when`` chain)."""
+    from pyspark.sql import functions as F
+
+    return F.element_at(F.array(*[F.lit(v) for v in values]), index + 1)
+
+
 def _checked_norm(features: list[Any], id_column: str) -> Any:
-    """``x.x``, or a raised `DataValidationError` when a feature is null, NaN or infinite."""
+    """``x.x``, or a raised `DataValidationError` when a feature is null, NaN or infinite.
+
+    One comparison per row on the usual path: ``x.x < inf`` (null or NaN compare false).
+    ``x.x`` overflows for huge finite features; those rows pass the second test (Spark's
+    ``greatest`` skips nulls, hence the null test first, and orders NaN above infinity).
+    """
     from pyspark.sql import functions as F
 
     inf = F.lit(float("inf"))
-
-    def bad(col: Any) -> Any:
-        return col.isNull() | F.isnan(col) | (F.abs(col) == inf)
-
-    named = list(zip(FEATURE_NAMES, features, strict=True))
-    first_bad = F.coalesce(*[F.when(bad(c), F.lit(n)) for n, c in named])
-    value = F.coalesce(*[F.when(bad(c), F.coalesce(c.cast("string"), F.lit("null")))
-                         for _, c in named])  # fmt: skip
-    message = F.concat(
-        F.lit(f"{ERROR_MARKER}{FINITE_SUMMARY}\n  - "), first_bad, F.lit(": "), value,
-        F.lit(f" for {id_column} "), F.col(id_column).cast("string"), F.lit("\n"),
-    )  # fmt: skip
     norm = _sum([col * col for col in features])
-    # Cheap test first (one per row): a non-finite feature makes x.x non-finite or null.
-    suspect = norm.isNull() | F.isnan(norm) | (norm == inf)
-    return F.when(suspect & first_bad.isNotNull(), F.raise_error(message)).otherwise(norm)
+    finite = norm.isNotNull() & (F.greatest(*[F.abs(col) for col in features]) < inf)
+    bad = F.array(*[~F.coalesce(F.abs(col) < inf, F.lit(False)) for col in features])
+    index = F.array_position(bad, True).cast("int")
+    value = F.element_at(F.array(*features), index).cast("string")
+    message = F.concat(
+        F.lit(f"{ERROR_MARKER}{FINITE_SUMMARY}\n  - "), _lookup(list(FEATURE_NAMES), index - 1),
+        F.lit(": "), F.coalesce(value, F.lit("null")), F.lit(f" for {id_column} "),
+        F.col(id_column).cast("string"), F.lit("\n"),
+    )  # fmt: skip
+    return F.when(norm < inf, norm).when(finite, norm).otherwise(F.raise_error(message))
 
 
 def _distances(model: PersonaModel, norm: Any) -> list[Any]:
     """One distance column per persona, computed as `PersonaModel.distances` does."""
     from pyspark.sql import functions as F
 
-    features = [F.col(name).cast("double") for name in model.feature_names]
+    features = [F.col(name) for name in model.feature_names]
     sq_norms = np.einsum("ij,ij->i", model.centroids, model.centroids)  # as the model's own
     dist = []
     for centroid, sq_norm in zip(model.centroids, sq_norms, strict=True):
@@ -75,16 +88,6 @@ def _distances(model: PersonaModel, norm: Any) -> list[Any]:
     return dist
 
 
-def _pick(index: Any, values: list[Any]) -> Any:
-    """``values[index]`` for a 0-based integer column, as a ``when`` chain."""
-    from pyspark.sql import functions as F
-
-    chosen = F.when(index == 0, values[0])
-    for i, value in enumerate(values[1:], start=1):
-        chosen = chosen.when(index == i, value)
-    return chosen
-
-
 def label_frame_native(frame: Any, model: PersonaModel, id_column: str, keep: list[str]) -> Any:
     """Label a DataFrame with `model` in the JVM (lazy).
 
@@ -92,7 +95,7 @@ def label_frame_native(frame: Any, model: PersonaModel, id_column: str, keep: li
     intermediate is computed once per row.
 
     Args:
-        frame: A DataFrame with `id_column` and ``x1..x10``.
+        frame: A DataFrame with `id_column` and ``x1..x10`` as doubles.
         model: The nearest-centroid model.
         id_column: The row id (kept first, and named in error messages).
         keep: The other input columns kept before the labels, in order.
@@ -104,36 +107,32 @@ def label_frame_native(frame: Any, model: PersonaModel, id_column: str, keep: li
     from pyspark.sql import functions as F
 
     k = model.k
-    features = [F.col(name).cast("double") for name in model.feature_names]
+    features = [F.col(name) for name in model.feature_names]
     extra = [name for name in model.feature_names if name not in keep]
     dist = [F.col(f"_d{i}") for i in range(k)]
-    smallest = F.least(*dist) if k > 1 else dist[0]
     first = F.when(dist[0] == F.col("_dist"), F.lit(0))
     for index in range(1, k):
         first = first.when(dist[index] == F.col("_dist"), F.lit(index))
     staged = (
         frame.select(*keep, *extra, _checked_norm(features, id_column).alias("_xx"))
         .select(*keep, *[d.alias(f"_d{i}") for i, d in enumerate(_distances(model, F.col("_xx")))])
-        .withColumn("_dist", smallest)
+        .withColumn("_dist", F.least(*dist) if k > 1 else dist[0])
         .withColumn("_nearest", first)
     )
     nearest = F.col("_nearest")
     if k == 1:
         margin = F.lit(float("inf"))
     else:
-        others = [F.when(nearest != i, d) for i, d in enumerate(dist)]
-        margin = F.least(*others) - F.col("_dist")
-    radius = _pick(nearest, [F.lit(float(r)) for r in model.radii])
-    assigned = F.col("_dist") <= radius
-    ids = [F.lit(i) for i in model.persona_ids]
-    names = [F.lit(n) for n in model.persona_names]
+        margin = F.least(*[F.when(nearest != i, d) for i, d in enumerate(dist)]) - F.col("_dist")
+    ids = [*model.persona_ids, UNASSIGNED_ID]
+    names = [*model.persona_names, UNASSIGNED_NAME]
+    assigned = F.col("_dist") <= _lookup([float(r) for r in model.radii], nearest)
+    label = F.when(assigned, nearest).otherwise(F.lit(k))
     return staged.select(
         *keep,
-        F.when(assigned, _pick(nearest, ids)).otherwise(F.lit(UNASSIGNED_ID)).alias("persona_id"),
-        F.when(assigned, _pick(nearest, names))
-        .otherwise(F.lit(UNASSIGNED_NAME))
-        .alias("persona_name"),
-        _pick(nearest, ids).alias("nearest_persona_id"),
+        _lookup(ids, label).alias("persona_id"),
+        _lookup(names, label).alias("persona_name"),
+        _lookup(ids, nearest).alias("nearest_persona_id"),
         F.col("_dist").alias("distance"),
         margin.alias("margin"),
         (~assigned).alias("unassigned"),

@@ -39,6 +39,12 @@ def spark_conf(settings: Settings, app_name: str) -> dict[str, str]:
         "spark.sql.optimizer.plannedWrite.enabled": "false",
         "spark.sql.maxConcurrentOutputFileWriters": "16",
         "spark.sql.session.timeZone": "UTC",
+        # assigned_at as the single-machine path writes it, not as legacy INT96 rows.
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        # A whole stage's per-row code is one Java method; the JVM leaves a method of more
+        # than 8,000 bytes of bytecode to the interpreter unless told otherwise (a bigger
+        # model's labels, see persona.spark.native). Only where we start the JVM.
+        "spark.driver.extraJavaOptions": "-XX:-DontCompileHugeMethods",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
     }
@@ -73,8 +79,8 @@ def start_session(settings: Settings, app_name: str = "persona") -> Any:
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     conf = spark_conf(settings, app_name)
     if os.environ.get("PYSPARK_GATEWAY_PORT"):  # under spark-submit: its master and memory
-        conf.pop("spark.master")
-        conf.pop("spark.driver.memory")
+        for key in ("spark.master", "spark.driver.memory", "spark.driver.extraJavaOptions"):
+            conf.pop(key)
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
