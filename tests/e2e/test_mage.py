@@ -56,6 +56,10 @@ PASSWORD = "e2e_owner_pw_7d2a"
 MONTHS = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05"]
 N = 200
 BUDGET_S = 480.0  # one Mage run / CLI month; ~30-60 s on a busy 2-core machine
+# The whole of a long test (pytest's own timeout is 900 s): at load 20-25 here (2026-12-07)
+# the replay passed 900 s (16 CLI calls of 1-2 min each, 10 Mage runs) and `mage run`
+# headless took 751 s. Each step inside keeps its own BUDGET_S.
+LONG_TEST_S = 5 * BUDGET_S
 
 pytestmark = [pytest.mark.mage, pytest.mark.postgres, pytest.mark.slow]
 
@@ -236,6 +240,7 @@ def _cli(settings: Settings, *args: str) -> dict[str, Any]:
     return dict(json.loads(proc.stdout))
 
 
+@pytest.mark.timeout(LONG_TEST_S)
 def test_replay_in_any_mix_of_doors(
     served: tuple[Settings, Mage, Future[dict[str, Any]]], reference: dict[str, Any]
 ) -> None:
@@ -333,6 +338,7 @@ def test_server_is_closed_by_default(
     assert body["error"]["message"].startswith("Invalid token") and "Traceback" not in str(body)
 
 
+@pytest.mark.timeout(LONG_TEST_S)
 def test_mage_run_headless(tmp_path: Path, pg_url: str) -> None:
     """`mage run` (no conditionals evaluated): the steps still follow the package's branch."""
     settings = _settings(tmp_path, pg_url)
