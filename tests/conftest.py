@@ -82,18 +82,23 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-# The files that take longest, longest first (minutes of one worker in a `make test` at load
-# 15-25 on 2026-12-07: test_containers 49, test_mage 12, test_spark 6, test_browser 6,
-# test_spark_native 4). `make test` runs with `--dist loadfile --no-loadscope-reorder`, so the
-# workers take files in this order and the short files fill in around the long ones; by
-# default xdist would start the files with the most tests first and leave these for the end.
+# The files that take longest, longest first. Minutes of one worker at load 15-25
+# (2026-12-07): test_containers 49, test_fresh_machine 35 (`make demo` in the bare container,
+# 26 of it pip installing the wheels), test_mage 12-30 (each `persona` CLI call of its replay
+# takes 1-2 min at that load), test_spark 6, test_browser 6, test_spark_native 4.
+# `make test` runs with `--dist loadfile --no-loadscope-reorder`: xdist gives each worker one
+# file of this order, then the next file to whichever worker is nearly done (longest first,
+# so the two workers finish together); by default xdist would start the files with the most
+# tests first and leave these for the end. test_fresh_machine is second so that it runs
+# beside test_containers from the start, not after test_mage and the rest.
 SLOWEST_FIRST = (
     "tests/e2e/test_containers.py",
+    "tests/e2e/test_fresh_machine.py",
     "tests/e2e/test_mage.py",
     "tests/e2e/test_browser.py",
     "tests/integration/test_spark.py",
     "tests/integration/test_spark_native.py",
-    "tests/e2e/test_fresh_machine.py",
+    "tests/e2e/test_mage_trial.py",
     "tests/integration/test_review_cli.py",
     "tests/integration/test_flows.py",
     "tests/integration/test_reliability.py",

@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ PASSWORD = "e2e_owner_pw_7d2a"
 MONTHS = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05"]
 N = 200
 BUDGET_S = 480.0  # one Mage run / CLI month; ~30-60 s on a busy 2-core machine
+# The whole of a long test (pytest's own timeout is 900 s): at load 20-25 here (2026-12-07)
+# the replay passed 900 s (16 CLI calls of 1-2 min each, 10 Mage runs) and `mage run`
+# headless took 751 s. Each step inside keeps its own BUDGET_S.
+LONG_TEST_S = 5 * BUDGET_S
 
 pytestmark = [pytest.mark.mage, pytest.mark.postgres, pytest.mark.slow]
 
@@ -165,31 +170,49 @@ def _diff(left: dict[str, Any], right: dict[str, Any]) -> list[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def _reference_state(root: Path) -> dict[str, Any]:
     """Jan-May through `run_month` on a fresh store: the state of one run."""
     with fresh_database() as url:
-        settings = _settings(tmp_path_factory.mktemp("cli"), url)
+        settings = _settings(root, url)
         _setup(settings)
         flows.run_year(settings, [Month(m) for m in MONTHS])
-        yield state(settings)
+        return state(settings)
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Mage]]:
-    """A second fresh store and a Mage server on it."""
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Settings, Mage, Future[dict[str, Any]]]]:
+    """A second fresh store and a Mage server on it, and the reference state being made.
+
+    The reference (`_reference_state`, its own store) is computed in a thread while Mage
+    starts and runs its months: the two share nothing, and the reference no longer waits
+    for the server nor the server for it. This store's MLflow is set up (`_setup`) before
+    the thread starts, so no two MLflow stores are created at once in this process.
+    """
     root = tmp_path_factory.mktemp("mage")
     with fresh_database() as url:
         settings = _settings(root, url)
         _setup(settings)
-        with mage_server(_env(settings), root, BUDGET_S) as mage:
-            yield settings, mage
+        with ThreadPoolExecutor(1, thread_name_prefix="reference") as pool:
+            reference = pool.submit(_reference_state, tmp_path_factory.mktemp("cli"))
+            try:
+                with mage_server(_env(settings), root, BUDGET_S) as mage:
+                    yield settings, mage, reference
+            finally:
+                reference.cancel()
+
+
+@pytest.fixture(scope="module")
+def reference(served: tuple[Settings, Mage, Future[dict[str, Any]]]) -> dict[str, Any]:
+    """The state of one run of Jan-May through `run_month` (waits for the thread)."""
+    return served[2].result(timeout=len(MONTHS) * BUDGET_S)
 
 
 def test_parity_mage_and_run_month(
-    served: tuple[Settings, Mage], reference: dict[str, Any]
+    served: tuple[Settings, Mage, Future[dict[str, Any]]],
 ) -> None:
-    settings, mage = served
+    settings, mage, reference_run = served
     blocks = {}
     for month in MONTHS:
         status, blocks[month], _ = mage.fire(month)
@@ -200,6 +223,7 @@ def test_parity_mage_and_run_month(
     for block in ("retrain_challenger", "promote_challenger", "label_after_retrain"):
         assert march[block] == "completed", march
     assert march["label_with_champion"] == "condition_failed"
+    reference = reference_run.result(timeout=len(MONTHS) * BUDGET_S)
     got = state(settings)
     assert got["champion"] == "2" and got["challenger"] is None
     assert [r[6] for r in got["monitoring"]].count("retrained_promoted") == 1
@@ -216,10 +240,11 @@ def _cli(settings: Settings, *args: str) -> dict[str, Any]:
     return dict(json.loads(proc.stdout))
 
 
+@pytest.mark.timeout(LONG_TEST_S)
 def test_replay_in_any_mix_of_doors(
-    served: tuple[Settings, Mage], reference: dict[str, Any]
+    served: tuple[Settings, Mage, Future[dict[str, Any]]], reference: dict[str, Any]
 ) -> None:
-    settings, mage = served
+    settings, mage, _ = served
     if state(settings)["champion"] != "2":  # run alone: the months' first runs first
         for month in MONTHS:
             assert mage.fire(month)[0] == "completed"
@@ -263,10 +288,10 @@ def _run_log(mage: Mage, run_id: int) -> str:
 
 
 def test_a_month_not_ingested_is_one_line_in_the_runs_log(
-    served: tuple[Settings, Mage],
+    served: tuple[Settings, Mage, Future[dict[str, Any]]],
 ) -> None:
     """A month never ingested: the run's log says so in one line, with no traceback."""
-    settings, mage = served
+    settings, mage, _ = served
     before = state(settings)
     status, blocks, _ = mage.fire("2026-11")
     assert status == "completed", blocks
@@ -294,8 +319,10 @@ def _listening(port: int) -> list[str]:
     return found
 
 
-def test_server_is_closed_by_default(served: tuple[Settings, Mage]) -> None:
-    _, mage = served
+def test_server_is_closed_by_default(
+    served: tuple[Settings, Mage, Future[dict[str, Any]]],
+) -> None:
+    _, mage, _ = served
     assert _listening(mage.port) == ["0100007F"]  # 127.0.0.1 only, no [::] or 0.0.0.0
     login = f"{mage.base}/api/sessions"
     key = {"X-API-KEY": MAGE_CLIENT_ID}
@@ -311,6 +338,7 @@ def test_server_is_closed_by_default(served: tuple[Settings, Mage]) -> None:
     assert body["error"]["message"].startswith("Invalid token") and "Traceback" not in str(body)
 
 
+@pytest.mark.timeout(LONG_TEST_S)
 def test_mage_run_headless(tmp_path: Path, pg_url: str) -> None:
     """`mage run` (no conditionals evaluated): the steps still follow the package's branch."""
     settings = _settings(tmp_path, pg_url)
