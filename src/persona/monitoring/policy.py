@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from persona.cycle_state import Verdict
 from persona.monitoring.results import FitTest, PersonaFit, PersonaMix
 from persona.monitoring.stats import holm
 from persona.settings import PolicySettings
@@ -36,7 +37,7 @@ from persona.settings import PolicySettings
 if TYPE_CHECKING:
     from persona.monitoring.check import CheckResult
 
-VERDICTS = ("no_drift", "watch", "retrain", "insufficient_data")
+VERDICTS = tuple(Verdict)
 MAX_FEATURE_REASONS = 3
 FEATURE_KINDS = ("feature_shift", "feature_spread")
 SEGMENT_FEATURES = 3
