@@ -253,8 +253,7 @@ def main() -> int:
     args = parser.parse_args()
     provenance = begin()
     from persona.catalog import load_catalog
-    from persona.model import from_catalog, model_to_dict
-    from persona.registry.versions import LoadedModel
+    from persona.model import LoadedModel, from_catalog, model_to_dict
     from persona.store.engine import open_store
 
     model = from_catalog(load_catalog(REPO / "01_model" / "personas.yaml"), np.full(3, 12.0))

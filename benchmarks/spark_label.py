@@ -120,7 +120,7 @@ def _cpu_now(spark: Any = None) -> float:
 
 
 def _loaded(model_uri: str) -> Any:
-    from persona.registry.versions import LoadedModel
+    from persona.model import LoadedModel
 
     return LoadedModel(_model(), "persona-classifier", "1", "champion", model_uri, {})
 

@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,9 @@ def http(
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+    except (urllib.error.URLError, HTTPException, ConnectionError, TimeoutError) as exc:
+        # HTTPException: an answer cut short (IncompleteRead) is no answer, e.g. while the
+        # container behind nginx is being killed mid-response.
         if not unreachable_as_zero:
             raise
         return 0, str(exc)

@@ -16,8 +16,7 @@ from persona.catalog import load_catalog
 from persona.errors import StoreError
 from persona.features import FEATURE_NAMES
 from persona.labeling import label_month
-from persona.model import PersonaModel, from_catalog
-from persona.registry.versions import LoadedModel
+from persona.model import LoadedModel, PersonaModel, from_catalog
 from persona.serving.app import create_app
 from persona.serving.holder import ModelSource
 from persona.settings import Settings

@@ -18,10 +18,9 @@ import pytest
 from persona.catalog import load_catalog
 from persona.errors import DataValidationError, StoreError
 from persona.features import FEATURE_NAMES
-from persona.model import PersonaModel, calibrate_radii, from_catalog
+from persona.model import LoadedModel, PersonaModel, calibrate_radii, from_catalog
 from persona.monitoring import check, decide
 from persona.months import Month, Window
-from persona.registry.versions import LoadedModel
 from persona.settings import Settings, load_settings
 from persona.spark.label import label_dataset
 from persona.spark.monitor import monitor_dataset
